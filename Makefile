@@ -1,0 +1,34 @@
+# Two entry points for a newcomer: `make reproduce` and `make test`. Both build
+# .venv from nothing but Python. On a CPU-only machine the set-up installs the
+# CPU wheel torch==2.13.0 before the project, so the project's torch range never
+# pulls a CUDA build. A CUDA user installs their torch into .venv first (README).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+TORCH  ?= torch==2.13.0
+OUT    ?= results
+
+.PHONY: venv test reproduce bench notebooks clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+reproduce: $(STAMP)
+	$(BIN)/bhyt-theory reproduce --out $(OUT)
+
+bench: $(STAMP)
+	$(BIN)/bhyt-theory bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis *.egg-info

@@ -1,0 +1,357 @@
+"""A small Llama-style decoder stack with every normalisation scheme of SPEC §3.
+
+Causal multi-head attention with RoPE and optional GQA, a SwiGLU MLP, and a
+residual stream. The stack takes hidden states (no embedding, no LM head) so
+that depth behaviour can be studied on inputs of any scale. ``Block.forward``
+is SPEC §3's table, a few lines per scheme.
+
+Schemes
+-------
+``rmsnorm``   Pre-LN:   h' = h + Attn(N₁(h));               h'' = h' + MLP(N₂(h'))
+``periln``    Peri-LN:  h' = h + N₁ᵒ(Attn(N₁(h)));          h'' = h' + N₂ᵒ(MLP(N₂(h')))
+``lns``       Pre-LN with each pre-norm output scaled by 1/√l (l 1-based)
+``dyt``       Pre-LN with DyT (also the final norm)
+``derf``      Pre-LN with Derf (also the final norm)
+``bhytstar``  Pre-LN with BHyT and the exact M = m(·) at both norms
+``bhyt``      m₁ = m(h); h' = h + Attn(BHyT_λ₁(h; m₁));
+              M₂ = m₁ + c_attn λ₁²/κ²;  h'' = h' + MLP(BHyT_λ₂(h'; M₂))
+``bhytline``  the same numbers as ``bhyt``. The reference implementation computes
+              ``bhyt``'s M₂ on a side CUDA stream, overlapped with attention, and
+              ``bhytline``'s in sequence; that is scheduling only, so here both run
+              the same sequential code.
+
+References: Byun et al., arXiv 2601.09719 (BHyT); Sun et al., arXiv 2502.05795
+(LNS, curse of depth); Kim et al., arXiv 2502.02732 (Peri-LN).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+from typing import Callable
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .norms import (
+    BHyT,
+    Derf,
+    DyT,
+    RMSNorm,
+    attention_variance_constant,
+    estimate_post_attention_mean_square,
+    mean_square,
+)
+from .probes import TraceProbe
+
+SCHEMES = ("rmsnorm", "periln", "lns", "dyt", "derf", "bhyt", "bhytline", "bhytstar")
+BHYT_ESTIMATE_SCHEMES = ("bhyt", "bhytline")
+TANH_SCHEMES = ("dyt", "derf", "bhyt", "bhytline", "bhytstar")
+KAPPA_SCHEDULES = {
+    "constant": lambda layer: 1.0,
+    "decay": lambda layer: layer**-0.5,
+    "grow": lambda layer: layer**0.5,
+    "mild_grow": lambda layer: layer**0.25,
+}
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """Everything that defines a stack, its initialisation and its BHyT estimate.
+
+    ``init_std``: every linear weight ~ N(0, init_std²), no depth scaling.
+    ``seq_len``: the (training) sequence length T in ``c_attn``; inputs may be
+    shorter or longer. ``lam_in``/``lam_post``: λ of the norm before attention and
+    before the MLP. ``lam_final``: a last-layer BHyT* λ; 0 means the final norm is
+    RMSNorm (DyT/Derf for those schemes). ``estimator``: how ``bhyt``/``bhytline``
+    form M₂ (``ESTIMATORS``; "reference" is the paper's).
+    """
+
+    scheme: str = "bhyt"
+    depth: int = 8
+    width: int = 256
+    heads: int = 4
+    kv_heads: int | None = None
+    mlp_width: int | None = None
+    seq_len: int = 128
+    lam_in: float = 2.0
+    lam_post: float = 1.0
+    lam_final: float = 0.0
+    kappa: float = 10.0
+    kappa_schedule: str = "constant"
+    dyt_alpha: float = 0.5
+    derf_alpha: float = 0.5
+    estimator: str = "reference"
+    init_std: float = 0.02
+    rope_theta: float = 10000.0
+    dtype: str = "float32"
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.kv_heads is None:
+            object.__setattr__(self, "kv_heads", self.heads)
+        if self.mlp_width is None:
+            object.__setattr__(self, "mlp_width", 8 * math.ceil(8 * self.width / 3 / 8))
+        problems = []
+        if self.scheme not in SCHEMES:
+            problems.append(f"scheme {self.scheme!r} is not one of {SCHEMES}")
+        for name in ("depth", "width", "heads", "kv_heads", "mlp_width", "seq_len"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be ≥ 1, got {getattr(self, name)}")
+        if self.width % self.heads:
+            problems.append(f"width {self.width} is not a multiple of heads {self.heads}")
+        elif (self.width // self.heads) % 2:
+            problems.append(f"head_dim {self.width // self.heads} must be even for RoPE")
+        if self.heads % self.kv_heads:
+            problems.append(f"heads {self.heads} is not a multiple of kv_heads {self.kv_heads}")
+        if self.kappa <= 0:
+            problems.append(f"kappa must be > 0, got {self.kappa}")
+        if self.kappa_schedule not in KAPPA_SCHEDULES:
+            problems.append(f"kappa_schedule {self.kappa_schedule!r} is not one of {tuple(KAPPA_SCHEDULES)}")
+        if self.estimator not in ESTIMATORS:
+            problems.append(f"estimator {self.estimator!r} is not one of {tuple(ESTIMATORS)}")
+        if self.init_std < 0:
+            problems.append(f"init_std must be ≥ 0, got {self.init_std}")
+        if self.dtype not in ("float32", "float64", "bfloat16", "float16"):
+            problems.append(f"dtype {self.dtype!r} is not float32, float64, bfloat16 or float16")
+        if problems:
+            raise ValueError("invalid StackConfig: " + "; ".join(problems))
+
+    @property
+    def head_dim(self) -> int:
+        return self.width // self.heads
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return getattr(torch, self.dtype)
+
+    def kappa_at(self, layer: int) -> float:
+        """κ of 0-based ``layer`` under ``kappa_schedule`` (l = layer + 1)."""
+        return self.kappa * KAPPA_SCHEDULES[self.kappa_schedule](layer + 1)
+
+    def replace(self, **changes) -> "StackConfig":
+        return replace(self, **changes)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def rotary(x: Tensor, theta: float) -> Tensor:
+    """RoPE on ``(B, H, T, head_dim)`` (rotate-half convention), angles in float32."""
+    head_dim, length = x.shape[-1], x.shape[-2]
+    inv_freq = theta ** (-torch.arange(0, head_dim, 2, dtype=torch.float32, device=x.device) / head_dim)
+    angles = torch.outer(torch.arange(length, dtype=torch.float32, device=x.device), inv_freq)
+    cos = torch.cat([angles.cos(), angles.cos()], -1).to(x.dtype)
+    sin = torch.cat([angles.sin(), angles.sin()], -1).to(x.dtype)
+    first, second = x.chunk(2, dim=-1)
+    return x * cos + torch.cat([-second, first], -1) * sin
+
+
+class Attention(nn.Module):
+    """Causal multi-head attention with RoPE; KV head j serves query heads j·g … j·g+g−1."""
+
+    def __init__(self, config: StackConfig):
+        super().__init__()
+        d, hd = config.width, config.head_dim
+        self.heads, self.kv_heads, self.theta = config.heads, config.kv_heads, config.rope_theta
+        self.q_proj = nn.Linear(d, config.heads * hd, bias=False)
+        self.k_proj = nn.Linear(d, config.kv_heads * hd, bias=False)
+        self.v_proj = nn.Linear(d, config.kv_heads * hd, bias=False)
+        self.o_proj = nn.Linear(config.heads * hd, d, bias=False)
+
+    def _split(self, x: Tensor, heads: int) -> Tensor:
+        batch, length, _ = x.shape
+        return x.view(batch, length, heads, -1).transpose(1, 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        group = self.heads // self.kv_heads
+        q = rotary(self._split(self.q_proj(x), self.heads), self.theta)
+        k = rotary(self._split(self.k_proj(x), self.kv_heads), self.theta).repeat_interleave(group, 1)
+        v = self._split(self.v_proj(x), self.kv_heads).repeat_interleave(group, 1)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return self.o_proj(y.transpose(1, 2).reshape(x.shape[0], x.shape[1], -1))
+
+    def variance_constant(self, seq_len: int) -> Tensor:
+        """``c_attn`` of this layer's current weights (SPEC §3)."""
+        return attention_variance_constant(
+            self.v_proj.weight, self.o_proj.weight, seq_len, self.heads, self.kv_heads
+        )
+
+
+class SwiGLU(nn.Module):
+    """``down(silu(gate(x)) ⊙ up(x))``."""
+
+    def __init__(self, config: StackConfig):
+        super().__init__()
+        self.gate_proj = nn.Linear(config.width, config.mlp_width, bias=False)
+        self.up_proj = nn.Linear(config.width, config.mlp_width, bias=False)
+        self.down_proj = nn.Linear(config.mlp_width, config.width, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+@dataclass(frozen=True)
+class EstimateInputs:
+    """What an M₂ estimator may use: the exact m₁ = m(h), c_attn, λ₁, κ, γ₁ of the
+    first norm, the residual state h' after attention (only the "exact" estimator
+    reads it) and the 0-based token positions."""
+
+    mean_square_in: Tensor
+    c_attn: Tensor
+    lam_in: Tensor
+    kappa: float
+    gamma_in: Tensor
+    state_after_attention: Tensor
+
+
+def _reference_estimate(inputs: EstimateInputs) -> Tensor:
+    return estimate_post_attention_mean_square(inputs.mean_square_in, inputs.c_attn, inputs.lam_in, inputs.kappa)
+
+
+def _exact_estimate(inputs: EstimateInputs) -> Tensor:
+    return mean_square(inputs.state_after_attention)
+
+
+ESTIMATORS: dict[str, Callable[[EstimateInputs], Tensor]] = {
+    "reference": _reference_estimate,
+    "exact": _exact_estimate,
+}
+
+
+def make_norm(config: StackConfig, lam: float, layer: int) -> nn.Module:
+    """The pre-norm of ``config.scheme`` at 0-based ``layer``."""
+    d = config.width
+    if config.scheme == "dyt":
+        return DyT(d, config.dyt_alpha)
+    if config.scheme == "derf":
+        return Derf(d, config.derf_alpha)
+    if config.scheme in ("bhyt", "bhytline", "bhytstar"):
+        return BHyT(d, lam, config.kappa_at(layer))
+    return RMSNorm(d)
+
+
+Probe = TraceProbe | None
+
+
+class Block(nn.Module):
+    """One Llama block under ``config.scheme`` (module docstring: the table)."""
+
+    def __init__(self, config: StackConfig, layer: int):
+        super().__init__()
+        self.scheme, self.layer, self.config = config.scheme, layer, config
+        self.norm_attn = make_norm(config, config.lam_in, layer)
+        self.norm_mlp = make_norm(config, config.lam_post, layer)
+        self.attn = Attention(config)
+        self.mlp = SwiGLU(config)
+        if self.scheme == "periln":
+            self.norm_attn_out = RMSNorm(config.width)
+            self.norm_mlp_out = RMSNorm(config.width)
+        self.branch_scale = 1.0 / math.sqrt(layer + 1) if self.scheme == "lns" else 1.0
+        self.register_buffer("c_attn", torch.zeros((), dtype=torch.float64))
+
+    def refresh_variance_constant(self) -> None:
+        """Recompute ``c_attn`` from the current W_V, W_O (the reference does this
+        ~50 times per training run)."""
+        self.c_attn.copy_(self.attn.variance_constant(self.config.seq_len).detach())
+
+    def _probe_argument(self, probe: Probe, sublayer: str, norm: nn.Module, h: Tensor, **kwargs) -> None:
+        if probe is not None and self.scheme in TANH_SCHEMES:
+            probe.argument(self.layer, sublayer, norm.argument(h, **kwargs))
+
+    def forward(self, h: Tensor, probe: Probe = None) -> Tensor:
+        if self.scheme in BHYT_ESTIMATE_SCHEMES:
+            return self._forward_bhyt(h, probe)
+        self._probe_argument(probe, "attn", self.norm_attn, h)
+        a = self.attn(self.norm_attn(h) * self.branch_scale)
+        h = h + (self.norm_attn_out(a) if self.scheme == "periln" else a)
+        if probe is not None:
+            probe.state(self.layer, "attn", h)
+        self._probe_argument(probe, "mlp", self.norm_mlp, h)
+        f = self.mlp(self.norm_mlp(h) * self.branch_scale)
+        h = h + (self.norm_mlp_out(f) if self.scheme == "periln" else f)
+        if probe is not None:
+            probe.state(self.layer, "mlp", h)
+        return h
+
+    def _forward_bhyt(self, h: Tensor, probe: Probe) -> Tensor:
+        m1 = mean_square(h)
+        self._probe_argument(probe, "attn", self.norm_attn, h, mean_square=m1)
+        h_after = h + self.attn(self.norm_attn(h, mean_square=m1))
+        m2 = ESTIMATORS[self.config.estimator](
+            EstimateInputs(m1, self.c_attn, self.norm_attn.lam, self.norm_attn.kappa, self.norm_attn.gamma, h_after)
+        )
+        if probe is not None:
+            probe.state(self.layer, "attn", h_after, estimate=m2)
+        self._probe_argument(probe, "mlp", self.norm_mlp, h_after, mean_square=m2)
+        h = h_after + self.mlp(self.norm_mlp(h_after, mean_square=m2))
+        if probe is not None:
+            probe.state(self.layer, "mlp", h)
+        return h
+
+
+class Stack(nn.Module):
+    """``depth`` blocks and a final norm, with weights drawn deterministically from ``seed``.
+
+    Weights are drawn on the CPU from ``torch.Generator().manual_seed(seed)`` in a
+    fixed order and then moved, so a seed gives the same stack on every device.
+    """
+
+    def __init__(self, config: StackConfig, seed: int = 0):
+        super().__init__()
+        self.config, self.seed = config, seed
+        self.blocks = nn.ModuleList(Block(config, layer) for layer in range(config.depth))
+        if config.scheme in ("dyt", "derf"):
+            self.final_norm = make_norm(config, 0.0, config.depth - 1)
+        elif config.lam_final > 0:
+            self.final_norm = BHyT(config.width, config.lam_final, config.kappa_at(config.depth - 1))
+        else:
+            self.final_norm = RMSNorm(config.width)
+        generator = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for module in self.modules():
+                if isinstance(module, nn.Linear):
+                    module.weight.copy_(torch.randn(module.weight.shape, generator=generator) * config.init_std)
+        self.to(device=config.device, dtype=config.torch_dtype)
+        self.refresh_variance_constants()
+
+    @torch.no_grad()
+    def refresh_variance_constants(self) -> None:
+        for block in self.blocks:
+            block.refresh_variance_constant()
+
+    def _check_input(self, x: Tensor) -> Tensor:
+        if x.ndim != 3 or x.shape[-1] != self.config.width:
+            raise ValueError(f"expected hidden states of shape (batch, T, {self.config.width}), got {tuple(x.shape)}")
+        return x.to(device=self.config.device, dtype=self.config.torch_dtype)
+
+    def residual(self, x: Tensor, probe: Probe = None) -> Tensor:
+        """The residual stream after the last block (before the final norm)."""
+        h = self._check_input(x)
+        for block in self.blocks:
+            h = block(h, probe)
+        return h
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.final_norm(self.residual(x))
+
+    @torch.no_grad()
+    def trace(self, x: Tensor) -> pd.DataFrame:
+        """Per layer × sublayer × position statistics of the residual stream.
+
+        Columns: ``layer`` (0-based), ``sublayer`` ("attn"/"mlp"), ``position``,
+        ``mean_square`` (batch-mean m of the state right after that sublayer's
+        residual add), ``rms``, ``mean_abs``, ``variance``; on ``bhyt``/``bhytline``
+        "attn" rows ``mean_square_estimate`` (the M₂ the MLP-side BHyT used) and
+        ``estimate_ratio`` (batch-mean M₂/m); for tanh/erf schemes the argument of
+        the norm *feeding* that sublayer: ``arg_rms``, ``arg_max_abs``,
+        ``saturated_fraction_{1,2,3}``; plus ``scheme`` and ``seed``.
+        """
+        probe = TraceProbe()
+        self.residual(x, probe)
+        table = probe.frame()
+        table.insert(0, "seed", self.seed)
+        table.insert(0, "scheme", self.config.scheme)
+        return table

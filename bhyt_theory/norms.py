@@ -1,0 +1,362 @@
+"""Normalisers over the last dimension: RMSNorm, LayerNorm, DyT, Derf and BHyT.
+
+Each normaliser is a plain function (the formula, written once) and a thin
+``torch.nn.Module`` that only holds its learnable parameters and calls the
+function. Notation follows ``shared/SPEC.md`` §1–2: ``m(h) = mean_i h_i²`` per
+token, ``ε = 1e-6`` inside every square root.
+
+Numerics
+--------
+Statistics are computed in float32 (float64 for float64 input) whatever the
+input dtype; outputs come back in the input dtype. Reductions are *scaled*:
+``h`` is divided by ``s = max_i |h_i|`` before squaring, so every finite input,
+from 1e-38 to 3e38 in float32, gives a finite, correct result (a naive
+``mean(h*h)`` overflows above ~1.8e19 and would turn BHyT into silent zeros).
+The mean square itself is returned in float64, where ``(3.4e38)²`` still fits.
+
+Non-finite input propagates, as torch does, and never turns into a finite
+wrong number: a NaN or ±Inf anywhere in a token makes the whole token's output
+NaN for the token-statistic norms (RMSNorm, LayerNorm, BHyT); a non-finite
+mean-square estimate ``M`` does the same for BHyT. The element-wise DyT and
+Derf keep torch's element-wise limits (``tanh(±inf) = ±1``, ``NaN → NaN``).
+
+References
+----------
+BHyT: Byun et al., arXiv 2601.09719. DyT: Zhu et al., arXiv 2503.10622.
+Derf: arXiv 2512.10938.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+EPS = 1e-6
+KAPPA = 10.0
+
+__all__ = [
+    "EPS",
+    "KAPPA",
+    "mean_square",
+    "root_mean_square",
+    "rms_norm",
+    "layer_norm",
+    "dyt",
+    "derf",
+    "bhyt_argument",
+    "bhyt",
+    "attention_variance_constant",
+    "estimate_post_attention_mean_square",
+    "RMSNorm",
+    "LayerNorm",
+    "DyT",
+    "Derf",
+    "BHyT",
+]
+
+
+def _stat_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float32 for half-precision and float32 inputs, float64 for float64."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _scaled(h: Tensor) -> tuple[Tensor, Tensor]:
+    """Split ``h = s · x`` with ``s = max |h_i|`` per token, so ``|x_i| ≤ 1``.
+
+    Rows of zeros get ``s = 1``. A NaN or Inf in a row makes its ``s`` non-finite,
+    and ``x`` then holds NaN, which propagates to every statistic of that row.
+    """
+    h = h.to(_stat_dtype(h.dtype))
+    scale = h.abs().amax(dim=-1, keepdim=True)
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    x = h / scale
+    x = torch.where(torch.isfinite(scale), x, torch.full_like(x, math.nan))
+    return x, scale
+
+
+def _inverse_root(x: Tensor, scale: Tensor, eps: float, centred: bool = False) -> Tensor:
+    """``x / sqrt(mean(x²)(·s²) + ε)`` times ``s``, i.e. ``h / sqrt(m(h) + ε)``.
+
+    Written as ``x / hypot(r, √ε / s)`` with ``r = rms(x)`` so that neither
+    ``s²`` nor ``ε / s²`` is ever formed; ``√ε / s`` may overflow to +inf only
+    when the exact answer underflows to 0 anyway.
+    """
+    if centred:
+        x = x - x.mean(dim=-1, keepdim=True)
+    r = x.square().mean(dim=-1, keepdim=True).sqrt()
+    return x / torch.hypot(r, math.sqrt(eps) / scale)
+
+
+def root_mean_square(h: Tensor) -> Tensor:
+    """``rms(h) = sqrt(m(h))`` per token, shape ``h.shape[:-1] + (1,)``, overflow-safe.
+
+    Returned in the statistics dtype (float32, or float64 for float64 input).
+    """
+    x, scale = _scaled(h)
+    return scale * x.square().mean(dim=-1, keepdim=True).sqrt()
+
+
+def mean_square(h: Tensor) -> Tensor:
+    """``m(h) = (1/d) Σ_i h_i²`` per token, in float64, shape ``h.shape[:-1] + (1,)``.
+
+    The reduction runs in float32 on the scaled input (float64 for float64
+    input); only the per-token result is float64, so ``m(h)`` of any finite
+    float32 ``h`` is finite. This is the statistic BHyT's ``M`` estimates.
+    """
+    x, scale = _scaled(h)
+    r2 = x.square().mean(dim=-1, keepdim=True)
+    return r2.double() * scale.double().square()
+
+
+def _apply_affine(y: Tensor, gamma: Tensor | None, beta: Tensor | None, dtype: torch.dtype) -> Tensor:
+    if gamma is not None:
+        y = y * gamma.to(y.dtype)
+    if beta is not None:
+        y = y + beta.to(y.dtype)
+    return y.to(dtype)
+
+
+def rms_norm(h: Tensor, gamma: Tensor | None = None, eps: float = EPS) -> Tensor:
+    """RMSNorm: ``γ ⊙ h / sqrt(m(h) + ε)``.
+
+    Examples
+    --------
+    >>> rms_norm(torch.tensor([3.0, 4.0]))  # m = 12.5
+    tensor([0.8485, 1.1314])
+    """
+    x, scale = _scaled(h)
+    return _apply_affine(_inverse_root(x, scale, eps), gamma, None, h.dtype)
+
+
+def layer_norm(
+    h: Tensor, gamma: Tensor | None = None, beta: Tensor | None = None, eps: float = EPS
+) -> Tensor:
+    """LayerNorm: ``γ ⊙ (h − μ) / sqrt(var(h) + ε) + β`` (biased variance)."""
+    x, scale = _scaled(h)
+    return _apply_affine(_inverse_root(x, scale, eps, centred=True), gamma, beta, h.dtype)
+
+
+def dyt(h: Tensor, alpha: float | Tensor, gamma: Tensor | None = None, beta: Tensor | None = None) -> Tensor:
+    """Dynamic Tanh (Zhu et al., arXiv 2503.10622): ``γ ⊙ tanh(α h) + β``.
+
+    No token statistic: the tanh argument scales with the input, so for any
+    fixed α the saturated fraction tends to 1 as the input scale grows.
+    """
+    h32 = h.to(_stat_dtype(h.dtype))
+    return _apply_affine(torch.tanh(alpha * h32), gamma, beta, h.dtype)
+
+
+def derf(
+    h: Tensor,
+    alpha: float | Tensor,
+    shift: float | Tensor = 0.0,
+    gamma: Tensor | None = None,
+    beta: Tensor | None = None,
+) -> Tensor:
+    """Derf (arXiv 2512.10938): ``γ ⊙ erf(α h + s) + β``."""
+    h32 = h.to(_stat_dtype(h.dtype))
+    return _apply_affine(torch.erf(alpha * h32 + shift), gamma, beta, h.dtype)
+
+
+def _check_mean_square(h: Tensor, estimate: Tensor | float) -> Tensor:
+    estimate = torch.as_tensor(estimate, device=h.device)
+    if estimate.shape[-1:] not in ((1,), ()):
+        raise ValueError(
+            f"mean_square must be broadcastable to h[..., :1]; got shape {tuple(estimate.shape)} "
+            f"for h of shape {tuple(h.shape)}"
+        )
+    return estimate
+
+
+def bhyt_argument(
+    h: Tensor,
+    lam: float | Tensor,
+    kappa: float = KAPPA,
+    mean_square: Tensor | float | None = None,
+    eps: float = EPS,
+) -> Tensor:
+    """The tanh argument of BHyT: ``z = λ h / (κ sqrt(M + ε))``.
+
+    Parameters
+    ----------
+    h : Tensor, shape ``(..., d)``
+    lam : float or scalar Tensor
+        λ (learnable in the model).
+    kappa : float
+        κ, fixed (10 in the paper).
+    mean_square : Tensor broadcastable to ``h[..., :1]``, optional
+        The estimate ``M``. ``None`` means the exact ``m(h)`` (BHyT*), computed
+        overflow-safely.
+    eps : float
+
+    Returns
+    -------
+    Tensor in the statistics dtype (float32, or float64 for float64 input).
+
+    Notes
+    -----
+    With exact ``M``, ``mean(z²) = (λ/κ)² m/(m+ε) ≤ (λ/κ)²`` and
+    ``max|z_i| ≤ (λ/κ)√d`` (proofs/bounded_argument.md). A non-finite ``M``
+    gives NaN, never the silent zeros ``h / sqrt(inf)`` would.
+    """
+    ratio = lam / kappa
+    if mean_square is None:
+        x, scale = _scaled(h)
+        return _inverse_root(x, scale, eps) * ratio
+    estimate = _check_mean_square(h, mean_square)
+    x, scale = _scaled(h)
+    # Per token, z = x · (s / sqrt(M + ε)) · λ/κ; the factor is formed in float64
+    # so that neither a huge M nor a tiny one over- or underflows before it meets x.
+    factor = scale.double() / (estimate.double() + eps).sqrt()
+    factor = torch.where(torch.isfinite(estimate), factor, torch.full_like(factor, math.nan))
+    return x * factor.to(x.dtype) * ratio
+
+
+def bhyt(
+    h: Tensor,
+    lam: float | Tensor,
+    kappa: float = KAPPA,
+    gamma: Tensor | None = None,
+    mean_square: Tensor | None = None,
+    eps: float = EPS,
+) -> Tensor:
+    """BHyT: ``γ ⊙ tanh(λ h / (κ sqrt(M + ε)))``, no bias (arXiv 2601.09719).
+
+    ``mean_square=None`` uses the exact ``M = m(h)`` (the ``bhytstar`` scheme).
+    The output satisfies ``|u_i| ≤ |γ_i| · min(1, |z_i|)``.
+
+    Examples
+    --------
+    >>> h = torch.tensor([1.0, -1.0, 1.0, -1.0])  # m = 1, so z = ±0.2/sqrt(1+1e-6)
+    >>> bhyt(h, lam=2.0)
+    tensor([ 0.1974, -0.1974,  0.1974, -0.1974])
+    """
+    z = bhyt_argument(h, lam, kappa, mean_square, eps)
+    return _apply_affine(torch.tanh(z), gamma, None, h.dtype)
+
+
+def attention_variance_constant(
+    w_v: Tensor, w_o: Tensor, seq_len: int, n_heads: int, n_kv_heads: int
+) -> Tensor:
+    """``c_attn = ‖W_V W_O‖_F² / (T · d)``, the per-layer constant of BHyT's estimate.
+
+    Parameters
+    ----------
+    w_v : Tensor, shape ``(n_kv_heads · head_dim, d)``
+        ``v_proj.weight`` in ``nn.Linear`` orientation.
+    w_o : Tensor, shape ``(d, n_heads · head_dim)``
+        ``o_proj.weight``.
+    seq_len : int
+        ``T``, the training sequence length.
+    n_heads, n_kv_heads : int
+        Query heads and key/value heads; KV head ``j`` serves query heads
+        ``j·g … j·g + g − 1`` with ``g = n_heads / n_kv_heads``, exactly as
+        attention repeats them.
+
+    Returns
+    -------
+    0-dim float64 Tensor.
+
+    Notes
+    -----
+    In the orientation ``h ↦ h W``: ``W_V = w_vᵀ`` expanded over query groups is
+    ``d × (n_heads·head_dim)`` and ``W_O = w_oᵀ``. Under uniform attention over
+    ``T`` uncorrelated isotropic tokens with ``m(u) = 1``, ``E m(a) = c_attn``
+    (SPEC §3; proofs/variance_approximation.md).
+    """
+    if n_heads % n_kv_heads:
+        raise ValueError(f"n_heads={n_heads} is not a multiple of n_kv_heads={n_kv_heads}")
+    if seq_len < 1:
+        raise ValueError(f"seq_len must be positive, got {seq_len}")
+    d = w_o.shape[0]
+    head_dim = w_v.shape[0] // n_kv_heads
+    if w_v.shape != (n_kv_heads * head_dim, d) or w_o.shape != (d, n_heads * head_dim):
+        raise ValueError(
+            f"inconsistent shapes: w_v {tuple(w_v.shape)}, w_o {tuple(w_o.shape)} "
+            f"for n_heads={n_heads}, n_kv_heads={n_kv_heads}"
+        )
+    group = n_heads // n_kv_heads
+    w_v_heads = w_v.double().reshape(n_kv_heads, head_dim, d).repeat_interleave(group, dim=0)
+    w_v_full = w_v_heads.reshape(n_heads * head_dim, d).T  # d × d_full
+    product = w_v_full @ w_o.double().T  # d × d
+    return product.square().sum() / (seq_len * d)
+
+
+def estimate_post_attention_mean_square(
+    mean_square: Tensor, c_attn: float | Tensor, lam: float | Tensor, kappa: float = KAPPA
+) -> Tensor:
+    """BHyT's second-norm estimate ``M₂ = m₁ + c_attn · λ₁² / κ²`` (no second reduction).
+
+    ``lam`` is the *input-side* λ₁ (SPEC §3).
+    """
+    return mean_square + c_attn * (lam / kappa) ** 2
+
+
+class _Affine(nn.Module):
+    """Holds γ (and β) of a width-``d`` normaliser."""
+
+    def __init__(self, d: int, bias: bool):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.ones(d))
+        self.beta = nn.Parameter(torch.zeros(d)) if bias else None
+
+
+class RMSNorm(_Affine):
+    def __init__(self, d: int, eps: float = EPS):
+        super().__init__(d, bias=False)
+        self.eps = eps
+
+    def forward(self, h: Tensor) -> Tensor:
+        return rms_norm(h, self.gamma, self.eps)
+
+
+class LayerNorm(_Affine):
+    def __init__(self, d: int, eps: float = EPS):
+        super().__init__(d, bias=True)
+        self.eps = eps
+
+    def forward(self, h: Tensor) -> Tensor:
+        return layer_norm(h, self.gamma, self.beta, self.eps)
+
+
+class DyT(_Affine):
+    def __init__(self, d: int, alpha: float = 0.5):
+        super().__init__(d, bias=True)
+        self.alpha = nn.Parameter(torch.tensor(float(alpha)))
+
+    def argument(self, h: Tensor) -> Tensor:
+        return self.alpha * h.to(_stat_dtype(h.dtype))
+
+    def forward(self, h: Tensor) -> Tensor:
+        return dyt(h, self.alpha, self.gamma, self.beta)
+
+
+class Derf(_Affine):
+    def __init__(self, d: int, alpha: float = 0.5):
+        super().__init__(d, bias=True)
+        self.alpha = nn.Parameter(torch.tensor(float(alpha)))
+        self.shift = nn.Parameter(torch.tensor(0.0))
+
+    def argument(self, h: Tensor) -> Tensor:
+        return self.alpha * h.to(_stat_dtype(h.dtype)) + self.shift
+
+    def forward(self, h: Tensor) -> Tensor:
+        return derf(h, self.alpha, self.shift, self.gamma, self.beta)
+
+
+class BHyT(_Affine):
+    """BHyT with learnable scalar λ and γ, fixed κ, no bias."""
+
+    def __init__(self, d: int, lam: float = 2.0, kappa: float = KAPPA, eps: float = EPS):
+        super().__init__(d, bias=False)
+        self.lam = nn.Parameter(torch.tensor(float(lam)))
+        self.kappa = float(kappa)
+        self.eps = eps
+
+    def argument(self, h: Tensor, mean_square: Tensor | None = None) -> Tensor:
+        return bhyt_argument(h, self.lam, self.kappa, mean_square, self.eps)
+
+    def forward(self, h: Tensor, mean_square: Tensor | None = None) -> Tensor:
+        return bhyt(h, self.lam, self.kappa, self.gamma, mean_square, self.eps)

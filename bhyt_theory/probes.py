@@ -1,0 +1,105 @@
+"""Per-layer probes: stream per-token statistics of the residual stream and of
+each norm's tanh argument while a ``Stack`` runs, holding no activations.
+
+Every statistic is computed per token (over the feature dimension) and then
+reduced over the batch, so memory is ``O(depth · T)`` numbers whatever the
+width or batch. The result is one tidy table: a row per layer × sublayer ×
+token position.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from .norms import mean_square
+
+SATURATION_THRESHOLDS = (1.0, 2.0, 3.0)
+
+STATE_COLUMNS = ("mean_square", "rms", "mean_abs", "variance")
+ESTIMATE_COLUMNS = ("mean_square_estimate", "estimate_ratio")
+ARGUMENT_COLUMNS = ("arg_rms", "arg_max_abs") + tuple(
+    f"saturated_fraction_{t:g}" for t in SATURATION_THRESHOLDS
+)
+TRACE_COLUMNS = ("layer", "sublayer", "position") + STATE_COLUMNS + ESTIMATE_COLUMNS + ARGUMENT_COLUMNS
+
+
+def _batch_mean(per_token: Tensor) -> np.ndarray:
+    """``(B, T)`` or ``(B, T, 1)`` → ``(T,)`` float64 batch mean."""
+    return per_token.reshape(per_token.shape[0], per_token.shape[1]).double().mean(0).cpu().numpy()
+
+
+def state_statistics(h: Tensor) -> dict[str, np.ndarray]:
+    """Per-position statistics of residual-stream states ``h`` of shape ``(B, T, d)``.
+
+    ``mean_square`` is ``m(h)`` batch-averaged; ``rms`` its square root;
+    ``mean_abs`` the mean ``|h_i|``; ``variance`` the (biased) variance over features.
+    """
+    ms = _batch_mean(mean_square(h))
+    h64 = h.double()
+    return {
+        "mean_square": ms,
+        "rms": np.sqrt(ms),
+        "mean_abs": _batch_mean(h64.abs().mean(-1)),
+        "variance": _batch_mean(h64.var(-1, unbiased=False)),
+    }
+
+
+def argument_statistics(z: Tensor) -> dict[str, np.ndarray]:
+    """Per-position statistics of a tanh/erf argument ``z`` of shape ``(B, T, d)``.
+
+    ``arg_rms`` is ``sqrt`` of the batch-mean of ``mean_i z_i²``; ``arg_max_abs``
+    the largest ``|z_i|`` over features *and* batch (the worst case, which is
+    what the bounds speak of); ``saturated_fraction_t`` the batch-mean fraction of
+    coordinates with ``|z_i| ≥ t``.
+    """
+    z64 = z.double()
+    stats = {
+        "arg_rms": np.sqrt(_batch_mean(z64.square().mean(-1))),
+        "arg_max_abs": z64.abs().amax(-1).amax(0).cpu().numpy(),
+    }
+    for t in SATURATION_THRESHOLDS:
+        stats[f"saturated_fraction_{t:g}"] = _batch_mean((z64.abs() >= t).double().mean(-1))
+    return stats
+
+
+class TraceProbe:
+    """Collects the statistics a ``Stack`` reports through its hooks.
+
+    The stack calls ``state`` after each residual add and ``argument`` with the
+    tanh/erf argument of the norm feeding each sublayer (tanh-based schemes only).
+    ``frame()`` assembles the tidy table.
+    """
+
+    def __init__(self) -> None:
+        self._rows: dict[tuple[int, str], dict[str, np.ndarray]] = {}
+
+    def _entry(self, layer: int, sublayer: str) -> dict[str, np.ndarray]:
+        return self._rows.setdefault((layer, sublayer), {})
+
+    @torch.no_grad()
+    def state(self, layer: int, sublayer: str, h: Tensor, estimate: Tensor | None = None) -> None:
+        entry = self._entry(layer, sublayer)
+        entry.update(state_statistics(h))
+        if estimate is not None:
+            exact = mean_square(h)
+            entry["mean_square_estimate"] = _batch_mean(estimate.expand_as(exact))
+            entry["estimate_ratio"] = _batch_mean(estimate.expand_as(exact) / exact)
+
+    @torch.no_grad()
+    def argument(self, layer: int, sublayer: str, z: Tensor) -> None:
+        self._entry(layer, sublayer).update(argument_statistics(z))
+
+    def frame(self) -> pd.DataFrame:
+        parts = []
+        for (layer, sublayer), columns in self._rows.items():
+            n_positions = len(columns["mean_square"])
+            part = pd.DataFrame(columns)
+            part.insert(0, "position", np.arange(n_positions))
+            part.insert(0, "sublayer", sublayer)
+            part.insert(0, "layer", layer)
+            parts.append(part)
+        table = pd.concat(parts, ignore_index=True)
+        return table.reindex(columns=list(TRACE_COLUMNS))
