@@ -30,6 +30,7 @@ import math
 from dataclasses import asdict, dataclass, replace
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
@@ -292,30 +293,55 @@ class Block(nn.Module):
         return h
 
 
+def layer_seed(seed: int, layer: int) -> int:
+    """The weight seed of 0-based ``layer`` in a stack seeded with ``seed``.
+
+    Each block draws from its own generator, so block ``l`` of a stack can be
+    rebuilt alone (``build_block``) and streamed through depth without holding
+    the other blocks.
+    """
+    return int(np.random.SeedSequence([seed, layer]).generate_state(1)[0])
+
+
+@torch.no_grad()
+def initialise(module: nn.Module, init_std: float, seed: int) -> None:
+    """Every ``nn.Linear`` weight of ``module`` ~ N(0, init_std²), drawn on the CPU
+    from ``seed`` in module order (device-independent)."""
+    generator = torch.Generator().manual_seed(seed)
+    for child in module.modules():
+        if isinstance(child, nn.Linear):
+            child.weight.copy_(torch.randn(child.weight.shape, generator=generator) * init_std)
+
+
+def build_block(config: StackConfig, layer: int, seed: int) -> Block:
+    """Block ``layer`` of ``Stack(config, seed)``, identical weights, built alone."""
+    block = Block(config, layer)
+    initialise(block, config.init_std, layer_seed(seed, layer))
+    block.to(device=config.device, dtype=config.torch_dtype)
+    with torch.no_grad():
+        block.refresh_variance_constant()
+    return block
+
+
 class Stack(nn.Module):
     """``depth`` blocks and a final norm, with weights drawn deterministically from ``seed``.
 
-    Weights are drawn on the CPU from ``torch.Generator().manual_seed(seed)`` in a
-    fixed order and then moved, so a seed gives the same stack on every device.
+    Block ``l`` draws its weights from ``layer_seed(seed, l)`` on the CPU and is then
+    moved, so a seed gives the same stack on every device, and any block can be
+    rebuilt alone with ``build_block``.
     """
 
     def __init__(self, config: StackConfig, seed: int = 0):
         super().__init__()
         self.config, self.seed = config, seed
-        self.blocks = nn.ModuleList(Block(config, layer) for layer in range(config.depth))
+        self.blocks = nn.ModuleList(build_block(config, layer, seed) for layer in range(config.depth))
         if config.scheme in ("dyt", "derf"):
             self.final_norm = make_norm(config, 0.0, config.depth - 1)
         elif config.lam_final > 0:
             self.final_norm = BHyT(config.width, config.lam_final, config.kappa_at(config.depth - 1))
         else:
             self.final_norm = RMSNorm(config.width)
-        generator = torch.Generator().manual_seed(seed)
-        with torch.no_grad():
-            for module in self.modules():
-                if isinstance(module, nn.Linear):
-                    module.weight.copy_(torch.randn(module.weight.shape, generator=generator) * config.init_std)
-        self.to(device=config.device, dtype=config.torch_dtype)
-        self.refresh_variance_constants()
+        self.final_norm.to(device=config.device, dtype=config.torch_dtype)
 
     @torch.no_grad()
     def refresh_variance_constants(self) -> None:
