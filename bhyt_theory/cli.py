@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .model import Stack, StackConfig
+from .model import Stack, StackConfig, gaussian_inputs
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, multi: bool = False) -> None:
@@ -42,12 +42,6 @@ def config_from_arguments(args: argparse.Namespace, **overrides) -> StackConfig:
     return StackConfig(**values)
 
 
-def gaussian_inputs(config: StackConfig, batch: int, length: int, std: float, seed: int) -> torch.Tensor:
-    """Hidden states ~ N(0, std²) of shape ``(batch, length, width)``, from ``seed``."""
-    generator = torch.Generator().manual_seed(seed)
-    return torch.randn(batch, length, config.width, generator=generator) * std
-
-
 def write_table(table: pd.DataFrame, csv: Path | None = None, json: Path | None = None) -> None:
     """Write ``table`` as CSV and/or JSON records, creating parent folders."""
     if csv is not None:
@@ -63,7 +57,7 @@ def write_table(table: pd.DataFrame, csv: Path | None = None, json: Path | None 
 def _cmd_trace(args: argparse.Namespace) -> int:
     config = config_from_arguments(args)
     stack = Stack(config, seed=args.seed)
-    x = gaussian_inputs(config, args.batch, args.length or config.seq_len, args.input_std, args.seed + 10_000)
+    x = gaussian_inputs(config.width, args.batch, args.length or config.seq_len, args.input_std, args.seed + 10_000)
     table = stack.trace(x)
     write_table(table, args.csv, args.json)
     if args.per_position:
@@ -73,6 +67,189 @@ def _cmd_trace(args: argparse.Namespace) -> int:
         shown["rms"] = shown["mean_square"] ** 0.5
     with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 250, "display.float_format", "{:.4g}".format):
         print(shown)
+    return 0
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from .report import reproduce
+
+    reproduce(args.out, quick=args.quick)
+    return 0
+
+
+def _cmd_checks(args: argparse.Namespace) -> int:
+    from .symbolic import CHECKS, check_references
+
+    proofs = Path(__file__).resolve().parent.parent / "proofs"
+    if not proofs.is_dir():
+        print(f"bhyt-theory checks: no proofs folder at {proofs} (run from a repository checkout)", file=sys.stderr)
+        return 2
+    references = check_references(proofs)
+    failed = 0
+    for check_id, check in CHECKS.items():
+        try:
+            passed, message = check()
+        except Exception as error:  # a crashing check is reported as a failure, not a traceback
+            passed, message = False, f"raised {type(error).__name__}: {error}"
+        failed += not passed
+        used_by = ", ".join(references.get(check_id, [])) or "NOT REFERENCED"
+        print(f"{'PASS' if passed else 'FAIL'} {check_id} [{used_by}]: {message}")
+    print(f"{len(CHECKS) - failed}/{len(CHECKS)} checks passed ({len(list(proofs.glob('*.md')))} proofs)")
+    return 1 if failed else 0
+
+
+def _cmd_variance(args: argparse.Namespace) -> int:
+    from .variance_study import ERROR_TERMS, estimator_comparison, ratio_table, table_positions, variance_study
+
+    config = config_from_arguments(args)
+    layers = tuple(args.layers)
+    positions = tuple(args.positions) if args.positions else table_positions(config.seq_len)
+    display = ("display.max_rows", None, "display.max_columns", None, "display.width", 250)
+    if args.decomposition:
+        config = config.replace(estimator=args.estimators[0] if args.estimators else config.estimator)
+        parts = []
+        for seed in args.seeds:
+            x = gaussian_inputs(config.width, args.batch, config.seq_len, args.input_std, seed + 10_000)
+            parts.append(variance_study(Stack(config, seed), x, layers))
+        table = pd.concat(parts, ignore_index=True)
+        table = table[table["position"].isin(positions)]
+        write_table(table, args.csv, args.json)
+        columns = ["estimate_ratio", "reference_ratio", *ERROR_TERMS, "lam_post_effective", "saturation_bound_1"]
+        shown = table.groupby(["layer", "position"])[columns].mean()
+        with pd.option_context(*display, "display.float_format", "{:.4f}".format):
+            print(shown)
+        return 0
+    comparison = estimator_comparison(
+        config, args.estimators, seeds=tuple(args.seeds), batch=args.batch,
+        input_std=args.input_std, layers=layers, positions=positions,
+    )
+    write_table(comparison, args.csv, args.json)
+    with pd.option_context(*display, "display.float_format", "{:.3f}".format):
+        print(ratio_table(comparison))
+        if len(args.seeds) > 1:
+            print("\nstandard error over seeds:")
+            print(ratio_table(comparison, "ratio_se"))
+    return 0
+
+
+def _cmd_jacobian(args: argparse.Namespace) -> int:
+    from .jacobian import JACOBIAN_SCHEMES, deviation_table, jacobian_comparison, jacobian_layers
+
+    config = config_from_arguments(args)
+    table = jacobian_comparison(
+        config, schemes=tuple(args.schemes or JACOBIAN_SCHEMES),
+        layers=tuple(args.layers) if args.layers else jacobian_layers(config.depth),
+        seeds=tuple(args.seeds), batch=args.batch, probes=args.probes, input_std=args.input_std,
+    )
+    write_table(table, args.csv, args.json)
+    with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 250):
+        print(deviation_table(table))
+        print("\nrms(h_l) at each layer's input:")
+        print(table.pivot_table(index="scheme", columns="layer", values="rms_in", sort=False).to_string(float_format="{:.4g}".format))
+    return 0
+
+
+def _sweep_grid(args: argparse.Namespace, defaults: dict | None = None) -> dict:
+    """Grid of a multi-valued ``add_config_arguments`` parser: given options, then ``defaults``."""
+    grid = {name: list(values) for name, values in (defaults or {}).items()}
+    for field in dataclasses.fields(StackConfig):
+        if getattr(args, field.name) is not None:
+            grid[field.name] = getattr(args, field.name)
+    for name in ("length", "input_std"):
+        if getattr(args, name) is not None:
+            grid[name] = getattr(args, name)
+    return grid
+
+
+def _print_wide(table: pd.DataFrame) -> None:
+    options = ("display.max_rows", None, "display.max_columns", None, "display.width", 250)
+    with pd.option_context(*options, "display.float_format", "{:.4g}".format):
+        print(table.to_string(index=False))
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from .montecarlo import RUN_COLUMNS, summarise, sweep
+
+    table = sweep(_sweep_grid(args), args.seeds, batch=args.batch, cache_dir=None if args.no_cache else args.cache_dir,
+                  progress=not args.no_progress)
+    write_table(table, args.csv, args.json)
+    summary = summarise(table, args.statistics, per_position=args.per_position, level=args.level)
+    varying = [c for c in RUN_COLUMNS if c in summary and summary[c].nunique(dropna=False) > 1]
+    shown = ["scheme", *varying] if "scheme" not in varying else varying
+    position = ["position"] if args.per_position else []
+    print(f"mean across {len(args.seeds)} seeds, Student-t {args.level:.0%} interval "
+          f"({'per position' if args.per_position else 'position-averaged'})")
+    _print_wide(summary[[*shown, "layer", "sublayer", *position, "statistic", "mean", "ci_low", "ci_high", "n_seeds"]])
+    return 0
+
+
+def _cmd_growth(args: argparse.Namespace) -> int:
+    from .growth import DEFAULT_GROWTH, fit_growth, meanfield_growth
+    from .model import SCHEMES
+    from .montecarlo import sweep
+
+    defaults = {"scheme": SCHEMES, **{name: [value] for name, value in DEFAULT_GROWTH.items()}}
+    table = sweep(_sweep_grid(args, defaults), args.seeds, batch=args.batch,
+                  cache_dir=None if args.no_cache else args.cache_dir, progress=not args.no_progress)
+    fits = fit_growth(table, first_layer=args.first_layer, level=args.level).assign(source="monte carlo")
+    if args.meanfield:
+        fits = pd.concat([fits, meanfield_growth(table, first_layer=args.first_layer).assign(source="mean field")])
+    write_table(fits, args.csv, args.json)
+    print(f"rms after each block vs l = layer + 1 (position-averaged), layers ≥ {args.first_layer}; "
+          f"slope interval: Student-t {args.level:.0%} across {len(args.seeds)} seeds; "
+          "best: least rms-space residual (= least AIC, all forms have 2 parameters)")
+    keys = [c for c in fits.columns if c in StackConfig.__dataclass_fields__ or c in ("batch", "length", "input_std")]
+    columns = [*keys, "source", "form", "law", "slope", "slope_ci_low", "slope_ci_high", "slope_stderr", "r2",
+               "best", "rms_first", "rms_last"]
+    _print_wide(fits[columns])
+    print("\nbest form per configuration:")
+    _print_wide(fits[fits["best"]][columns])
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import run_bench
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    table = run_bench(widths=tuple(args.widths), memory_width=args.memory_width,
+                      meanfield_lengths=tuple(args.meanfield_lengths), device=args.device)
+    write_table(table, args.csv, args.json)
+    _print_wide(table)
+    return 0
+
+
+def _cmd_bounds(args: argparse.Namespace) -> int:
+    from .tightness import DEFAULT_INIT, tightness_table
+
+    torch.set_num_threads(args.threads)
+    table = tightness_table(seed=args.seed, random_trials=args.random_trials, hill_climb_steps=args.hill_climb_steps)
+    write_table(table, args.csv, args.json)
+    print("tightest measured/bound ratio per bound and scheme (search: seeded random + adversarial "
+          "constructions in float64; default_init: float32 Stack "
+          f"width {DEFAULT_INIT.width}, depth {DEFAULT_INIT.depth}, heads {DEFAULT_INIT.heads}, "
+          f"T {DEFAULT_INIT.seq_len}, init_std {DEFAULT_INIT.init_std}, inputs N(0, 0.02²)). "
+          "depth: growth ratio (rms(h_l) − rms(h_0)) / Σ(A + F), max over layers and tokens; "
+          "saturation: fraction(|z| ≥ t) / saturated_fraction_bound, max over norms and tokens.")
+    options = ("display.max_rows", None, "display.max_columns", None, "display.width", 250)
+    with pd.option_context(*options, "display.float_format", "{:.9g}".format):
+        print(table.to_string(index=False))
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from .meanfield import compare_with_monte_carlo, predict, predict_per_position
+
+    config = config_from_arguments(args)
+    if args.compare_seeds:
+        table = compare_with_monte_carlo(config, range(args.compare_seeds), args.batch, args.length, args.input_std)
+    else:
+        predictor = predict_per_position if args.per_position else predict
+        table = predictor(config, args.input_std**2, args.attention, args.length, not args.uncorrelated)
+    write_table(table, args.csv, args.json)
+    options = ("display.max_rows", None, "display.max_columns", None, "display.width", 250)
+    with pd.option_context(*options, "display.float_format", "{:.4g}".format):
+        print(table.to_string(index=False))
     return 0
 
 
@@ -94,6 +271,145 @@ def _build_parser() -> argparse.ArgumentParser:
     trace.add_argument("--csv", type=Path, default=None)
     trace.add_argument("--json", type=Path, default=None)
     trace.set_defaults(run=_cmd_trace)
+
+    reproduce = commands.add_parser(
+        "reproduce", help="run every section of the report (tables, figures, report.md)",
+        description="Run every section of the report and write CSVs, figures and report.md to --out.",
+    )
+    reproduce.add_argument("--out", type=Path, default=Path("results"))
+    reproduce.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
+    reproduce.set_defaults(run=_cmd_reproduce)
+
+    checks = commands.add_parser(
+        "checks", help="run every registered proof-step check (bhyt_theory.symbolic.CHECKS)",
+        description="Run every check of bhyt_theory.symbolic.CHECKS and print PASS/FAIL, its "
+        "message and the proofs/ files that cite it; exit code 1 if any fails.",
+    )
+    checks.set_defaults(run=_cmd_checks)
+
+    variance = commands.add_parser(
+        "variance", help="BHyT's M₂ estimate/exact ratio per estimator × layer × position (claim C5)",
+        description="One bhyt stack per estimator and seed on inputs ~ N(0, input_std²) of length seq_len; "
+        "prints M₂/m(h') at the chosen layers × positions (default 0, 1, 7, T/2, T−1). "
+        "--decomposition prints the four error terms of SPEC §3 instead (for --estimators[0]).",
+    )
+    add_config_arguments(variance)
+    variance.set_defaults(depth=65)
+    variance.add_argument("--estimators", nargs="+", default=None, help="default: every estimator except exact")
+    variance.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="weight seeds (inputs: seed + 10000)")
+    variance.add_argument("--batch", type=int, default=4)
+    variance.add_argument("--input-std", type=float, default=0.02)
+    variance.add_argument("--layers", type=int, nargs="+", default=[0, 1, 4, 16, 64])
+    variance.add_argument("--positions", type=int, nargs="+", default=None)
+    variance.add_argument("--decomposition", action="store_true")
+    variance.add_argument("--csv", type=Path, default=None)
+    variance.add_argument("--json", type=Path, default=None)
+    variance.set_defaults(run=_cmd_variance)
+
+    jacobian = commands.add_parser(
+        "jacobian", help="relative deviation of each block's Jacobian from I, per scheme × layer",
+        description="‖∂h_{l+1}/∂h_l − I‖_F / sqrt(T·d) at the states each stack reaches on inputs "
+        "~ N(0, input_std²), by Hutchinson probes (± standard error over probes), at layers 0, 1, 4, 16, L−1.",
+    )
+    add_config_arguments(jacobian)
+    jacobian.set_defaults(depth=32)
+    jacobian.add_argument("--schemes", nargs="+", default=None, help="default: every scheme but bhytline (= bhyt)")
+    jacobian.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    jacobian.add_argument("--batch", type=int, default=2)
+    jacobian.add_argument("--probes", type=int, default=16)
+    jacobian.add_argument("--input-std", type=float, default=0.02)
+    jacobian.add_argument("--layers", type=int, nargs="+", default=None)
+    jacobian.add_argument("--csv", type=Path, default=None)
+    jacobian.add_argument("--json", type=Path, default=None)
+    jacobian.set_defaults(run=_cmd_jacobian)
+
+    sweep = commands.add_parser(
+        "sweep", help="Monte Carlo sweep over StackConfig values × seeds, cached; per-layer means with CIs",
+        description="Every StackConfig option takes one or more values; the sweep runs their Cartesian "
+        "product × --seeds (streamed, one block at a time), caches each run in --cache-dir so an "
+        "interrupted sweep resumes, and prints per-layer means across seeds with Student-t intervals.",
+    )
+    add_config_arguments(sweep, multi=True)
+    sweep.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="weight seeds (inputs: seed + 10000)")
+    sweep.add_argument("--batch", type=int, default=4)
+    sweep.add_argument("--length", type=int, nargs="+", default=None, help="input length T (default: seq_len)")
+    sweep.add_argument("--input-std", type=float, nargs="+", default=None, help="input scale (default 0.02)")
+    sweep.add_argument("--statistics", nargs="+", default=["mean_square", "rms"])
+    sweep.add_argument("--per-position", action="store_true")
+    sweep.add_argument("--level", type=float, default=0.95, help="confidence level")
+    sweep.add_argument("--cache-dir", type=Path, default=Path("results/cache"))
+    sweep.add_argument("--no-cache", action="store_true")
+    sweep.add_argument("--no-progress", action="store_true")
+    sweep.add_argument("--csv", type=Path, default=None, help="the full per-position sweep table")
+    sweep.add_argument("--json", type=Path, default=None)
+    sweep.set_defaults(run=_cmd_sweep)
+
+    growth = commands.add_parser(
+        "growth", help="fit linear / variance-linear / exponential / power growth of rms with depth (C1, C2, C4)",
+        description="Monte Carlo sweep (default: every scheme, depth 256, width 256, 4 heads, T 64, "
+        "init_std 0.02, inputs N(0, 0.02²), seeds 0 1 2, batch 4; cached) and the growth-law fits per scheme.",
+    )
+    add_config_arguments(growth, multi=True)
+    growth.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    growth.add_argument("--batch", type=int, default=4)
+    growth.add_argument("--length", type=int, nargs="+", default=None)
+    growth.add_argument("--input-std", type=float, nargs="+", default=None)
+    growth.add_argument("--first-layer", type=int, default=0, help="fit layers ≥ this (0-based)")
+    growth.add_argument("--level", type=float, default=0.95)
+    growth.add_argument("--meanfield", action="store_true", help="also fit the mean-field curves")
+    growth.add_argument("--cache-dir", type=Path, default=Path("results/cache"))
+    growth.add_argument("--no-cache", action="store_true")
+    growth.add_argument("--no-progress", action="store_true")
+    growth.add_argument("--csv", type=Path, default=None, help="the fit table")
+    growth.add_argument("--json", type=Path, default=None)
+    growth.set_defaults(run=_cmd_growth)
+
+    bench = commands.add_parser(
+        "bench", help="Monte Carlo FLOP/s vs dense matmul, mean-field time, streamed peak memory (reports only)",
+        description="Benchmarks of bhyt_theory.bench: achieved matmul FLOP/s of the Monte Carlo forward and "
+        "streamed run over a dense torch.matmul measured in the same run, meanfield.predict time at depth "
+        "1024, peak RSS of a streamed run at depth 1024 over depth 16. Reports; asserts nothing.",
+    )
+    bench.add_argument("--widths", type=int, nargs="+", default=[512, 1024])
+    bench.add_argument("--memory-width", type=int, default=256)
+    bench.add_argument("--meanfield-lengths", type=int, nargs="+", default=[64])
+    bench.add_argument("--device", default="cpu")
+    bench.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    bench.add_argument("--csv", type=Path, default=None)
+    bench.add_argument("--json", type=Path, default=None)
+    bench.set_defaults(run=_cmd_bench)
+
+    bounds = commands.add_parser(
+        "bounds", help="tightest measured/bound ratios of the saturation and depth bounds",
+        description="Seeded search (random, aligned rank-1, spike and hill-climb constructions) for the "
+        "largest measured/bound ratio of bhyt_theory.bounds on real Stacks, every scheme, plus the ratio at "
+        "the default initialisation. A ratio above 1 would be a counterexample.",
+    )
+    bounds.add_argument("--seed", type=int, default=0)
+    bounds.add_argument("--random-trials", type=int, default=6, help="random configurations per scheme")
+    bounds.add_argument("--hill-climb-steps", type=int, default=40)
+    bounds.add_argument("--threads", type=int, default=1, help="torch CPU threads (the search is sized for one core)")
+    bounds.add_argument("--csv", type=Path, default=None)
+    bounds.add_argument("--json", type=Path, default=None)
+    bounds.set_defaults(run=_cmd_bounds)
+
+    predict = commands.add_parser(
+        "predict", help="mean-field per-layer prediction at initialisation (no weights drawn)",
+        description="The token-Gram mean-field recursion (bhyt_theory.meanfield) for the stack given by the "
+        "same options as `trace`: per-layer (position-averaged) mean square, tanh-argument statistics and, "
+        "for bhyt/bhytline, the estimate/exact ratio. --compare-seeds N also runs N Monte Carlo stacks.",
+    )
+    add_config_arguments(predict)
+    predict.add_argument("--input-std", type=float, default=0.02, help="inputs iid N(0, input_std²)")
+    predict.add_argument("--length", type=int, default=None, help="input length T (default: seq_len)")
+    predict.add_argument("--attention", choices=("uniform_causal", "uniform"), default="uniform_causal")
+    predict.add_argument("--per-position", action="store_true", help="one row per layer × sublayer × position")
+    predict.add_argument("--uncorrelated", action="store_true", help="drop token correlations (per-position recursion)")
+    predict.add_argument("--compare-seeds", type=int, default=0, help="Monte Carlo seeds to compare against (0: none)")
+    predict.add_argument("--batch", type=int, default=2, help="Monte Carlo batch per seed")
+    predict.add_argument("--csv", type=Path, default=None)
+    predict.add_argument("--json", type=Path, default=None)
+    predict.set_defaults(run=_cmd_predict)
 
     return parser
 

@@ -85,8 +85,13 @@ def _inverse_root(x: Tensor, scale: Tensor, eps: float, centred: bool = False) -
     """
     if centred:
         x = x - x.mean(dim=-1, keepdim=True)
-    r = x.square().mean(dim=-1, keepdim=True).sqrt()
-    return x / torch.hypot(r, math.sqrt(eps) / scale)
+    return x / torch.hypot(_rms(x), math.sqrt(eps) / scale)
+
+
+def _rms(x: Tensor) -> Tensor:
+    """``sqrt(mean x²)`` over the last dimension. ``vector_norm`` has the subgradient 0
+    at a zero row, where ``sqrt(mean(x²))`` would give NaN gradients."""
+    return torch.linalg.vector_norm(x, dim=-1, keepdim=True) / math.sqrt(x.shape[-1])
 
 
 def root_mean_square(h: Tensor) -> Tensor:
@@ -95,7 +100,7 @@ def root_mean_square(h: Tensor) -> Tensor:
     Returned in the statistics dtype (float32, or float64 for float64 input).
     """
     x, scale = _scaled(h)
-    return scale * x.square().mean(dim=-1, keepdim=True).sqrt()
+    return scale * _rms(x)
 
 
 def mean_square(h: Tensor) -> Tensor:

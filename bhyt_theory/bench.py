@@ -1,0 +1,235 @@
+"""Benchmarks behind ``make bench``: they measure and report, they assert nothing.
+
+Three figures, each set against the target of issue 4 and measured in one run:
+
+1. Monte Carlo throughput: the matmul FLOP/s a streamed run achieves, divided by
+   the FLOP/s of a plain dense ``torch.matmul`` of the block's largest shape on
+   the same machine, measured in the same run (target ≥ 0.7 at width ≥ 512).
+   Reported for the forward pass alone and for the whole streamed run (weights
+   drawn, ``c_attn`` computed, probes evaluated).
+2. Mean-field time at depth 1024 (target < 1 s), when ``bhyt_theory.meanfield``
+   provides ``predict``.
+3. Peak resident memory of a streamed Monte Carlo run at depth 1024 over that at
+   depth 16 (target ≤ 1.2×), each the high-water mark of a fresh process.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import subprocess
+import sys
+import time
+from typing import Callable
+
+import pandas as pd
+import torch
+
+from .model import StackConfig, build_block
+from .montecarlo import gaussian_inputs, stream_trace
+
+
+def block_matmul_flops(config: StackConfig, batch: int, length: int) -> int:
+    """Matmul FLOPs (2 per multiply-add) of one block's forward pass.
+
+    Notes
+    -----
+    With ``N = batch · length`` tokens, width ``d``, ``H`` query and ``H_kv``
+    key/value heads of size ``h``, MLP width ``f``:
+
+    - projections: ``2N·d·h·(H + 2H_kv)`` (Q, K, V) ``+ 2N·H·h·d`` (O);
+    - attention: ``2 · batch · H · h · T(T+1)`` for ``QKᵀ`` and ``PV`` together,
+      counting only the causal (j ≤ t) products that are needed, so a kernel
+      that computes the full square is not credited for the masked half;
+    - SwiGLU: ``3 · 2N·d·f`` (gate, up, down).
+
+    Norms, RoPE, softmax and the element-wise products are not matmuls and are
+    not counted.
+    """
+    n, d, h, f = batch * length, config.width, config.head_dim, config.mlp_width
+    projections = 2 * n * d * h * (config.heads + 2 * config.kv_heads) + 2 * n * config.heads * h * d
+    attention = 2 * batch * config.heads * h * length * (length + 1)
+    return projections + attention + 3 * 2 * n * d * f
+
+
+def _synchronise(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def _wall_time(work: Callable[[], object], device: str) -> float:
+    _synchronise(device)
+    start = time.perf_counter()
+    work()
+    _synchronise(device)
+    return time.perf_counter() - start
+
+
+def dense_matmul_operands(rows: int, inner: int, columns: int, device: str = "cpu") -> Callable[[], object]:
+    """A ``rows × inner`` by ``inner × columns`` float32 ``torch.matmul``, ready to time."""
+    generator = torch.Generator().manual_seed(0)
+    a = torch.randn(rows, inner, generator=generator).to(device)
+    b = torch.randn(inner, columns, generator=generator).to(device)
+    return lambda: torch.matmul(a, b)
+
+
+@torch.no_grad()
+def monte_carlo_throughput(config: StackConfig, batch: int, length: int, repeats: int = 5) -> dict:
+    """Achieved matmul FLOP/s of a streamed run and of the bare forward pass,
+    each over the dense-matmul rate of the block's MLP shape, measured alongside.
+
+    The three are timed in turn, ``repeats`` rounds after a warm-up round, and
+    each keeps its shortest time: on a shared machine that is the least
+    disturbed measurement, and interleaving gives all three the same chances.
+
+    Returns a dict with ``flops_per_block``, ``dense``, ``forward`` and
+    ``streamed`` (FLOP/s) and the two ratios.
+    """
+    device = config.device
+    x = gaussian_inputs(config, batch, length, 0.02, 1).to(device)
+    blocks = [build_block(config, layer, 0) for layer in range(config.depth)]
+
+    def forward():
+        h = x
+        for block in blocks:
+            h = block(h)
+        return h
+
+    rows, inner, columns = batch * length, config.width, config.mlp_width
+    work = {
+        "dense": dense_matmul_operands(rows, inner, columns, device),
+        "forward": forward,
+        "streamed": lambda: stream_trace(config, 0, x),
+    }
+    best = {name: math.inf for name in work}
+    for round_ in range(repeats + 1):
+        for name, job in work.items():
+            seconds = _wall_time(job, device)
+            if round_:
+                best[name] = min(best[name], seconds)
+    flops = block_matmul_flops(config, batch, length) * config.depth
+    rates = {
+        "dense": 2 * rows * inner * columns / best["dense"],
+        "forward": flops / best["forward"],
+        "streamed": flops / best["streamed"],
+    }
+    return {
+        "flops_per_block": flops / config.depth, **rates,
+        "forward_ratio": rates["forward"] / rates["dense"], "streamed_ratio": rates["streamed"] / rates["dense"],
+    }
+
+
+def meanfield_seconds(config: StackConfig) -> float | None:
+    """Wall time of ``meanfield.predict(config)``; ``None`` if it is not available."""
+    try:
+        predict = importlib.import_module(f"{__package__}.meanfield").predict
+    except (ImportError, AttributeError):
+        return None
+    start = time.perf_counter()
+    predict(config)
+    return time.perf_counter() - start
+
+
+_CHILD = """
+import json, sys, time
+import torch
+from bhyt_theory.model import StackConfig
+from bhyt_theory.montecarlo import gaussian_inputs, stream_trace
+
+def high_water_kib():
+    with open("/proc/self/status") as status:
+        return int(next(line for line in status if line.startswith("VmHWM:")).split()[1])
+
+config = StackConfig(**json.loads(sys.argv[1]))
+batch, length = int(sys.argv[2]), int(sys.argv[3])
+torch.set_num_threads(1)
+x = gaussian_inputs(config, batch, length, 0.02, 1)
+baseline = high_water_kib()
+start = time.perf_counter()
+table = stream_trace(config, 0, x)
+seconds = time.perf_counter() - start
+print(json.dumps({"baseline_kib": baseline, "peak_kib": high_water_kib(), "seconds": seconds, "rows": len(table)}))
+"""
+
+
+def streamed_peak_memory(config: StackConfig, batch: int, length: int) -> dict:
+    """Peak resident memory (``VmHWM`` of ``/proc/self/status``, KiB; Linux) of a
+    fresh process running one streamed Monte Carlo run of ``config``, and its
+    high-water mark before the run (after imports and inputs).
+
+    A fresh process per measurement, because torch's CPU allocations are
+    invisible to ``tracemalloc`` and a process's peak never falls; ``VmHWM``
+    rather than ``ru_maxrss``, which survives ``exec`` and would report the
+    parent's peak.
+    """
+    result = subprocess.run(
+        [sys.executable, "-c", _CHILD, json.dumps(config.as_dict()), str(batch), str(length)],
+        capture_output=True, text=True, check=True,
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def run_bench(
+    widths: tuple[int, ...] = (512, 1024),
+    throughput_depth: int = 4,
+    batch: int = 8,
+    length: int = 128,
+    memory_width: int = 256,
+    memory_depths: tuple[int, int] = (16, 1024),
+    meanfield_lengths: tuple[int, ...] = (64,),
+    meanfield_schemes: tuple[str, ...] = ("bhyt",),
+    device: str = "cpu",
+    log: Callable[[str], None] = lambda message: print(message, file=sys.stderr, flush=True),
+) -> pd.DataFrame:
+    """Every benchmark of the module docstring, as a table of figures and targets.
+
+    Memory is measured first, in child processes, then throughput and mean-field
+    time in this process. Columns: ``figure``, ``value``, ``target``, ``meets``
+    (empty where no target applies or the figure is not available), ``setting``.
+    """
+    rows = []
+
+    def add(figure, value, setting, target="", meets=""):
+        rows.append({"figure": figure, "value": value, "target": target, "meets": meets, "setting": setting})
+
+    peaks = {}
+    for depth in memory_depths:
+        config = StackConfig(scheme="bhyt", depth=depth, width=memory_width, heads=4, seq_len=64)
+        log(f"peak memory: depth {depth}")
+        peaks[depth] = streamed_peak_memory(config, 4, 64)
+        setting = f"bhyt, depth {depth}, width {memory_width}, heads 4, batch 4, T 64, fresh process, 1 thread"
+        add(f"peak resident MiB, depth {depth}", peaks[depth]["peak_kib"] / 1024, setting)
+        add(f"resident MiB before the run, depth {depth}", peaks[depth]["baseline_kib"] / 1024, setting)
+        add(f"streamed run seconds, depth {depth}", peaks[depth]["seconds"], setting)
+    shallow, deep = memory_depths
+    ratio = peaks[deep]["peak_kib"] / peaks[shallow]["peak_kib"]
+    add(f"peak resident depth {deep} / depth {shallow}", ratio, f"width {memory_width}", "≤ 1.2", bool(ratio <= 1.2))
+    config = StackConfig(scheme="bhyt", depth=deep, width=memory_width, heads=4)
+    weights = sum(p.numel() for p in build_block(config, 0, 0).parameters()) * deep * 4 / 2**20
+    add(f"float32 weights of a whole depth-{deep} Stack MiB (not streamed, for scale)", weights, f"width {memory_width}")
+
+    for width in widths:
+        config = StackConfig(scheme="bhyt", depth=throughput_depth, width=width, heads=width // 64,
+                             seq_len=length, device=device)
+        log(f"throughput: width {width}")
+        t = monte_carlo_throughput(config, batch, length)
+        setting = (f"bhyt, width {width}, heads {config.heads}, MLP {config.mlp_width}, depth {throughput_depth}, "
+                   f"batch {batch}, T {length}, {device}, {torch.get_num_threads()} threads")
+        add(f"dense matmul GFLOP/s ({batch * length}×{width}·{width}×{config.mlp_width})", t["dense"] / 1e9, setting)
+        add("Monte Carlo forward GFLOP/s", t["forward"] / 1e9, setting)
+        add("Monte Carlo streamed-run GFLOP/s", t["streamed"] / 1e9, setting)
+        add("forward / dense matmul", t["forward_ratio"], setting, "≥ 0.7", bool(t["forward_ratio"] >= 0.7))
+        add("streamed run / dense matmul", t["streamed_ratio"], setting, "≥ 0.7", bool(t["streamed_ratio"] >= 0.7))
+
+    for length_mf in meanfield_lengths:
+        for scheme in meanfield_schemes:
+            config = StackConfig(scheme=scheme, depth=1024, width=256, heads=4, seq_len=length_mf)
+            log(f"mean field: {scheme}, T {length_mf}")
+            seconds = meanfield_seconds(config)
+            setting = f"{scheme}, depth 1024, width 256, heads 4, T {length_mf}"
+            if seconds is None:
+                add("mean-field predict seconds", "not available", setting, "< 1 s")
+            else:
+                add("mean-field predict seconds", seconds, setting, "< 1 s", bool(seconds < 1.0))
+    return pd.DataFrame(rows)

@@ -1,0 +1,580 @@
+"""Mean-field predictions at initialisation: the token Gram recursion of SPEC §5.
+
+At initialisation every linear weight is drawn iid ``N(0, σ²)`` (``σ = init_std``),
+fresh in every layer, so the residual stream is described by its token-by-token
+Gram matrix
+
+    K_ts = E⟨h_t, h_s⟩ / d,        t, s = 0 … T−1,
+
+and each sublayer adds the Gram matrix of its increment: the increment is linear
+(odd) in the sublayer's output weight (W_O, W_down), so its cross term with the
+residual vanishes in expectation. The per-position mean square is ``diag(K)``.
+Nothing here depends on the width except through the products ``dσ²`` etc., so
+a prediction costs O(depth · T² · n_terms) whatever the width.
+
+The model, sublayer by sublayer (γ = 1, β = 0, shift 0 at init; K₀ = v·I for
+iid inputs of variance v; ε the stabiliser of ``norms``):
+
+- Coordinates of ``h`` are jointly Gaussian across tokens with covariance K (the
+  Gaussian-coordinate model), so ``ρ_ts = K_ts / sqrt(K_tt K_ss)`` and every
+  element-wise norm maps K through a bivariate Gaussian kernel.
+- Pre-norms, ``K ↦ K_u``: RMSNorm ``K_ts / sqrt((K_tt+ε)(K_ss+ε))`` (LNS: times
+  1/l, l the 1-based layer); BHyT ``E tanh(a_t X) tanh(a_s Y)`` with standard
+  X, Y of correlation ρ_ts and ``a_t = (λ/κ) sqrt(K_tt / (M_t + ε))`` (M_t = K_tt
+  for exact M); DyT ``E tanh(α h_t) tanh(α h_s)``; Derf the arcsine kernel
+  ``erf_kernel``.
+- Attention with probabilities P (uniform causal by default: at init the
+  logits ``q·k/√head_dim`` have variance ``(dσ² m(u))²``, small for
+  dσ² ≪ 1): ``a = P U W_V W_O`` gives
+  ``K ↦ K + d σ² · d_full σ² · P K_u Pᵀ`` (E[W_O W_Oᵀ] = dσ² I and, with GQA's
+  repeated key/value heads, E[W_V W_Vᵀ] = g · d_kv σ² I = d_full σ² I).
+- SwiGLU ``f = W_down(silu(W_g v) ⊙ W_up v)``: ``W_g v`` and ``W_up v`` are
+  independent Gaussian across tokens with covariance ``G = dσ² K_v``, so
+  ``K ↦ K + mlp_width σ² · G ∘ S`` with ``S_ts = E silu(X_t) silu(X_s)``, X ~ N(0, G).
+- Peri-LN's output RMSNorm rescales each increment to rms 1, so the increment
+  Gram is its correlation matrix.
+- BHyT's estimate (``bhyt``, ``bhytline``): ``M₂_t = K_tt + E[c_attn] λ₁²/κ²``
+  with ``E c_attn = d · d_full σ⁴ / T_train`` (``attention_variance_constant_moments``)
+  for the reference estimator; the other ``model.ESTIMATORS`` are evaluated on
+  the same mean-field inputs.
+
+Bivariate moments use Mehler's expansion: for standard X, Y of correlation ρ,
+``E F(X) G(Y) = Σ_n ρⁿ E[F ψ_n] E[G ψ_n]`` with ψ_n = He_n/√(n!), so each token
+needs one set of univariate Gauss–Hermite coefficients and the T×T kernel is a
+polynomial in ρ. The diagonal is the (quadrature) second moment; an
+off-diagonal truncated after N terms errs by at most ``|ρ|^N sqrt(R_t R_s)``,
+R the unexplained second moment, kept below ``KERNEL_TOLERANCE`` times ``E F²``.
+
+What the model leaves out, each an error against a finite stack (measured in
+tests/test_meanfield.py): the O(1/d) fluctuation of each norm's rms
+(``E[1/m̂] ≈ (1 + 2/d)/m`` for Gaussian coordinates); attention that is not
+exactly uniform, which raises ``Σ_j P_tj²`` by a factor ≈ ``exp((dσ² m(u))²)``
+on the uncorrelated part of K; the spread of the realised c_attn around its
+mean; and the rounding of the stack's dtype. The seed-to-seed spread of the
+stack itself is large (the shared, token-correlated component is nearly one
+Gaussian direction per layer), so Monte Carlo needs several seeds.
+
+References
+----------
+Byun et al., arXiv 2601.09719 (BHyT); Sun et al., arXiv 2502.05795 (LNS);
+Kim et al., arXiv 2502.02732 (Peri-LN); Zhu et al., arXiv 2503.10622 (DyT);
+arXiv 2512.10938 (Derf); Mehler's formula for bivariate Gaussian moments
+(e.g. O'Donnell, *Analysis of Boolean Functions*, §11.2).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import special
+from scipy.linalg import blas
+
+from .gaussian import gaussian_tail, hermite_rule
+from .model import BHYT_ESTIMATE_SCHEMES, ESTIMATORS, EstimateInputs, Stack, StackConfig
+from .norms import EPS
+from .probes import SATURATION_THRESHOLDS
+
+__all__ = [
+    "ATTENTION_MODELS",
+    "KERNEL_TOLERANCE",
+    "attention_matrix",
+    "attention_variance_constant_moments",
+    "erf_kernel",
+    "gaussian_kernel",
+    "PREDICTION_COLUMNS",
+    "predict_per_position",
+    "predict",
+    "compare_with_monte_carlo",
+]
+
+ATTENTION_MODELS = ("uniform_causal", "uniform")
+KERNEL_TOLERANCE = 1e-10
+# Quadrature tiers (nodes, Hermite orders): the first two serve the near-linear
+# tanh/SiLU arguments of BHyT and RMSNorm (rms ≲ 0.7 and ≲ 1.2); DyT deep in a stack has tanh
+# arguments of rms ≳ 2, whose Hermite coefficients decay slowly. 360 nodes is the
+# largest rule numpy's hermegauss returns finite weights for.
+_TIERS = ((24, 16), (64, 40), (160, 110), (360, 260))
+_MAX_RELATIVE_TAIL = 1e-3
+
+Elementwise = Callable[[np.ndarray], np.ndarray]
+
+
+def _silu(x: np.ndarray) -> np.ndarray:
+    return x * special.expit(x)
+
+
+def attention_matrix(length: int, attention: str | np.ndarray = "uniform_causal") -> np.ndarray:
+    """The ``T × T`` attention probabilities P of the mean-field model.
+
+    Parameters
+    ----------
+    length : int
+        T, the number of token positions.
+    attention : {"uniform_causal", "uniform"} or array of shape ``(T, T)``
+        "uniform_causal": ``P_tj = 1/(t+1)`` for ``j ≤ t`` (0-based), the limit of
+        causal softmax attention with vanishing logits, ``Σ_j P_tj² = 1/(t+1)``;
+        "uniform": ``P_tj = 1/T`` (the estimate's assumption, ``Σ_j P_tj² = 1/T``);
+        or any row-stochastic matrix, to vary ``Σ_j P_tj²``.
+
+    Returns
+    -------
+    float64 array of shape ``(T, T)``.
+    """
+    if isinstance(attention, str):
+        if attention == "uniform_causal":
+            return np.tril(np.ones((length, length))) / np.arange(1, length + 1)[:, None]
+        if attention == "uniform":
+            return np.full((length, length), 1.0 / length)
+        raise ValueError(f"attention {attention!r} is not one of {ATTENTION_MODELS} or a matrix")
+    matrix = np.asarray(attention, dtype=float)
+    if matrix.shape != (length, length):
+        raise ValueError(f"attention matrix has shape {matrix.shape}, expected {(length, length)}")
+    if (matrix < 0).any() or not np.allclose(matrix.sum(1), 1.0, rtol=0, atol=1e-12):
+        raise ValueError("attention matrix must be row-stochastic (non-negative rows summing to 1)")
+    return matrix
+
+
+def attention_variance_constant_moments(config: StackConfig) -> tuple[float, float]:
+    """Mean and variance of ``c_attn = ‖W_V W_O‖_F² / (T d)`` over iid N(0, σ²) weights.
+
+    Parameters
+    ----------
+    config : StackConfig
+        Uses ``width`` (d), ``heads``, ``kv_heads``, ``head_dim``, ``seq_len`` (T)
+        and ``init_std`` (σ).
+
+    Returns
+    -------
+    (mean, variance) : floats
+
+    Notes
+    -----
+    With g = heads/kv_heads, the expanded W_V repeats each key/value block
+    ``B_j`` (d × head_dim) over its g query heads, so
+    ``W_V W_O = Σ_j B_j (Σ_r O_{j,r}) = B Õ`` with B of shape ``d × d_kv``
+    (d_kv = kv_heads · head_dim, entries of variance σ²) and Õ of shape
+    ``d_kv × d`` (entries of variance gσ², the sum of g independent blocks).
+    For Q = ‖BÕ‖_F², conditioning on B: ``E[Q|B] = d g σ² ‖B‖_F²`` and
+    ``Var[Q|B] = 2 d g² σ⁴ tr((BᵀB)²)``; with the Wishart moment
+    ``E tr((BᵀB)²) = σ⁴ d d_kv (d + d_kv + 1)``,
+
+        E Q   = d² d_full σ⁴                         (d_full = g d_kv: no GQA effect)
+        Var Q = 2 g² σ⁸ d² d_kv (2d + d_kv + 1)      (GQA raises the relative spread).
+
+    Divide by ``T d`` (and its square) for c_attn. The mean is the per-layer
+    constant of BHyT's estimate at initialisation (SPEC §3, claim C5).
+    """
+    d, sigma2 = config.width, config.init_std**2
+    group = config.heads // config.kv_heads
+    d_kv = config.kv_heads * config.head_dim
+    d_full = config.heads * config.head_dim
+    scale = config.seq_len * d
+    mean = d * d * d_full * sigma2**2
+    variance = 2.0 * group**2 * sigma2**4 * d * d * d_kv * (2 * d + d_kv + 1)
+    return mean / scale, variance / scale**2
+
+
+def erf_kernel(
+    alpha_x: np.ndarray | float,
+    alpha_y: np.ndarray | float,
+    variance_x: np.ndarray | float,
+    variance_y: np.ndarray | float,
+    covariance: np.ndarray | float,
+) -> np.ndarray:
+    """``E erf(α_x X) erf(α_y Y)`` for centred jointly Gaussian (X, Y), closed form.
+
+    Notes
+    -----
+    ``erf(y) = E_W sign(√2 y − W)`` for W ~ N(0, 1), and Sheppard's
+    ``E sign(U) sign(V) = (2/π) arcsin corr(U, V)`` give
+
+        E erf(aX) erf(bY) = (2/π) arcsin( 2ab c / sqrt((1 + 2a² v_x)(1 + 2b² v_y)) ),
+
+    c = Cov(X, Y). With a = b, X = Y, v = 1 it is ``gaussian.erf_square_moment``.
+    This is Derf's pre-norm kernel map (shift s = 0 at init).
+    """
+    a = np.asarray(alpha_x, dtype=float)
+    b = np.asarray(alpha_y, dtype=float)
+    argument = (
+        2 * a * b * np.asarray(covariance, dtype=float)
+        / np.sqrt((1 + 2 * a**2 * np.asarray(variance_x)) * (1 + 2 * b**2 * np.asarray(variance_y)))
+    )
+    return 2.0 / math.pi * np.arcsin(np.clip(argument, -1.0, 1.0))
+
+
+@lru_cache(maxsize=None)
+def _hermite_functions(nodes: int, n_terms: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss–Hermite nodes and the weighted ``φ_n(x_k) = √w_k · He_n(x_k)/√(n!)``.
+
+    The recurrence ``φ_{n+1} = (x φ_n − √n φ_{n−1}) / √(n+1)`` is run on the
+    weighted values, which stay below 1, so high orders neither overflow at
+    the outer nodes nor lose the tiny weights there.
+    """
+    x, w = hermite_rule(nodes)
+    phi = np.empty((n_terms, nodes))
+    phi[0] = np.sqrt(w)
+    if n_terms > 1:
+        phi[1] = x * phi[0]
+    for n in range(1, n_terms - 1):
+        phi[n + 1] = (x * phi[n] - math.sqrt(n) * phi[n - 1]) / math.sqrt(n + 1)
+    return x, phi
+
+
+@lru_cache(maxsize=None)
+def _upper_ones(n: int) -> np.ndarray:
+    """``U`` with ``(A U)[:, k] = Σ_{n≤k} A[:, n]`` (a cumulative sum as one product)."""
+    return np.triu(np.ones((n, n)))
+
+
+def _mehler_coefficients(f: Elementwise, scales: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Coefficients ``c_n(t) = E[f(s_t X) ψ_n(X)]`` and ``E f(s_t X)²``.
+
+    Returns the orders n kept, the coefficients of those orders (T × kept) and
+    the second moments. Orders are kept up to the first N whose unexplained
+    second moment ``R = E f² − Σ_{n<N} c_n²`` is below ``KERNEL_TOLERANCE``
+    (relative to the largest ``E f²``; ``_MAX_RELATIVE_TAIL`` at worst); orders
+    whose ``c_n²`` is below 1e-3 of that tolerance for every token (e.g. the
+    even orders of an odd f) are skipped.
+    """
+    for tier, (nodes, n_terms) in enumerate(_TIERS):
+        # Gauss–Hermite with n nodes on f(s·x), f analytic in |Im x| < π/2 (tanh; SiLU's
+        # strip is twice as wide), errs by ~exp(−(π/s)·sqrt(2n)); skip too coarse a tier.
+        widest_allowed = math.pi * math.sqrt(2 * nodes) / -math.log(1e-3 * KERNEL_TOLERANCE)
+        if tier < len(_TIERS) - 1 and scales.max() > widest_allowed:
+            continue
+        x, phi = _hermite_functions(nodes, n_terms)
+        weighted = f(scales[:, None] * x[None, :]) * phi[0]
+        second = (weighted**2).sum(1)
+        coefficients = weighted @ phi.T
+        largest = max(second.max(), np.finfo(float).tiny)
+        relative = (second[:, None] - coefficients**2 @ _upper_ones(n_terms)).max(0) / largest
+        enough = np.nonzero(relative <= KERNEL_TOLERANCE)[0]
+        if enough.size:
+            break
+    if not enough.size and relative[-1] > _MAX_RELATIVE_TAIL:
+        raise ValueError(
+            f"Hermite expansion leaves {relative[-1]:.2g} of the second moment unexplained "
+            f"(arguments of rms up to {scales.max():.3g} are too saturated for the mean-field kernel)"
+        )
+    coefficients = coefficients[:, : enough[0] + 1] if enough.size else coefficients
+    orders = np.nonzero((coefficients**2).max(0) > 1e-3 * KERNEL_TOLERANCE * largest)[0]
+    return orders, coefficients[:, orders], second
+
+
+def gaussian_kernel(f: Elementwise, scales: np.ndarray, correlation: np.ndarray) -> np.ndarray:
+    """``E f(s_t X_t) f(s_s X_s)`` for standard Gaussians of correlation ``ρ_ts``.
+
+    Parameters
+    ----------
+    f : element-wise map (numpy)
+    scales : array of shape ``(T,)``
+        The standard deviations ``s_t`` of the arguments.
+    correlation : array of shape ``(T, T)``
+        ``ρ``, symmetric with unit diagonal.
+
+    Returns
+    -------
+    array of shape ``(T, T)``.
+
+    Notes
+    -----
+    Mehler: ``Σ_{n<N} c_n(t) c_n(s) ρ_tsⁿ`` (Horner in ρ), with the diagonal
+    replaced by the quadrature of ``E f(s_t X)²``; the off-diagonal truncation
+    error is at most ``|ρ_ts|^N sqrt(R_t R_s) ≤ KERNEL_TOLERANCE · max_t E f²``
+    (``_MAX_RELATIVE_TAIL`` for arguments of rms ≳ 4, where tanh is nearly a
+    sign). The Gauss–Hermite tier is chosen so that its error estimate
+    ``exp(−(π/s)·sqrt(2·nodes))`` (f analytic in the strip |Im x| < π/2, as tanh
+    and SiLU are) is below ``1e-3 · KERNEL_TOLERANCE``.
+    """
+    orders, coefficients, second = _mehler_coefficients(f, np.asarray(scales, dtype=float))
+    if not orders.size:
+        return np.diag(second)
+    powers: dict[int, np.ndarray] = {1: correlation}
+    kernel = np.outer(coefficients[:, -1], coefficients[:, -1])
+    for k in range(len(orders) - 2, -1, -1):
+        gap = int(orders[k + 1] - orders[k])
+        if gap not in powers:
+            powers[gap] = correlation**gap
+        kernel *= powers[gap]
+        # In-place rank-one update (BLAS ger) on the Fortran view of the symmetric kernel.
+        blas.dger(1.0, coefficients[:, k], coefficients[:, k], a=kernel.T, overwrite_a=True)
+    if orders[0]:
+        kernel *= correlation ** int(orders[0])
+    np.fill_diagonal(kernel, second)
+    return kernel
+
+
+def _correlation(gram: np.ndarray) -> np.ndarray:
+    """``ρ = K / sqrt(diag diagᵀ)``; a token of zero mean square (only a Gram of
+    σ = 0 weights has one) gets ρ = 0 off the diagonal."""
+    diagonal = np.diag(gram)
+    positive = diagonal > 0
+    inverse_root = np.where(positive, 1.0 / np.sqrt(np.where(positive, diagonal, 1.0)), 0.0)
+    rho = gram * inverse_root[:, None] * inverse_root
+    np.fill_diagonal(rho, 1.0)
+    return rho
+
+
+def _pre_norm(
+    gram: np.ndarray, config: StackConfig, lam: float, layer: int, estimate: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | float]:
+    """Gram matrix of a pre-norm's output and the variance of its tanh/erf argument
+    (NaN for the RMSNorm schemes, which have none).
+
+    ``estimate`` is BHyT's M per token (``None``: the exact ``M = K_tt``).
+    """
+    scheme, diagonal = config.scheme, np.diag(gram)
+    if scheme in ("rmsnorm", "periln", "lns"):
+        inverse_root = 1.0 / np.sqrt(diagonal + EPS) / (math.sqrt(layer + 1) if scheme == "lns" else 1.0)
+        return gram * inverse_root[:, None] * inverse_root, np.nan
+    if scheme == "derf":
+        alpha = config.derf_alpha
+        return erf_kernel(alpha, alpha, diagonal[:, None], diagonal[None, :], gram), alpha**2 * diagonal
+    rho = _correlation(gram)
+    if scheme == "dyt":
+        argument_variance = config.dyt_alpha**2 * diagonal
+        return gaussian_kernel(np.tanh, np.sqrt(argument_variance), rho), argument_variance
+    mean_square = diagonal if estimate is None else estimate
+    ratio = lam / config.kappa_at(layer)
+    argument_variance = ratio**2 * diagonal / (mean_square + EPS)
+    return gaussian_kernel(np.tanh, np.sqrt(argument_variance), rho), argument_variance
+
+
+@lru_cache(maxsize=64)
+def _estimate_increment(config: StackConfig, kappa: float, length: int, c_attn: float) -> np.ndarray:
+    """``δ_t = M₂_t − m₁_t`` of ``config.estimator`` (not "exact") at one κ, per position.
+
+    The estimator formulas are the model's own (``model.ESTIMATORS``), fed the
+    mean-field statistics: ``E c_attn`` for c_attn, γ₁ = 1 (init). Each of them is
+    ``m₁ + δ`` with δ independent of m₁, which is checked here (m₁ = 0 and 1), so δ is
+    computed once per κ instead of once per layer.
+    """
+    def evaluate(mean_square_in: float) -> np.ndarray:
+        inputs = EstimateInputs(
+            mean_square_in=torch.full((length, 1), mean_square_in, dtype=torch.float64),
+            c_attn=torch.tensor(c_attn, dtype=torch.float64),
+            lam_in=torch.tensor(config.lam_in, dtype=torch.float64),
+            kappa=kappa,
+            gamma_in=torch.ones(1, dtype=torch.float64),
+            state_after_attention=torch.empty(0),
+            positions=torch.arange(length, dtype=torch.float64)[:, None],
+            seq_len=config.seq_len,
+        )
+        return ESTIMATORS[config.estimator](inputs).reshape(length).numpy()
+
+    increment = evaluate(0.0)
+    if not np.allclose(evaluate(1.0) - 1.0, increment, rtol=1e-12, atol=1e-15):
+        raise ValueError(f"estimator {config.estimator!r} is not of the form m₁ + δ; the mean field cannot use it")
+    return increment
+
+
+def _attention_average(length: int, attention: str | np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """``K ↦ P K Pᵀ`` for symmetric K. Uniform causal ``P = D L`` (L lower ones,
+    D = diag(1/(t+1))) runs as two cumulative sums, ``L K Lᵀ = L (L K)ᵀ``: O(T²)."""
+    if isinstance(attention, str) and attention == "uniform_causal":
+        inverse_counts = 1.0 / np.arange(1, length + 1)
+        scale = np.outer(inverse_counts, inverse_counts)
+        return lambda gram: np.add.accumulate(np.add.accumulate(gram, 0).T, 0) * scale
+    probabilities = attention_matrix(length, attention)
+    return lambda gram: probabilities @ gram @ probabilities.T
+
+
+def _normalised_increment(increment: np.ndarray) -> np.ndarray:
+    """Peri-LN's output RMSNorm: the increment's Gram divided to unit diagonal."""
+    root = np.sqrt(np.diag(increment) + EPS)
+    return increment / np.outer(root, root)
+
+
+PREDICTION_COLUMNS = (
+    "layer", "sublayer", "position", "mean_square", "rms", "mean_square_estimate", "estimate_ratio",
+    "arg_rms", "saturated_fraction_1", "saturated_fraction_2", "saturated_fraction_3",
+)
+
+
+def _recursion(
+    config: StackConfig,
+    input_variance: float,
+    attention: str | np.ndarray,
+    length: int | None,
+    token_correlations: bool,
+) -> dict[str, np.ndarray]:
+    """The Gram recursion; every value column as an array of shape ``(2 · depth, T)``,
+    row ``2l`` the "attn" and ``2l + 1`` the "mlp" sublayer of layer l."""
+    length = config.seq_len if length is None else length
+    if input_variance <= 0:
+        raise ValueError(f"input_variance must be > 0, got {input_variance}")
+    average = _attention_average(length, attention)
+    d, sigma2 = config.width, config.init_std**2
+    attention_gain = d * sigma2 * config.heads * config.head_dim * sigma2
+    c_attn = attention_variance_constant_moments(config)[0]
+    estimated = config.scheme in BHYT_ESTIMATE_SCHEMES
+    shape = (2 * config.depth, length)
+    mean_square, estimate_column, argument_variance = np.empty(shape), np.full(shape, np.nan), np.full(shape, np.nan)
+    gram = input_variance * np.eye(length)
+    for layer in range(config.depth):
+        attn, mlp = 2 * layer, 2 * layer + 1
+        normalised, argument_variance[attn] = _pre_norm(gram, config, config.lam_in, layer)
+        increment = attention_gain * average(normalised)
+        if config.scheme == "periln":
+            increment = _normalised_increment(increment)
+        after_attention = gram + increment
+        if not token_correlations:
+            after_attention = np.diag(np.diag(after_attention))
+        mean_square[attn] = np.diag(after_attention)
+        estimate = None
+        if estimated:
+            if config.estimator == "exact":
+                estimate = mean_square[attn]
+            else:
+                estimate = np.diag(gram) + _estimate_increment(config, config.kappa_at(layer), length, c_attn)
+            estimate_column[attn] = estimate
+
+        normalised, argument_variance[mlp] = _pre_norm(after_attention, config, config.lam_post, layer, estimate)
+        gate = d * sigma2 * normalised
+        silu_kernel = gaussian_kernel(_silu, np.sqrt(np.diag(gate)), _correlation(gate))
+        increment = config.mlp_width * sigma2 * gate * silu_kernel
+        if config.scheme == "periln":
+            increment = _normalised_increment(increment)
+        gram = after_attention + increment
+        if not token_correlations:
+            gram = np.diag(np.diag(gram))
+        mean_square[mlp] = np.diag(gram)
+    arg_rms = np.sqrt(argument_variance)
+    return {
+        "mean_square": mean_square,
+        "mean_square_estimate": estimate_column,
+        "estimate_ratio": estimate_column / mean_square,
+        "arg_rms": arg_rms,
+    } | {f"saturated_fraction_{t:g}": gaussian_tail(t, arg_rms) for t in SATURATION_THRESHOLDS}
+
+
+def _index(depth: int) -> dict[str, np.ndarray]:
+    return {"layer": np.repeat(np.arange(depth), 2), "sublayer": np.tile(["attn", "mlp"], depth)}
+
+
+def predict_per_position(
+    config: StackConfig,
+    input_variance: float = 0.02**2,
+    attention: str | np.ndarray = "uniform_causal",
+    length: int | None = None,
+    token_correlations: bool = True,
+) -> pd.DataFrame:
+    """Mean-field prediction at initialisation, one row per layer × sublayer × position.
+
+    Parameters
+    ----------
+    config : StackConfig
+        The stack; ``dtype``/``device`` are ignored (exact arithmetic is predicted).
+    input_variance : float
+        v in ``K₀ = v I``: iid input tokens with iid N(0, v) coordinates.
+    attention : {"uniform_causal", "uniform"} or (T, T) row-stochastic array
+        The attention probabilities (``attention_matrix``); RoPE does not act
+        on values, so it does not enter.
+    length : int, optional
+        T of the inputs (default ``config.seq_len``). ``c_attn`` always uses the
+        training length ``config.seq_len``.
+    token_correlations : bool
+        ``False`` drops the off-diagonal of K after every residual add: the
+        per-position recursion that treats tokens as uncorrelated (SPEC §5).
+
+    Returns
+    -------
+    DataFrame with the columns of ``Stack.trace`` that the model predicts
+    (``PREDICTION_COLUMNS``): ``mean_square`` of the residual state right after
+    the sublayer's residual add and its ``rms``; on ``bhyt``/``bhytline`` "attn"
+    rows ``mean_square_estimate`` (M₂) and ``estimate_ratio`` (M₂ / m(h'));
+    for tanh/erf schemes ``arg_rms`` and ``saturated_fraction_{1,2,3}`` of the
+    argument of the norm feeding that sublayer under the Gaussian-coordinate
+    model (``P(|z| ≥ t) = erfc(t / (arg_rms √2))``). Other entries are NaN.
+
+    Notes
+    -----
+    The recursion of the module docstring; cost O(depth · T² · n_terms) for
+    uniform causal attention (O(depth · T³) for a general P), independent of width. Serves SPEC §5 ("token
+    correlations matter") and claims C1, C3, C4, C5 at initialisation.
+    """
+    columns = _recursion(config, input_variance, attention, length, token_correlations)
+    n_rows, n_positions = columns["mean_square"].shape
+    table = pd.DataFrame(
+        {name: np.repeat(values, n_positions) for name, values in _index(config.depth).items()}
+        | {"position": np.tile(np.arange(n_positions), n_rows)}
+        | {name: values.ravel() for name, values in columns.items()}
+    )
+    table["rms"] = np.sqrt(table["mean_square"])
+    return table.reindex(columns=list(PREDICTION_COLUMNS))
+
+
+def predict(
+    config: StackConfig,
+    input_variance: float = 0.02**2,
+    attention: str | np.ndarray = "uniform_causal",
+    length: int | None = None,
+    token_correlations: bool = True,
+) -> pd.DataFrame:
+    """Position-averaged mean-field prediction, one row per layer × sublayer.
+
+    Parameters are those of ``predict_per_position``, which gives the per-position
+    rows. Every column is the plain mean over positions of the per-position
+    column, the same reduction ``bhyt-theory trace`` applies to ``Stack.trace``
+    (so ``rms`` is recomputed as ``sqrt(mean_square)``, as there).
+
+    Examples
+    --------
+    >>> table = predict(StackConfig(scheme="rmsnorm", depth=2, width=64, heads=2, seq_len=8))
+    >>> list(table.columns[:3]), len(table)
+    (['layer', 'sublayer', 'mean_square'], 4)
+    """
+    columns = _recursion(config, input_variance, attention, length, token_correlations)
+    table = pd.DataFrame(_index(config.depth) | {name: values.mean(1) for name, values in columns.items()})
+    table.insert(3, "rms", np.sqrt(table["mean_square"]))
+    return table
+
+
+def compare_with_monte_carlo(
+    config: StackConfig,
+    seeds: range | list[int],
+    batch: int = 2,
+    length: int | None = None,
+    input_std: float = 0.02,
+    statistics: tuple[str, ...] = ("mean_square",),
+) -> pd.DataFrame:
+    """Position-averaged statistics, mean field vs Monte Carlo over weight seeds.
+
+    Runs ``Stack(config, seed).trace(x)`` on inputs ``x ~ N(0, input_std²)``
+    (input seed ``10000 + seed``) and compares each of ``statistics`` (columns
+    shared by ``Stack.trace`` and ``PREDICTION_COLUMNS``) with ``predict``.
+
+    Returns
+    -------
+    DataFrame, one row per statistic × layer × sublayer: ``statistic``,
+    ``layer``, ``sublayer``, ``mean_field``, ``monte_carlo`` (mean over seeds of
+    the position average), ``standard_error`` (sample standard deviation across
+    seeds / √n_seeds), ``relative_error`` (mean_field / monte_carlo − 1) and
+    ``relative_standard_error``. Rows are NaN where the scheme has no such
+    statistic (e.g. ``arg_rms`` of RMSNorm).
+    """
+    length = config.seq_len if length is None else length
+    per_seed = []
+    for seed in seeds:
+        generator = torch.Generator().manual_seed(10_000 + seed)
+        x = torch.randn(batch, length, config.width, generator=generator, dtype=torch.float64) * input_std
+        trace = Stack(config, seed).trace(x)
+        per_seed.append(trace.groupby(["layer", "sublayer"], sort=False)[list(statistics)].mean())
+    prediction = predict(config, input_std**2, length=length)
+    parts = []
+    for statistic in statistics:
+        samples = np.array([frame[statistic].to_numpy() for frame in per_seed])
+        part = prediction[["layer", "sublayer"]].copy()
+        part.insert(0, "statistic", statistic)
+        part["mean_field"] = prediction[statistic]
+        part["monte_carlo"] = samples.mean(0)
+        part["standard_error"] = samples.std(0, ddof=1) / math.sqrt(len(samples)) if len(samples) > 1 else np.nan
+        part["relative_error"] = part["mean_field"] / part["monte_carlo"] - 1
+        part["relative_standard_error"] = part["standard_error"] / part["monte_carlo"]
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)

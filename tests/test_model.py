@@ -1,0 +1,267 @@
+"""The block stack: SPEC §3's schemes, their identities, and the trace table."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bhyt_theory.cli import main
+from bhyt_theory.model import SCHEMES, Attention, Stack, StackConfig, build_block, rotary
+from bhyt_theory.norms import BHyT, DyT, RMSNorm, estimate_post_attention_mean_square
+from bhyt_theory.probes import TRACE_COLUMNS
+
+U32 = 2.0**-24
+SMALL = dict(depth=3, width=32, heads=4, seq_len=8)
+
+
+def inputs(batch=2, length=8, width=32, std=0.02, seed=1):
+    return torch.randn(batch, length, width, generator=torch.Generator().manual_seed(seed)) * std
+
+
+@torch.no_grad()
+def manual_states(stack: Stack, x: torch.Tensor) -> list[torch.Tensor]:
+    """Residual states after every sublayer, recomputed block by block from the
+    block's own modules (an independent path to the probe's numbers)."""
+    states, h = [], x
+    for block in stack.blocks:
+        if block.scheme in ("bhyt", "bhytline"):
+            m1 = h.double().square().mean(-1, keepdim=True)
+            h = h + block.attn(block.norm_attn(h, mean_square=m1))
+            states.append(h)
+            m2 = estimate_post_attention_mean_square(m1, block.c_attn, block.norm_attn.lam, block.norm_attn.kappa)
+            h = h + block.mlp(block.norm_mlp(h, mean_square=m2))
+        else:
+            a = block.attn(block.norm_attn(h) * block.branch_scale)
+            h = h + (block.norm_attn_out(a) if block.scheme == "periln" else a)
+            states.append(h)
+            f = block.mlp(block.norm_mlp(h) * block.branch_scale)
+            h = h + (block.norm_mlp_out(f) if block.scheme == "periln" else f)
+        states.append(h)
+    return states
+
+
+def test_bhyt_and_bhytline_compute_identical_numbers():
+    x = inputs()
+    a = Stack(StackConfig(scheme="bhyt", **SMALL), seed=3)
+    b = Stack(StackConfig(scheme="bhytline", **SMALL), seed=3)
+    assert torch.equal(a(x), b(x))
+    pd.testing.assert_frame_equal(a.trace(x).drop(columns="scheme"), b.trace(x).drop(columns="scheme"))
+
+
+@pytest.mark.parametrize("input_std", [0.02, 1.0, 1e3])
+def test_bhyt_with_exact_estimate_equals_bhytstar(input_std):
+    x = inputs(std=input_std)
+    exact = Stack(StackConfig(scheme="bhyt", estimator="exact", **SMALL), seed=5)
+    star = Stack(StackConfig(scheme="bhytstar", **SMALL), seed=5)
+    # The two compute z along different float32 paths (float64 factor vs hypot), each
+    # within 32u of exact (tests/test_norms.py); 6 norms deep, with the stack at
+    # init close to the identity, the states agree to ~6·32u ≈ 1.1e-5 relatively.
+    assert torch.allclose(exact.residual(x), star.residual(x), rtol=2e-5, atol=0)
+
+
+def test_seed_determines_weights():
+    config = StackConfig(scheme="rmsnorm", **SMALL)
+    a, b, c = Stack(config, seed=0), Stack(config, seed=0), Stack(config, seed=1)
+    for pa, pb, pc in zip(a.parameters(), b.parameters(), c.parameters()):
+        assert torch.equal(pa, pb)
+    assert not torch.equal(a.blocks[0].attn.q_proj.weight, c.blocks[0].attn.q_proj.weight)
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_build_block_rebuilds_the_stacks_block_alone(scheme):
+    config = StackConfig(scheme=scheme, **SMALL)
+    stack = Stack(config, seed=7)
+    block = build_block(config, 2, seed=7)
+    for (name, p), q in zip(stack.blocks[2].named_parameters(), block.parameters()):
+        assert torch.equal(p, q), name
+    assert torch.equal(stack.blocks[2].c_attn, block.c_attn)
+
+
+def test_weights_are_gaussian_with_init_std():
+    config = StackConfig(scheme="rmsnorm", depth=2, width=64, heads=4, init_std=0.05)
+    w = torch.cat([p.flatten() for n, p in Stack(config).named_parameters() if n.endswith("proj.weight")])
+    # n ≈ 100k iid N(0, σ²) draws: the sample std has relative standard error 1/sqrt(2n) ≈ 0.2%.
+    assert w.std().item() == pytest.approx(0.05, rel=5 / math.sqrt(2 * w.numel()))
+    assert abs(w.mean().item()) <= 5 * 0.05 / math.sqrt(w.numel())
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_trace_mean_square_is_the_residual_mean_square_after_each_sublayer(scheme):
+    config = StackConfig(scheme=scheme, **SMALL)
+    stack, x = Stack(config, seed=2), inputs(std=0.5)
+    table = stack.trace(x)
+    assert list(table.columns[2:]) == list(TRACE_COLUMNS)
+    assert len(table) == config.depth * 2 * x.shape[1]
+    expected = torch.stack([s.double().square().mean(-1).mean(0) for s in manual_states(stack, x)]).flatten()
+    # float32 states, float64 statistics: the probe's scaled float32 reduction errs by ≤ 16u.
+    assert table["mean_square"].to_numpy() == pytest.approx(expected.numpy(), rel=32 * U32)
+
+
+def test_trace_reports_the_estimate_the_mlp_side_bhyt_used():
+    config = StackConfig(scheme="bhyt", **SMALL)
+    stack, x = Stack(config, seed=2), inputs(std=0.5)
+    table = stack.trace(x)
+    attn = table[table.sublayer == "attn"]
+    assert table[table.sublayer == "mlp"]["mean_square_estimate"].isna().all()
+    states = manual_states(stack, x)
+    for layer, block in enumerate(stack.blocks):
+        h_in = x if layer == 0 else states[2 * layer - 1]
+        m1 = h_in.double().square().mean(-1)
+        m2 = m1 + block.c_attn * (block.norm_attn.lam.item() / block.norm_attn.kappa) ** 2
+        rows = attn[attn.layer == layer]
+        assert rows["mean_square_estimate"].to_numpy() == pytest.approx(m2.mean(0).numpy(), rel=32 * U32)
+        ratio = (m2 / states[2 * layer].double().square().mean(-1)).mean(0)
+        assert rows["estimate_ratio"].to_numpy() == pytest.approx(ratio.numpy(), rel=64 * U32)
+
+
+def test_tanh_argument_columns_only_for_tanh_schemes():
+    x = inputs()
+    for scheme in SCHEMES:
+        table = Stack(StackConfig(scheme=scheme, **SMALL)).trace(x)
+        has_argument = table["arg_rms"].notna().all()
+        assert has_argument == (scheme in ("dyt", "derf", "bhyt", "bhytline", "bhytstar")), scheme
+
+
+def test_bhytstar_trace_argument_rms_is_lambda_over_kappa():
+    # Exact M: rms of z over each token is (λ/κ) sqrt(m/(m+ε)); inputs of std 1 make ε negligible (1e-6).
+    config = StackConfig(scheme="bhytstar", lam_in=3.0, lam_post=1.5, **SMALL)
+    table = Stack(config).trace(inputs(std=1.0))
+    for sublayer, lam in (("attn", 3.0), ("mlp", 1.5)):
+        values = table[table.sublayer == sublayer]["arg_rms"]
+        assert values.to_numpy() == pytest.approx(lam / 10.0, rel=2e-6)
+
+
+def test_lns_scales_each_pre_norm_output_by_inverse_root_layer():
+    config = StackConfig(scheme="lns", **SMALL)
+    stack = Stack(config)
+    x = inputs(std=0.3)
+    states = [x] + manual_states(stack, x)[1::2]
+    seen = []
+    for block in stack.blocks:
+        block.attn.register_forward_hook(lambda module, args, out: seen.append(args[0]))
+    stack.residual(x)
+    for layer, (h, u) in enumerate(zip(states, seen)):
+        expected = stack.blocks[layer].norm_attn(h) / math.sqrt(layer + 1)
+        assert torch.allclose(u, expected, rtol=4 * U32, atol=0)
+
+
+def test_periln_increments_are_rms_normalised_sublayer_outputs():
+    # Each Peri-LN increment is RMSNorm(o) (γ = 1) of the sublayer output o, so its
+    # per-token rms is sqrt(m(o)/(m(o)+ε)) — below 1, whatever o's scale.
+    stack, x = Stack(StackConfig(scheme="periln", **SMALL)), inputs(std=0.02)
+    states = [x] + manual_states(stack, x)
+    outputs = []
+    for block in stack.blocks:
+        for sublayer in (block.attn, block.mlp):
+            sublayer.register_forward_hook(lambda module, args, out: outputs.append(out.double()))
+    stack.residual(x)
+    for before, after, o in zip(states, states[1:], outputs):
+        rms = (after - before).double().square().mean(-1).sqrt()
+        m = o.square().mean(-1)
+        # float32 subtraction of states of rms ≤ 3 loses ≤ 3u·2 absolute per coordinate
+        assert torch.allclose(rms, (m / (m + 1e-6)).sqrt(), rtol=0, atol=1e-6)
+
+
+def test_final_norm_follows_the_scheme():
+    assert isinstance(Stack(StackConfig(scheme="dyt", **SMALL)).final_norm, DyT)
+    assert isinstance(Stack(StackConfig(scheme="bhyt", **SMALL)).final_norm, RMSNorm)
+    assert isinstance(Stack(StackConfig(scheme="bhyt", lam_final=2.0, **SMALL)).final_norm, BHyT)
+
+
+def test_kappa_schedule_sets_kappa_per_layer():
+    config = StackConfig(scheme="bhyt", kappa_schedule="decay", **SMALL)
+    kappas = [block.norm_attn.kappa for block in Stack(config).blocks]
+    assert kappas == pytest.approx([10.0, 10 / math.sqrt(2), 10 / math.sqrt(3)])
+
+
+def test_gqa_equals_multi_head_attention_with_repeated_kv_weights():
+    gqa = Attention(StackConfig(width=32, heads=4, kv_heads=2))
+    mha = Attention(StackConfig(width=32, heads=4, kv_heads=4))
+    with torch.no_grad():
+        for name in ("q_proj", "o_proj"):
+            getattr(mha, name).weight.copy_(getattr(gqa, name).weight)
+        for name in ("k_proj", "v_proj"):
+            w = getattr(gqa, name).weight.reshape(2, 8, 32)
+            getattr(mha, name).weight.copy_(w.repeat_interleave(2, 0).reshape(32, 32))
+    x = inputs(std=1.0)
+    assert torch.allclose(gqa(x), mha(x), rtol=1e-5, atol=1e-6)
+
+
+def test_attention_is_causal():
+    attention = Attention(StackConfig(width=32, heads=4))
+    x = inputs(std=1.0)
+    y = x.clone()
+    y[:, 5:] = torch.randn_like(y[:, 5:])
+    assert torch.equal(attention(x)[:, :5], attention(y)[:, :5])
+
+
+def test_zero_query_key_weights_give_uniform_causal_averages():
+    attention = Attention(StackConfig(width=32, heads=4))
+    with torch.no_grad():
+        attention.q_proj.weight.zero_()
+    x = inputs(std=1.0)
+    values = attention.o_proj(attention.v_proj(x))
+    expected = values.cumsum(1) / torch.arange(1, 9).reshape(1, 8, 1)
+    assert torch.allclose(attention(x), expected, rtol=1e-5, atol=1e-6)
+
+
+@given(st.integers(0, 50), st.integers(0, 50), st.integers(0, 1000))
+@settings(max_examples=30)
+def test_rope_scores_depend_only_on_position_difference(i, j, shift):
+    g = torch.Generator().manual_seed(0)
+    q, k = torch.randn(1, 1, 1, 16, generator=g, dtype=torch.float64), torch.randn(1, 1, 1, 16, generator=g, dtype=torch.float64)
+    length = max(i, j) + shift + 1
+    qs, ks = q.expand(1, 1, length, 16), k.expand(1, 1, length, 16)
+    rq, rk = rotary(qs, 10000.0), rotary(ks, 10000.0)
+    # angles are formed in float32 (as in Llama), so positions up to ~1e3 carry ~1e3·u rad error
+    assert (rq[0, 0, i] @ rk[0, 0, j]).item() == pytest.approx((rq[0, 0, i + shift] @ rk[0, 0, j + shift]).item(), abs=1e-3)
+    assert rq[0, 0, i].norm().item() == pytest.approx(q.norm().item(), rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (dict(scheme="layernorm"), "scheme"),
+        (dict(width=30, heads=4), "multiple of heads"),
+        (dict(heads=4, kv_heads=3), "kv_heads"),
+        (dict(width=12, heads=4), "even"),
+        (dict(depth=0), "depth"),
+        (dict(kappa=0.0), "kappa"),
+        (dict(estimator="magic"), "estimator"),
+    ],
+)
+def test_invalid_config_is_rejected_with_a_clear_message(changes, message):
+    with pytest.raises(ValueError, match=message):
+        StackConfig(**changes)
+
+
+def test_trace_rejects_inputs_of_the_wrong_width():
+    with pytest.raises(ValueError, match="expected hidden states"):
+        Stack(StackConfig(**SMALL)).trace(torch.zeros(1, 4, 16))
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16", "float64"])
+@pytest.mark.parametrize("scheme", ["bhyt", "rmsnorm", "dyt"])
+def test_stack_runs_in_every_dtype(dtype, scheme):
+    table = Stack(StackConfig(scheme=scheme, dtype=dtype, **SMALL)).trace(inputs(std=1.0))
+    assert table["mean_square"].notna().all() and (table["mean_square"] > 0).all()
+
+
+def test_trace_command_prints_per_layer_table_and_writes_csv(tmp_path, capsys):
+    csv = tmp_path / "trace.csv"
+    code = main(["trace", "--scheme", "bhyt", "--depth", "2", "--width", "32", "--heads", "4", "--seq-len", "8", "--csv", str(csv)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "mean_square" in printed and "attn" in printed
+    table = pd.read_csv(csv)
+    assert len(table) == 2 * 2 * 8 and set(TRACE_COLUMNS) <= set(table.columns)
+
+
+def test_trace_command_reports_invalid_config_and_exits_2(capsys):
+    assert main(["trace", "--scheme", "nope"]) == 2
+    assert "scheme 'nope'" in capsys.readouterr().err

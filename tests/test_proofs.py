@@ -1,0 +1,87 @@
+"""The written proofs and the check registry cover each other, and every check passes.
+
+Each ``proofs/*.md`` has the five sections; every `` `check:<id>` `` it cites is
+registered in ``bhyt_theory.symbolic.CHECKS`` and passes; every registered check
+is cited by some proof; ``bhyt-theory checks`` reports them and fails on a failure.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bhyt_theory import cli, symbolic
+from bhyt_theory.symbolic import CHECKS, PROOF_SECTIONS, check_references, proof_sections
+
+PROOFS = Path(__file__).resolve().parent.parent / "proofs"
+PROOF_FILES = sorted(PROOFS.glob("*.md"))
+REQUIRED_PROOFS = (
+    "bounded_argument.md",
+    "saturation_bound.md",
+    "gaussian_typical_case.md",
+    "scale_invariance.md",
+    "output_bound.md",
+    "depth_bound.md",
+    "jacobian.md",
+    "variance_approximation.md",
+    "depth_growth_assessment.md",
+)
+
+
+def test_every_required_proof_is_written():
+    assert sorted(set(REQUIRED_PROOFS) - {p.name for p in PROOF_FILES}) == []
+
+
+@pytest.mark.parametrize("path", PROOF_FILES, ids=lambda p: p.name)
+def test_proof_has_the_five_sections_in_order(path):
+    sections = proof_sections(path.read_text(encoding="utf-8"))
+    assert len(sections) == len(PROOF_SECTIONS), sections
+    for heading, required in zip(sections, PROOF_SECTIONS):
+        assert heading.startswith(required), (heading, required)
+
+
+@pytest.mark.parametrize("path", PROOF_FILES, ids=lambda p: p.name)
+def test_proof_cites_at_least_one_check_in_its_checks_section(path):
+    text = path.read_text(encoding="utf-8")
+    checks_section = text.split("\n## Checks", 1)[1]
+    assert "`check:" in checks_section
+
+
+def test_every_cited_check_is_registered():
+    cited = check_references(PROOFS)
+    assert sorted(set(cited) - set(CHECKS)) == []
+
+
+def test_every_registered_check_is_cited_by_a_proof():
+    cited = check_references(PROOFS)
+    assert sorted(set(CHECKS) - set(cited)) == []
+
+
+@pytest.mark.parametrize("check_id", sorted(CHECKS))
+def test_check_passes(check_id):
+    passed, message = CHECKS[check_id]()
+    assert passed is True, f"{check_id}: {message}"
+    assert isinstance(message, str) and message
+
+
+def test_checks_command_reports_each_check_with_its_proofs(monkeypatch, capsys):
+    cited_id = "saturation.markov_step"
+    monkeypatch.setattr(symbolic, "CHECKS", {cited_id: lambda: (True, "fine")})
+    assert cli.main(["checks"]) == 0
+    out = capsys.readouterr().out
+    assert f"PASS {cited_id} [saturation_bound.md]: fine" in out
+
+
+def test_checks_command_exits_1_when_a_check_fails(monkeypatch, capsys):
+    def crashing():
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(
+        symbolic, "CHECKS", {"a.passes": lambda: (True, "ok"), "a.fails": lambda: (False, "bad"), "a.crashes": crashing}
+    )
+    assert cli.main(["checks"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL a.fails [NOT REFERENCED]: bad" in out
+    assert "FAIL a.crashes [NOT REFERENCED]: raised RuntimeError: boom" in out
+    assert "1/3 checks passed" in out
