@@ -27,7 +27,8 @@ import pandas as pd
 import torch
 
 from .model import StackConfig, build_block
-from .montecarlo import gaussian_inputs, stream_trace
+from .model import gaussian_inputs
+from .montecarlo import stream_trace
 
 
 def block_matmul_flops(config: StackConfig, batch: int, length: int) -> int:
@@ -87,7 +88,7 @@ def monte_carlo_throughput(config: StackConfig, batch: int, length: int, repeats
     ``streamed`` (FLOP/s) and the two ratios.
     """
     device = config.device
-    x = gaussian_inputs(config, batch, length, 0.02, 1).to(device)
+    x = gaussian_inputs(config.width, batch, length, 0.02, 1).to(device)
     blocks = [build_block(config, layer, 0) for layer in range(config.depth)]
 
     def forward():
@@ -135,7 +136,8 @@ _CHILD = """
 import json, sys, time
 import torch
 from bhyt_theory.model import StackConfig
-from bhyt_theory.montecarlo import gaussian_inputs, stream_trace
+from bhyt_theory.model import gaussian_inputs
+from bhyt_theory.montecarlo import stream_trace
 
 def high_water_kib():
     with open("/proc/self/status") as status:
@@ -144,7 +146,7 @@ def high_water_kib():
 config = StackConfig(**json.loads(sys.argv[1]))
 batch, length = int(sys.argv[2]), int(sys.argv[3])
 torch.set_num_threads(1)
-x = gaussian_inputs(config, batch, length, 0.02, 1)
+x = gaussian_inputs(config.width, batch, length, 0.02, 1)
 baseline = high_water_kib()
 start = time.perf_counter()
 table = stream_trace(config, 0, x)

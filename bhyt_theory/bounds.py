@@ -38,7 +38,6 @@ Zhu et al., arXiv 2503.10622 (DyT); arXiv 2512.10938 (Derf).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .model import Stack, StackConfig, gaussian_inputs
+from .model import Stack, StackConfig, INPUT_SEED_OFFSET, gaussian_inputs
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, multi: bool = False) -> None:
@@ -57,7 +57,7 @@ def write_table(table: pd.DataFrame, csv: Path | None = None, json: Path | None 
 def _cmd_trace(args: argparse.Namespace) -> int:
     config = config_from_arguments(args)
     stack = Stack(config, seed=args.seed)
-    x = gaussian_inputs(config.width, args.batch, args.length or config.seq_len, args.input_std, args.seed + 10_000)
+    x = gaussian_inputs(config.width, args.batch, args.length or config.seq_len, args.input_std, args.seed + INPUT_SEED_OFFSET)
     table = stack.trace(x)
     write_table(table, args.csv, args.json)
     if args.per_position:
@@ -109,7 +109,7 @@ def _cmd_variance(args: argparse.Namespace) -> int:
         config = config.replace(estimator=args.estimators[0] if args.estimators else config.estimator)
         parts = []
         for seed in args.seeds:
-            x = gaussian_inputs(config.width, args.batch, config.seq_len, args.input_std, seed + 10_000)
+            x = gaussian_inputs(config.width, args.batch, config.seq_len, args.input_std, seed + INPUT_SEED_OFFSET)
             parts.append(variance_study(Stack(config, seed), x, layers))
         table = pd.concat(parts, ignore_index=True)
         table = table[table["position"].isin(positions)]
@@ -186,7 +186,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 def _cmd_growth(args: argparse.Namespace) -> int:
     from .growth import DEFAULT_GROWTH, fit_growth, meanfield_growth
     from .model import SCHEMES
-    from .montecarlo import sweep
+    from .montecarlo import RUN_COLUMNS, sweep
 
     defaults = {"scheme": SCHEMES, **{name: [value] for name, value in DEFAULT_GROWTH.items()}}
     table = sweep(_sweep_grid(args, defaults), args.seeds, batch=args.batch,
@@ -198,7 +198,7 @@ def _cmd_growth(args: argparse.Namespace) -> int:
     print(f"rms after each block vs l = layer + 1 (position-averaged), layers ≥ {args.first_layer}; "
           f"slope interval: Student-t {args.level:.0%} across {len(args.seeds)} seeds; "
           "best: least rms-space residual (= least AIC, all forms have 2 parameters)")
-    keys = [c for c in fits.columns if c in StackConfig.__dataclass_fields__ or c in ("batch", "length", "input_std")]
+    keys = [c for c in RUN_COLUMNS if c in fits.columns]
     columns = [*keys, "source", "form", "law", "slope", "slope_ci_low", "slope_ci_high", "slope_stderr", "r2",
                "best", "rms_first", "rms_last"]
     _print_wide(fits[columns])

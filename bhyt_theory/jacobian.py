@@ -41,7 +41,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from .model import SCHEMES, Stack, StackConfig, gaussian_inputs
+from .model import SCHEMES, Stack, StackConfig, INPUT_SEED_OFFSET, gaussian_inputs
 from .norms import mean_square
 
 __all__ = [
@@ -213,7 +213,7 @@ def jacobian_comparison(
     for scheme in schemes:
         scheme_config = config.replace(scheme=scheme)
         for seed in seeds:
-            x = gaussian_inputs(config.width, batch, config.seq_len, input_std, seed + 10_000)
+            x = gaussian_inputs(config.width, batch, config.seq_len, input_std, seed + INPUT_SEED_OFFSET)
             parts.append(jacobian_study(Stack(scheme_config, seed), x, layers, probes, seed))
     return pd.concat(parts, ignore_index=True)
 

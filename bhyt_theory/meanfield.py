@@ -99,7 +99,7 @@ KERNEL_TOLERANCE = 1e-10
 # arguments of rms ≳ 2, whose Hermite coefficients decay slowly. 360 nodes is the
 # largest rule numpy's hermegauss returns finite weights for.
 _TIERS = ((24, 16), (64, 40), (160, 110), (360, 260))
-_MAX_RELATIVE_TAIL = 1e-3
+_MAX_RELATIVE_TAIL = 1e-2
 
 Elementwise = Callable[[np.ndarray], np.ndarray]
 
@@ -286,8 +286,9 @@ def gaussian_kernel(f: Elementwise, scales: np.ndarray, correlation: np.ndarray)
     Mehler: ``Σ_{n<N} c_n(t) c_n(s) ρ_tsⁿ`` (Horner in ρ), with the diagonal
     replaced by the quadrature of ``E f(s_t X)²``; the off-diagonal truncation
     error is at most ``|ρ_ts|^N sqrt(R_t R_s) ≤ KERNEL_TOLERANCE · max_t E f²``
-    (``_MAX_RELATIVE_TAIL`` for arguments of rms ≳ 4, where tanh is nearly a
-    sign). The Gauss–Hermite tier is chosen so that its error estimate
+    (for tanh arguments of rms ≳ 3, where tanh is nearly a sign, only
+    ``_MAX_RELATIVE_TAIL`` = 1 %, reached at rms ≈ 25; at rms 8 the measured error
+    against 360-node bivariate quadrature is ~5e-4 of ``E f²``). The Gauss–Hermite tier is chosen so that its error estimate
     ``exp(−(π/s)·sqrt(2·nodes))`` (f analytic in the strip |Im x| < π/2, as tanh
     and SiLU are) is below ``1e-3 · KERNEL_TOLERANCE``.
     """

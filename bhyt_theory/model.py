@@ -420,6 +420,11 @@ def build_block(config: StackConfig, layer: int, seed: int) -> Block:
     return block
 
 
+# The inputs of a run with weight seed s are drawn from seed s + INPUT_SEED_OFFSET,
+# so that inputs and weights never share a random stream.
+INPUT_SEED_OFFSET = 10_000
+
+
 def gaussian_inputs(width: int, batch: int, length: int, std: float, seed: int) -> Tensor:
     """Hidden states ~ N(0, std²) of shape ``(batch, length, width)``, drawn on the CPU from ``seed``."""
     generator = torch.Generator().manual_seed(seed)

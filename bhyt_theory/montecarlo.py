@@ -52,9 +52,6 @@ DEFAULT_CACHE_DIR = Path("results/cache")
 # numbers, so that stale cache files are no longer found.
 CACHE_VERSION = 1
 CODE_TAG = f"bhyt_theory {__version__}, montecarlo cache v{CACHE_VERSION}"
-# The inputs of a run with weight seed s are drawn from seed s + INPUT_SEED_OFFSET
-# (as `bhyt-theory trace` does), so weights and inputs never share a stream.
-INPUT_SEED_OFFSET = 10_000
 # Runs at least this deep get a per-layer progress bar of their own.
 LAYER_BAR_MIN_DEPTH = 64
 
@@ -69,11 +66,6 @@ STATISTICS = STATE_COLUMNS + ESTIMATE_COLUMNS + ARGUMENT_COLUMNS
 # the worst-case |z| stays a maximum, the rest are plain means.
 _ROOT_MEAN_SQUARE_STATISTICS = ("rms", "arg_rms")
 _MAXIMUM_STATISTICS = ("arg_max_abs",)
-
-
-def gaussian_inputs(config: StackConfig, batch: int, length: int, std: float, seed: int) -> torch.Tensor:
-    """``model.gaussian_inputs`` at ``config.width``: N(0, std²) states of shape ``(batch, length, width)``."""
-    return model.gaussian_inputs(config.width, batch, length, std, seed)
 
 
 @torch.no_grad()
@@ -187,8 +179,8 @@ def run(
     ----------
     config : StackConfig
     seed : int
-        Weight seed; the inputs are ``gaussian_inputs(config, batch, length,
-        input_std, seed + INPUT_SEED_OFFSET)``.
+        Weight seed; the inputs are ``model.gaussian_inputs(config.width, batch, length,
+        input_std, seed + model.INPUT_SEED_OFFSET)``.
     batch : int
         Independent input sequences averaged by every statistic.
     length : int or None
@@ -215,7 +207,7 @@ def run(
         path = _cache_path(Path(cache_dir), config, run_key(config, seed, batch, length, input_std, tag))
         if path.exists():
             return _read_cached(path)
-    x = gaussian_inputs(config, batch, length, input_std, seed + INPUT_SEED_OFFSET)
+    x = model.gaussian_inputs(config.width, batch, length, input_std, seed + model.INPUT_SEED_OFFSET)
     table = stream_trace(config, seed, x, progress=progress)
     if path is not None:
         _write_atomically(table, path)
@@ -266,7 +258,7 @@ def sweep(
         ``StackConfig`` field (or ``batch``/``length``/``input_std``) → values;
         see ``grid_configs``.
     seeds : iterable of int
-        Weight seeds (inputs use ``seed + INPUT_SEED_OFFSET``).
+        Weight seeds (inputs use ``seed + model.INPUT_SEED_OFFSET``).
     batch, length, input_std :
         Run options for grid points that do not set them (see ``run``).
     base : mapping, optional

@@ -9,6 +9,8 @@ the command and the file that produced it.
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +23,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
-from scipy import stats  # noqa: E402
 
-from .model import SCHEMES, Stack, StackConfig, gaussian_inputs  # noqa: E402
+from . import __version__  # noqa: E402
+from .model import SCHEMES  # noqa: E402
+from .montecarlo import summarise, sweep  # noqa: E402
+
+
+PROOFS_DIR = Path(__file__).resolve().parent.parent / "proofs"
 
 
 @dataclass
@@ -33,51 +39,18 @@ class Section:
     files: list[Path] = field(default_factory=list)
 
 
-def per_layer_rms(table: pd.DataFrame) -> pd.DataFrame:
-    """Position-averaged rms of the state after each block (the "mlp" rows):
-    ``sqrt(mean_position m)`` per layer, scheme and seed."""
-    blocks = table[table.sublayer == "mlp"]
-    grouped = blocks.groupby(["scheme", "seed", "layer"], sort=False)["mean_square"].mean()
-    return np.sqrt(grouped).rename("rms").reset_index()
-
-
-def depth_traces(
-    schemes=SCHEMES, seeds=range(4), batch: int = 4, input_std: float = 0.02, progress=print, **config
-) -> pd.DataFrame:
-    """Trace every scheme for every seed; one tidy table (scheme × seed × layer × sublayer × position)."""
-    parts = []
-    for scheme in schemes:
-        started = time.perf_counter()
-        stack_config = StackConfig(scheme=scheme, **config)
-        for seed in seeds:
-            x = gaussian_inputs(stack_config.width, batch, stack_config.seq_len, input_std, seed + 10_000)
-            parts.append(Stack(stack_config, seed=seed).trace(x))
-        progress(f"  traced {scheme:9s} × {len(seeds)} seeds in {time.perf_counter() - started:.1f} s")
-    return pd.concat(parts, ignore_index=True)
-
-
-def summarise_across_seeds(values: pd.DataFrame, by: list[str], column: str, level: float = 0.95) -> pd.DataFrame:
-    """Mean, standard error and a Student-t confidence interval across seeds."""
-    grouped = values.groupby(by, sort=False)[column]
-    summary = grouped.agg(mean="mean", sem="sem", n="count").reset_index()
-    half = stats.t.ppf(0.5 + level / 2, np.maximum(summary["n"] - 1, 1)) * summary["sem"].fillna(0)
-    summary["ci_low"], summary["ci_high"] = summary["mean"] - half, summary["mean"] + half
-    return summary
-
-
 def section_depth_trace(out_dir: Path, quick: bool) -> Section:
     """Per-layer rms of the residual stream for every scheme at initialisation (claims C1, C4)."""
     config = dict(depth=8 if quick else 32, width=64 if quick else 256, heads=4, seq_len=32 if quick else 128)
-    seeds = range(2 if quick else 4)
-    table = depth_traces(seeds=seeds, **config)
+    seeds = list(range(2 if quick else 4))
+    table = sweep({"scheme": list(SCHEMES)}, seeds, batch=4, input_std=0.02, base=config, cache_dir=out_dir / "cache")
     table.to_csv(out_dir / "depth_trace.csv", index=False)
-    rms = per_layer_rms(table)
-    summary = summarise_across_seeds(rms, ["scheme", "layer"], "rms")
+    summary = summarise(table[table.sublayer == "mlp"], statistics=("rms",))
     wide = summary.pivot(index="layer", columns="scheme", values="mean")[list(SCHEMES)]
     depth = config["depth"]
     picks = [0, depth // 2, depth - 1]
     at = summary[summary.layer.isin(picks)].assign(
-        value=lambda s: s["mean"].map("{:.4g}".format) + " ± " + s["sem"].map("{:.1g}".format)
+        value=lambda s: s["mean"].map("{:.4g}".format) + " ± " + (s["std"] / np.sqrt(s["n_seeds"])).map("{:.1g}".format)
     )
     short = at.pivot(index="scheme", columns="layer", values="value").loc[list(SCHEMES)]
     short.columns = [f"layer {c}" for c in short.columns]
@@ -102,17 +75,136 @@ def section_depth_trace(out_dir: Path, quick: bool) -> Section:
     return Section("Depth trace of every scheme", text, [out_dir / "depth_trace.csv", out_dir / "depth_trace.png"])
 
 
-SECTIONS: list[Callable[[Path, bool], Section]] = [section_depth_trace]
+def _frame_text(table: pd.DataFrame, float_format: str = "{:.4g}") -> str:
+    with pd.option_context("display.width", 250, "display.max_columns", None, "display.max_rows", None):
+        return table.to_string(float_format=float_format.format)
+
+
+def section_checks(out_dir: Path, quick: bool) -> Section:
+    """Every symbolic/numeric check of the written proofs (issue 3; `bhyt-theory checks`)."""
+    from .symbolic import CHECKS, check_references
+
+    references = check_references(PROOFS_DIR) if PROOFS_DIR.is_dir() else {}
+    rows = []
+    for check_id, check in CHECKS.items():
+        passed, message = check()
+        rows.append({"check": check_id, "passed": passed, "proofs": ", ".join(references.get(check_id, [])), "message": message})
+    table = pd.DataFrame(rows)
+    table.to_csv(out_dir / "checks.csv", index=False)
+    failed = table[~table.passed]
+    text = f"{int(table.passed.sum())}/{len(table)} checks pass, cited by {len(list(PROOFS_DIR.glob('*.md')))} proofs in proofs/."
+    if len(failed):
+        text += "\nFAILED:\n" + _frame_text(failed[["check", "message"]])
+    return Section("Proof checks", text, [out_dir / "checks.csv"])
+
+
+def section_bounds(out_dir: Path, quick: bool) -> Section:
+    """Tightest measured/bound ratios of the saturation and depth bounds (C3, C4; `bhyt-theory bounds`)."""
+    from .tightness import tightness_table
+
+    table = tightness_table(seed=0, random_trials=2 if quick else 6, hill_climb_steps=5 if quick else 40)
+    table.to_csv(out_dir / "bounds_tightness.csv", index=False)
+    text = (
+        "depth: growth ratio (rms(h_l) − rms(h_0)) / Σ(A + F); saturation: fraction(|z| ≥ t) / bound.\n"
+        "A ratio ≤ 1 everywhere means no violation was found; close to 1 in the search means the bound is attained.\n"
+        + _frame_text(table, "{:.6g}")
+    )
+    return Section("Bound tightness", text, [out_dir / "bounds_tightness.csv"])
+
+
+def section_variance(out_dir: Path, quick: bool) -> Section:
+    """BHyT's M₂ estimate/exact ratio per estimator × layer × position (C5; `bhyt-theory variance`)."""
+    from .model import StackConfig
+    from .variance_study import estimator_comparison, ratio_table, table_positions
+
+    config = StackConfig(scheme="bhyt", depth=17 if quick else 65, width=64 if quick else 256, heads=4, seq_len=32 if quick else 128)
+    layers = (0, 1, 4, 16) if quick else (0, 1, 4, 16, 64)
+    comparison = estimator_comparison(config, seeds=(0,) if quick else (0, 1, 2), layers=layers, positions=table_positions(config.seq_len))
+    comparison.to_csv(out_dir / "variance_estimators.csv", index=False)
+    error = comparison.assign(error=(comparison["ratio"] - 1).abs()).groupby("estimator", sort=False)["error"].agg(["mean", "max"])
+    text = (
+        f"M₂ / m(h') at init: width {config.width}, T {config.seq_len}, depth {config.depth}, inputs N(0, 0.02²); "
+        "1 = exact, < 1 = the second BHyT sees a larger argument than designed.\n"
+        + _frame_text(ratio_table(comparison), "{:.3f}")
+        + "\n\n|ratio − 1| over the cells above, per estimator:\n" + _frame_text(error, "{:.3f}")
+    )
+    return Section("Variance approximation (C5)", text, [out_dir / "variance_estimators.csv"])
+
+
+def section_jacobian(out_dir: Path, quick: bool) -> Section:
+    """Identity-likeness of blocks: ‖∂h_{l+1}/∂h_l − I‖_F/‖I‖_F per scheme × layer (C1, C4; `bhyt-theory jacobian`)."""
+    from .jacobian import jacobian_comparison, jacobian_layers
+    from .model import StackConfig
+
+    config = StackConfig(depth=8 if quick else 32, width=64 if quick else 256, heads=4, seq_len=32 if quick else 128)
+    table = jacobian_comparison(config, layers=jacobian_layers(config.depth), seeds=(0,) if quick else (0, 1), probes=4 if quick else 16)
+    table.to_csv(out_dir / "jacobian.csv", index=False)
+    wide = table.pivot_table(index="scheme", columns="layer", values="deviation", sort=False)
+    text = f"Deviation from the identity at init (depth {config.depth}, width {config.width}, T {config.seq_len}); smaller = more identity-like.\n" + _frame_text(wide)
+    return Section("Identity-likeness of deep blocks", text, [out_dir / "jacobian.csv"])
+
+
+def section_growth(out_dir: Path, quick: bool) -> Section:
+    """Growth laws of the residual rms with depth per scheme, Monte Carlo and mean field (C1, C2, C4; `bhyt-theory growth`)."""
+    from .growth import DEFAULT_GROWTH, fit_growth, meanfield_growth
+
+    base = {**DEFAULT_GROWTH, **({"depth": 32, "width": 64, "seq_len": 16} if quick else {})}
+    table = sweep({"scheme": list(SCHEMES)}, [0, 1] if quick else [0, 1, 2], batch=4, base=base, cache_dir=out_dir / "cache")
+    fits = pd.concat([fit_growth(table).assign(source="monte carlo"), meanfield_growth(table).assign(source="mean field")])
+    fits.to_csv(out_dir / "growth_fits.csv", index=False)
+    best = fits[fits["best"]][["scheme", "source", "form", "law", "slope", "slope_ci_low", "slope_ci_high", "r2", "rms_first", "rms_last"]]
+
+    summary = summarise(table[table.sublayer == "mlp"], statistics=("rms",))
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    for scheme, part in summary.groupby("scheme", sort=False):
+        axis.plot(part["layer"] + 1, part["mean"], label=scheme)
+    axis.set(xlabel="layer l", ylabel="rms of residual stream", xscale="log", yscale="log",
+             title=f"Growth with depth at init (width {base['width']}, T {base['seq_len']})")
+    axis.legend(ncol=2, fontsize=8)
+    figure.tight_layout()
+    figure.savefig(out_dir / "growth.png", dpi=120)
+    plt.close(figure)
+    text = f"Config: {base}; best form per scheme (least rms-space residual), slope with a 95% interval across seeds.\n" + _frame_text(best)
+    return Section("Growth laws", text, [out_dir / "growth_fits.csv", out_dir / "growth.png"])
+
+
+SECTIONS: list[Callable[[Path, bool], Section]] = [
+    section_depth_trace,
+    section_checks,
+    section_bounds,
+    section_variance,
+    section_jacobian,
+    section_growth,
+]
 
 
 def reproduce(out_dir: Path, quick: bool = False, echo: Callable[[str], None] = print) -> list[Section]:
-    """Run every section, print it, and write ``out_dir/report.md``."""
+    """Run every section, print it, and write ``out_dir/report.md``.
+
+    Each finished section is saved (``out_dir/sections/<name>.json``) and read back
+    on a rerun with the same settings, so an interrupted reproduction resumes
+    where it stopped; Monte Carlo runs are cached one by one under ``out_dir/cache``.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
+    saved = out_dir / "sections"
+    saved.mkdir(exist_ok=True)
     torch.set_grad_enabled(False)
     sections = []
     for make in SECTIONS:
         echo(f"== {make.__doc__.splitlines()[0]}")
-        section = make(out_dir, quick)
+        path = saved / f"{make.__name__}{'_quick' if quick else ''}.json"
+        key = {"version": __version__, "quick": quick}
+        stored = json.loads(path.read_text()) if path.exists() else None
+        if stored and stored["key"] == key and all(Path(f).exists() for f in stored["files"]):
+            section = Section(stored["title"], stored["text"], [Path(f) for f in stored["files"]])
+            echo("(saved result of an earlier run)")
+        else:
+            started = time.perf_counter()
+            section = make(out_dir, quick)
+            section.text += f"\n[{time.perf_counter() - started:.0f} s]"
+            temporary = path.with_suffix(".tmp")
+            temporary.write_text(json.dumps({"key": key, "title": section.title, "text": section.text, "files": [str(f) for f in section.files]}))
+            os.replace(temporary, path)
         echo(section.text + "\n")
         sections.append(section)
     lines = ["# bhyt-theory report", "", f"Produced by `bhyt-theory reproduce --out {out_dir}`" + (" --quick" if quick else "") + "."]

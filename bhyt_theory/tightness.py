@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from .bounds import depth_bound, saturated_fraction_bound
-from .model import BHYT_ESTIMATE_SCHEMES, SCHEMES, Stack, StackConfig, gaussian_inputs
+from .model import BHYT_ESTIMATE_SCHEMES, SCHEMES, Stack, StackConfig, INPUT_SEED_OFFSET, gaussian_inputs
 from .norms import mean_square, root_mean_square
 
 __all__ = [
@@ -327,7 +327,7 @@ def default_init_ratios(seed: int = 0, batch: int = 1) -> pd.DataFrame:
     for scheme in SCHEMES:
         config = DEFAULT_INIT.replace(scheme=scheme)
         stack = Stack(config, seed)
-        x = gaussian_inputs(config.width, batch, config.seq_len, DEFAULT_INPUT_STD, seed + 10_000)
+        x = gaussian_inputs(config.width, batch, config.seq_len, DEFAULT_INPUT_STD, seed + INPUT_SEED_OFFSET)
         parts.append(depth_ratios(stack, x, "default_init"))
         if scheme in ("bhyt", "bhytline", "bhytstar"):
             parts.append(saturation_ratios(stack, x, "default_init"))

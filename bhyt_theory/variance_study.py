@@ -49,7 +49,7 @@ import torch
 from torch import Tensor
 
 from .bounds import saturated_fraction_bound
-from .model import BHYT_ESTIMATE_SCHEMES, ESTIMATORS, Block, Stack, StackConfig, gaussian_inputs
+from .model import BHYT_ESTIMATE_SCHEMES, ESTIMATORS, Block, Stack, StackConfig, INPUT_SEED_OFFSET, gaussian_inputs
 from .norms import EPS, estimate_post_attention_mean_square, mean_square
 from .probes import SATURATION_THRESHOLDS
 
@@ -287,7 +287,7 @@ def variance_grid(
                 config = base.replace(seq_len=seq_len, lam_in=lam_in, lam_post=lam_post, width=width)
                 for std in input_stds:
                     for seed in seeds:
-                        x = gaussian_inputs(config.width, batch, seq_len, std, seed + 10_000)
+                        x = gaussian_inputs(config.width, batch, seq_len, std, seed + INPUT_SEED_OFFSET)
                         part = variance_study(Stack(config, seed), x, layers)
                         part.insert(7, "input_std", std)
                         parts.append(part)
@@ -328,7 +328,7 @@ def estimator_comparison(
     for estimator in estimators:
         stack_config = config.replace(estimator=estimator)
         for seed in seeds:
-            x = gaussian_inputs(config.width, batch, config.seq_len, input_std, seed + 10_000)
+            x = gaussian_inputs(config.width, batch, config.seq_len, input_std, seed + INPUT_SEED_OFFSET)
             trace = Stack(stack_config, seed).trace(x)
             trace = trace[(trace["sublayer"] == "attn") & trace["layer"].isin(layers) & trace["position"].isin(positions)]
             rows.append(trace.assign(estimator=estimator)[["estimator", "seed", "layer", "position", "estimate_ratio"]])
