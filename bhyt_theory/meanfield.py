@@ -75,7 +75,7 @@ from scipy import special
 from scipy.linalg import blas
 
 from .gaussian import gaussian_tail, hermite_rule
-from .model import BHYT_ESTIMATE_SCHEMES, ESTIMATORS, EstimateInputs, Stack, StackConfig
+from .model import BHYT_ESTIMATE_SCHEMES, ESTIMATORS, INPUT_SEED_OFFSET, EstimateInputs, Stack, StackConfig, gaussian_inputs
 from .norms import EPS
 from .probes import SATURATION_THRESHOLDS
 
@@ -547,7 +547,7 @@ def compare_with_monte_carlo(
     """Position-averaged statistics, mean field vs Monte Carlo over weight seeds.
 
     Runs ``Stack(config, seed).trace(x)`` on inputs ``x ~ N(0, input_std²)``
-    (input seed ``10000 + seed``) and compares each of ``statistics`` (columns
+    (input seed ``seed + INPUT_SEED_OFFSET``) and compares each of ``statistics`` (columns
     shared by ``Stack.trace`` and ``PREDICTION_COLUMNS``) with ``predict``.
 
     Returns
@@ -562,8 +562,7 @@ def compare_with_monte_carlo(
     length = config.seq_len if length is None else length
     per_seed = []
     for seed in seeds:
-        generator = torch.Generator().manual_seed(10_000 + seed)
-        x = torch.randn(batch, length, config.width, generator=generator, dtype=torch.float64) * input_std
+        x = gaussian_inputs(config.width, batch, length, input_std, seed + INPUT_SEED_OFFSET)
         trace = Stack(config, seed).trace(x)
         per_seed.append(trace.groupby(["layer", "sublayer"], sort=False)[list(statistics)].mean())
     prediction = predict(config, input_std**2, length=length)

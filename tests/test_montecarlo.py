@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from bhyt_theory import montecarlo
-from bhyt_theory.model import SCHEMES, Stack, StackConfig
+from bhyt_theory.model import INPUT_SEED_OFFSET, SCHEMES, Stack, StackConfig, gaussian_inputs
 
 SMALL = {"depth": 3, "width": 16, "heads": 2, "seq_len": 6}
 
@@ -40,13 +40,13 @@ def count_stream_traces(monkeypatch) -> list:
 def test_streamed_run_is_identical_to_stack_trace(scheme):
     # Same weights (build_block), same operations in the same order: bit-identical.
     config = small_config(scheme, kv_heads=1)
-    x = montecarlo.gaussian_inputs(config, batch=2, length=5, std=0.3, seed=11)
+    x = gaussian_inputs(config.width, batch=2, length=5, std=0.3, seed=11)
     pd.testing.assert_frame_equal(montecarlo.stream_trace(config, 4, x), Stack(config, 4).trace(x), check_exact=True)
 
 
 def test_run_uses_the_documented_inputs():
     config = small_config("rmsnorm")
-    x = montecarlo.gaussian_inputs(config, 3, config.seq_len, 0.5, 7 + montecarlo.INPUT_SEED_OFFSET)
+    x = gaussian_inputs(config.width, 3, config.seq_len, 0.5, 7 + INPUT_SEED_OFFSET)
     table = montecarlo.run(config, 7, batch=3, input_std=0.5, cache_dir=None)
     pd.testing.assert_frame_equal(table, Stack(config, 7).trace(x), check_exact=True)
 
@@ -211,7 +211,7 @@ def test_block_flop_count_matches_torch_flop_counter(kv_heads):
     config = StackConfig(scheme="bhyt", depth=1, width=64, heads=4, kv_heads=kv_heads, seq_len=16)
     batch, length = 3, 16
     block = build_block(config, 0, 0)
-    x = montecarlo.gaussian_inputs(config, batch, length, 1.0, 0)
+    x = gaussian_inputs(config.width, batch, length, 1.0, 0)
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         block(x)
     causal_pairs = np.tril(np.ones((length, length))).sum()

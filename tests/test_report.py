@@ -5,7 +5,7 @@ import pytest
 
 from bhyt_theory import report
 
-FAST_SECTIONS = [report.section_depth_trace, report.section_variance, report.section_jacobian, report.section_growth]
+FAST_SECTIONS = [report.section_depth_trace, report.section_meanfield, report.section_variance, report.section_jacobian, report.section_growth]
 
 
 def test_reproduce_quick_writes_every_section_and_report(tmp_path, monkeypatch):
