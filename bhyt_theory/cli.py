@@ -54,6 +54,11 @@ def write_table(table: pd.DataFrame, csv: Path | None = None, json: Path | None 
         print(f"wrote {json}", file=sys.stderr)
 
 
+def show(table: pd.DataFrame, float_format: str = "{:.4g}", index: bool = True) -> None:
+    """Print every row and column of ``table``."""
+    print(table.to_string(float_format=float_format.format, index=index, line_width=250))
+
+
 def _cmd_trace(args: argparse.Namespace) -> int:
     config = config_from_arguments(args)
     stack = Stack(config, seed=args.seed)
@@ -65,8 +70,7 @@ def _cmd_trace(args: argparse.Namespace) -> int:
     else:
         shown = table.groupby(["layer", "sublayer"], sort=False).mean(numeric_only=True).drop(columns=["position", "seed"])
         shown["rms"] = shown["mean_square"] ** 0.5
-    with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 250, "display.float_format", "{:.4g}".format):
-        print(shown)
+    show(shown)
     return 0
 
 
@@ -104,7 +108,6 @@ def _cmd_variance(args: argparse.Namespace) -> int:
     config = config_from_arguments(args)
     layers = tuple(args.layers)
     positions = tuple(args.positions) if args.positions else table_positions(config.seq_len)
-    display = ("display.max_rows", None, "display.max_columns", None, "display.width", 250)
     if args.decomposition:
         config = config.replace(estimator=args.estimators[0] if args.estimators else config.estimator)
         parts = []
@@ -116,19 +119,17 @@ def _cmd_variance(args: argparse.Namespace) -> int:
         write_table(table, args.csv, args.json)
         columns = ["estimate_ratio", "reference_ratio", *ERROR_TERMS, "lam_post_effective", "saturation_bound_1"]
         shown = table.groupby(["layer", "position"])[columns].mean()
-        with pd.option_context(*display, "display.float_format", "{:.4f}".format):
-            print(shown)
+        show(shown, "{:.4f}")
         return 0
     comparison = estimator_comparison(
         config, args.estimators, seeds=tuple(args.seeds), batch=args.batch,
         input_std=args.input_std, layers=layers, positions=positions,
     )
     write_table(comparison, args.csv, args.json)
-    with pd.option_context(*display, "display.float_format", "{:.3f}".format):
-        print(ratio_table(comparison))
-        if len(args.seeds) > 1:
-            print("\nstandard error over seeds:")
-            print(ratio_table(comparison, "ratio_se"))
+    show(ratio_table(comparison), "{:.3f}")
+    if len(args.seeds) > 1:
+        print("\nstandard error over seeds:")
+        show(ratio_table(comparison, "ratio_se"), "{:.3f}")
     return 0
 
 
@@ -142,10 +143,9 @@ def _cmd_jacobian(args: argparse.Namespace) -> int:
         seeds=tuple(args.seeds), batch=args.batch, probes=args.probes, input_std=args.input_std,
     )
     write_table(table, args.csv, args.json)
-    with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 250):
-        print(deviation_table(table))
-        print("\nrms(h_l) at each layer's input:")
-        print(table.pivot_table(index="scheme", columns="layer", values="rms_in", sort=False).to_string(float_format="{:.4g}".format))
+    show(deviation_table(table))
+    print("\nrms(h_l) at each layer's input:")
+    show(table.pivot_table(index="scheme", columns="layer", values="rms_in", sort=False))
     return 0
 
 
@@ -161,12 +161,6 @@ def _sweep_grid(args: argparse.Namespace, defaults: dict | None = None) -> dict:
     return grid
 
 
-def _print_wide(table: pd.DataFrame) -> None:
-    options = ("display.max_rows", None, "display.max_columns", None, "display.width", 250)
-    with pd.option_context(*options, "display.float_format", "{:.4g}".format):
-        print(table.to_string(index=False))
-
-
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from .montecarlo import RUN_COLUMNS, summarise, sweep
 
@@ -179,7 +173,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     position = ["position"] if args.per_position else []
     print(f"mean across {len(args.seeds)} seeds, Student-t {args.level:.0%} interval "
           f"({'per position' if args.per_position else 'position-averaged'})")
-    _print_wide(summary[[*shown, "layer", "sublayer", *position, "statistic", "mean", "ci_low", "ci_high", "n_seeds"]])
+    show(summary[[*shown, "layer", "sublayer", *position, "statistic", "mean", "ci_low", "ci_high", "n_seeds"]], index=False)
     return 0
 
 
@@ -201,9 +195,9 @@ def _cmd_growth(args: argparse.Namespace) -> int:
     keys = [c for c in RUN_COLUMNS if c in fits.columns]
     columns = [*keys, "source", "form", "law", "slope", "slope_ci_low", "slope_ci_high", "slope_stderr", "r2",
                "best", "rms_first", "rms_last"]
-    _print_wide(fits[columns])
+    show(fits[columns], index=False)
     print("\nbest form per configuration:")
-    _print_wide(fits[fits["best"]][columns])
+    show(fits[fits["best"]][columns], index=False)
     return 0
 
 
@@ -215,7 +209,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     table = run_bench(widths=tuple(args.widths), memory_width=args.memory_width,
                       meanfield_lengths=tuple(args.meanfield_lengths), device=args.device)
     write_table(table, args.csv, args.json)
-    _print_wide(table)
+    show(table)
     return 0
 
 
@@ -231,9 +225,7 @@ def _cmd_bounds(args: argparse.Namespace) -> int:
           f"T {DEFAULT_INIT.seq_len}, init_std {DEFAULT_INIT.init_std}, inputs N(0, 0.02²)). "
           "depth: growth ratio (rms(h_l) − rms(h_0)) / Σ(A + F), max over layers and tokens; "
           "saturation: fraction(|z| ≥ t) / saturated_fraction_bound, max over norms and tokens.")
-    options = ("display.max_rows", None, "display.max_columns", None, "display.width", 250)
-    with pd.option_context(*options, "display.float_format", "{:.9g}".format):
-        print(table.to_string(index=False))
+    show(table, "{:.9g}", index=False)
     return 0
 
 
@@ -247,10 +239,25 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         predictor = predict_per_position if args.per_position else predict
         table = predictor(config, args.input_std**2, args.attention, args.length, not args.uncorrelated)
     write_table(table, args.csv, args.json)
-    options = ("display.max_rows", None, "display.max_columns", None, "display.width", 250)
-    with pd.option_context(*options, "display.float_format", "{:.4g}".format):
-        print(table.to_string(index=False))
+    show(table, index=False)
     return 0
+
+
+def _add_output_options(parser: argparse.ArgumentParser, what: str = "the table") -> None:
+    parser.add_argument("--csv", type=Path, default=None, help=f"write {what} as CSV")
+    parser.add_argument("--json", type=Path, default=None, help=f"write {what} as JSON records")
+
+
+def _add_sweep_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by the cached Monte Carlo commands (``sweep``, ``growth``)."""
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="weight seeds (inputs: seed + 10000)")
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--length", type=int, nargs="+", default=None, help="input length T (default: seq_len)")
+    parser.add_argument("--input-std", type=float, nargs="+", default=None, help="input scale (default 0.02)")
+    parser.add_argument("--level", type=float, default=0.95, help="confidence level of the intervals")
+    parser.add_argument("--cache-dir", type=Path, default=Path("results/cache"))
+    parser.add_argument("--no-cache", action="store_true")
+    parser.add_argument("--no-progress", action="store_true")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -268,8 +275,7 @@ def _build_parser() -> argparse.ArgumentParser:
     trace.add_argument("--length", type=int, default=None, help="input length T (default: seq_len)")
     trace.add_argument("--input-std", type=float, default=0.02)
     trace.add_argument("--per-position", action="store_true")
-    trace.add_argument("--csv", type=Path, default=None)
-    trace.add_argument("--json", type=Path, default=None)
+    _add_output_options(trace)
     trace.set_defaults(run=_cmd_trace)
 
     reproduce = commands.add_parser(
@@ -302,8 +308,7 @@ def _build_parser() -> argparse.ArgumentParser:
     variance.add_argument("--layers", type=int, nargs="+", default=[0, 1, 4, 16, 64])
     variance.add_argument("--positions", type=int, nargs="+", default=None)
     variance.add_argument("--decomposition", action="store_true")
-    variance.add_argument("--csv", type=Path, default=None)
-    variance.add_argument("--json", type=Path, default=None)
+    _add_output_options(variance)
     variance.set_defaults(run=_cmd_variance)
 
     jacobian = commands.add_parser(
@@ -319,8 +324,7 @@ def _build_parser() -> argparse.ArgumentParser:
     jacobian.add_argument("--probes", type=int, default=16)
     jacobian.add_argument("--input-std", type=float, default=0.02)
     jacobian.add_argument("--layers", type=int, nargs="+", default=None)
-    jacobian.add_argument("--csv", type=Path, default=None)
-    jacobian.add_argument("--json", type=Path, default=None)
+    _add_output_options(jacobian)
     jacobian.set_defaults(run=_cmd_jacobian)
 
     sweep = commands.add_parser(
@@ -330,18 +334,10 @@ def _build_parser() -> argparse.ArgumentParser:
         "interrupted sweep resumes, and prints per-layer means across seeds with Student-t intervals.",
     )
     add_config_arguments(sweep, multi=True)
-    sweep.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="weight seeds (inputs: seed + 10000)")
-    sweep.add_argument("--batch", type=int, default=4)
-    sweep.add_argument("--length", type=int, nargs="+", default=None, help="input length T (default: seq_len)")
-    sweep.add_argument("--input-std", type=float, nargs="+", default=None, help="input scale (default 0.02)")
+    _add_sweep_options(sweep)
     sweep.add_argument("--statistics", nargs="+", default=["mean_square", "rms"])
     sweep.add_argument("--per-position", action="store_true")
-    sweep.add_argument("--level", type=float, default=0.95, help="confidence level")
-    sweep.add_argument("--cache-dir", type=Path, default=Path("results/cache"))
-    sweep.add_argument("--no-cache", action="store_true")
-    sweep.add_argument("--no-progress", action="store_true")
-    sweep.add_argument("--csv", type=Path, default=None, help="the full per-position sweep table")
-    sweep.add_argument("--json", type=Path, default=None)
+    _add_output_options(sweep, "the full per-position sweep table")
     sweep.set_defaults(run=_cmd_sweep)
 
     growth = commands.add_parser(
@@ -350,18 +346,10 @@ def _build_parser() -> argparse.ArgumentParser:
         "init_std 0.02, inputs N(0, 0.02²), seeds 0 1 2, batch 4; cached) and the growth-law fits per scheme.",
     )
     add_config_arguments(growth, multi=True)
-    growth.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    growth.add_argument("--batch", type=int, default=4)
-    growth.add_argument("--length", type=int, nargs="+", default=None)
-    growth.add_argument("--input-std", type=float, nargs="+", default=None)
+    _add_sweep_options(growth)
     growth.add_argument("--first-layer", type=int, default=0, help="fit layers ≥ this (0-based)")
-    growth.add_argument("--level", type=float, default=0.95)
     growth.add_argument("--meanfield", action="store_true", help="also fit the mean-field curves")
-    growth.add_argument("--cache-dir", type=Path, default=Path("results/cache"))
-    growth.add_argument("--no-cache", action="store_true")
-    growth.add_argument("--no-progress", action="store_true")
-    growth.add_argument("--csv", type=Path, default=None, help="the fit table")
-    growth.add_argument("--json", type=Path, default=None)
+    _add_output_options(growth, "the fit table")
     growth.set_defaults(run=_cmd_growth)
 
     bench = commands.add_parser(
@@ -375,8 +363,7 @@ def _build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--meanfield-lengths", type=int, nargs="+", default=[64])
     bench.add_argument("--device", default="cpu")
     bench.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    bench.add_argument("--csv", type=Path, default=None)
-    bench.add_argument("--json", type=Path, default=None)
+    _add_output_options(bench)
     bench.set_defaults(run=_cmd_bench)
 
     bounds = commands.add_parser(
@@ -389,8 +376,7 @@ def _build_parser() -> argparse.ArgumentParser:
     bounds.add_argument("--random-trials", type=int, default=6, help="random configurations per scheme")
     bounds.add_argument("--hill-climb-steps", type=int, default=40)
     bounds.add_argument("--threads", type=int, default=1, help="torch CPU threads (the search is sized for one core)")
-    bounds.add_argument("--csv", type=Path, default=None)
-    bounds.add_argument("--json", type=Path, default=None)
+    _add_output_options(bounds)
     bounds.set_defaults(run=_cmd_bounds)
 
     predict = commands.add_parser(
@@ -407,8 +393,7 @@ def _build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--uncorrelated", action="store_true", help="drop token correlations (per-position recursion)")
     predict.add_argument("--compare-seeds", type=int, default=0, help="Monte Carlo seeds to compare against (0: none)")
     predict.add_argument("--batch", type=int, default=2, help="Monte Carlo batch per seed")
-    predict.add_argument("--csv", type=Path, default=None)
-    predict.add_argument("--json", type=Path, default=None)
+    _add_output_options(predict)
     predict.set_defaults(run=_cmd_predict)
 
     return parser
