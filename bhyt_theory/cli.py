@@ -1,6 +1,7 @@
-"""``bhyt-theory`` command line: one sub-command per job (argparse).
+"""Derive, prove and numerically check the theory behind BHyT (arXiv 2601.09719).
 
-Each sub-command is a ``_cmd_*`` function registered in ``_build_parser``.
+The ``bhyt-theory`` command line: each sub-command is a ``_cmd_*`` function
+registered in ``_build_parser`` (argparse).
 """
 
 from __future__ import annotations

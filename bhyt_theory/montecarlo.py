@@ -98,7 +98,8 @@ def stream_trace(config: StackConfig, seed: int, x: torch.Tensor, progress: bool
     h = x.to(device=config.device, dtype=config.torch_dtype)
     layers = tqdm(
         range(config.depth), desc=f"{config.scheme} layers", leave=False, unit="layer",
-        disable=not progress or config.depth < LAYER_BAR_MIN_DEPTH,
+        # None: tqdm shows the bar on a terminal only, so logs are not flooded
+        disable=None if progress and config.depth >= LAYER_BAR_MIN_DEPTH else True,
     )
     statistics = list(TRACE_COLUMNS[3:])
     values = None
@@ -285,7 +286,7 @@ def sweep(
     defaults = {"batch": batch, "length": length, "input_std": input_std}
     tables = []
     runs = tqdm(
-        list(itertools.product(points, seeds)), desc="Monte Carlo runs", unit="run", disable=not progress
+        list(itertools.product(points, seeds)), desc="Monte Carlo runs", unit="run", disable=None if progress else True
     )
     for (config, options), seed in runs:
         options = {**defaults, **options}

@@ -39,6 +39,18 @@ class Section:
     files: list[Path] = field(default_factory=list)
 
 
+def plot_rms_per_scheme(summary: pd.DataFrame, path: Path, x_offset: int, **axis_settings) -> None:
+    """One line per scheme of a ``montecarlo.summarise`` table (mean across seeds vs layer), log rms."""
+    figure, axis = plt.subplots(figsize=(7, 4.8))
+    for scheme, part in summary.groupby("scheme", sort=False):
+        axis.plot(part["layer"] + x_offset, part["mean"], label=scheme, marker="." if len(part) <= 64 else None)
+    axis.set(ylabel="rms of residual stream (position-averaged)", yscale="log", **axis_settings)
+    axis.legend(ncol=4, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.15))
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
 def section_depth_trace(out_dir: Path, quick: bool) -> Section:
     """Per-layer rms of the residual stream for every scheme at initialisation (claims C1, C4)."""
     config = dict(depth=8 if quick else 32, width=64 if quick else 256, heads=4, seq_len=32 if quick else 128)
@@ -55,16 +67,11 @@ def section_depth_trace(out_dir: Path, quick: bool) -> Section:
     short = at.pivot(index="scheme", columns="layer", values="value").loc[list(SCHEMES)]
     short.columns = [f"layer {c}" for c in short.columns]
 
-    figure, axis = plt.subplots(figsize=(7, 4.5))
-    for scheme in SCHEMES:
-        axis.plot(wide.index, wide[scheme], label=scheme, marker=".")
-    axis.set(xlabel="layer", ylabel="rms of residual stream (position-averaged)", yscale="log",
-             title=f"Depth trace at init: width {config['width']}, T {config['seq_len']}, "
-             f"init std 0.02, inputs N(0, 0.02²), {len(seeds)} seeds")
-    axis.legend(ncol=2, fontsize=8)
-    figure.tight_layout()
-    figure.savefig(out_dir / "depth_trace.png", dpi=120)
-    plt.close(figure)
+    plot_rms_per_scheme(
+        summary, out_dir / "depth_trace.png", x_offset=0, xlabel="layer",
+        title=f"Depth trace at init: width {config['width']}, T {config['seq_len']},\n"
+        f"init std 0.02, inputs N(0, 0.02²), mean of {len(seeds)} seeds",
+    )
 
     with pd.option_context("display.width", 250, "display.max_columns", None, "display.float_format", "{:.4g}".format):
         text = (
@@ -149,22 +156,27 @@ def section_meanfield(out_dir: Path, quick: bool) -> Section:
     from .meanfield import compare_with_monte_carlo
     from .model import StackConfig
 
-    depth, width, seq_len, seeds = (8, 64, 16, range(2)) if quick else (64, 256, 64, range(4))
+    depth, width, seq_len, seeds = (8, 64, 16, range(2)) if quick else (64, 256, 64, range(8))
     parts = []
     for scheme in SCHEMES:
         config = StackConfig(scheme=scheme, depth=depth, width=width, heads=4, seq_len=seq_len)
         parts.append(compare_with_monte_carlo(config, seeds, batch=2).assign(scheme=scheme))
     table = pd.concat(parts, ignore_index=True)
     table.to_csv(out_dir / "meanfield_vs_montecarlo.csv", index=False)
+    table["z"] = (table["mean_field"] - table["monte_carlo"]) / table["standard_error"]
     last = table[(table.layer == depth - 1) & (table.sublayer == "mlp")].set_index("scheme")
+    worst = table.loc[table.groupby("scheme", sort=False)["relative_error"].apply(lambda e: e.abs().idxmax())].set_index("scheme")
     summary = pd.DataFrame({
-        "last layer: MF/MC − 1": last["relative_error"],
-        "± MC standard error": last["relative_standard_error"],
-        "max |MF/MC − 1| over sublayers": table.assign(e=table["relative_error"].abs()).groupby("scheme", sort=False)["e"].max(),
+        "last layer MF/MC − 1": last["relative_error"].map("{:+.2%}".format),
+        "(MF − MC)/SE": last["z"].map("{:+.1f}".format),
+        "largest |MF/MC − 1|": worst["relative_error"].map("{:+.2%}".format),
+        "at layer, sublayer": worst["layer"].astype(str) + ", " + worst["sublayer"],
+        "(MF − MC)/SE there": worst["z"].map("{:+.1f}".format),
     })
     text = (
         f"Position-averaged mean square, width {width}, depth {depth}, T {seq_len}, {len(seeds)} seeds × batch 2, "
-        "init std 0.02, inputs N(0, 0.02²); Gram-matrix recursion with uniform causal attention.\n" + _frame_text(summary, "{:+.3%}")
+        "init std 0.02, inputs N(0, 0.02²); Gram-matrix recursion with uniform causal attention. "
+        "SE: standard error of the Monte Carlo mean across seeds.\n" + _frame_text(summary)
     )
     return Section("Mean field vs Monte Carlo", text, [out_dir / "meanfield_vs_montecarlo.csv"])
 
@@ -180,15 +192,10 @@ def section_growth(out_dir: Path, quick: bool) -> Section:
     best = fits[fits["best"]][["scheme", "source", "form", "law", "slope", "slope_ci_low", "slope_ci_high", "r2", "rms_first", "rms_last"]]
 
     summary = summarise(table[table.sublayer == "mlp"], statistics=("rms",))
-    figure, axis = plt.subplots(figsize=(7, 4.5))
-    for scheme, part in summary.groupby("scheme", sort=False):
-        axis.plot(part["layer"] + 1, part["mean"], label=scheme)
-    axis.set(xlabel="layer l", ylabel="rms of residual stream", xscale="log", yscale="log",
-             title=f"Growth with depth at init (width {base['width']}, T {base['seq_len']})")
-    axis.legend(ncol=2, fontsize=8)
-    figure.tight_layout()
-    figure.savefig(out_dir / "growth.png", dpi=120)
-    plt.close(figure)
+    plot_rms_per_scheme(
+        summary, out_dir / "growth.png", x_offset=1, xlabel="layer l (1-based)", xscale="log",
+        title=f"Growth with depth at init (width {base['width']}, T {base['seq_len']})",
+    )
     text = f"Config: {base}; best form per scheme (least rms-space residual), slope with a 95% interval across seeds.\n" + _frame_text(best)
     return Section("Growth laws", text, [out_dir / "growth_fits.csv", out_dir / "growth.png"])
 
