@@ -15,7 +15,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .model import Stack, StackConfig, INPUT_SEED_OFFSET, gaussian_inputs
+from .model import INPUT_SEED_OFFSET, Stack, StackConfig, gaussian_inputs
+from .probes import position_average
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, multi: bool = False) -> None:
@@ -69,8 +70,7 @@ def _cmd_trace(args: argparse.Namespace) -> int:
     if args.per_position:
         shown = table
     else:
-        shown = table.groupby(["layer", "sublayer"], sort=False).mean(numeric_only=True).drop(columns=["position", "seed"])
-        shown["rms"] = shown["mean_square"] ** 0.5
+        shown = position_average(table, ["layer", "sublayer"]).set_index(["layer", "sublayer"])
     show(shown)
     return 0
 
@@ -83,24 +83,16 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def _cmd_checks(args: argparse.Namespace) -> int:
-    from .symbolic import CHECKS, check_references
+    from .symbolic import PROOFS_DIR, run_checks
 
-    proofs = Path(__file__).resolve().parent.parent / "proofs"
-    if not proofs.is_dir():
-        print(f"bhyt-theory checks: no proofs folder at {proofs} (run from a repository checkout)", file=sys.stderr)
+    if not PROOFS_DIR.is_dir():
+        print(f"bhyt-theory checks: no proofs folder at {PROOFS_DIR} (run from a repository checkout)", file=sys.stderr)
         return 2
-    references = check_references(proofs)
-    failed = 0
-    for check_id, check in CHECKS.items():
-        try:
-            passed, message = check()
-        except Exception as error:  # a crashing check is reported as a failure, not a traceback
-            passed, message = False, f"raised {type(error).__name__}: {error}"
-        failed += not passed
-        used_by = ", ".join(references.get(check_id, [])) or "NOT REFERENCED"
-        print(f"{'PASS' if passed else 'FAIL'} {check_id} [{used_by}]: {message}")
-    print(f"{len(CHECKS) - failed}/{len(CHECKS)} checks passed ({len(list(proofs.glob('*.md')))} proofs)")
-    return 1 if failed else 0
+    table = run_checks()
+    for row in table.itertuples():
+        print(f"{'PASS' if row.passed else 'FAIL'} {row.check} [{row.proofs or 'NOT REFERENCED'}]: {row.message}")
+    print(f"{int(table.passed.sum())}/{len(table)} checks passed ({len(list(PROOFS_DIR.glob('*.md')))} proofs)")
+    return 0 if table.passed.all() else 1
 
 
 def _cmd_variance(args: argparse.Namespace) -> int:

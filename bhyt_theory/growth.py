@@ -38,7 +38,8 @@ from scipy import stats
 
 from .meanfield import predict
 from .model import StackConfig
-from .montecarlo import RUN_COLUMNS, confidence_interval, position_average
+from .montecarlo import RUN_COLUMNS, confidence_interval
+from .probes import position_average
 
 Transform = Callable[[np.ndarray], np.ndarray]
 

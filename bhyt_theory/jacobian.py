@@ -131,7 +131,7 @@ def jacobian_deviation(
     with torch.no_grad(), sdpa_kernel(SDPBackend.MATH):
         for start in range(0, probes, chunk):
             count = min(chunk, probes - start)
-            v = _probes((count * batch, length, width), distribution, generator, torch.float64)
+            v = _probes((count * batch, length, width), distribution, generator, torch.float64).to(h64.device)
             _, jv = torch.func.jvp(block64, (h64.repeat(count, 1, 1),), (v,))
             squares = (jv - v).square().sum((-2, -1)) / (length * width)
             per_probe.append(squares.reshape(count, batch).mean(1))
@@ -157,7 +157,7 @@ def exact_jacobian_deviation(block: nn.Module, h: Tensor) -> float:
     for sequence in h64:
         jacobian = torch.autograd.functional.jacobian(lambda x: block64(x[None])[0], sequence)
         jacobian = jacobian.reshape(length * width, length * width)
-        total += (jacobian - torch.eye(length * width, dtype=torch.float64)).square().sum().item()
+        total += (jacobian - torch.eye(length * width, dtype=torch.float64, device=h64.device)).square().sum().item()
     return math.sqrt(total / (batch * length * width))
 
 

@@ -77,7 +77,7 @@ from scipy.linalg import blas
 from .gaussian import gaussian_tail, hermite_rule
 from .model import BHYT_ESTIMATE_SCHEMES, ESTIMATORS, INPUT_SEED_OFFSET, EstimateInputs, Stack, StackConfig, gaussian_inputs
 from .norms import EPS
-from .probes import SATURATION_THRESHOLDS
+from .probes import SATURATION_THRESHOLDS, position_average
 
 __all__ = [
     "ATTENTION_MODELS",
@@ -520,9 +520,9 @@ def predict(
     """Position-averaged mean-field prediction, one row per layer × sublayer.
 
     Parameters are those of ``predict_per_position``, which gives the per-position
-    rows. Every column is the plain mean over positions of the per-position
-    column, the same reduction ``bhyt-theory trace`` applies to ``Stack.trace``
-    (so ``rms`` is recomputed as ``sqrt(mean_square)``, as there).
+    rows. Positions are averaged as for Monte Carlo tables
+    (``probes.position_average``): ``rms`` and ``arg_rms`` are the roots of the
+    position-averaged squares, everything else a plain mean.
 
     Examples
     --------
@@ -530,10 +530,9 @@ def predict(
     >>> list(table.columns[:3]), len(table)
     (['layer', 'sublayer', 'mean_square'], 4)
     """
-    columns = _recursion(config, input_variance, attention, length, token_correlations)
-    table = pd.DataFrame(_index(config.depth) | {name: values.mean(1) for name, values in columns.items()})
-    table.insert(3, "rms", np.sqrt(table["mean_square"]))
-    return table
+    per_position = predict_per_position(config, input_variance, attention, length, token_correlations)
+    averaged = position_average(per_position.drop(columns="position"), ["layer", "sublayer"])
+    return averaged.reindex(columns=[c for c in PREDICTION_COLUMNS if c != "position"])
 
 
 def compare_with_monte_carlo(
@@ -564,7 +563,7 @@ def compare_with_monte_carlo(
     for seed in seeds:
         x = gaussian_inputs(config.width, batch, length, input_std, seed + INPUT_SEED_OFFSET)
         trace = Stack(config, seed).trace(x)
-        per_seed.append(trace.groupby(["layer", "sublayer"], sort=False)[list(statistics)].mean())
+        per_seed.append(position_average(trace, ["layer", "sublayer"])[list(statistics)])
     prediction = predict(config, input_std**2, length=length)
     parts = []
     for statistic in statistics:

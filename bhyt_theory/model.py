@@ -68,7 +68,8 @@ class StackConfig:
     ``init_std``: every linear weight ~ N(0, init_std²), no depth scaling.
     ``seq_len``: the (training) sequence length T in ``c_attn``; inputs may be
     shorter or longer. ``lam_in``/``lam_post``: λ of the norm before attention and
-    before the MLP. ``lam_final``: a last-layer BHyT* λ; 0 means the final norm is
+    before the MLP. ``lam_final``: λ of a last-layer BHyT* (BHyT schemes only, κ of the last
+    layer); 0 means the final norm is
     RMSNorm (DyT/Derf for those schemes). ``estimator``: how ``bhyt``/``bhytline``
     form M₂ (``ESTIMATORS``; "reference" is the paper's).
     """
@@ -104,12 +105,15 @@ class StackConfig:
         for name in ("depth", "width", "heads", "kv_heads", "mlp_width", "seq_len"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be ≥ 1, got {getattr(self, name)}")
-        if self.width % self.heads:
-            problems.append(f"width {self.width} is not a multiple of heads {self.heads}")
-        elif (self.width // self.heads) % 2:
-            problems.append(f"head_dim {self.width // self.heads} must be even for RoPE")
-        if self.heads % self.kv_heads:
-            problems.append(f"heads {self.heads} is not a multiple of kv_heads {self.kv_heads}")
+        if not problems:  # the divisibility checks need positive sizes
+            if self.width % self.heads:
+                problems.append(f"width {self.width} is not a multiple of heads {self.heads}")
+            elif (self.width // self.heads) % 2:
+                problems.append(f"head_dim {self.width // self.heads} must be even for RoPE")
+            if self.heads % self.kv_heads:
+                problems.append(f"heads {self.heads} is not a multiple of kv_heads {self.kv_heads}")
+        if self.lam_final and self.scheme not in ("bhyt", "bhytline", "bhytstar"):
+            problems.append(f"lam_final (a last-layer BHyT) applies to BHyT schemes only, not {self.scheme!r}")
         if self.kappa <= 0:
             problems.append(f"kappa must be > 0, got {self.kappa}")
         if self.kappa_schedule not in KAPPA_SCHEDULES:
@@ -346,6 +350,14 @@ class Block(nn.Module):
             self.norm_mlp_out = RMSNorm(config.width)
         self.branch_scale = 1.0 / math.sqrt(layer + 1) if self.scheme == "lns" else 1.0
         self.register_buffer("c_attn", torch.zeros((), dtype=torch.float64))
+
+    def _apply(self, fn, recurse=True):
+        # ``.to(dtype)`` casts every floating buffer; c_attn is a statistic and stays
+        # float64 (a bf16 copy of it would be ~0.2 % off), only its device follows.
+        c_attn = self.c_attn
+        super()._apply(fn, recurse)
+        self.c_attn = c_attn.to(device=self.c_attn.device)
+        return self
 
     def refresh_variance_constant(self) -> None:
         """Recompute ``c_attn`` from the current W_V, W_O (the reference does this

@@ -43,15 +43,23 @@ import torch
 from scipy import stats
 from tqdm.auto import tqdm
 
-from . import __version__, model
+from . import __version__, model, norms, probes
 from .model import StackConfig, build_block
-from .probes import ARGUMENT_COLUMNS, ESTIMATE_COLUMNS, STATE_COLUMNS, TRACE_COLUMNS, TraceProbe
+from .probes import STATISTICS, TRACE_COLUMNS, TraceProbe, position_average
 
 DEFAULT_CACHE_DIR = Path("results/cache")
-# Bump when a change to the model, the probes or this module changes a run's
-# numbers, so that stale cache files are no longer found.
-CACHE_VERSION = 1
-CODE_TAG = f"bhyt_theory {__version__}, montecarlo cache v{CACHE_VERSION}"
+
+
+def source_fingerprint(*files: str | Path) -> str:
+    """SHA-256 (12 hex digits) of the given source files: any edit to the code that
+    computes a cached number changes the key, so stale cache files are never read."""
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()[:12]
+
+
+CODE_TAG = f"bhyt_theory {__version__}, sources {source_fingerprint(norms.__file__, model.__file__, probes.__file__, __file__)}"
 # Runs at least this deep get a per-layer progress bar of their own.
 LAYER_BAR_MIN_DEPTH = 64
 
@@ -59,13 +67,6 @@ CONFIG_FIELDS = tuple(field.name for field in dataclasses.fields(StackConfig))
 RUN_FIELDS = ("batch", "length", "input_std")
 # Columns that identify one run of a sweep table (besides "seed").
 RUN_COLUMNS = CONFIG_FIELDS + RUN_FIELDS
-STATISTICS = STATE_COLUMNS + ESTIMATE_COLUMNS + ARGUMENT_COLUMNS
-# How a per-position statistic becomes a position-averaged one: root-mean-square
-# statistics are re-formed from their averaged squares (so position-averaged rms
-# is sqrt of the position-averaged mean square, as `bhyt-theory trace` prints),
-# the worst-case |z| stays a maximum, the rest are plain means.
-_ROOT_MEAN_SQUARE_STATISTICS = ("rms", "arg_rms")
-_MAXIMUM_STATISTICS = ("arg_max_abs",)
 
 
 @torch.no_grad()
@@ -301,27 +302,6 @@ def sweep(
     result = pd.concat(tables, ignore_index=True)
     leading = list(RUN_COLUMNS) + ["seed"]
     return result[leading + [c for c in result.columns if c not in leading]]
-
-
-def position_average(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Average every statistic over token positions within each group of ``keys``.
-
-    Root-mean-square statistics (``rms``, ``arg_rms``) are re-formed from their
-    position-averaged squares, ``arg_max_abs`` is maximised, the rest are means.
-    ``keys`` should identify one run's layer × sublayer (e.g. the configuration
-    columns, ``seed``, ``layer``, ``sublayer``).
-    """
-    present = [s for s in STATISTICS if s in table.columns]
-    squared = table.assign(**{s: table[s] ** 2 for s in _ROOT_MEAN_SQUARE_STATISTICS if s in present})
-    grouped = squared.groupby(keys, sort=False, dropna=False)
-    averaged = grouped[[s for s in present if s not in _MAXIMUM_STATISTICS]].mean()
-    for s in _MAXIMUM_STATISTICS:
-        if s in present:
-            averaged[s] = grouped[s].max()
-    for s in _ROOT_MEAN_SQUARE_STATISTICS:
-        if s in present:
-            averaged[s] = np.sqrt(averaged[s])
-    return averaged.reset_index()
 
 
 def confidence_interval(

@@ -43,7 +43,9 @@ __all__ = [
     "root_mean_square",
     "rms_norm",
     "layer_norm",
+    "dyt_argument",
     "dyt",
+    "derf_argument",
     "derf",
     "bhyt_argument",
     "bhyt",
@@ -143,14 +145,24 @@ def layer_norm(
     return _apply_affine(_inverse_root(x, scale, eps, centred=True), gamma, beta, h.dtype)
 
 
+def dyt_argument(h: Tensor, alpha: float | Tensor) -> Tensor:
+    """DyT's tanh argument ``α h``, in the statistics dtype."""
+    return alpha * h.to(_stat_dtype(h.dtype))
+
+
 def dyt(h: Tensor, alpha: float | Tensor, gamma: Tensor | None = None, beta: Tensor | None = None) -> Tensor:
     """Dynamic Tanh (Zhu et al., arXiv 2503.10622): ``γ ⊙ tanh(α h) + β``.
 
     No token statistic: the tanh argument scales with the input, so for any
-    fixed α the saturated fraction tends to 1 as the input scale grows.
+    fixed α the saturated fraction tends to 1 as the input scale grows (SPEC §5;
+    claim C2).
     """
-    h32 = h.to(_stat_dtype(h.dtype))
-    return _apply_affine(torch.tanh(alpha * h32), gamma, beta, h.dtype)
+    return _apply_affine(torch.tanh(dyt_argument(h, alpha)), gamma, beta, h.dtype)
+
+
+def derf_argument(h: Tensor, alpha: float | Tensor, shift: float | Tensor = 0.0) -> Tensor:
+    """Derf's erf argument ``α h + s``, in the statistics dtype."""
+    return alpha * h.to(_stat_dtype(h.dtype)) + shift
 
 
 def derf(
@@ -161,8 +173,7 @@ def derf(
     beta: Tensor | None = None,
 ) -> Tensor:
     """Derf (arXiv 2512.10938): ``γ ⊙ erf(α h + s) + β``."""
-    h32 = h.to(_stat_dtype(h.dtype))
-    return _apply_affine(torch.erf(alpha * h32 + shift), gamma, beta, h.dtype)
+    return _apply_affine(torch.erf(derf_argument(h, alpha, shift)), gamma, beta, h.dtype)
 
 
 def _check_mean_square(h: Tensor, estimate: Tensor | float) -> Tensor:
@@ -332,7 +343,7 @@ class DyT(_Affine):
         self.alpha = nn.Parameter(torch.tensor(float(alpha)))
 
     def argument(self, h: Tensor) -> Tensor:
-        return self.alpha * h.to(_stat_dtype(h.dtype))
+        return dyt_argument(h, self.alpha)
 
     def forward(self, h: Tensor) -> Tensor:
         return dyt(h, self.alpha, self.gamma, self.beta)
@@ -345,7 +356,7 @@ class Derf(_Affine):
         self.shift = nn.Parameter(torch.tensor(0.0))
 
     def argument(self, h: Tensor) -> Tensor:
-        return self.alpha * h.to(_stat_dtype(h.dtype)) + self.shift
+        return derf_argument(h, self.alpha, self.shift)
 
     def forward(self, h: Tensor) -> Tensor:
         return derf(h, self.alpha, self.shift, self.gamma, self.beta)

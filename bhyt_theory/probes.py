@@ -23,7 +23,15 @@ ESTIMATE_COLUMNS = ("mean_square_estimate", "estimate_ratio")
 ARGUMENT_COLUMNS = ("arg_rms", "arg_max_abs") + tuple(
     f"saturated_fraction_{t:g}" for t in SATURATION_THRESHOLDS
 )
-TRACE_COLUMNS = ("layer", "sublayer", "position") + STATE_COLUMNS + ESTIMATE_COLUMNS + ARGUMENT_COLUMNS
+STATISTICS = STATE_COLUMNS + ESTIMATE_COLUMNS + ARGUMENT_COLUMNS
+TRACE_COLUMNS = ("layer", "sublayer", "position") + STATISTICS
+# How a per-position statistic becomes a position-averaged one: root-mean-square
+# statistics are re-formed from their averaged squares (so position-averaged rms
+# is sqrt of the position-averaged mean square, as `bhyt-theory trace` prints),
+# the worst-case |z| stays a maximum, the rest are plain means.
+_ROOT_MEAN_SQUARE_STATISTICS = ("rms", "arg_rms")
+_MAXIMUM_STATISTICS = ("arg_max_abs",)
+
 
 
 def _batch_mean(per_token: Tensor) -> np.ndarray:
@@ -103,3 +111,24 @@ class TraceProbe:
             parts.append(part)
         table = pd.concat(parts, ignore_index=True)
         return table.reindex(columns=list(TRACE_COLUMNS))
+
+
+def position_average(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Average every statistic over token positions within each group of ``keys``.
+
+    Root-mean-square statistics (``rms``, ``arg_rms``) are re-formed from their
+    position-averaged squares, ``arg_max_abs`` is maximised, the rest are means.
+    ``keys`` should identify one run's layer × sublayer (e.g. the configuration
+    columns, ``seed``, ``layer``, ``sublayer``).
+    """
+    present = [s for s in STATISTICS if s in table.columns]
+    squared = table.assign(**{s: table[s] ** 2 for s in _ROOT_MEAN_SQUARE_STATISTICS if s in present})
+    grouped = squared.groupby(keys, sort=False, dropna=False)
+    averaged = grouped[[s for s in present if s not in _MAXIMUM_STATISTICS]].mean()
+    for s in _MAXIMUM_STATISTICS:
+        if s in present:
+            averaged[s] = grouped[s].max()
+    for s in _ROOT_MEAN_SQUARE_STATISTICS:
+        if s in present:
+            averaged[s] = np.sqrt(averaged[s])
+    return averaged[present].reset_index()

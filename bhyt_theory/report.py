@@ -24,12 +24,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from . import __version__  # noqa: E402
 from .model import SCHEMES  # noqa: E402
-from .montecarlo import summarise, sweep  # noqa: E402
-
-
-PROOFS_DIR = Path(__file__).resolve().parent.parent / "proofs"
+from .montecarlo import source_fingerprint, summarise, sweep  # noqa: E402
 
 
 @dataclass
@@ -89,14 +85,9 @@ def _frame_text(table: pd.DataFrame, float_format: str = "{:.4g}") -> str:
 
 def section_checks(out_dir: Path, quick: bool) -> Section:
     """Every symbolic/numeric check of the written proofs (issue 3; `bhyt-theory checks`)."""
-    from .symbolic import CHECKS, check_references
+    from .symbolic import PROOFS_DIR, run_checks
 
-    references = check_references(PROOFS_DIR) if PROOFS_DIR.is_dir() else {}
-    rows = []
-    for check_id, check in CHECKS.items():
-        passed, message = check()
-        rows.append({"check": check_id, "passed": passed, "proofs": ", ".join(references.get(check_id, [])), "message": message})
-    table = pd.DataFrame(rows)
+    table = run_checks()
     table.to_csv(out_dir / "checks.csv", index=False)
     failed = table[~table.passed]
     text = f"{int(table.passed.sum())}/{len(table)} checks pass, cited by {len(list(PROOFS_DIR.glob('*.md')))} proofs in proofs/."
@@ -215,25 +206,25 @@ def reproduce(out_dir: Path, quick: bool = False, echo: Callable[[str], None] = 
     """Run every section, print it, and write ``out_dir/report.md``.
 
     Each finished section is saved (``out_dir/sections/<name>.json``) and read back
-    on a rerun with the same settings, so an interrupted reproduction resumes
-    where it stopped; Monte Carlo runs are cached one by one under ``out_dir/cache``.
+    on a rerun with the same settings and the same package source (a fingerprint of
+    every module), so an interrupted reproduction resumes where it stopped; Monte Carlo runs are cached one by one under ``out_dir/cache``.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     saved = out_dir / "sections"
     saved.mkdir(exist_ok=True)
-    torch.set_grad_enabled(False)
+    key = {"sources": source_fingerprint(*sorted(Path(__file__).parent.glob("*.py"))), "quick": quick}
     sections = []
     for make in SECTIONS:
         echo(f"== {make.__doc__.splitlines()[0]}")
         path = saved / f"{make.__name__}{'_quick' if quick else ''}.json"
-        key = {"version": __version__, "quick": quick}
         stored = json.loads(path.read_text()) if path.exists() else None
         if stored and stored["key"] == key and all(Path(f).exists() for f in stored["files"]):
             section = Section(stored["title"], stored["text"], [Path(f) for f in stored["files"]])
             echo("(saved result of an earlier run)")
         else:
             started = time.perf_counter()
-            section = make(out_dir, quick)
+            with torch.no_grad():
+                section = make(out_dir, quick)
             section.text += f"\n[{time.perf_counter() - started:.0f} s]"
             temporary = path.with_suffix(".tmp")
             temporary.write_text(json.dumps({"key": key, "title": section.title, "text": section.text, "files": [str(f) for f in section.files]}))

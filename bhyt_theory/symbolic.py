@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import pandas as pd
 import sympy as sp
 import torch
 import torch.nn.functional as F
@@ -73,6 +74,8 @@ __all__ = [
     "variance_decomposition",
     "post_attention_error_terms",
     "PROOF_SECTIONS",
+    "PROOFS_DIR",
+    "run_checks",
     "proof_sections",
     "check_references",
 ]
@@ -372,7 +375,7 @@ def post_attention_error_terms(
     h = h.double()
     length, d = h.shape
     n_heads = attention.shape[0]
-    gamma64 = torch.ones(d, dtype=torch.float64) if gamma is None else gamma.double()
+    gamma64 = torch.ones(d, dtype=torch.float64, device=h.device) if gamma is None else gamma.double()
     m1 = mean_square(h)[:, 0]
     z = bhyt_argument(h, lam, kappa)
     u = bhyt(h, lam, kappa, gamma64)
@@ -1123,6 +1126,10 @@ PROOF_SECTIONS = ("Assumptions", "Statement", "Proof", "Tightness", "Checks")
 _CHECK_REFERENCE = re.compile(r"`check:([A-Za-z0-9_.\-]+)`")
 
 
+PROOFS_DIR = Path(__file__).resolve().parent.parent / "proofs"
+"""The written proofs, in the repository next to the package."""
+
+
 def proof_sections(text: str) -> list[str]:
     """The level-2 headings (``## …``) of a proof, in order."""
     return [line[3:].strip() for line in text.splitlines() if line.startswith("## ")]
@@ -1135,3 +1142,19 @@ def check_references(proofs: Path) -> dict[str, list[str]]:
         for check_id in dict.fromkeys(_CHECK_REFERENCE.findall(path.read_text(encoding="utf-8"))):
             references.setdefault(check_id, []).append(path.name)
     return references
+
+
+def run_checks(proofs: Path = PROOFS_DIR) -> pd.DataFrame:
+    """Run every registered check: one row per check id with ``passed``, ``message``
+    and the ``proofs`` files citing it. A check that raises is a failure whose
+    message names the exception, so one broken check never hides the others."""
+    references = check_references(proofs) if proofs.is_dir() else {}
+    rows = []
+    for check_id, check in CHECKS.items():
+        try:
+            passed, message = check()
+        except Exception as error:  # reported as a failed check, with its cause
+            passed, message = False, f"raised {type(error).__name__}: {error}"
+        rows.append({"check": check_id, "passed": bool(passed), "message": message,
+                     "proofs": ", ".join(references.get(check_id, []))})
+    return pd.DataFrame(rows)

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from bhyt_theory.cli import main
 from bhyt_theory.model import SCHEMES, Attention, Stack, StackConfig, build_block, rotary
-from bhyt_theory.norms import BHyT, DyT, RMSNorm, estimate_post_attention_mean_square
+from bhyt_theory.norms import BHyT, DyT, RMSNorm, attention_variance_constant, estimate_post_attention_mean_square
 from bhyt_theory.probes import TRACE_COLUMNS
 
 U32 = 2.0**-24
@@ -233,11 +233,27 @@ def test_rope_scores_depend_only_on_position_difference(i, j, shift):
         (dict(depth=0), "depth"),
         (dict(kappa=0.0), "kappa"),
         (dict(estimator="magic"), "estimator"),
+        (dict(heads=0), "heads must be ≥ 1"),
+        (dict(kv_heads=0), "kv_heads must be ≥ 1"),
+        (dict(scheme="rmsnorm", lam_final=2.0), "BHyT schemes only"),
     ],
 )
 def test_invalid_config_is_rejected_with_a_clear_message(changes, message):
     with pytest.raises(ValueError, match=message):
         StackConfig(**changes)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_variance_constant_stays_float64_in_low_precision_stacks(dtype):
+    # c_attn of the block's own (low-precision) weights, computed and kept in float64;
+    # a bf16/fp16 copy of it would be off by up to 2⁻⁹ / 2⁻¹².
+    low = Stack(StackConfig(scheme="bhyt", dtype=dtype, **SMALL), seed=4)
+    low.to(torch.float32)
+    for block in low.blocks:
+        attn = block.attn
+        exact = attention_variance_constant(attn.v_proj.weight, attn.o_proj.weight, SMALL["seq_len"], 4, 4)
+        assert block.c_attn.dtype == torch.float64
+        assert block.c_attn.item() == exact.item()
 
 
 def test_trace_rejects_inputs_of_the_wrong_width():
