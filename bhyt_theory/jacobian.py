@@ -178,6 +178,8 @@ def jacobian_study(
         ``probes``, ``batch``.
     """
     wanted = set(range(stack.config.depth) if layers is None else layers)
+    if not wanted or not wanted <= set(range(stack.config.depth)):
+        raise ValueError(f"layers must be a non-empty subset of 0 … {stack.config.depth - 1}, got {sorted(wanted)}")
     h = stack._check_input(x)
     rows = []
     with torch.no_grad():

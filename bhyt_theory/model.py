@@ -140,9 +140,11 @@ class StackConfig:
         return self.kappa * KAPPA_SCHEDULES[self.kappa_schedule](layer + 1)
 
     def replace(self, **changes) -> "StackConfig":
+        """A copy with ``changes`` applied (validated again)."""
         return replace(self, **changes)
 
     def as_dict(self) -> dict:
+        """Every field, for cache keys and tables."""
         return asdict(self)
 
 
@@ -369,6 +371,7 @@ class Block(nn.Module):
             probe.argument(self.layer, sublayer, norm.argument(h, **kwargs))
 
     def forward(self, h: Tensor, probe: Probe = None) -> Tensor:
+        """``h_{l+1}`` from ``h_l`` (shape ``(B, T, d)``); ``probe`` records statistics."""
         if self.scheme in BHYT_ESTIMATE_SCHEMES:
             return self._forward_bhyt(h, probe)
         self._probe_argument(probe, "attn", self.norm_attn, h)
@@ -465,6 +468,7 @@ class Stack(nn.Module):
 
     @torch.no_grad()
     def refresh_variance_constants(self) -> None:
+        """Recompute every block's ``c_attn`` from its current weights (e.g. during training)."""
         for block in self.blocks:
             block.refresh_variance_constant()
 
@@ -481,6 +485,7 @@ class Stack(nn.Module):
         return h
 
     def forward(self, x: Tensor) -> Tensor:
+        """The final norm of the residual stream after the last block."""
         return self.final_norm(self.residual(x))
 
     @torch.no_grad()

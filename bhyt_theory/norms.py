@@ -320,6 +320,8 @@ class _Affine(nn.Module):
 
 
 class RMSNorm(_Affine):
+    """RMSNorm with learnable γ (``rms_norm``): the Pre-LN baseline of claims C1, C2, C7."""
+
     def __init__(self, d: int, eps: float = EPS):
         super().__init__(d, bias=False)
         self.eps = eps
@@ -329,6 +331,8 @@ class RMSNorm(_Affine):
 
 
 class LayerNorm(_Affine):
+    """LayerNorm with learnable γ, β (``layer_norm``)."""
+
     def __init__(self, d: int, eps: float = EPS):
         super().__init__(d, bias=True)
         self.eps = eps
@@ -338,6 +342,8 @@ class LayerNorm(_Affine):
 
 
 class DyT(_Affine):
+    """DyT with learnable scalar α and γ, β (``dyt``; claim C2). ``argument`` is α h."""
+
     def __init__(self, d: int, alpha: float = 0.5):
         super().__init__(d, bias=True)
         self.alpha = nn.Parameter(torch.tensor(float(alpha)))
@@ -350,6 +356,8 @@ class DyT(_Affine):
 
 
 class Derf(_Affine):
+    """Derf with learnable scalars α, s and γ, β (``derf``). ``argument`` is α h + s."""
+
     def __init__(self, d: int, alpha: float = 0.5):
         super().__init__(d, bias=True)
         self.alpha = nn.Parameter(torch.tensor(float(alpha)))
@@ -363,7 +371,11 @@ class Derf(_Affine):
 
 
 class BHyT(_Affine):
-    """BHyT with learnable scalar λ and γ, fixed κ, no bias."""
+    """BHyT with learnable scalar λ and γ, fixed κ, no bias (``bhyt``; claims C3–C5).
+
+    ``forward(h, mean_square=None)``: ``None`` uses the exact m(h) (BHyT*), a tensor
+    is the estimate M; ``argument`` returns the tanh argument z.
+    """
 
     def __init__(self, d: int, lam: float = 2.0, kappa: float = KAPPA, eps: float = EPS):
         super().__init__(d, bias=False)

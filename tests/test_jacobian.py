@@ -107,3 +107,10 @@ def test_jacobian_command_prints_each_scheme_and_layer(capsys):
     table = out.split("\n\n")[0]
     assert "rmsnorm" in table and "bhyt" in table and "±" in table
     assert table.splitlines()[0].split()[1:] == ["0", "1", "2"]  # layers 0, 1, 4, 16, L−1 that exist at L = 3
+
+
+@pytest.mark.parametrize("layers", [(), (3,), (-1,)])
+def test_jacobian_study_rejects_layers_outside_the_stack(layers):
+    stack = Stack(StackConfig(scheme="rmsnorm", depth=3, width=16, heads=2, seq_len=4), seed=0)
+    with pytest.raises(ValueError, match="non-empty subset"):
+        jacobian_study(stack, gaussian_inputs(16, 1, 4, 0.02, seed=1), layers=layers)
