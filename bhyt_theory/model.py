@@ -175,11 +175,16 @@ class Attention(nn.Module):
         batch, length, _ = x.shape
         return x.view(batch, length, heads, -1).transpose(1, 2)
 
-    def forward(self, x: Tensor) -> Tensor:
-        group = self.heads // self.kv_heads
+    def _queries_keys(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """RoPE-rotated queries and keys, ``(B, heads, T, head_dim)``, KV heads repeated."""
         q = rotary(self._split(self.q_proj(x), self.heads), self.theta)
-        k = rotary(self._split(self.k_proj(x), self.kv_heads), self.theta).repeat_interleave(group, 1)
-        v = self._split(self.v_proj(x), self.kv_heads).repeat_interleave(group, 1)
+        k = rotary(self._split(self.k_proj(x), self.kv_heads), self.theta)
+        return q, k.repeat_interleave(self.heads // self.kv_heads, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Causal multi-head attention of ``x`` (shape ``(B, T, d)``)."""
+        q, k = self._queries_keys(x)
+        v = self._split(self.v_proj(x), self.kv_heads).repeat_interleave(self.heads // self.kv_heads, 1)
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         return self.o_proj(y.transpose(1, 2).reshape(x.shape[0], x.shape[1], -1))
 
@@ -187,9 +192,7 @@ class Attention(nn.Module):
         """The causal attention probabilities ``P`` of shape ``(B, heads, T, T)`` that
         ``forward`` applies: ``softmax(q kᵀ / sqrt(head_dim))`` with ``P_tj = 0`` for
         ``j > t`` (SDPA's default scale). Rows sum to 1."""
-        group = self.heads // self.kv_heads
-        q = rotary(self._split(self.q_proj(x), self.heads), self.theta)
-        k = rotary(self._split(self.k_proj(x), self.kv_heads), self.theta).repeat_interleave(group, 1)
+        q, k = self._queries_keys(x)
         scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
         future = torch.ones(x.shape[1], x.shape[1], dtype=torch.bool, device=x.device).triu(1)
         return scores.masked_fill(future, -math.inf).softmax(-1)

@@ -50,6 +50,7 @@ __all__ = [
     "bhyt_argument",
     "bhyt",
     "attention_variance_constant",
+    "value_output_maps",
     "estimate_post_attention_mean_square",
     "RMSNorm",
     "LayerNorm",
@@ -293,11 +294,30 @@ def attention_variance_constant(
             f"inconsistent shapes: w_v {tuple(w_v.shape)}, w_o {tuple(w_o.shape)} "
             f"for n_heads={n_heads}, n_kv_heads={n_kv_heads}"
         )
-    group = n_heads // n_kv_heads
-    w_v_heads = w_v.double().reshape(n_kv_heads, head_dim, d).repeat_interleave(group, dim=0)
-    w_v_full = w_v_heads.reshape(n_heads * head_dim, d).T  # d × d_full
-    product = w_v_full @ w_o.double().T  # d × d
-    return product.square().sum() / (seq_len * d)
+    w_v_full = _value_heads(w_v, n_heads, n_kv_heads).reshape(n_heads * head_dim, d).T  # d × d_full
+    return (w_v_full @ w_o.detach().double().T).square().sum() / (seq_len * d)
+
+
+def _value_heads(w_v: Tensor, n_heads: int, n_kv_heads: int) -> Tensor:
+    """``v_proj.weight`` as one ``(head_dim, d)`` block per *query* head, float64: query head
+    ``k`` reads KV head ``k // (n_heads / n_kv_heads)``, exactly as attention repeats them."""
+    d = w_v.shape[1]
+    heads = w_v.detach().double().reshape(n_kv_heads, -1, d)
+    return heads.repeat_interleave(n_heads // n_kv_heads, dim=0)
+
+
+def value_output_maps(w_v: Tensor, w_o: Tensor, n_heads: int, n_kv_heads: int) -> Tensor:
+    """Per-head value-output maps ``W^k = W_V^k W_O^k`` (``h ↦ h W``), float64, ``(n_heads, d, d)``.
+
+    Query head ``k`` reads KV head ``k // g`` (``g = n_heads / n_kv_heads``), as
+    attention repeats them: ``W_V^k`` is that KV head's ``d × head_dim`` slice of
+    ``w_vᵀ`` and ``W_O^k`` the ``head_dim × d`` slice of ``w_oᵀ``. Their sum is
+    ``W_V W_O`` of ``attention_variance_constant`` (SPEC §3; claim C5). Memory is
+    ``n_heads · d²`` doubles: for per-head analyses at small and moderate width.
+    """
+    d = w_o.shape[0]
+    out = w_o.detach().double().reshape(d, n_heads, -1).permute(1, 2, 0)  # (heads, head_dim, d)
+    return _value_heads(w_v, n_heads, n_kv_heads).transpose(1, 2) @ out
 
 
 def estimate_post_attention_mean_square(

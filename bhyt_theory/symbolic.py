@@ -50,6 +50,7 @@ from .norms import (
     dyt,
     mean_square,
     rms_norm,
+    value_output_maps,
 )
 
 __all__ = [
@@ -323,16 +324,6 @@ def variance_decomposition() -> VarianceDecomposition:
     return VarianceDecomposition(exact, reference, error_terms, assumption, vanishing)
 
 
-def _value_out_blocks(w_v: Tensor, w_o: Tensor, n_heads: int, n_kv_heads: int) -> Tensor:
-    """``B_k = W_V^k W_O^k`` (``h ↦ h W`` orientation), shape ``(n_heads, d, d)``, GQA expanded
-    exactly as ``model.Attention`` repeats key/value heads."""
-    d = w_o.shape[0]
-    head_dim = w_v.shape[0] // n_kv_heads
-    value = w_v.double().reshape(n_kv_heads, head_dim, d).repeat_interleave(n_heads // n_kv_heads, dim=0)
-    out = w_o.double().reshape(d, n_heads, head_dim).permute(1, 2, 0)  # (heads, head_dim, d)
-    return value.transpose(1, 2) @ out
-
-
 @torch.no_grad()
 def post_attention_error_terms(
     h: Tensor,
@@ -379,7 +370,7 @@ def post_attention_error_terms(
     m1 = mean_square(h)[:, 0]
     z = bhyt_argument(h, lam, kappa)
     u = bhyt(h, lam, kappa, gamma64)
-    blocks = _value_out_blocks(w_v, w_o, n_heads, n_kv_heads)
+    blocks = value_output_maps(w_v, w_o, n_heads, n_kv_heads)
     c_attn = attention_variance_constant(w_v, w_o, seq_len, n_heads, n_kv_heads)
     mixing = torch.einsum("ktj,kab->tjab", attention.double(), blocks)  # C_tj
     a_t = torch.einsum("ja,tjab->tb", u, mixing)

@@ -50,7 +50,7 @@ from torch import Tensor
 
 from .bounds import saturated_fraction_bound
 from .model import BHYT_ESTIMATE_SCHEMES, ESTIMATORS, Block, Stack, StackConfig, INPUT_SEED_OFFSET, gaussian_inputs
-from .norms import EPS, estimate_post_attention_mean_square, mean_square
+from .norms import EPS, estimate_post_attention_mean_square, mean_square, value_output_maps
 from .probes import SATURATION_THRESHOLDS
 
 __all__ = [
@@ -89,12 +89,7 @@ def head_value_output_gram(block: Block) -> Tensor:
     ``Σ_{k,k'} G_kk' = ‖W_V W_O‖_F² = c_attn · T · d``.
     """
     attn = block.attn
-    d = attn.o_proj.weight.shape[0]
-    head_dim = attn.o_proj.weight.shape[1] // attn.heads
-    group = attn.heads // attn.kv_heads
-    w_v = attn.v_proj.weight.detach().double().reshape(attn.kv_heads, head_dim, d).repeat_interleave(group, 0)
-    w_o = attn.o_proj.weight.detach().double().reshape(d, attn.heads, head_dim).permute(1, 2, 0)
-    maps = w_v.transpose(1, 2) @ w_o  # (heads, d, d): W^k = W_V^k W_O^k
+    maps = value_output_maps(attn.v_proj.weight, attn.o_proj.weight, attn.heads, attn.kv_heads)
     return torch.einsum("kab,lab->kl", maps, maps)
 
 

@@ -189,9 +189,10 @@ def test_bhyt_is_scale_invariant_up_to_the_epsilon_term(sample, lam, kappa, k):
     rho = math.sqrt((m + EPS) / (m + EPS / c**2))
     z = bhyt_argument(h, lam, kappa).double()
     u_dtype = torch.finfo(h.dtype).eps / 2
-    # Float error: 32u|z| + 4u for each side (module docstring), plus one rounding of
-    # each output to its dtype (half an ulp of |u| ≤ |z| each side).
-    tolerance = abs(rho - 1) * z.abs() + 2 * (REL * z.abs() + 4 * U32) + 2 * u_dtype * z.abs()
+    # Float error (module docstring): 32u|z| + 4u on the side with argument z and
+    # 32u·ρ|z| + 4u on the side with argument ρz, plus one rounding of each output to
+    # its dtype: half an ulp of |tanh z| ≤ |z| and of |tanh ρz| ≤ ρ|z|.
+    tolerance = abs(rho - 1) * z.abs() + (1 + rho) * (REL + u_dtype) * z.abs() + 8 * U32
     difference = (bhyt(ch, lam, kappa).double() - bhyt(h, lam, kappa).double()).abs()
     assert (difference <= tolerance).all(), shape
 

@@ -7,14 +7,16 @@ block's own forward pass, to float rounding.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bhyt_theory.model import Stack, StackConfig, gaussian_inputs
-from bhyt_theory.norms import attention_variance_constant
+from bhyt_theory.model import Block, Stack, StackConfig, gaussian_inputs
+from bhyt_theory.norms import EPS, attention_variance_constant
 from bhyt_theory.variance_study import (
     ERROR_TERMS,
     decompose_block,
@@ -106,24 +108,149 @@ def test_head_gram_sums_to_the_variance_constant(kv_heads):
     assert torch.allclose(gram, gram.T)
 
 
+# Hand-built single-head blocks. With W_Q = 0 every score is 0 (RoPE rotates the zero
+# vector to zero), so P_tj = 1/(t+1) exactly for j ≤ t. With W_V = α I and W_O = β I the
+# value-output map is A·I (A = αβ), so a_t = A Σ_j P_tj u_j, F = ‖A I‖_F²/d = A² and
+# c_attn = F / T_train. A token h = s·σ with σ ∈ {±1}^d has m(h) = s² and tanh argument
+# z = (λ/κ) s/√(s² + ε) · σ, so u = γ tanh(r) σ with r = (λ/κ) s/√(s² + ε) and m(u) = γ² tanh²(r).
+KAPPA = 10.0
+HADAMARD = ((1, 1, 1, 1), (1, -1, 1, -1), (1, 1, -1, -1), (1, -1, -1, 1))
+SIGN_PATTERNS = {
+    "identical": (HADAMARD[1], HADAMARD[1], HADAMARD[1]),
+    "orthogonal": (HADAMARD[0], HADAMARD[1], HADAMARD[2]),
+    "alternating": (HADAMARD[3], tuple(-v for v in HADAMARD[3]), HADAMARD[3]),
+    "first_repeated": (HADAMARD[0], HADAMARD[2], HADAMARD[0]),
+}
+
+
+def _hand_block(width: int, seq_len: int, lam: float, gamma: float, value_output: tuple[float, float],
+                query_gain: float = 0.0) -> Block:
+    config = StackConfig(scheme="bhyt", depth=1, width=width, heads=1, seq_len=seq_len, lam_in=lam,
+                         kappa=KAPPA, dtype="float64")
+    block = Stack(config, 0).blocks[0]
+    eye = torch.eye(width, dtype=torch.float64)
+    with torch.no_grad():
+        block.attn.q_proj.weight.copy_(query_gain * eye)
+        block.attn.k_proj.weight.copy_(eye)
+        block.attn.v_proj.weight.copy_(value_output[0] * eye)
+        block.attn.o_proj.weight.copy_(value_output[1] * eye)
+        block.norm_attn.gamma.fill_(gamma)
+        block.refresh_variance_constant()
+    return block
+
+
+def _tanh_of_sign_token(lam: float, scale: float, gamma: float) -> float:
+    """τ = γ tanh(r), r = (λ/κ) s/√(s² + ε): the common |u_i| of a token s·σ, σ ∈ {±1}^d."""
+    return gamma * math.tanh(lam / KAPPA * scale / math.sqrt(scale**2 + EPS))
+
+
 def test_uniform_causal_attention_leaves_no_concentration_beyond_causal():
-    # Zero query and key weights make every score 0, so P is exactly uniform causal and
-    # the uncorrelated prediction is F Σ_{j≤t} m(u_j)/(t+1)² (SPEC §3) by hand.
-    config = StackConfig(scheme="bhyt", depth=1, width=32, heads=2, seq_len=8, init_std=0.2, dtype="float64")
+    # Zero query weights make every score 0, so every head has P_tj = 1/(t+1) and, whatever
+    # W_V, W_O (two random heads here), V_t = F Σ_{j≤t} m(u_j)/(t+1)² with F = c_attn·T.
+    # T = 2 with tokens h_0 = s(1, 1, 1, 1), h_1 = s(2, 0, 0, 0): m(h) = s² for both, so
+    # m(u_0) = tanh²(r), m(u_1) = tanh²(2r)/4 with r = (λ/κ) s/√(s² + ε) (γ = 1). By hand:
+    # concentration_causal_0 = F m_0 − c (m_0 + m_1)/2 = c (3 m_0 − m_1)/2, and at t = 1 = T − 1 the
+    # causal average is the full average, so concentration_causal_1 = 0; tanh_gamma = c ((m_0 + m_1)/2 − (λ/κ)²).
+    lam, s = 3.0, 0.7
+    config = StackConfig(scheme="bhyt", depth=1, width=4, heads=2, seq_len=2, lam_in=lam, kappa=KAPPA,
+                         init_std=0.5, dtype="float64")
     block = Stack(config, 0).blocks[0]
     with torch.no_grad():
         block.attn.q_proj.weight.zero_()
-        block.attn.k_proj.weight.zero_()
-    x = gaussian_inputs(config.width, 3, 8, 1.0, 5).double()
+    h = s * torch.tensor([[[1.0, 1.0, 1.0, 1.0], [2.0, 0.0, 0.0, 0.0]]], dtype=torch.float64)
     with torch.no_grad():
-        _, q = decompose_block(block, x)
-    assert q["concentration_beyond_causal"].abs().max().item() <= 64 * U64 * q["exact"].max().item()
-    f = block.c_attn.item() * 8
-    m_u = q["mean_square_u"]
-    positions = torch.arange(1, 9, dtype=torch.float64)
-    uncorrelated = f * m_u.cumsum(-1) / positions**2
-    uniform = block.c_attn.item() * m_u.mean(-1, keepdim=True)
-    assert torch.allclose(q["concentration_causal"], uncorrelated - uniform, rtol=1e-12, atol=1e-15)
+        _, q = decompose_block(block, h)
+    r = lam / KAPPA * s / math.sqrt(s**2 + EPS)
+    m_0, m_1 = math.tanh(r) ** 2, math.tanh(2 * r) ** 2 / 4
+    c = block.c_attn.item()
+    expected = {
+        "concentration_beyond_causal": [0.0, 0.0],
+        "concentration_causal": [c * (3 * m_0 - m_1) / 2, 0.0],
+        "tanh_gamma": [c * ((m_0 + m_1) / 2 - (lam / KAPPA) ** 2)] * 2,
+    }
+    # Float64: O(d + T) roundings of numbers bounded by K = c·T·max(m, (λ/κ)²) (as in the test below).
+    tolerance = 8 * (4 + 2) * U64 * c * 2 * max(m_0, (lam / KAPPA) ** 2)
+    for name, values in expected.items():
+        assert torch.allclose(q[name][0], torch.tensor(values, dtype=torch.float64), rtol=0, atol=tolerance), name
+    assert abs(m_0 - m_1) > 1e6 * U64  # unequal m(u): a per-token c·m(u_t) in place of the mean would fail
+
+
+@pytest.mark.parametrize("pattern", sorted(SIGN_PATTERNS))
+@pytest.mark.parametrize("train_length", [3, 8])
+@pytest.mark.parametrize("lam, gamma", [(2.0, 1.0), (8.0, 1.0), (3.0, 0.5)])
+def test_each_error_term_matches_its_hand_value_under_uniform_causal_attention(pattern, train_length, lam, gamma):
+    alpha, beta, s = 1.5, 2.0, 0.7
+    big_a, d, length = alpha * beta, 4, 3
+    block = _hand_block(d, train_length, lam, gamma, (alpha, beta))
+    signs = torch.tensor(SIGN_PATTERNS[pattern], dtype=torch.float64)
+    with torch.no_grad():
+        _, q = decompose_block(block, s * signs[None])
+    tau = _tanh_of_sign_token(lam, s, gamma)
+    c = big_a**2 / train_length
+    # Every token has m(u) = τ², so mean_j m(u_j) = τ² and the tanh/γ term is c (τ² − (λ/κ)²).
+    # Uniform causal attention over uncorrelated tokens predicts V_t = F Σ_{j≤t} τ²/(t+1)² = A² τ²/(t+1),
+    # which the model's P (uniform causal here) repeats exactly: nothing beyond causal.
+    # With C_ij = ⟨σ_i, σ_j⟩/d: m(a_t) = A² τ²/(t+1)² Σ_{i,j≤t} C_ij, so the correlation term is its
+    # off-diagonal part (identical tokens: A² τ² t/(t+1)), and (2/d)⟨h_t, a_t⟩ = 2 A s τ/(t+1) Σ_{j≤t} C_tj.
+    gram = (signs @ signs.T / d).tolist()
+    expected = {"tanh_gamma": [], "concentration_causal": [], "concentration_beyond_causal": [],
+                "correlation": [], "cross": [], "mean_square_a": []}
+    for t in range(length):
+        pairs = sum(gram[i][j] for i in range(t + 1) for j in range(t + 1))
+        off_diagonal = pairs - (t + 1)
+        expected["tanh_gamma"].append(c * (tau**2 - (lam / KAPPA) ** 2))
+        expected["concentration_causal"].append(big_a**2 * tau**2 / (t + 1) - c * tau**2)
+        expected["concentration_beyond_causal"].append(0.0)
+        expected["correlation"].append(big_a**2 * tau**2 * off_diagonal / (t + 1) ** 2)
+        expected["cross"].append(2 * big_a * s * tau * sum(gram[t][: t + 1]) / (t + 1))
+        expected["mean_square_a"].append(big_a**2 * tau**2 * pairs / (t + 1) ** 2)
+    # Float64 error model: every quantity is formed by at most O(d + T) roundings (tanh, the d-term
+    # reductions, T-term cumulative and attention sums) of numbers bounded by K, so each term is
+    # exact to (d + T)·u·K up to a small constant; 8 covers the constant.
+    big_k = s**2 + big_a**2 * max(tau**2, (lam / KAPPA) ** 2) * train_length + 2 * abs(big_a) * s
+    tolerance = 8 * (d + length) * U64 * big_k
+    for name, values in expected.items():
+        assert torch.allclose(q[name][0], torch.tensor(values, dtype=torch.float64), rtol=0, atol=tolerance), name
+    reference = torch.full((length,), s**2 + c * (lam / KAPPA) ** 2, dtype=torch.float64)
+    assert torch.allclose(q["reference"][0], reference, rtol=0, atol=tolerance)
+
+
+def test_non_uniform_attention_shows_up_as_concentration_beyond_causal():
+    # T = 2, d = head_dim = 2 (one RoPE frequency, angle = position in radians), W_Q = g I, W_K = I,
+    # tokens h_0 = s(1, 1), h_1 = s(1, −1), so u_j = τ σ_j with σ_0 ⟂ σ_1. Row 1 of the scores:
+    # q_1·k_1 = g |u_1|² = 2 g τ²; q_1·k_0 = g u_1ᵀ R(−1) u_0 = 2 g τ² sin 1 (R the 2-D rotation);
+    # both over √head_dim. Row 0 has one entry, P_00 = 1.
+    alpha, beta, s, lam, query_gain = 1.5, 2.0, 0.7, 8.0, 10.0
+    big_a, d = alpha * beta, 2
+    block = _hand_block(d, 2, lam, 1.0, (alpha, beta), query_gain=query_gain)
+    h = s * torch.tensor([[[1.0, 1.0], [1.0, -1.0]]], dtype=torch.float64)
+    with torch.no_grad():
+        _, q = decompose_block(block, h)
+    tau = _tanh_of_sign_token(lam, s, 1.0)
+    score_self = 2 * query_gain * tau**2 / math.sqrt(2)
+    score_back = score_self * math.sin(1.0)
+    p_self = 1.0 / (1.0 + math.exp(score_back - score_self))
+    p_back = 1.0 - p_self
+    f, m_u = big_a**2, 2 * tau**2 / d
+    # V_1 = F (P_10² + P_11²) m(u) under the model's P; uniform causal gives F m(u)/2.
+    expected = {
+        "concentration_beyond_causal": [0.0, f * m_u * (p_back**2 + p_self**2 - 0.5)],
+        # u_0 ⟂ u_1: m(a_1) = A² (P_10² + P_11²) m(u) is exactly the uncorrelated prediction.
+        "correlation": [0.0, 0.0],
+        # (2/d)⟨h_1, a_1⟩ = (2/d) A P_11 ⟨s σ_1, τ σ_1⟩ = 2 A s τ P_11 (⟨σ_1, σ_0⟩ = 0).
+        "cross": [2 * big_a * s * tau, 2 * big_a * s * tau * p_self],
+        "concentration_causal": [f / 2 * m_u, 0.0],  # c (T/(t+1) − 1) m(u) with c = F/2
+    }
+    # RoPE forms cos 1 and sin 1 in float32 (relative error ≤ 2u₃₂ each), so s_11 − s_10 is off by
+    # ≤ 4u₃₂(|s_11| + |s_10|); a two-way softmax has slope ≤ 1/4, so |ΔP| ≤ that/4, which moves
+    # P_10² + P_11² by ≤ 2|ΔP| and P_11 by |ΔP|; both terms are ≤ K times these. Float64 rounding
+    # adds (d + T)·u·K as in the uniform test.
+    d_prob = 4 * U32 * (abs(score_self) + abs(score_back)) / 4
+    big_k = s**2 + f * max(m_u, (lam / KAPPA) ** 2) + 2 * big_a * s
+    tolerance = 2 * d_prob * big_k + 8 * (d + 2) * U64 * big_k
+    for name, values in expected.items():
+        assert torch.allclose(q[name][0], torch.tensor(values, dtype=torch.float64), rtol=0, atol=tolerance), name
+    assert expected["concentration_beyond_causal"][1] > 1000 * tolerance  # the check is not vacuous
 
 
 def test_study_estimate_ratio_matches_the_trace():
