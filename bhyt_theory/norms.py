@@ -12,7 +12,9 @@ input dtype; outputs come back in the input dtype. Reductions are *scaled*:
 ``h`` is divided by ``s = max_i |h_i|`` before squaring, so every finite input,
 from 1e-38 to 3e38 in float32, gives a finite, correct result (a naive
 ``mean(h*h)`` overflows above ~1.8e19 and would turn BHyT into silent zeros).
-The mean square itself is returned in float64, where ``(3.4e38)²`` still fits.
+The mean square itself is returned in float64, where ``(3.4e38)²`` still fits
+(for float64 input above ~1.3e154 it overflows to +inf; BHyT with exact M does
+not form it and stays correct there).
 
 Non-finite input propagates, as torch does, and never turns into a finite
 wrong number: a NaN or ±Inf anywhere in a token makes the whole token's output

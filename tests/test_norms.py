@@ -248,6 +248,10 @@ TOKEN_NORMS = {
 @given(hidden_states(), st.sampled_from(sorted(TOKEN_NORMS)))
 def test_every_finite_input_gives_a_finite_output_in_the_input_dtype(sample, norm):
     h, shape = sample
+    if norm == "bhyt_estimated":
+        # m(h) itself overflows float64 for float64 entries above ~1e154; an infinite
+        # estimate then gives NaN by design (test_non_finite_estimate_gives_nan_...).
+        assume(bool(torch.isfinite(mean_square(h)).all()))
     out = TOKEN_NORMS[norm](h)
     assert torch.isfinite(out).all(), (norm, shape)
     assert out.dtype == h.dtype
