@@ -96,10 +96,44 @@ def _cmd_checks(args: argparse.Namespace) -> int:
 
 
 def _cmd_variance(args: argparse.Namespace) -> int:
-    from .variance_study import ERROR_TERMS, estimator_comparison, ratio_table, table_positions, variance_study
+    from .variance_study import (
+        ERROR_TERMS,
+        TABLE_LAYERS,
+        estimator_comparison,
+        ratio_table,
+        table_positions,
+        variance_grid,
+        variance_study,
+    )
 
     config = config_from_arguments(args)
-    layers = tuple(args.layers)
+    if args.grid:
+        lams = []
+        for pair in args.grid_lams:
+            values = pair.split(",")
+            if len(values) != 2:
+                raise ValueError(f"--grid-lams takes λ₁,λ₂ pairs such as 2,1; got {pair!r}")
+            lams.append((float(values[0]), float(values[1])))
+        base = config.replace(estimator=args.estimators[0] if args.estimators else config.estimator)
+        table = variance_grid(
+            base, seq_lens=tuple(args.grid_seq_lens), lams=tuple(lams), widths=tuple(args.grid_widths),
+            input_stds=tuple(args.grid_input_stds), seeds=tuple(args.seeds), batch=args.batch, layers=args.layers,
+        )
+        write_table(table, args.csv, args.json)
+        keys = ["seq_len", "lam_in", "lam_post", "width", "input_std"]
+        worst = table.loc[table.groupby(keys, sort=False)["reference_ratio"].idxmin()]
+        # The term that moves the ratio most at the worst token says which assumption failed there.
+        largest = worst[list(ERROR_TERMS)].abs().idxmax(axis=1)
+        summary = worst[[*keys, "reference_ratio", "seed", "layer", "position"]].rename(
+            columns={"reference_ratio": "min_reference_ratio"})
+        summary["largest_term"] = largest.to_numpy()
+        summary["largest_term_value"] = [row[name] for (_, row), name in zip(worst.iterrows(), largest)]
+        print(f"minimum over seeds {list(args.seeds)} × layers × positions of the paper's M₂/m(h') "
+              f"(batch means of per-token ratios; terms relative to m(h'); depth {base.depth}, "
+              f"heads {base.heads}, estimator {base.estimator!r} drives the stack)")
+        show(summary, "{:.4g}", index=False)
+        return 0
+    layers = tuple(args.layers) if args.layers else TABLE_LAYERS
     positions = tuple(args.positions) if args.positions else table_positions(config.seq_len)
     if args.decomposition:
         config = config.replace(estimator=args.estimators[0] if args.estimators else config.estimator)
@@ -290,7 +324,10 @@ def _build_parser() -> argparse.ArgumentParser:
         "variance", help="BHyT's M₂ estimate/exact ratio per estimator × layer × position (claim C5)",
         description="One bhyt stack per estimator and seed on inputs ~ N(0, input_std²) of length seq_len; "
         "prints M₂/m(h') at the chosen layers × positions (default 0, 1, 7, T/2, T−1). "
-        "--decomposition prints the four error terms of SPEC §3 instead (for --estimators[0]).",
+        "--decomposition prints the four error terms of SPEC §3 instead (for --estimators[0]). "
+        "--grid runs variance_study over --grid-seq-lens × --grid-lams × --grid-widths × --grid-input-stds "
+        "× --seeds (every layer unless --layers) and prints the minimum reference ratio per grid point, "
+        "where it occurs and its largest error term.",
     )
     add_config_arguments(variance)
     variance.set_defaults(depth=65)
@@ -298,9 +335,16 @@ def _build_parser() -> argparse.ArgumentParser:
     variance.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="weight seeds (inputs: seed + 10000)")
     variance.add_argument("--batch", type=int, default=4)
     variance.add_argument("--input-std", type=float, default=0.02)
-    variance.add_argument("--layers", type=int, nargs="+", default=[0, 1, 4, 16, 64])
+    variance.add_argument("--layers", type=int, nargs="+", default=None,
+                          help="default 0 1 4 16 64; with --grid, every layer")
     variance.add_argument("--positions", type=int, nargs="+", default=None)
     variance.add_argument("--decomposition", action="store_true")
+    variance.add_argument("--grid", action="store_true", help="sweep T × (λ₁, λ₂) × width × input scale")
+    variance.add_argument("--grid-seq-lens", type=int, nargs="+", default=[8, 32], help="T values of --grid")
+    variance.add_argument("--grid-lams", nargs="+", default=["2,1", "3,3"], help="λ₁,λ₂ pairs of --grid")
+    variance.add_argument("--grid-widths", type=int, nargs="+", default=[32, 64], help="widths of --grid")
+    variance.add_argument("--grid-input-stds", type=float, nargs="+", default=[0.02, 1.0],
+                          help="input scales of --grid")
     _add_output_options(variance)
     variance.set_defaults(run=_cmd_variance)
 

@@ -140,7 +140,16 @@ class StackConfig:
         return self.kappa * KAPPA_SCHEDULES[self.kappa_schedule](layer + 1)
 
     def replace(self, **changes) -> "StackConfig":
-        """A copy with ``changes`` applied (validated again)."""
+        """A copy with ``changes`` applied (validated again).
+
+        Derived fields that still hold their derived value (``kv_heads = heads``,
+        ``mlp_width`` from ``width``) are derived again unless ``changes`` sets them,
+        so ``replace(width=512)`` gets the MLP width of width 512.
+        """
+        derived = {"kv_heads": self.heads, "mlp_width": StackConfig(width=self.width).mlp_width}
+        for name, value in derived.items():
+            if name not in changes and getattr(self, name) == value:
+                changes[name] = None
         return replace(self, **changes)
 
     def as_dict(self) -> dict:

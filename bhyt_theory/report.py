@@ -131,14 +131,18 @@ def section_variance(out_dir: Path, quick: bool) -> Section:
 
 def section_jacobian(out_dir: Path, quick: bool) -> Section:
     """Identity-likeness of blocks: ‖∂h_{l+1}/∂h_l − I‖_F/‖I‖_F per scheme × layer (C1, C4; `bhyt-theory jacobian`)."""
-    from .jacobian import jacobian_comparison, jacobian_layers
+    from .jacobian import deviation_table, jacobian_comparison, jacobian_layers
     from .model import StackConfig
 
     config = StackConfig(depth=8 if quick else 32, width=64 if quick else 256, heads=4, seq_len=32 if quick else 128)
     table = jacobian_comparison(config, layers=jacobian_layers(config.depth), seeds=(0,) if quick else (0, 1), probes=4 if quick else 16)
     table.to_csv(out_dir / "jacobian.csv", index=False)
-    wide = table.pivot_table(index="scheme", columns="layer", values="deviation", sort=False)
-    text = f"Deviation from the identity at init (depth {config.depth}, width {config.width}, T {config.seq_len}); smaller = more identity-like.\n" + _frame_text(wide)
+    rms = table.pivot_table(index="scheme", columns="layer", values="rms_in", sort=False)
+    text = (
+        f"Deviation from the identity at init (depth {config.depth}, width {config.width}, T {config.seq_len}), "
+        "± the Hutchinson probes' standard error; smaller = more identity-like.\n"
+        + _frame_text(deviation_table(table)) + "\n\nrms of each block's input state:\n" + _frame_text(rms)
+    )
     return Section("Identity-likeness of deep blocks", text, [out_dir / "jacobian.csv"])
 
 

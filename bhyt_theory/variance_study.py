@@ -273,7 +273,8 @@ def variance_grid(
     """``variance_study`` over T × (λ₁, λ₂) × width × input scale × seed, one tidy table.
 
     Inputs are N(0, input_std²) of length T drawn from ``seed + 10000``; the
-    input scale is a column (``input_std``).
+    input scale is a column (``input_std``). A derived ``mlp_width`` follows the
+    width (``StackConfig.replace``); one set by hand is kept.
     """
     parts = []
     for seq_len in seq_lens:

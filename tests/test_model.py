@@ -256,6 +256,14 @@ def test_variance_constant_stays_float64_in_low_precision_stacks(dtype):
         assert block.c_attn.item() == exact.item()
 
 
+def test_replace_derives_defaults_again_but_keeps_explicit_values():
+    config = StackConfig(width=256, heads=4)
+    wider = config.replace(width=512, heads=8)
+    assert (wider.mlp_width, wider.kv_heads) == (8 * math.ceil(8 * 512 / 24), 8)  # ⌈8·512/3⌉ rounded up to 8
+    explicit = StackConfig(width=256, heads=4, kv_heads=2, mlp_width=1000).replace(width=512)
+    assert (explicit.mlp_width, explicit.kv_heads) == (1000, 2)
+
+
 def test_trace_rejects_inputs_of_the_wrong_width():
     with pytest.raises(ValueError, match="expected hidden states"):
         Stack(StackConfig(**SMALL)).trace(torch.zeros(1, 4, 16))
