@@ -942,6 +942,18 @@ def _depth_constant_ratios() -> CheckResult:
     return ok, "per-layer constants: BHyT/RMSNorm = lambda/kappa (attention), (lambda/kappa)^2 (MLP)"
 
 
+@_check("depth.estimate_cauchy_schwarz")
+def _depth_estimate_cauchy_schwarz() -> CheckResult:
+    # m(h') ≤ (s + A)² with s = rms(h), and M₂ + ε = s² + b for the reference estimate:
+    # (s² + b)(1 + A²/b) − (s + A)² is the square (sA/√b − √b)², so the ratio is ≤ 1 + A²/b.
+    s_, amplitude, b = sp.symbols("s A b", positive=True)
+    gap = (s_**2 + b) * (1 + amplitude**2 / b) - (s_ + amplitude) ** 2
+    ok = _is_zero(gap - (s_ * amplitude / sp.sqrt(b) - sp.sqrt(b)) ** 2)
+    # attained at s = b/A, where the square vanishes
+    ok = ok and _is_zero(gap.subs(s_, b / amplitude))
+    return ok, "(s^2 + b)(1 + A^2/b) - (s + A)^2 = (sA/sqrt(b) - sqrt(b))^2 >= 0, zero at s = b/A"
+
+
 # ---------------------------------------------------------------------------
 # Checks: Jacobian (proofs/jacobian.md)
 # ---------------------------------------------------------------------------
