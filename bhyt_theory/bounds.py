@@ -53,6 +53,7 @@ from .gaussian import (
 )
 from .model import BHYT_ESTIMATE_SCHEMES, Attention, Block, Stack, SwiGLU
 from .norms import mean_square, root_mean_square
+from .probes import RecordingProbe
 
 __all__ = [
     "saturated_fraction_bound",
@@ -291,22 +292,6 @@ DEPTH_BOUND_COLUMNS = (
 )
 
 
-class _EstimateRecorder:
-    """A probe for ``Block.forward`` that keeps, per layer, the per-token ``m(h')``
-    and the ``M₂`` the MLP-side BHyT used (the data-dependent bound needs both)."""
-
-    def __init__(self) -> None:
-        self.states: dict[int, tuple[Tensor, Tensor]] = {}
-
-    def state(self, layer: int, sublayer: str, h: Tensor, estimate: Tensor | None = None) -> None:
-        if estimate is not None:
-            exact = mean_square(h)
-            self.states[layer] = (exact[..., 0], estimate.double().expand_as(exact)[..., 0])
-
-    def argument(self, layer: int, sublayer: str, z: Tensor) -> None:
-        """Arguments are not needed for the depth bound."""
-
-
 def _attention_side(block: Block) -> tuple[NormBound, float]:
     """Bound on ``rms(u)`` for the attention input (and its kind), and ``A_l`` (rms units).
 
@@ -435,11 +420,9 @@ def depth_bound(stack: Stack, x: Tensor, data_dependent: bool = True) -> pd.Data
     batch, length, _ = x.shape
     rms_input = root_mean_square(x)[..., 0].double().cpu().numpy()
     variants = ["scale_free"]
-    states: dict[int, tuple[Tensor, Tensor]] = {}
+    recorder = RecordingProbe()
     if data_dependent and stack.config.scheme in BHYT_ESTIMATE_SCHEMES:
-        recorder = _EstimateRecorder()
         stack.residual(x, recorder)
-        states = recorder.states
         variants.append("data_dependent")
     positions = np.broadcast_to(np.arange(length), (batch, length)).ravel()
     batches = np.repeat(np.arange(batch), length)
@@ -450,8 +433,9 @@ def depth_bound(stack: Stack, x: Tensor, data_dependent: bool = True) -> pd.Data
             u, attention_term = _attention_side(block)
             ratio = None
             if variant == "data_dependent":
-                exact, estimate = states[block.layer]
-                ratio = exact / (estimate + block.norm_mlp.eps)
+                exact = mean_square(recorder.states[block.layer, "attn"])
+                estimate = recorder.estimates[block.layer].double().expand_as(exact)
+                ratio = (exact / (estimate + block.norm_mlp.eps))[..., 0]
             (v, mlp_kind), mlp_term = _mlp_side(block, attention_term, ratio)
             after_attention = running + attention_term
             running = after_attention + mlp_term

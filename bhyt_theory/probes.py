@@ -132,3 +132,33 @@ def position_average(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
         if s in present:
             averaged[s] = np.sqrt(averaged[s])
     return averaged[present].reset_index()
+
+
+class RecordingProbe:
+    """Keeps the tensors a ``Block.forward`` reports, for analyses that need more
+    than statistics (bounds, tightness, the M₂ decomposition, tests).
+
+    ``states[(layer, sublayer)]``: the residual state after that sublayer's add;
+    ``estimates[layer]``: the M₂ the MLP-side BHyT of ``bhyt``/``bhytline`` used;
+    ``arguments[(layer, sublayer)]``: the tanh/erf argument of the norm feeding that
+    sublayer. Memory grows with depth: for small stacks only (use ``TraceProbe``
+    otherwise).
+    """
+
+    def __init__(self) -> None:
+        self.states: dict[tuple[int, str], Tensor] = {}
+        self.estimates: dict[int, Tensor] = {}
+        self.arguments: dict[tuple[int, str], Tensor] = {}
+
+    def state(self, layer: int, sublayer: str, h: Tensor, estimate: Tensor | None = None) -> None:
+        self.states[layer, sublayer] = h.detach()
+        if estimate is not None:
+            self.estimates[layer] = estimate.detach()
+
+    def argument(self, layer: int, sublayer: str, z: Tensor) -> None:
+        self.arguments[layer, sublayer] = z.detach()
+
+    def mean_square_ratio(self, layer: int) -> Tensor:
+        """``m(h')/M₂`` per token (float64, shape ``(B, T)``) at ``layer``'s MLP-side BHyT."""
+        exact = mean_square(self.states[layer, "attn"])
+        return (exact / self.estimates[layer].double().expand_as(exact))[..., 0]

@@ -32,7 +32,8 @@ from torch import Tensor
 
 from .bounds import depth_bound, saturated_fraction_bound
 from .model import BHYT_ESTIMATE_SCHEMES, SCHEMES, Stack, StackConfig, INPUT_SEED_OFFSET, gaussian_inputs
-from .norms import mean_square, root_mean_square
+from .norms import root_mean_square
+from .probes import RecordingProbe
 
 __all__ = [
     "SATURATION_THRESHOLDS",
@@ -149,23 +150,6 @@ def depth_ratios(stack: Stack, x: Tensor, construction: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-class _ArgumentRecorder:
-    """A ``Block.forward`` probe that keeps each tanh argument and, on the MLP side
-    of ``bhyt``/``bhytline``, ``m(h')/M₂`` per token."""
-
-    def __init__(self) -> None:
-        self.arguments: list[tuple[int, str, Tensor]] = []
-        self.ratios: dict[int, Tensor] = {}
-
-    def state(self, layer: int, sublayer: str, h: Tensor, estimate: Tensor | None = None) -> None:
-        if estimate is not None:
-            exact = mean_square(h)
-            self.ratios[layer] = exact / estimate.double().expand_as(exact)
-
-    def argument(self, layer: int, sublayer: str, z: Tensor) -> None:
-        self.arguments.append((layer, sublayer, z.detach()))
-
-
 @torch.no_grad()
 def saturation_ratios(stack: Stack, x: Tensor, construction: str, thresholds=SATURATION_THRESHOLDS) -> pd.DataFrame:
     """measured saturated fraction / ``saturated_fraction_bound`` for every BHyT norm of ``stack``.
@@ -174,16 +158,16 @@ def saturation_ratios(stack: Stack, x: Tensor, construction: str, thresholds=SAT
     and ``estimated`` (the MLP-side norm of ``bhyt``/``bhytline``, bound with
     ``mean_square_ratio = m(h')/M₂``); ``ratio`` is the max over layers and tokens.
     """
-    recorder = _ArgumentRecorder()
+    recorder = RecordingProbe()
     stack.residual(stack._check_input(x), recorder)
     rows = []
     for t in thresholds:
         best: dict[str, float] = {}
-        for layer, sublayer, z in recorder.arguments:
+        for (layer, sublayer), z in recorder.arguments.items():
             block = stack.blocks[layer]
             norm = block.norm_attn if sublayer == "attn" else block.norm_mlp
             estimated = sublayer == "mlp" and stack.config.scheme in BHYT_ESTIMATE_SCHEMES
-            ratio = recorder.ratios[layer].cpu().numpy()[..., 0] if estimated else 1.0
+            ratio = recorder.mean_square_ratio(layer).cpu().numpy() if estimated else 1.0
             bound = saturated_fraction_bound(float(norm.lam), norm.kappa, t, ratio)
             fraction = (z.abs() >= t).double().mean(-1).cpu().numpy()
             kind = "estimated" if estimated else "exact"

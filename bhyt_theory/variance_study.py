@@ -51,7 +51,7 @@ from torch import Tensor
 from .bounds import saturated_fraction_bound
 from .model import BHYT_ESTIMATE_SCHEMES, ESTIMATORS, Block, Stack, StackConfig, INPUT_SEED_OFFSET, gaussian_inputs
 from .norms import EPS, estimate_post_attention_mean_square, mean_square, value_output_maps
-from .probes import SATURATION_THRESHOLDS
+from .probes import SATURATION_THRESHOLDS, RecordingProbe
 
 __all__ = [
     "ERROR_TERMS",
@@ -93,23 +93,6 @@ def head_value_output_gram(block: Block) -> Tensor:
     return torch.einsum("kab,lab->kl", maps, maps)
 
 
-class _Recorder:
-    """Duck-typed ``TraceProbe``: keeps the block's own h', M₂ and the MLP-side argument."""
-
-    def __init__(self) -> None:
-        self.state_after_attention: Tensor | None = None
-        self.estimate: Tensor | None = None
-        self.mlp_argument: Tensor | None = None
-
-    def state(self, layer: int, sublayer: str, h: Tensor, estimate: Tensor | None = None) -> None:
-        if sublayer == "attn":
-            self.state_after_attention, self.estimate = h, estimate
-
-    def argument(self, layer: int, sublayer: str, z: Tensor) -> None:
-        if sublayer == "mlp":
-            self.mlp_argument = z
-
-
 @torch.no_grad()
 def decompose_block(block: Block, h: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
     """Run one ``bhyt``/``bhytline`` block on ``h`` and decompose its M₂ error per token.
@@ -141,7 +124,7 @@ def decompose_block(block: Block, h: Tensor) -> tuple[Tensor, dict[str, Tensor]]
     """
     if block.scheme not in BHYT_ESTIMATE_SCHEMES:
         raise ValueError(f"the M₂ decomposition needs a {BHYT_ESTIMATE_SCHEMES} block, got {block.scheme!r}")
-    recorder = _Recorder()
+    recorder = RecordingProbe()
     h_next = block(h, recorder)
     m1 = mean_square(h)
     u = block.norm_attn(h, mean_square=m1)
@@ -163,12 +146,12 @@ def decompose_block(block: Block, h: Tensor) -> tuple[Tensor, dict[str, Tensor]]
     gram = head_value_output_gram(block).to(h.device)
     uncorrelated = torch.einsum("bktj,bltj,bj,kl->bt", probabilities, probabilities, m_u, gram) / d
 
-    exact = squeeze(mean_square(recorder.state_after_attention))
-    z = recorder.mlp_argument.double()
+    exact = squeeze(mean_square(recorder.states[block.layer, "attn"]))
+    z = recorder.arguments[block.layer, "mlp"].double()
     quantities = {
         "mean_square_in": m1,
         "exact": exact,
-        "estimate": squeeze(recorder.estimate.double().expand(-1, length, 1)),
+        "estimate": squeeze(recorder.estimates[block.layer].double().expand(-1, length, 1)),
         "reference": reference,
         "mean_square_u": m_u,
         "mean_square_a": m_a,

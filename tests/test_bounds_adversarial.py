@@ -33,7 +33,8 @@ from hypothesis import strategies as st
 
 from bhyt_theory.bounds import depth_bound, saturated_fraction_bound
 from bhyt_theory.model import BHYT_ESTIMATE_SCHEMES, KAPPA_SCHEDULES, SCHEMES, Stack, StackConfig
-from bhyt_theory.norms import mean_square, root_mean_square
+from bhyt_theory.norms import root_mean_square
+from bhyt_theory.probes import RecordingProbe
 from bhyt_theory.tightness import align_weights, sign_direction
 
 U32 = 2.0**-24
@@ -123,30 +124,8 @@ def adversarial_stacks(draw, schemes=SCHEMES) -> tuple[Stack, torch.Tensor, str]
     return stack, x, f"{config.scheme}: weights={weights}, norms={norms_kind}, inputs={inputs}, scale=1e{log_scale:.1f}"
 
 
-class StateRecorder:
-    """``Block.forward`` probe: the residual stream after each sublayer, each tanh
-    argument, and ``m(h')/M₂`` on the MLP side of ``bhyt``/``bhytline``."""
-
-    def __init__(self) -> None:
-        self.states: dict[tuple[int, str], torch.Tensor] = {}
-        self.arguments: list[tuple[int, str, torch.Tensor]] = []
-        self.estimate_ratio: dict[int, np.ndarray] = {}
-
-    def state(self, layer, sublayer, h, estimate=None):
-        self.states[layer, sublayer] = h.detach().clone()
-        if estimate is not None:
-            exact = mean_square(h)
-            self.estimate_ratio[layer] = (exact / estimate.double().expand_as(exact))[..., 0].numpy()
-
-    def argument(self, layer, sublayer, z):
-        self.arguments.append((layer, sublayer, z.detach().double()))
-
-    def rms(self, layer: int, sublayer: str) -> np.ndarray:
-        return root_mean_square(self.states[layer, sublayer])[..., 0].double().numpy()
-
-
-def run(stack: Stack, x: torch.Tensor) -> StateRecorder:
-    recorder = StateRecorder()
+def run(stack: Stack, x: torch.Tensor) -> RecordingProbe:
+    recorder = RecordingProbe()
     with torch.no_grad():
         stack.residual(x, recorder)
     return recorder
@@ -164,7 +143,7 @@ def _assert_depth_bound_holds(stack: Stack, x: torch.Tensor, description: str) -
         for layer, rows in part.groupby("layer"):
             for sublayer, column in (("attn", "bound_after_attention"), ("mlp", "bound")):
                 bound = rows[column].to_numpy().reshape(batch, length)
-                measured = recorder.rms(layer, sublayer)
+                measured = root_mean_square(recorder.states[layer, sublayer])[..., 0].double().numpy()
                 worst = float(np.max(measured / bound))
                 assert worst <= 1 + tolerance, (
                     f"{description}; {variant} bound violated after layer {layer} {sublayer}: "
@@ -219,12 +198,12 @@ def test_saturated_fraction_never_exceeds_bound_in_stack(case, t):
     stack, x, description = case
     recorder = run(stack, x)
     assert recorder.arguments, description
-    for layer, sublayer, z in recorder.arguments:
+    for (layer, sublayer), z in recorder.arguments.items():
         block = stack.blocks[layer]
         norm = block.norm_attn if sublayer == "attn" else block.norm_mlp
         estimated = sublayer == "mlp" and stack.config.scheme in BHYT_ESTIMATE_SCHEMES
         # exact M: mean(z²) ≤ (λ/κ)²; estimated M₂: mean(z²) ≤ (λ/κ)² m(h')/M₂
-        ratio = recorder.estimate_ratio[layer] if estimated else 1.0
+        ratio = recorder.mean_square_ratio(layer).numpy() if estimated else 1.0
         bound = saturated_fraction_bound(norm.lam.item(), norm.kappa, t * (1 - REL), np.asarray(ratio) * (1 + REL))
         fraction = (z.abs() >= t).double().mean(-1).numpy()
         excess = fraction - bound
