@@ -7,15 +7,13 @@ Three figures, each set against the target of issue 4 and measured in one run:
    the same machine, measured in the same run (target ≥ 0.7 at width ≥ 512).
    Reported for the forward pass alone and for the whole streamed run (weights
    drawn, ``c_attn`` computed, probes evaluated).
-2. Mean-field time at depth 1024 (target < 1 s), when ``bhyt_theory.meanfield``
-   provides ``predict``.
+2. Mean-field time of ``meanfield.predict`` at depth 1024 (target < 1 s).
 3. Peak resident memory of a streamed Monte Carlo run at depth 1024 over that at
    depth 16 (target ≤ 1.2×), each the high-water mark of a fresh process.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 import subprocess
@@ -26,8 +24,8 @@ from typing import Callable
 import pandas as pd
 import torch
 
-from .model import StackConfig, build_block
-from .model import gaussian_inputs
+from .meanfield import predict
+from .model import StackConfig, build_block, gaussian_inputs
 from .montecarlo import stream_trace
 
 
@@ -121,12 +119,8 @@ def monte_carlo_throughput(config: StackConfig, batch: int, length: int, repeats
     }
 
 
-def meanfield_seconds(config: StackConfig) -> float | None:
-    """Wall time of ``meanfield.predict(config)``; ``None`` if it is not available."""
-    try:
-        predict = importlib.import_module(f"{__package__}.meanfield").predict
-    except (ImportError, AttributeError):
-        return None
+def meanfield_seconds(config: StackConfig) -> float:
+    """Wall time of ``meanfield.predict(config)``."""
     start = time.perf_counter()
     predict(config)
     return time.perf_counter() - start
@@ -188,7 +182,7 @@ def run_bench(
 
     Memory is measured first, in child processes, then throughput and mean-field
     time in this process. Columns: ``figure``, ``value``, ``target``, ``meets``
-    (empty where no target applies or the figure is not available), ``setting``.
+    (empty where no target applies), ``setting``.
     """
     rows = []
 
@@ -230,8 +224,5 @@ def run_bench(
             log(f"mean field: {scheme}, T {length_mf}")
             seconds = meanfield_seconds(config)
             setting = f"{scheme}, depth 1024, width 256, heads 4, T {length_mf}"
-            if seconds is None:
-                add("mean-field predict seconds", "not available", setting, "< 1 s")
-            else:
-                add("mean-field predict seconds", seconds, setting, "< 1 s", bool(seconds < 1.0))
+            add("mean-field predict seconds", seconds, setting, "< 1 s", bool(seconds < 1.0))
     return pd.DataFrame(rows)

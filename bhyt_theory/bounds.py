@@ -51,7 +51,7 @@ from .gaussian import (
     tanh_prime_square_moment,
     tanh_square_moment,
 )
-from .model import BHYT_ESTIMATE_SCHEMES, Attention, Block, Stack, SwiGLU
+from .model import BHYT_ESTIMATE_SCHEMES, Attention, Block, Stack, SwiGLU, hidden_states
 from .norms import mean_square, root_mean_square
 from .probes import RecordingProbe
 
@@ -416,7 +416,7 @@ def depth_bound(stack: Stack, x: Tensor, data_dependent: bool = True) -> pd.Data
     bounds magnitude growth; it does not say growth is absent
     (``proofs/depth_bound.md``; SPEC §5, claims C1, C4).
     """
-    x = stack._check_input(x)
+    x = hidden_states(x, stack.config)
     batch, length, _ = x.shape
     rms_input = root_mean_square(x)[..., 0].double().cpu().numpy()
     variants = ["scale_free"]

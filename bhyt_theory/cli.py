@@ -161,7 +161,12 @@ def _cmd_variance(args: argparse.Namespace) -> int:
 
 
 def _cmd_jacobian(args: argparse.Namespace) -> int:
-    from .jacobian import JACOBIAN_SCHEMES, deviation_table, jacobian_comparison, jacobian_layers
+    from .jacobian import (
+        JACOBIAN_SCHEMES,
+        deviation_table,
+        jacobian_comparison,
+        jacobian_layers,
+    )
 
     config = config_from_arguments(args)
     table = jacobian_comparison(

@@ -41,7 +41,14 @@ import torch
 from torch import Tensor, nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from .model import SCHEMES, Stack, StackConfig, INPUT_SEED_OFFSET, gaussian_inputs
+from .model import (
+    INPUT_SEED_OFFSET,
+    SCHEMES,
+    Stack,
+    StackConfig,
+    gaussian_inputs,
+    hidden_states,
+)
 from .norms import mean_square
 
 __all__ = [
@@ -180,7 +187,7 @@ def jacobian_study(
     wanted = set(range(stack.config.depth) if layers is None else layers)
     if not wanted or not wanted <= set(range(stack.config.depth)):
         raise ValueError(f"layers must be a non-empty subset of 0 … {stack.config.depth - 1}, got {sorted(wanted)}")
-    h = stack._check_input(x)
+    h = hidden_states(x, stack.config)
     rows = []
     with torch.no_grad():
         for block in stack.blocks:

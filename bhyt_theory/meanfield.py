@@ -75,7 +75,15 @@ from scipy import special
 from scipy.linalg import blas
 
 from .gaussian import gaussian_tail, hermite_rule
-from .model import BHYT_ESTIMATE_SCHEMES, ESTIMATORS, INPUT_SEED_OFFSET, EstimateInputs, Stack, StackConfig, gaussian_inputs
+from .model import (
+    BHYT_ESTIMATE_SCHEMES,
+    ESTIMATORS,
+    INPUT_SEED_OFFSET,
+    EstimateInputs,
+    Stack,
+    StackConfig,
+    gaussian_inputs,
+)
 from .norms import EPS
 from .probes import SATURATION_THRESHOLDS, position_average
 

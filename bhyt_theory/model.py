@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .gaussian import tanh_square_moment
 from .norms import (
     BHyT,
     Derf,
@@ -47,7 +48,6 @@ from .norms import (
     estimate_post_attention_mean_square,
     mean_square,
 )
-from .gaussian import tanh_square_moment
 from .probes import TraceProbe
 
 SCHEMES = ("rmsnorm", "periln", "lns", "dyt", "derf", "bhyt", "bhytline", "bhytstar")
@@ -458,6 +458,13 @@ def gaussian_inputs(width: int, batch: int, length: int, std: float, seed: int) 
     return torch.randn(batch, length, width, generator=generator) * std
 
 
+def hidden_states(x: Tensor, config: StackConfig) -> Tensor:
+    """``x`` checked to be ``(batch, T, width)`` and moved to the config's device and dtype."""
+    if x.ndim != 3 or x.shape[-1] != config.width:
+        raise ValueError(f"expected hidden states of shape (batch, T, {config.width}), got {tuple(x.shape)}")
+    return x.to(device=config.device, dtype=config.torch_dtype)
+
+
 class Stack(nn.Module):
     """``depth`` blocks and a final norm, with weights drawn deterministically from ``seed``.
 
@@ -484,14 +491,9 @@ class Stack(nn.Module):
         for block in self.blocks:
             block.refresh_variance_constant()
 
-    def _check_input(self, x: Tensor) -> Tensor:
-        if x.ndim != 3 or x.shape[-1] != self.config.width:
-            raise ValueError(f"expected hidden states of shape (batch, T, {self.config.width}), got {tuple(x.shape)}")
-        return x.to(device=self.config.device, dtype=self.config.torch_dtype)
-
     def residual(self, x: Tensor, probe: Probe = None) -> Tensor:
         """The residual stream after the last block (before the final norm)."""
-        h = self._check_input(x)
+        h = hidden_states(x, self.config)
         for block in self.blocks:
             h = block(h, probe)
         return h

@@ -94,9 +94,7 @@ def stream_trace(config: StackConfig, seed: int, x: torch.Tensor, progress: bool
     not built. Peak memory is one block's weights, one batch of activations and
     the ``2 · depth · T`` rows of statistics (``make bench`` measures it).
     """
-    if x.ndim != 3 or x.shape[-1] != config.width:
-        raise ValueError(f"expected hidden states of shape (batch, T, {config.width}), got {tuple(x.shape)}")
-    h = x.to(device=config.device, dtype=config.torch_dtype)
+    h = model.hidden_states(x, config)
     layers = tqdm(
         range(config.depth), desc=f"{config.scheme} layers", leave=False, unit="layer",
         # None: tqdm shows the bar on a terminal only, so logs are not flooded

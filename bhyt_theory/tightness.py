@@ -31,7 +31,15 @@ import torch
 from torch import Tensor
 
 from .bounds import depth_bound, saturated_fraction_bound
-from .model import BHYT_ESTIMATE_SCHEMES, SCHEMES, Stack, StackConfig, INPUT_SEED_OFFSET, gaussian_inputs
+from .model import (
+    BHYT_ESTIMATE_SCHEMES,
+    INPUT_SEED_OFFSET,
+    SCHEMES,
+    Stack,
+    StackConfig,
+    gaussian_inputs,
+    hidden_states,
+)
 from .norms import root_mean_square
 from .probes import RecordingProbe
 
@@ -103,7 +111,7 @@ def align_weights(
 @torch.no_grad()
 def measured_rms(stack: Stack, x: Tensor) -> np.ndarray:
     """``rms(h_l)`` after every layer, shape ``(depth, batch, T)``, float64."""
-    h = stack._check_input(x)
+    h = hidden_states(x, stack.config)
     rows = []
     for block in stack.blocks:
         h = block(h)
@@ -126,7 +134,7 @@ def depth_ratios(stack: Stack, x: Tensor, construction: str) -> pd.DataFrame:
     measured = measured_rms(stack, x)
     bounds = depth_bound(stack, x)
     depth, batch, length = measured.shape
-    rms_input = root_mean_square(stack._check_input(x))[..., 0].double().cpu().numpy()
+    rms_input = root_mean_square(hidden_states(x, stack.config))[..., 0].double().cpu().numpy()
     rows = []
     for variant, part in bounds.groupby("variant", sort=False):
         bound = part["bound"].to_numpy().reshape(depth, batch, length)
@@ -159,7 +167,7 @@ def saturation_ratios(stack: Stack, x: Tensor, construction: str, thresholds=SAT
     ``mean_square_ratio = m(h')/M₂``); ``ratio`` is the max over layers and tokens.
     """
     recorder = RecordingProbe()
-    stack.residual(stack._check_input(x), recorder)
+    stack.residual(hidden_states(x, stack.config), recorder)
     rows = []
     for t in thresholds:
         best: dict[str, float] = {}

@@ -49,8 +49,22 @@ import torch
 from torch import Tensor
 
 from .bounds import saturated_fraction_bound
-from .model import BHYT_ESTIMATE_SCHEMES, ESTIMATORS, Block, Stack, StackConfig, INPUT_SEED_OFFSET, gaussian_inputs
-from .norms import EPS, estimate_post_attention_mean_square, mean_square, value_output_maps
+from .model import (
+    BHYT_ESTIMATE_SCHEMES,
+    ESTIMATORS,
+    INPUT_SEED_OFFSET,
+    Block,
+    Stack,
+    StackConfig,
+    gaussian_inputs,
+    hidden_states,
+)
+from .norms import (
+    EPS,
+    estimate_post_attention_mean_square,
+    mean_square,
+    value_output_maps,
+)
 from .probes import SATURATION_THRESHOLDS, RecordingProbe
 
 __all__ = [
@@ -206,7 +220,7 @@ def variance_study(stack: Stack, x: Tensor, layers: Iterable[int] | None = None)
     """
     config = stack.config
     wanted = set(range(config.depth) if layers is None else layers)
-    h = stack._check_input(x)
+    h = hidden_states(x, stack.config)
     parts = []
     for block in stack.blocks:
         if block.layer > max(wanted):

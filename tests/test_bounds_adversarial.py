@@ -32,7 +32,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bhyt_theory.bounds import depth_bound, saturated_fraction_bound
-from bhyt_theory.model import BHYT_ESTIMATE_SCHEMES, KAPPA_SCHEDULES, SCHEMES, Stack, StackConfig
+from bhyt_theory.model import (
+    BHYT_ESTIMATE_SCHEMES,
+    KAPPA_SCHEDULES,
+    SCHEMES,
+    Stack,
+    StackConfig,
+    hidden_states,
+)
 from bhyt_theory.norms import root_mean_square
 from bhyt_theory.probes import RecordingProbe
 from bhyt_theory.tightness import align_weights, sign_direction
@@ -163,7 +170,7 @@ def test_sublayer_increments_never_exceed_attention_and_mlp_terms(case):
     table = depth_bound(stack, x)
     eta = depth_tolerance(stack.config)
     batch, length = x.shape[:2]
-    previous = stack._check_input(x)
+    previous = hidden_states(x, stack.config)
     for layer in range(stack.config.depth):
         after_attention, after_mlp = recorder.states[layer, "attn"], recorder.states[layer, "mlp"]
         for sublayer, before, after, column in (("attn", previous, after_attention, "attention_term"),

@@ -15,7 +15,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bhyt_theory.gaussian import tanh_square_moment
-from bhyt_theory.model import ESTIMATOR_COSTS, ESTIMATORS, EstimateInputs, Stack, StackConfig, gaussian_inputs
+from bhyt_theory.model import (
+    ESTIMATOR_COSTS,
+    ESTIMATORS,
+    EstimateInputs,
+    Stack,
+    StackConfig,
+    gaussian_inputs,
+)
 from bhyt_theory.norms import mean_square
 
 U64 = 2.0**-53  # float64 unit roundoff

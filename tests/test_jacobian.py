@@ -14,7 +14,11 @@ import pytest
 import torch
 from torch import nn
 
-from bhyt_theory.jacobian import exact_jacobian_deviation, jacobian_deviation, jacobian_study
+from bhyt_theory.jacobian import (
+    exact_jacobian_deviation,
+    jacobian_deviation,
+    jacobian_study,
+)
 from bhyt_theory.model import SCHEMES, Stack, StackConfig, gaussian_inputs
 
 TINY = dict(depth=2, width=8, heads=2, seq_len=4, init_std=0.3)

@@ -11,8 +11,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bhyt_theory.cli import main
-from bhyt_theory.model import SCHEMES, Attention, Stack, StackConfig, build_block, rotary
-from bhyt_theory.norms import BHyT, DyT, RMSNorm, attention_variance_constant, estimate_post_attention_mean_square
+from bhyt_theory.model import (
+    SCHEMES,
+    Attention,
+    Stack,
+    StackConfig,
+    build_block,
+    rotary,
+)
+from bhyt_theory.norms import (
+    BHyT,
+    DyT,
+    RMSNorm,
+    attention_variance_constant,
+    estimate_post_attention_mean_square,
+)
 from bhyt_theory.probes import TRACE_COLUMNS
 
 U32 = 2.0**-24

@@ -14,7 +14,13 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from bhyt_theory import montecarlo
-from bhyt_theory.model import INPUT_SEED_OFFSET, SCHEMES, Stack, StackConfig, gaussian_inputs
+from bhyt_theory.model import (
+    INPUT_SEED_OFFSET,
+    SCHEMES,
+    Stack,
+    StackConfig,
+    gaussian_inputs,
+)
 
 SMALL = {"depth": 3, "width": 16, "heads": 2, "seq_len": 6}
 

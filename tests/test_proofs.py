@@ -12,7 +12,12 @@ from pathlib import Path
 import pytest
 
 from bhyt_theory import cli, symbolic
-from bhyt_theory.symbolic import CHECKS, PROOF_SECTIONS, check_references, proof_sections
+from bhyt_theory.symbolic import (
+    CHECKS,
+    PROOF_SECTIONS,
+    check_references,
+    proof_sections,
+)
 
 PROOFS = Path(__file__).resolve().parent.parent / "proofs"
 PROOF_FILES = sorted(PROOFS.glob("*.md"))
