@@ -15,8 +15,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .model import INPUT_SEED_OFFSET, Stack, StackConfig, gaussian_inputs
-from .probes import position_average
+from .numerics.inputs import INPUT_SEED_OFFSET, gaussian_inputs
+from .numerics.model import Stack, StackConfig
+from .numerics.probes import position_average
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, multi: bool = False) -> None:
@@ -83,7 +84,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def _cmd_checks(args: argparse.Namespace) -> int:
-    from .symbolic import PROOFS_DIR, run_checks
+    from .theory.checks import PROOFS_DIR, run_checks
 
     if not PROOFS_DIR.is_dir():
         print(f"bhyt-theory checks: no proofs folder at {PROOFS_DIR} (run from a repository checkout)", file=sys.stderr)
@@ -96,7 +97,7 @@ def _cmd_checks(args: argparse.Namespace) -> int:
 
 
 def _cmd_variance(args: argparse.Namespace) -> int:
-    from .variance_study import (
+    from .experiments.variance_study import (
         ERROR_TERMS,
         TABLE_LAYERS,
         estimator_comparison,
@@ -161,7 +162,7 @@ def _cmd_variance(args: argparse.Namespace) -> int:
 
 
 def _cmd_jacobian(args: argparse.Namespace) -> int:
-    from .jacobian import (
+    from .experiments.block_jacobian import (
         JACOBIAN_SCHEMES,
         deviation_table,
         jacobian_comparison,
@@ -194,7 +195,7 @@ def _sweep_grid(args: argparse.Namespace, defaults: dict | None = None) -> dict:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from .montecarlo import RUN_COLUMNS, summarise, sweep
+    from .experiments.montecarlo import RUN_COLUMNS, summarise, sweep
 
     table = sweep(_sweep_grid(args), args.seeds, batch=args.batch, cache_dir=None if args.no_cache else args.cache_dir,
                   progress=not args.no_progress)
@@ -210,9 +211,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_growth(args: argparse.Namespace) -> int:
-    from .growth import DEFAULT_GROWTH, fit_growth, meanfield_growth
-    from .model import SCHEMES
-    from .montecarlo import RUN_COLUMNS, sweep
+    from .experiments.growth import DEFAULT_GROWTH, fit_growth, meanfield_growth
+    from .experiments.montecarlo import RUN_COLUMNS, sweep
+    from .numerics.model import SCHEMES
 
     defaults = {"scheme": SCHEMES, **{name: [value] for name, value in DEFAULT_GROWTH.items()}}
     table = sweep(_sweep_grid(args, defaults), args.seeds, batch=args.batch,
@@ -234,7 +235,7 @@ def _cmd_growth(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import run_bench
+    from .experiments.bench import run_bench
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -246,7 +247,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_bounds(args: argparse.Namespace) -> int:
-    from .tightness import DEFAULT_INIT, tightness_table
+    from .experiments.tightness import DEFAULT_INIT, tightness_table
 
     torch.set_num_threads(args.threads)
     table = tightness_table(seed=args.seed, random_trials=args.random_trials, hill_climb_steps=args.hill_climb_steps)
@@ -262,7 +263,11 @@ def _cmd_bounds(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from .meanfield import compare_with_monte_carlo, predict, predict_per_position
+    from .theory.meanfield import (
+        compare_with_monte_carlo,
+        predict,
+        predict_per_position,
+    )
 
     config = config_from_arguments(args)
     if args.compare_seeds:
@@ -319,8 +324,8 @@ def _build_parser() -> argparse.ArgumentParser:
     reproduce.set_defaults(run=_cmd_reproduce)
 
     checks = commands.add_parser(
-        "checks", help="run every registered proof-step check (bhyt_theory.symbolic.CHECKS)",
-        description="Run every check of bhyt_theory.symbolic.CHECKS and print PASS/FAIL, its "
+        "checks", help="run every registered proof-step check (bhyt_theory.theory.checks.CHECKS)",
+        description="Run every check of bhyt_theory.theory.checks.CHECKS and print PASS/FAIL, its "
         "message and the proofs/ files that cite it; exit code 1 if any fails.",
     )
     checks.set_defaults(run=_cmd_checks)

@@ -24,8 +24,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from .model import SCHEMES  # noqa: E402
-from .montecarlo import source_fingerprint, summarise, sweep  # noqa: E402
+from .experiments.montecarlo import source_fingerprint, summarise, sweep  # noqa: E402
+from .numerics.model import SCHEMES  # noqa: E402
 
 
 @dataclass
@@ -85,7 +85,7 @@ def _frame_text(table: pd.DataFrame, float_format: str = "{:.4g}") -> str:
 
 def section_checks(out_dir: Path, quick: bool) -> Section:
     """Every symbolic/numeric check of the written proofs (issue 3; `bhyt-theory checks`)."""
-    from .symbolic import PROOFS_DIR, run_checks
+    from .theory.checks import PROOFS_DIR, run_checks
 
     table = run_checks()
     table.to_csv(out_dir / "checks.csv", index=False)
@@ -98,7 +98,7 @@ def section_checks(out_dir: Path, quick: bool) -> Section:
 
 def section_bounds(out_dir: Path, quick: bool) -> Section:
     """Tightest measured/bound ratios of the saturation and depth bounds (C3, C4; `bhyt-theory bounds`)."""
-    from .tightness import tightness_table
+    from .experiments.tightness import tightness_table
 
     table = tightness_table(seed=0, random_trials=2 if quick else 6, hill_climb_steps=5 if quick else 40)
     table.to_csv(out_dir / "bounds_tightness.csv", index=False)
@@ -112,8 +112,12 @@ def section_bounds(out_dir: Path, quick: bool) -> Section:
 
 def section_variance(out_dir: Path, quick: bool) -> Section:
     """BHyT's M₂ estimate/exact ratio per estimator × layer × position (C5; `bhyt-theory variance`)."""
-    from .model import StackConfig
-    from .variance_study import estimator_comparison, ratio_table, table_positions
+    from .experiments.variance_study import (
+        estimator_comparison,
+        ratio_table,
+        table_positions,
+    )
+    from .numerics.model import StackConfig
 
     config = StackConfig(scheme="bhyt", depth=17 if quick else 65, width=64 if quick else 256, heads=4, seq_len=32 if quick else 128)
     layers = (0, 1, 4, 16) if quick else (0, 1, 4, 16, 64)
@@ -131,8 +135,12 @@ def section_variance(out_dir: Path, quick: bool) -> Section:
 
 def section_jacobian(out_dir: Path, quick: bool) -> Section:
     """Identity-likeness of blocks: ‖∂h_{l+1}/∂h_l − I‖_F/‖I‖_F per scheme × layer (C1, C4; `bhyt-theory jacobian`)."""
-    from .jacobian import deviation_table, jacobian_comparison, jacobian_layers
-    from .model import StackConfig
+    from .experiments.block_jacobian import (
+        deviation_table,
+        jacobian_comparison,
+        jacobian_layers,
+    )
+    from .numerics.model import StackConfig
 
     config = StackConfig(depth=8 if quick else 32, width=64 if quick else 256, heads=4, seq_len=32 if quick else 128)
     table = jacobian_comparison(config, layers=jacobian_layers(config.depth), seeds=(0,) if quick else (0, 1), probes=4 if quick else 16)
@@ -148,8 +156,8 @@ def section_jacobian(out_dir: Path, quick: bool) -> Section:
 
 def section_meanfield(out_dir: Path, quick: bool) -> Section:
     """Mean-field prediction vs Monte Carlo of the per-layer mean square, every scheme (`bhyt-theory predict --compare-seeds`)."""
-    from .meanfield import compare_with_monte_carlo
-    from .model import StackConfig
+    from .numerics.model import StackConfig
+    from .theory.meanfield import compare_with_monte_carlo
 
     depth, width, seq_len, seeds = (8, 64, 16, range(2)) if quick else (64, 256, 64, range(8))
     parts = []
@@ -178,7 +186,7 @@ def section_meanfield(out_dir: Path, quick: bool) -> Section:
 
 def section_growth(out_dir: Path, quick: bool) -> Section:
     """Growth laws of the residual rms with depth per scheme, Monte Carlo and mean field (C1, C2, C4; `bhyt-theory growth`)."""
-    from .growth import DEFAULT_GROWTH, fit_growth, meanfield_growth
+    from .experiments.growth import DEFAULT_GROWTH, fit_growth, meanfield_growth
 
     base = {**DEFAULT_GROWTH, **({"depth": 32, "width": 64, "seq_len": 16} if quick else {})}
     table = sweep({"scheme": list(SCHEMES)}, [0, 1] if quick else [0, 1, 2], batch=4, base=base, cache_dir=out_dir / "cache")

@@ -1,7 +1,8 @@
 """The package layout shows the architecture: imports point one way.
 
-numerics ← theory ← experiments ← top. A module may import from its own layer
-or the layers below, never above; every module must be placed in a layer.
+``numerics`` ← ``theory`` ← ``experiments`` ← top (the modules directly in
+``bhyt_theory/``: report, cli, …). A module may import from its own layer or the
+layers below, never above; every module lives in a layer's folder or at the top.
 """
 
 import ast
@@ -9,44 +10,80 @@ from pathlib import Path
 
 import bhyt_theory
 
-LAYERS = {
-    "numerics": {"norms", "model", "probes", "gaussian"},
-    "theory": {"symbolic", "bounds", "meanfield"},
-    "experiments": {"montecarlo", "growth", "variance_study", "jacobian", "tightness", "bench"},
-    "top": {"report", "cli"},
-}
-ORDER = list(LAYERS)
-LAYER_OF = {module: ORDER.index(layer) for layer, modules in LAYERS.items() for module in modules}
+ORDER = ["numerics", "theory", "experiments", "top"]
 PACKAGE = Path(bhyt_theory.__file__).parent
 
 
-def package_imports(path: Path) -> set[str]:
-    """Sibling modules that ``path`` imports (``from .x import …`` or ``from bhyt_theory.x …``)."""
+def layer_of(path: Path) -> str:
+    """The layer of a module file: its first folder under the package, or "top"."""
+    parts = path.relative_to(PACKAGE).parts
+    return parts[0] if len(parts) > 1 else "top"
+
+
+def module_name(path: Path) -> str:
+    relative = path.relative_to(PACKAGE).with_suffix("")
+    return ".".join(("bhyt_theory", *relative.parts)).removesuffix(".__init__")
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Absolute names of the package modules and packages ``path`` imports."""
+    package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom):
-            if node.level == 1 and node.module:
-                found.add(node.module.split(".")[0])
-            elif node.level == 1:
-                found.update(alias.name for alias in node.names)
-            elif node.module and node.module.startswith("bhyt_theory."):
-                found.add(node.module.split(".")[1])
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            if module.startswith("bhyt_theory"):
+                found.add(module)
+                found.update(f"{module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name.startswith("bhyt_theory"))
     return found
 
 
-def modules():
-    return sorted(p for p in PACKAGE.glob("*.py") if p.stem != "__init__")
+def layer_of_module(name: str) -> str | None:
+    """The layer a ``bhyt_theory…`` name points into (None for the package root itself)."""
+    parts = name.split(".")
+    if len(parts) < 2 or parts[1] == "__version__":
+        return None
+    return parts[1] if parts[1] in ORDER[:-1] else "top"
 
 
-def test_every_module_is_placed_in_a_layer():
-    assert {p.stem for p in modules()} <= set(LAYER_OF), "add new modules to LAYERS"
+def modules() -> list[Path]:
+    return sorted(p for p in PACKAGE.rglob("*.py"))
+
+
+def test_every_folder_is_a_layer():
+    folders = {p.relative_to(PACKAGE).parts[0] for p in modules() if len(p.relative_to(PACKAGE).parts) > 1}
+    assert folders <= set(ORDER[:-1]), f"unknown layer folders: {folders - set(ORDER)}"
 
 
 def test_imports_point_only_downwards():
     upward = [
-        f"{path.stem} ({ORDER[LAYER_OF[path.stem]]}) imports {name} ({ORDER[LAYER_OF[name]]})"
+        f"{module_name(path)} ({layer_of(path)}) imports {name} ({layer_of_module(name)})"
         for path in modules()
-        for name in package_imports(path)
-        if name in LAYER_OF and LAYER_OF[name] > LAYER_OF.get(path.stem, -1)
+        for name in imported_modules(path)
+        if layer_of_module(name) is not None and ORDER.index(layer_of_module(name)) > ORDER.index(layer_of(path))
     ]
     assert not upward, upward
+
+
+def test_the_check_detects_an_upward_import(tmp_path, monkeypatch):
+    """A numerics module importing from experiments is reported (the test can fail)."""
+    fake = PACKAGE / "numerics" / "norms.py"
+    source = "from ..experiments.montecarlo import sweep\n"
+    assert imported_modules_from(fake, source) == {"bhyt_theory.experiments.montecarlo",
+                                                   "bhyt_theory.experiments.montecarlo.sweep"}
+
+
+def imported_modules_from(path: Path, source: str) -> set[str]:
+    original = Path.read_text
+    try:
+        Path.read_text = lambda self, *a, **k: source if self == path else original(self, *a, **k)
+        return imported_modules(path)
+    finally:
+        Path.read_text = original

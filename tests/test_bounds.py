@@ -18,8 +18,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import kappas, lams
 
-from bhyt_theory import bounds, gaussian
-from bhyt_theory.bounds import (
+from bhyt_theory.experiments.tightness import (
+    align_weights,
+    depth_ratios,
+    sign_direction,
+)
+from bhyt_theory.numerics import gaussian
+from bhyt_theory.numerics.model import Stack, StackConfig
+from bhyt_theory.numerics.norms import EPS, bhyt_argument
+from bhyt_theory.theory import bounds
+from bhyt_theory.theory.bounds import (
     attention_gain,
     depth_bound,
     gaussian_saturated_fraction,
@@ -28,9 +36,6 @@ from bhyt_theory.bounds import (
     swiglu_gain,
     swiglu_gains,
 )
-from bhyt_theory.model import Stack, StackConfig
-from bhyt_theory.norms import EPS, bhyt_argument
-from bhyt_theory.tightness import align_weights, depth_ratios, sign_direction
 
 U32 = 2.0**-24
 REL = 32 * U32

@@ -31,8 +31,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bhyt_theory.bounds import depth_bound, saturated_fraction_bound
-from bhyt_theory.model import (
+from bhyt_theory.experiments.tightness import align_weights, sign_direction
+from bhyt_theory.numerics.model import (
     BHYT_ESTIMATE_SCHEMES,
     KAPPA_SCHEDULES,
     SCHEMES,
@@ -40,9 +40,9 @@ from bhyt_theory.model import (
     StackConfig,
     hidden_states,
 )
-from bhyt_theory.norms import root_mean_square
-from bhyt_theory.probes import RecordingProbe
-from bhyt_theory.tightness import align_weights, sign_direction
+from bhyt_theory.numerics.norms import root_mean_square
+from bhyt_theory.numerics.probes import RecordingProbe
+from bhyt_theory.theory.bounds import depth_bound, saturated_fraction_bound
 
 U32 = 2.0**-24
 REL = 32 * U32

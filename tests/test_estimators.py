@@ -14,16 +14,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bhyt_theory.gaussian import tanh_square_moment
-from bhyt_theory.model import (
-    ESTIMATOR_COSTS,
-    ESTIMATORS,
-    EstimateInputs,
-    Stack,
-    StackConfig,
-    gaussian_inputs,
-)
-from bhyt_theory.norms import mean_square
+from bhyt_theory.numerics.estimators import ESTIMATOR_COSTS, ESTIMATORS, EstimateInputs
+from bhyt_theory.numerics.gaussian import tanh_square_moment
+from bhyt_theory.numerics.inputs import gaussian_inputs
+from bhyt_theory.numerics.model import Stack, StackConfig
+from bhyt_theory.numerics.norms import mean_square
 
 U64 = 2.0**-53  # float64 unit roundoff
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bhyt_theory.growth import FORMS, fit_growth, per_layer_rms
+from bhyt_theory.experiments.growth import FORMS, fit_growth, per_layer_rms
 
 DEPTH_INDEX = np.arange(1, 201)  # l = layer + 1
 N_SEEDS = 4

@@ -14,12 +14,13 @@ import pytest
 import torch
 from torch import nn
 
-from bhyt_theory.jacobian import (
+from bhyt_theory.experiments.block_jacobian import (
     exact_jacobian_deviation,
     jacobian_deviation,
     jacobian_study,
 )
-from bhyt_theory.model import SCHEMES, Stack, StackConfig, gaussian_inputs
+from bhyt_theory.numerics.inputs import gaussian_inputs
+from bhyt_theory.numerics.model import SCHEMES, Stack, StackConfig
 
 TINY = dict(depth=2, width=8, heads=2, seq_len=4, init_std=0.3)
 

@@ -13,13 +13,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import special
 
-from bhyt_theory.gaussian import (
+from bhyt_theory.numerics.gaussian import (
     bivariate_gaussian_expectation,
     erf_square_moment,
     gaussian_expectation,
     tanh_square_moment,
 )
-from bhyt_theory.meanfield import (
+from bhyt_theory.numerics.model import SCHEMES, StackConfig
+from bhyt_theory.numerics.norms import EPS, attention_variance_constant
+from bhyt_theory.theory.meanfield import (
     KERNEL_TOLERANCE,
     attention_matrix,
     attention_variance_constant_moments,
@@ -29,8 +31,6 @@ from bhyt_theory.meanfield import (
     predict,
     predict_per_position,
 )
-from bhyt_theory.model import SCHEMES, StackConfig
-from bhyt_theory.norms import EPS, attention_variance_constant
 
 ROUNDING = 1e-14  # float64 sums of O(100) terms of size ≤ 1
 

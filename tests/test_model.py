@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bhyt_theory.cli import main
-from bhyt_theory.model import (
+from bhyt_theory.numerics.model import (
     SCHEMES,
     Attention,
     Stack,
@@ -19,14 +19,14 @@ from bhyt_theory.model import (
     build_block,
     rotary,
 )
-from bhyt_theory.norms import (
+from bhyt_theory.numerics.norms import (
     BHyT,
     DyT,
     RMSNorm,
     attention_variance_constant,
     estimate_post_attention_mean_square,
 )
-from bhyt_theory.probes import TRACE_COLUMNS
+from bhyt_theory.numerics.probes import TRACE_COLUMNS
 
 U32 = 2.0**-24
 SMALL = dict(depth=3, width=32, heads=4, seq_len=8)

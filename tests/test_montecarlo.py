@@ -13,14 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from bhyt_theory import montecarlo
-from bhyt_theory.model import (
-    INPUT_SEED_OFFSET,
-    SCHEMES,
-    Stack,
-    StackConfig,
-    gaussian_inputs,
-)
+from bhyt_theory.experiments import montecarlo
+from bhyt_theory.numerics.inputs import INPUT_SEED_OFFSET, gaussian_inputs
+from bhyt_theory.numerics.model import SCHEMES, Stack, StackConfig
 
 SMALL = {"depth": 3, "width": 16, "heads": 2, "seq_len": 6}
 
@@ -211,8 +206,8 @@ def test_block_flop_count_matches_torch_flop_counter(kv_heads):
     # (t, j ≤ t) pairs of each head and sequence.
     from torch.utils.flop_counter import FlopCounterMode
 
-    from bhyt_theory.bench import block_matmul_flops
-    from bhyt_theory.model import build_block
+    from bhyt_theory.experiments.bench import block_matmul_flops
+    from bhyt_theory.numerics.model import build_block
 
     config = StackConfig(scheme="bhyt", depth=1, width=64, heads=4, kv_heads=kv_heads, seq_len=16)
     batch, length = 3, 16

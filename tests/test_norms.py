@@ -21,8 +21,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from strategies import DTYPES, hidden_states, kappas, lams, thresholds
 
-from bhyt_theory.bounds import max_argument_bound, saturated_fraction_bound
-from bhyt_theory.norms import (
+from bhyt_theory.numerics.norms import (
     EPS,
     BHyT,
     DyT,
@@ -36,6 +35,7 @@ from bhyt_theory.norms import (
     mean_square,
     rms_norm,
 )
+from bhyt_theory.theory.bounds import max_argument_bound, saturated_fraction_bound
 
 U32 = 2.0**-24
 REL = 32 * U32  # relative error allowance of the computed argument z (module docstring)

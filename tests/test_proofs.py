@@ -1,7 +1,7 @@
 """The written proofs and the check registry cover each other, and every check passes.
 
 Each ``proofs/*.md`` has the five sections; every `` `check:<id>` `` it cites is
-registered in ``bhyt_theory.symbolic.CHECKS`` and passes; every registered check
+registered in ``bhyt_theory.theory.checks.registry.CHECKS`` and passes; every registered check
 is cited by some proof; ``bhyt-theory checks`` reports them and fails on a failure.
 """
 
@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from bhyt_theory import cli, symbolic
-from bhyt_theory.symbolic import (
+from bhyt_theory import cli
+from bhyt_theory.theory.checks import registry
+from bhyt_theory.theory.checks import (
     CHECKS,
     PROOF_SECTIONS,
     check_references,
@@ -72,7 +73,7 @@ def test_check_passes(check_id):
 
 def test_checks_command_reports_each_check_with_its_proofs(monkeypatch, capsys):
     cited_id = "saturation.markov_step"
-    monkeypatch.setattr(symbolic, "CHECKS", {cited_id: lambda: (True, "fine")})
+    monkeypatch.setattr(registry, "CHECKS", {cited_id: lambda: (True, "fine")})
     assert cli.main(["checks"]) == 0
     out = capsys.readouterr().out
     assert f"PASS {cited_id} [saturation_bound.md]: fine" in out
@@ -83,7 +84,7 @@ def test_checks_command_exits_1_when_a_check_fails(monkeypatch, capsys):
         raise RuntimeError("boom")
 
     monkeypatch.setattr(
-        symbolic, "CHECKS", {"a.passes": lambda: (True, "ok"), "a.fails": lambda: (False, "bad"), "a.crashes": crashing}
+        registry, "CHECKS", {"a.passes": lambda: (True, "ok"), "a.fails": lambda: (False, "bad"), "a.crashes": crashing}
     )
     assert cli.main(["checks"]) == 1
     out = capsys.readouterr().out

@@ -15,15 +15,18 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bhyt_theory import gaussian
-from bhyt_theory.norms import KAPPA, bhyt, bhyt_argument, mean_square
-from bhyt_theory.symbolic import (
+from bhyt_theory.numerics import gaussian
+from bhyt_theory.numerics.norms import KAPPA, bhyt, bhyt_argument, mean_square
+from bhyt_theory.theory.symbolic import (
     a,
     bhyt_argument_symbolic,
     bhyt_jacobian_closed_form,
     bhyt_jacobian_symbolic,
+    eps_sym,
     erf_square_moment_closed_form,
     erf_square_moment_series,
+    kappa_sym,
+    lam_sym,
     partial_sums,
     post_attention_error_terms,
     series_terms,
@@ -41,9 +44,8 @@ SERIES = {
     "tanh_prime": (tanh_prime_moment_series(MAX_TERMS), gaussian.tanh_prime_moment),
     "tanh_prime_square": (tanh_prime_square_moment_series(MAX_TERMS), gaussian.tanh_prime_square_moment),
 }
-_lam, _kappa, _eps = sp.symbols("lambda kappa epsilon", positive=True)
 CLOSED_JACOBIANS = {
-    d: sp.lambdify([*bhyt_argument_symbolic(d)[0], _lam, _kappa, _eps], bhyt_jacobian_closed_form(d), "numpy")
+    d: sp.lambdify([*bhyt_argument_symbolic(d)[0], lam_sym, kappa_sym, eps_sym], bhyt_jacobian_closed_form(d), "numpy")
     for d in (2, 3, 4)
 }
 

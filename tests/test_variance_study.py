@@ -20,9 +20,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bhyt_theory.model import Block, Stack, StackConfig, gaussian_inputs
-from bhyt_theory.norms import EPS, attention_variance_constant
-from bhyt_theory.variance_study import (
+from bhyt_theory.experiments.variance_study import (
     ERROR_TERMS,
     decompose_block,
     estimator_comparison,
@@ -30,6 +28,9 @@ from bhyt_theory.variance_study import (
     variance_grid,
     variance_study,
 )
+from bhyt_theory.numerics.inputs import gaussian_inputs
+from bhyt_theory.numerics.model import Block, Stack, StackConfig
+from bhyt_theory.numerics.norms import EPS, attention_variance_constant
 
 U64 = 2.0**-53  # float64 unit roundoff
 U32 = 2.0**-24  # float32 unit roundoff

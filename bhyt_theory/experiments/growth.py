@@ -36,10 +36,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .meanfield import predict
-from .model import StackConfig
+from ..numerics.model import StackConfig
+from ..numerics.probes import position_average
+from ..theory.meanfield import predict
 from .montecarlo import RUN_COLUMNS, confidence_interval
-from .probes import position_average
 
 Transform = Callable[[np.ndarray], np.ndarray]
 

@@ -28,9 +28,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, replace
-from functools import lru_cache, partial
-from itertools import combinations
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -38,14 +35,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .gaussian import tanh_square_moment
+from .estimators import ESTIMATORS, EstimateInputs, token_positions
 from .norms import (
     BHyT,
     Derf,
     DyT,
     RMSNorm,
     attention_variance_constant,
-    estimate_post_attention_mean_square,
     mean_square,
 )
 from .probes import TraceProbe
@@ -226,114 +222,6 @@ class SwiGLU(nn.Module):
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
 
 
-@dataclass(frozen=True)
-class EstimateInputs:
-    """What an M₂ estimator may use: the exact m₁ = m(h), c_attn, λ₁, κ, γ₁ of the
-    first norm, the residual state h' after attention (only the "exact" estimator
-    reads it), the 0-based token positions and the T inside ``c_attn``.
-
-    ``positions`` has shape ``(T_in, 1)`` (float64) so that it broadcasts against
-    ``m₁`` of shape ``(B, T_in, 1)``; ``seq_len`` is ``StackConfig.seq_len``.
-    """
-
-    mean_square_in: Tensor
-    c_attn: Tensor
-    lam_in: Tensor
-    kappa: float
-    gamma_in: Tensor
-    state_after_attention: Tensor
-    positions: Tensor
-    seq_len: int
-
-
-def token_positions(h: Tensor) -> Tensor:
-    """0-based positions of the tokens of ``h`` (shape ``(B, T, d)``) as a float64 ``(T, 1)`` column."""
-    return torch.arange(h.shape[-2], dtype=torch.float64, device=h.device)[:, None]
-
-
-def _reference_estimate(inputs: EstimateInputs) -> Tensor:
-    """``M₂ = m₁ + c_attn λ₁²/κ²`` (arXiv 2601.09719; SPEC §3)."""
-    return estimate_post_attention_mean_square(inputs.mean_square_in, inputs.c_attn, inputs.lam_in, inputs.kappa)
-
-
-def _position_correction(inputs: EstimateInputs) -> Tensor:
-    """``T · Σ_j P_tj²`` of uniform causal attention, ``T/(t+1)`` at 0-based position t.
-
-    T is the ``seq_len`` inside ``c_attn``, so the corrected increment is
-    ``‖W_V W_O‖_F²/d · λ₁²/κ² / (t+1)``: T cancels, and the correction is right
-    for inputs of any length, longer than T included.
-    """
-    return inputs.seq_len / (inputs.positions + 1.0)
-
-
-@lru_cache(maxsize=4096)
-def _tanh_curvature(ratio: float) -> float:
-    """``E tanh²(aZ) / a²`` for ``a = λ/κ`` (1 in the limit a → 0), Z ~ N(0, 1)."""
-    if ratio == 0.0:
-        return 1.0
-    return tanh_square_moment(ratio) / ratio**2
-
-
-def _tanh_correction(inputs: EstimateInputs) -> Tensor:
-    """Replaces ``(λ₁/κ)²`` by ``E tanh²(λ₁/κ · Z)`` (the m(u) of a Gaussian-coordinate
-    h under exact M, γ = 1).
-
-    Written as the factor ``E tanh²(aZ)/a²`` on the increment, taken from λ's float
-    value (one quadrature per distinct λ, cached) and held constant under autograd,
-    so gradients still reach λ₁ through the ``λ₁²`` of the reference formula.
-    """
-    ratio = abs(float(inputs.lam_in.detach())) / inputs.kappa
-    return torch.tensor(_tanh_curvature(ratio), dtype=torch.float64, device=inputs.c_attn.device)
-
-
-def _gamma_correction(inputs: EstimateInputs) -> Tensor:
-    """``mean(γ₁²)``: ``m(u) = mean_i γ_i² tanh²(z_i) ≈ mean(γ²) · mean tanh²(z)`` when γ and z
-    are unrelated (the reference implementation's "use_gamma_var")."""
-    return inputs.gamma_in.double().square().mean()
-
-
-CORRECTIONS: dict[str, Callable[[EstimateInputs], Tensor]] = {
-    "position": _position_correction,
-    "tanh": _tanh_correction,
-    "gamma": _gamma_correction,
-}
-
-
-def _corrected_estimate(inputs: EstimateInputs, corrections: tuple[str, ...]) -> Tensor:
-    """``M₂ = m₁ + (c_attn · Π factors) · λ₁²/κ²``, one factor per name in ``corrections``."""
-    c_attn = inputs.c_attn
-    for name in corrections:
-        c_attn = c_attn * CORRECTIONS[name](inputs)
-    return estimate_post_attention_mean_square(inputs.mean_square_in, c_attn, inputs.lam_in, inputs.kappa)
-
-
-def _exact_estimate(inputs: EstimateInputs) -> Tensor:
-    """``M₂ = m(h')``: a second reduction (makes ``bhyt`` equal to ``bhytstar``)."""
-    return mean_square(inputs.state_after_attention)
-
-
-ESTIMATORS: dict[str, Callable[[EstimateInputs], Tensor]] = {"reference": _reference_estimate}
-ESTIMATORS.update(
-    {
-        "+".join(names): partial(_corrected_estimate, corrections=names)
-        for size in range(1, len(CORRECTIONS) + 1)
-        for names in combinations(CORRECTIONS, size)
-    }
-)
-ESTIMATORS["exact"] = _exact_estimate
-
-ESTIMATOR_COSTS: dict[str, str] = {
-    "reference": "1 add per token (m₁ + a per-layer scalar; the scalar costs ~3 flops per layer and forward)",
-    "position": "+1 multiply per token (a per-position increment, T multiplies per layer and forward shared by the batch)",
-    "tanh": "+0 per token; one scalar quadrature per distinct λ₁ value per layer (cached), on the host",
-    "gamma": "+0 per token; 2d flops per layer and forward for mean(γ₁²)",
-    "exact": "+2d flops per token (a second mean-square reduction over h', which the reference avoids)",
-}
-"""Extra cost of each M₂ estimator over the reference; a combination costs the sum
-of its parts (e.g. "position+tanh+gamma": +1 multiply per token, one quadrature per
-λ₁ value, 2d flops per layer and forward)."""
-
-
 def make_norm(config: StackConfig, lam: float, layer: int) -> nn.Module:
     """The pre-norm of ``config.scheme`` at 0-based ``layer``."""
     d = config.width
@@ -445,17 +333,6 @@ def build_block(config: StackConfig, layer: int, seed: int) -> Block:
     with torch.no_grad():
         block.refresh_variance_constant()
     return block
-
-
-# The inputs of a run with weight seed s are drawn from seed s + INPUT_SEED_OFFSET,
-# so that inputs and weights never share a random stream.
-INPUT_SEED_OFFSET = 10_000
-
-
-def gaussian_inputs(width: int, batch: int, length: int, std: float, seed: int) -> Tensor:
-    """Hidden states ~ N(0, std²) of shape ``(batch, length, width)``, drawn on the CPU from ``seed``."""
-    generator = torch.Generator().manual_seed(seed)
-    return torch.randn(batch, length, width, generator=generator) * std
 
 
 def hidden_states(x: Tensor, config: StackConfig) -> Tensor:

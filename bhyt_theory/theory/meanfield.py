@@ -74,18 +74,12 @@ import torch
 from scipy import special
 from scipy.linalg import blas
 
-from .gaussian import gaussian_tail, hermite_rule
-from .model import (
-    BHYT_ESTIMATE_SCHEMES,
-    ESTIMATORS,
-    INPUT_SEED_OFFSET,
-    EstimateInputs,
-    Stack,
-    StackConfig,
-    gaussian_inputs,
-)
-from .norms import EPS
-from .probes import SATURATION_THRESHOLDS, position_average
+from ..numerics.estimators import ESTIMATORS, EstimateInputs
+from ..numerics.gaussian import gaussian_tail, hermite_rule
+from ..numerics.inputs import INPUT_SEED_OFFSET, gaussian_inputs
+from ..numerics.model import BHYT_ESTIMATE_SCHEMES, Stack, StackConfig
+from ..numerics.norms import EPS
+from ..numerics.probes import SATURATION_THRESHOLDS, position_average
 
 __all__ = [
     "ATTENTION_MODELS",

@@ -24,8 +24,9 @@ from typing import Callable
 import pandas as pd
 import torch
 
-from .meanfield import predict
-from .model import StackConfig, build_block, gaussian_inputs
+from ..numerics.inputs import gaussian_inputs
+from ..numerics.model import StackConfig, build_block
+from ..theory.meanfield import predict
 from .montecarlo import stream_trace
 
 
@@ -129,9 +130,9 @@ def meanfield_seconds(config: StackConfig) -> float:
 _CHILD = """
 import json, sys, time
 import torch
-from bhyt_theory.model import StackConfig
-from bhyt_theory.model import gaussian_inputs
-from bhyt_theory.montecarlo import stream_trace
+from bhyt_theory.numerics.model import StackConfig
+from bhyt_theory.numerics.inputs import gaussian_inputs
+from bhyt_theory.experiments.montecarlo import stream_trace
 
 def high_water_kib():
     with open("/proc/self/status") as status:

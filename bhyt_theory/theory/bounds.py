@@ -44,16 +44,23 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from .gaussian import (
+from ..numerics.gaussian import (
     erf_square_moment,
     gaussian_tail,
     tanh_prime_moment,
     tanh_prime_square_moment,
     tanh_square_moment,
 )
-from .model import BHYT_ESTIMATE_SCHEMES, Attention, Block, Stack, SwiGLU, hidden_states
-from .norms import mean_square, root_mean_square
-from .probes import RecordingProbe
+from ..numerics.model import (
+    BHYT_ESTIMATE_SCHEMES,
+    Attention,
+    Block,
+    Stack,
+    SwiGLU,
+    hidden_states,
+)
+from ..numerics.norms import mean_square, root_mean_square
+from ..numerics.probes import RecordingProbe
 
 __all__ = [
     "saturated_fraction_bound",

@@ -30,18 +30,17 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from .bounds import depth_bound, saturated_fraction_bound
-from .model import (
+from ..numerics.inputs import INPUT_SEED_OFFSET, gaussian_inputs
+from ..numerics.model import (
     BHYT_ESTIMATE_SCHEMES,
-    INPUT_SEED_OFFSET,
     SCHEMES,
     Stack,
     StackConfig,
-    gaussian_inputs,
     hidden_states,
 )
-from .norms import root_mean_square
-from .probes import RecordingProbe
+from ..numerics.norms import root_mean_square
+from ..numerics.probes import RecordingProbe
+from ..theory.bounds import depth_bound, saturated_fraction_bound
 
 __all__ = [
     "SATURATION_THRESHOLDS",

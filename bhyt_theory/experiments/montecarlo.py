@@ -43,9 +43,10 @@ import torch
 from scipy import stats
 from tqdm.auto import tqdm
 
-from . import __version__, model, norms, probes
-from .model import StackConfig, build_block
-from .probes import STATISTICS, TRACE_COLUMNS, TraceProbe, position_average
+from .. import __version__
+from ..numerics import inputs, model, norms, probes
+from ..numerics.model import StackConfig, build_block
+from ..numerics.probes import STATISTICS, TRACE_COLUMNS, TraceProbe, position_average
 
 DEFAULT_CACHE_DIR = Path("results/cache")
 
@@ -179,8 +180,8 @@ def run(
     ----------
     config : StackConfig
     seed : int
-        Weight seed; the inputs are ``model.gaussian_inputs(config.width, batch, length,
-        input_std, seed + model.INPUT_SEED_OFFSET)``.
+        Weight seed; the inputs are ``inputs.gaussian_inputs(config.width, batch, length,
+        input_std, seed + inputs.INPUT_SEED_OFFSET)``.
     batch : int
         Independent input sequences averaged by every statistic.
     length : int or None
@@ -207,7 +208,7 @@ def run(
         path = _cache_path(Path(cache_dir), config, run_key(config, seed, batch, length, input_std, tag))
         if path.exists():
             return _read_cached(path)
-    x = model.gaussian_inputs(config.width, batch, length, input_std, seed + model.INPUT_SEED_OFFSET)
+    x = inputs.gaussian_inputs(config.width, batch, length, input_std, seed + inputs.INPUT_SEED_OFFSET)
     table = stream_trace(config, seed, x, progress=progress)
     if path is not None:
         _write_atomically(table, path)
@@ -258,7 +259,7 @@ def sweep(
         ``StackConfig`` field (or ``batch``/``length``/``input_std``) → values;
         see ``grid_configs``.
     seeds : iterable of int
-        Weight seeds (inputs use ``seed + model.INPUT_SEED_OFFSET``).
+        Weight seeds (inputs use ``seed + inputs.INPUT_SEED_OFFSET``).
     batch, length, input_std :
         Run options for grid points that do not set them (see ``run``).
     base : mapping, optional

@@ -48,24 +48,23 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from .bounds import saturated_fraction_bound
-from .model import (
+from ..numerics.estimators import ESTIMATORS
+from ..numerics.inputs import INPUT_SEED_OFFSET, gaussian_inputs
+from ..numerics.model import (
     BHYT_ESTIMATE_SCHEMES,
-    ESTIMATORS,
-    INPUT_SEED_OFFSET,
     Block,
     Stack,
     StackConfig,
-    gaussian_inputs,
     hidden_states,
 )
-from .norms import (
+from ..numerics.norms import (
     EPS,
     estimate_post_attention_mean_square,
     mean_square,
     value_output_maps,
 )
-from .probes import SATURATION_THRESHOLDS, RecordingProbe
+from ..numerics.probes import SATURATION_THRESHOLDS, RecordingProbe
+from ..theory.bounds import saturated_fraction_bound
 
 __all__ = [
     "ERROR_TERMS",

@@ -41,15 +41,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from .model import (
-    INPUT_SEED_OFFSET,
-    SCHEMES,
-    Stack,
-    StackConfig,
-    gaussian_inputs,
-    hidden_states,
-)
-from .norms import mean_square
+from ..numerics.inputs import INPUT_SEED_OFFSET, gaussian_inputs
+from ..numerics.model import SCHEMES, Stack, StackConfig, hidden_states
+from ..numerics.norms import mean_square
 
 __all__ = [
     "JACOBIAN_SCHEMES",

@@ -1,0 +1,26 @@
+"""Proof-step checks, one module per written proof in ``proofs/``.
+
+Importing this package registers every check in ``registry.CHECKS``.
+"""
+
+from . import (  # noqa: F401  (imported to register their checks)
+    bounded_argument,
+    depth_bound,
+    gaussian_typical_case,
+    jacobian,
+    moment_series,
+    output_bound,
+    saturation_bound,
+    scale_invariance,
+    variance_approximation,
+)
+from .registry import (
+    CHECKS,
+    PROOF_SECTIONS,
+    PROOFS_DIR,
+    check_references,
+    proof_sections,
+    run_checks,
+)
+
+__all__ = ["CHECKS", "PROOF_SECTIONS", "PROOFS_DIR", "check_references", "proof_sections", "run_checks"]
