@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 TORCH  ?= torch==2.13.0
 OUT    ?= results
 
-.PHONY: venv test reproduce bench notebooks clean
+.PHONY: venv test reproduce bench efficiency-gpu notebooks clean
 
 venv: $(STAMP)
 
@@ -29,6 +29,12 @@ reproduce: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/bhyt-theory bench
+
+# C6 on a GPU: Llama-1B-like block shape in bfloat16, 20 interleaved rounds (a few
+# minutes). The table names the GPU that produced it.
+efficiency-gpu: $(STAMP)
+	$(BIN)/bhyt-theory efficiency --device cuda --dtype bfloat16 --width 2048 --heads 32 --kv-heads 8 \
+		--seq-len 1024 --batch 8 --rounds 20 --csv $(OUT)/efficiency_gpu.csv
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis *.egg-info

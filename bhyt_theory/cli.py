@@ -246,6 +246,24 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_efficiency(args: argparse.Namespace) -> int:
+    from .experiments.efficiency import DEFAULT_EFFICIENCY, QUICK_EFFICIENCY, efficiency_study
+
+    base = QUICK_EFFICIENCY if args.quick else DEFAULT_EFFICIENCY
+    config = config_from_arguments(args, **{k: v for k, v in base.as_dict().items() if getattr(args, k) is None})
+    costs, timings = efficiency_study(config, tuple(args.schemes), batch=args.batch, rounds=args.rounds)
+    write_table(timings, args.csv, args.json)
+    print(f"counted cost per token of a block's two normaliser sites (width {config.width}, "
+          f"{costs['element_bytes'].iloc[0]} bytes per element):")
+    show(costs.drop(columns=["width", "element_bytes"]), "{:.3f}", index=False)
+    print(f"\nmeasured in this process on {timings['hardware'].iloc[0]} ({config.device}): ratio to RMSNorm "
+          f"and speed-up, mean over {args.rounds} interleaved rounds, Student-t 95% interval; "
+          f"block: width {config.width}, heads {config.heads}, T {config.seq_len}, batch {args.batch}; "
+          f"decode: one token after a cache of {config.seq_len}")
+    show(timings.drop(columns=["device", "hardware", "level"]), "{:.4g}", index=False)
+    return 0
+
+
 def _cmd_bounds(args: argparse.Namespace) -> int:
     from .experiments.tightness import DEFAULT_INIT, tightness_table
 
@@ -412,6 +430,21 @@ def _build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     _add_output_options(bench)
     bench.set_defaults(run=_cmd_bench)
+
+    efficiency = commands.add_parser(
+        "efficiency", help="cost model and timing of each normaliser vs RMSNorm, training and decode (C6)",
+        description="Counted cost per token (reductions, tanh, bytes, kernel launches) of a block's two "
+        "normaliser sites for rmsnorm, dyt, bhytstar, bhyt, and the wall time of one block forward+backward "
+        "and one decode step as ratios to RMSNorm measured in this process (interleaved rounds, Student-t "
+        "intervals). --device cuda on a GPU; the table names the hardware.",
+    )
+    add_config_arguments(efficiency)
+    efficiency.add_argument("--schemes", nargs="+", default=["rmsnorm", "dyt", "bhytstar", "bhyt"])
+    efficiency.add_argument("--batch", type=int, default=4)
+    efficiency.add_argument("--rounds", type=int, default=10, help="interleaved timing rounds (≥ 2)")
+    efficiency.add_argument("--quick", action="store_true", help="width 128, T 32 (smoke test)")
+    _add_output_options(efficiency, "the timing summary")
+    efficiency.set_defaults(run=_cmd_efficiency)
 
     bounds = commands.add_parser(
         "bounds", help="tightest measured/bound ratios of the saturation and depth bounds",

@@ -153,11 +153,16 @@ class StackConfig:
         return asdict(self)
 
 
-def rotary(x: Tensor, theta: float) -> Tensor:
-    """RoPE on ``(B, H, T, head_dim)`` (rotate-half convention), angles in float32."""
+def rotary(x: Tensor, theta: float, start: int = 0) -> Tensor:
+    """RoPE on ``(B, H, T, head_dim)`` (rotate-half convention), angles in float32.
+
+    The tokens sit at 0-based positions ``start … start + T − 1`` (``start > 0``:
+    new tokens appended to a key/value cache).
+    """
     head_dim, length = x.shape[-1], x.shape[-2]
     inv_freq = theta ** (-torch.arange(0, head_dim, 2, dtype=torch.float32, device=x.device) / head_dim)
-    angles = torch.outer(torch.arange(length, dtype=torch.float32, device=x.device), inv_freq)
+    positions = torch.arange(start, start + length, dtype=torch.float32, device=x.device)
+    angles = torch.outer(positions, inv_freq)
     cos = torch.cat([angles.cos(), angles.cos()], -1).to(x.dtype)
     sin = torch.cat([angles.sin(), angles.sin()], -1).to(x.dtype)
     first, second = x.chunk(2, dim=-1)

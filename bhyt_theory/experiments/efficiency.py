@@ -1,0 +1,447 @@
+"""What the normaliser costs per block, counted and timed (claim C6; docs/claims.md).
+
+Claim C6 of arXiv 2601.09719: BHyT is faster than Pre-LN RMSNorm, by +1.6 %
+training speed and +1.77 % token-generation throughput in v3 of the paper
+(+15.8 % and +4.2 % in v1), on GPUs. This module gives the two halves of an
+answer that a CPU can give, and a GPU when one is present:
+
+1. ``cost_model``: an analytic count, per token and per block (two normaliser
+   sites), of what each normaliser does — row reductions, element-wise
+   transcendental operations, per-token scalar roots, bytes of activations moved,
+   fused kernel launches — forward, backward and for one decode token, derived
+   from the formulas (docs/normalisers.md, docs/estimators.md) under the
+   counting rules of ``site_cost``.
+2. ``time_block`` / ``time_decode``: wall time of one block forward + backward
+   and of one decode step (one new token against a key/value cache), each as a
+   ratio to RMSNorm measured in the same process, rounds interleaved across
+   schemes, with Student-t intervals over rounds (``timing_summary``).
+
+What the count shows before any clock is read: the paper's ``bhyt`` removes the
+second normaliser's *forward* reduction (``M₂ = m₁ + c_attn λ₁²/κ²``), but not
+its pass over the activations (the tanh still reads h′ and writes u), and not
+its backward reduction (the gradient with respect to M₂ is a per-token sum).
+On a memory-bound GPU kernel the saving is therefore a fraction of one
+normaliser's arithmetic, next to the block's matmuls.
+
+Schemes: ``rmsnorm`` (Pre-LN), ``dyt``, ``bhytstar`` (BHyT with exact M at both
+sites) and ``bhyt`` (the paper's, M₂ estimated).
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..numerics.inputs import gaussian_inputs
+from ..numerics.model import BHYT_ESTIMATE_SCHEMES, Block, StackConfig, build_block, rotary
+from ..numerics.norms import estimate_post_attention_mean_square, mean_square
+from .montecarlo import confidence_interval
+
+EFFICIENCY_SCHEMES = ("rmsnorm", "dyt", "bhytstar", "bhyt")
+BASELINE = "rmsnorm"
+PAPER_SPEEDUPS = {
+    "v1": {"training": 15.8, "decode": 4.2},
+    "v3": {"training": 1.6, "decode": 1.77},
+}
+STATISTIC_BYTES = 4  # one float32 per-token statistic (m, M₂ or 1/rms)
+
+
+@dataclass(frozen=True)
+class SiteCost:
+    """What one normaliser site costs for one token of width d (``site_cost``)."""
+
+    row_reductions: int
+    transcendental_elementwise: int
+    scalar_roots: int
+    activation_bytes: int
+    kernel_launches: int
+    parameter_reductions: int = 0
+
+    def __add__(self, other: "SiteCost") -> "SiteCost":
+        return SiteCost(*(a + b for a, b in zip(self.__dict__.values(), other.__dict__.values())))
+
+
+SITE_KINDS = ("rmsnorm", "dyt", "bhyt_exact", "bhyt_estimated")
+
+
+def site_cost(kind: str, width: int, element_bytes: int, direction: str) -> SiteCost:
+    """The cost of one normaliser site for one token, counted from its formula.
+
+    Parameters
+    ----------
+    kind : {"rmsnorm", "dyt", "bhyt_exact", "bhyt_estimated"}
+        ``rmsnorm``: ``γ ⊙ h / sqrt(m(h) + ε)``; ``dyt``: ``γ ⊙ tanh(α h) + β``;
+        ``bhyt_exact``: ``γ ⊙ tanh(λ h / (κ sqrt(m(h) + ε)))``;
+        ``bhyt_estimated``: the same with ``M₂ = m₁ + c_attn λ₁²/κ²`` in place of
+        ``m(h)`` (the paper's second site).
+    width : int
+        d, the hidden width (≥ 1).
+    element_bytes : int
+        Bytes per activation element (4 for float32, 2 for bfloat16).
+    direction : {"forward", "backward"}
+
+    Returns
+    -------
+    SiteCost
+
+    Notes
+    -----
+    Counting rules (one fused kernel per pass, the usual form of a normaliser
+    kernel; a kernel keeps its row in registers, so a reduction costs no extra
+    pass over memory):
+
+    Forward, per token:
+
+    - ``row_reductions``: sums over the d coordinates of the token: 1 for
+      ``m(h) = (1/d) Σ h_i²`` (rmsnorm, bhyt_exact), 0 for DyT and for the
+      estimated site, whose M₂ is one scalar add per token.
+    - ``transcendental_elementwise``: d tanh for the tanh normalisers, 0 for
+      RMSNorm.
+    - ``scalar_roots``: one ``1/sqrt(·)`` per token where a mean square is used.
+    - ``activation_bytes``: read h and write u, ``2 d · element_bytes``, plus one
+      float32 statistic written for the backward pass (the per-token mean square;
+      for BHyT the first site's m₁, which the estimated site also reads: +4).
+    - ``kernel_launches``: 1.
+
+    Backward, per token, with h and the statistic saved and tanh recomputed:
+
+    - reads ∂L/∂u, h and the statistic, writes ∂L/∂h: ``3 d · element_bytes + 4``;
+      the estimated site also writes ∂L/∂M₂ (+4), which the exact first site reads
+      (+4) to add ``(2 h / d) ∂L/∂M₂`` — the gradient through ``m₁``.
+    - ``row_reductions``: 1 where the scale depends on the token through a mean
+      square — the projection ``Σ_i g_i h_i`` of RMSNorm and BHyT*, and for the
+      estimated site the per-token ``∂L/∂M₂ = −½ Σ_i g_i γ_i tanh′(z_i) z_i / (M₂ + ε)``;
+      0 for DyT.
+    - ``transcendental_elementwise``: d (tanh recomputed) for the tanh normalisers.
+    - ``parameter_reductions`` (over tokens, once per batch, counted here per
+      site): γ for all; α and β for DyT; λ for BHyT.
+    - ``kernel_launches``: 1 for ∂L/∂h plus one per parameter reduction.
+    """
+    if kind not in SITE_KINDS:
+        raise ValueError(f"kind must be one of {SITE_KINDS}, got {kind!r}")
+    if direction not in ("forward", "backward"):
+        raise ValueError(f"direction must be 'forward' or 'backward', got {direction!r}")
+    if width < 1 or element_bytes < 1:
+        raise ValueError(f"width and element_bytes must be ≥ 1, got {width}, {element_bytes}")
+    tanh = width if kind != "rmsnorm" else 0
+    uses_mean_square = kind != "dyt"
+    if direction == "forward":
+        statistic = STATISTIC_BYTES * (2 if kind == "bhyt_estimated" else 1) if uses_mean_square else 0
+        return SiteCost(
+            row_reductions=int(kind in ("rmsnorm", "bhyt_exact")),
+            transcendental_elementwise=tanh,
+            scalar_roots=int(uses_mean_square),
+            activation_bytes=2 * width * element_bytes + statistic,
+            kernel_launches=1,
+        )
+    parameters = {"rmsnorm": 1, "dyt": 3, "bhyt_exact": 2, "bhyt_estimated": 2}[kind]
+    statistic = STATISTIC_BYTES if uses_mean_square else 0
+    through_estimate = STATISTIC_BYTES if kind in ("bhyt_exact", "bhyt_estimated") else 0
+    return SiteCost(
+        row_reductions=int(uses_mean_square),
+        transcendental_elementwise=tanh,
+        scalar_roots=int(uses_mean_square),
+        activation_bytes=3 * width * element_bytes + statistic + through_estimate,
+        kernel_launches=1 + parameters,
+        parameter_reductions=parameters,
+    )
+
+
+SCHEME_SITES = {
+    "rmsnorm": ("rmsnorm", "rmsnorm"),
+    "dyt": ("dyt", "dyt"),
+    "bhytstar": ("bhyt_exact", "bhyt_exact"),
+    "bhyt": ("bhyt_exact", "bhyt_estimated"),
+}
+
+
+def cost_model(width: int, schemes: Sequence[str] = EFFICIENCY_SCHEMES, element_bytes: int = 4) -> pd.DataFrame:
+    """Per-token cost of a block's two normaliser sites, per scheme and pass.
+
+    Rows: scheme × pass, pass ∈ {"forward", "backward", "decode"}; "decode" is one
+    new token's forward pass (the decode fast path precomputes ``λ/κ`` and
+    ``c_attn λ₁²/κ²``, so it counts as the forward). ``bhyt`` is the exact site
+    before attention and the estimated site before the MLP; ``bhytstar`` is
+    two exact sites. Columns: the fields of ``SiteCost`` and ``width``,
+    ``element_bytes``; the bytes column is relative to RMSNorm in
+    ``bytes_vs_rmsnorm``.
+    """
+    unknown = [s for s in schemes if s not in SCHEME_SITES]
+    if unknown:
+        raise ValueError(f"schemes must be among {tuple(SCHEME_SITES)}, got {unknown}")
+    rows = []
+    for scheme in schemes:
+        for pass_, direction in (("forward", "forward"), ("backward", "backward"), ("decode", "forward")):
+            first, second = (site_cost(kind, width, element_bytes, direction) for kind in SCHEME_SITES[scheme])
+            rows.append({"scheme": scheme, "pass": pass_, **(first + second).__dict__})
+    table = pd.DataFrame(rows).assign(width=width, element_bytes=element_bytes)
+    baseline = {p: site_cost("rmsnorm", width, element_bytes, "backward" if p == "backward" else "forward").activation_bytes * 2
+                for p in ("forward", "backward", "decode")}
+    table["bytes_vs_rmsnorm"] = table["activation_bytes"] / table["pass"].map(baseline)
+    return table
+
+
+def _synchronise(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def hardware(device: str) -> str:
+    """A description of the hardware behind ``device``: the GPU's name, or the CPU's model and threads."""
+    if device.startswith("cuda"):
+        return f"{torch.cuda.get_device_name(torch.device(device))} (CUDA {torch.version.cuda})"
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            model = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{model}, {torch.get_num_threads()} torch threads"
+
+
+def _timed_rounds(work: dict[str, Callable[[], object]], rounds: int, inner: int, device: str) -> list[dict]:
+    """Every job of ``work`` timed in turn, ``rounds`` times after a warm-up round;
+    each measurement is the mean of ``inner`` calls. Interleaving gives every scheme
+    the same share of a shared machine's disturbances, and a round's ratios pair
+    measurements taken seconds apart."""
+    rows = []
+    for round_ in range(rounds + 1):
+        for name, job in work.items():
+            _synchronise(device)
+            start = time.perf_counter()
+            for _ in range(inner):
+                job()
+            _synchronise(device)
+            if round_:
+                rows.append({"scheme": name, "round": round_ - 1, "seconds": (time.perf_counter() - start) / inner})
+    return rows
+
+
+def _block(config: StackConfig, scheme: str) -> Block:
+    return build_block(config.replace(scheme=scheme), 0, 0)
+
+
+def time_block(
+    config: StackConfig,
+    schemes: Sequence[str] = EFFICIENCY_SCHEMES,
+    batch: int = 4,
+    rounds: int = 10,
+    inner: int = 3,
+) -> pd.DataFrame:
+    """Seconds of one block forward + backward (training step of one block), per scheme × round.
+
+    Inputs ``x ~ N(0, 1)`` of shape ``(batch, config.seq_len, config.width)``
+    (BHyT is scale-free; the cost does not depend on the scale); the backward pass
+    is ``sum(block(x)).backward()`` with ∂/∂x and every parameter's gradient.
+    Returns a raw table: ``measurement`` ("block forward+backward"), ``scheme``,
+    ``round``, ``seconds``, ``device``, ``hardware``.
+    """
+    x = gaussian_inputs(config.width, batch, config.seq_len, 1.0, 0).to(config.device, config.torch_dtype)
+    work = {}
+    for scheme in schemes:
+        block = _block(config, scheme)
+        leaf = x.clone().requires_grad_(True)
+
+        def step(block=block, leaf=leaf):
+            block.zero_grad(set_to_none=True)
+            leaf.grad = None
+            block(leaf).sum().backward()
+
+        work[scheme] = step
+    rows = _timed_rounds(work, rounds, inner, config.device)
+    return pd.DataFrame(rows).assign(measurement="block forward+backward", device=config.device,
+                                     hardware=hardware(config.device))
+
+
+def key_value_cache(block: Block, prefix: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Keys and values of ``prefix`` (shape ``(B, T, d)``) as the block's attention
+    uses them — RoPE-rotated keys, KV heads repeated over their query groups, shape
+    ``(B, heads, T, head_dim)`` — and the normalised prefix; returns
+    ``(keys, values, normalised prefix)``."""
+    attention = block.attn
+    u = block.norm_attn(prefix, mean_square=mean_square(prefix)) if block.scheme in BHYT_ESTIMATE_SCHEMES else block.norm_attn(prefix)
+    u = u * block.branch_scale
+    batch, length, _ = prefix.shape
+    groups = attention.heads // attention.kv_heads
+    keys = attention.k_proj(u).view(batch, length, attention.kv_heads, -1).transpose(1, 2)
+    values = attention.v_proj(u).view(batch, length, attention.kv_heads, -1).transpose(1, 2)
+    return rotary(keys, attention.theta).repeat_interleave(groups, 1), values.repeat_interleave(groups, 1), u
+
+
+def decode_step(block: Block, h: Tensor, keys: Tensor, values: Tensor, increment: Tensor | None = None) -> Tensor:
+    """``h_{l+1}`` of one new token ``h`` (shape ``(B, 1, d)``) at position ``T`` after
+    a cache of ``T`` keys/values (``key_value_cache``); returns the new state.
+
+    The normalisers see one token: RMSNorm and BHyT* reduce twice, DyT not at all,
+    the paper's BHyT once, with ``M₂ = m₁ + increment`` where ``increment =
+    c_attn λ₁²/κ²`` is precomputed once per layer (its decode fast path;
+    ``decode_increment``). For schemes other than ``rmsnorm``, ``dyt``, ``derf``,
+    ``bhytstar``, ``bhyt``, ``bhytline`` a ``ValueError`` is raised.
+    Matches ``block(full sequence)[:, -1:]`` up to float rounding (tests).
+    """
+    if block.scheme not in ("rmsnorm", "dyt", "derf", "bhytstar", *BHYT_ESTIMATE_SCHEMES):
+        raise ValueError(f"decode_step supports Pre-LN-shaped schemes, not {block.scheme!r}")
+    attention = block.attn
+    estimated = block.scheme in BHYT_ESTIMATE_SCHEMES
+    if estimated:
+        if increment is None:
+            raise ValueError("decode_step: the bhyt scheme needs the precomputed increment (decode_increment)")
+        m1 = mean_square(h)
+        u = block.norm_attn(h, mean_square=m1)
+    else:
+        u = block.norm_attn(h)
+    batch, position = h.shape[0], keys.shape[2]
+    groups = attention.heads // attention.kv_heads
+    q = rotary(attention.q_proj(u).view(batch, 1, attention.heads, -1).transpose(1, 2), attention.theta, position)
+    k = rotary(attention.k_proj(u).view(batch, 1, attention.kv_heads, -1).transpose(1, 2), attention.theta, position)
+    v = attention.v_proj(u).view(batch, 1, attention.kv_heads, -1).transpose(1, 2)
+    keys = torch.cat([keys, k.repeat_interleave(groups, 1)], 2)
+    values = torch.cat([values, v.repeat_interleave(groups, 1)], 2)
+    y = F.scaled_dot_product_attention(q, keys, values)  # the newest token attends to every cached one
+    h = h + attention.o_proj(y.transpose(1, 2).reshape(batch, 1, -1))
+    v_in = block.norm_mlp(h, mean_square=m1 + increment) if estimated else block.norm_mlp(h)
+    return h + block.mlp(v_in)
+
+
+def decode_increment(block: Block) -> Tensor:
+    """``c_attn λ₁²/κ²`` of a ``bhyt`` block, the constant its decode fast path adds to m₁."""
+    return estimate_post_attention_mean_square(torch.zeros((), dtype=torch.float64, device=block.c_attn.device),
+                                               block.c_attn, block.norm_attn.lam.detach(), block.norm_attn.kappa)
+
+
+@torch.no_grad()
+def time_decode(
+    config: StackConfig,
+    schemes: Sequence[str] = EFFICIENCY_SCHEMES,
+    batch: int = 4,
+    rounds: int = 10,
+    inner: int = 20,
+) -> pd.DataFrame:
+    """Seconds of one decode step of one block (a new token after a cache of
+    ``config.seq_len`` tokens), per scheme × round; same columns as ``time_block``
+    with ``measurement`` = "decode step"."""
+    prefix = gaussian_inputs(config.width, batch, config.seq_len, 1.0, 0).to(config.device, config.torch_dtype)
+    token = gaussian_inputs(config.width, batch, 1, 1.0, 1).to(config.device, config.torch_dtype)
+    work = {}
+    for scheme in schemes:
+        block = _block(config, scheme)
+        keys, values, _ = key_value_cache(block, prefix)
+        increment = decode_increment(block) if scheme in BHYT_ESTIMATE_SCHEMES else None
+        work[scheme] = lambda block=block, keys=keys, values=values, increment=increment: decode_step(
+            block, token, keys, values, increment)
+    rows = _timed_rounds(work, rounds, inner, config.device)
+    return pd.DataFrame(rows).assign(measurement="decode step", device=config.device, hardware=hardware(config.device))
+
+
+def timing_summary(raw: pd.DataFrame, baseline: str = BASELINE, level: float = 0.95) -> pd.DataFrame:
+    """Per measurement × scheme: time ratio to ``baseline`` and speed-up, with Student-t intervals.
+
+    Each round's ratio ``r = t_scheme / t_baseline`` pairs two measurements of the
+    same round. ``speedup_percent`` is ``100 (1/r − 1)`` per round — the paper's
+    "+x % throughput" — and both are summarised across rounds (mean, Student-t
+    interval at ``level``; NaN with fewer than two rounds). Columns:
+    ``measurement``, ``scheme``, ``seconds`` (median), ``ratio``, ``ratio_ci_low``,
+    ``ratio_ci_high``, ``speedup_percent``, ``speedup_ci_low``, ``speedup_ci_high``,
+    ``rounds``, ``device``, ``hardware``.
+    """
+    missing = {"measurement", "scheme", "round", "seconds"} - set(raw.columns)
+    if missing:
+        raise ValueError(f"timing table lacks columns {sorted(missing)}")
+    if baseline not in set(raw["scheme"]):
+        raise ValueError(f"the baseline {baseline!r} was not timed")
+    base = raw[raw["scheme"] == baseline][["measurement", "round", "seconds"]].rename(columns={"seconds": "baseline"})
+    paired = raw.merge(base, on=["measurement", "round"])
+    paired["ratio"] = paired["seconds"] / paired["baseline"]
+    paired["speedup_percent"] = 100 * (1 / paired["ratio"] - 1)
+    extra = [c for c in ("device", "hardware") if c in raw.columns]
+    grouped = paired.groupby(["measurement", "scheme", *extra], sort=False)
+    summary = grouped.agg(
+        seconds=("seconds", "median"), ratio=("ratio", "mean"), ratio_std=("ratio", "std"),
+        speedup_percent=("speedup_percent", "mean"), speedup_std=("speedup_percent", "std"), rounds=("ratio", "count"),
+    ).reset_index()
+    for value in ("ratio", "speedup"):
+        column = "ratio" if value == "ratio" else "speedup_percent"
+        summary[f"{value}_ci_low"], summary[f"{value}_ci_high"] = confidence_interval(
+            summary[column], summary[f"{value}_std"], summary["rounds"], level)
+    summary["level"] = level
+    columns = ["measurement", "scheme", "seconds", "ratio", "ratio_ci_low", "ratio_ci_high", "speedup_percent",
+               "speedup_ci_low", "speedup_ci_high", "rounds", "level", *extra]
+    return summary[columns]
+
+
+DEFAULT_EFFICIENCY = StackConfig(width=512, heads=8, seq_len=128, depth=1)
+QUICK_EFFICIENCY = StackConfig(width=128, heads=2, seq_len=32, depth=1)
+
+
+def efficiency_study(config: StackConfig = DEFAULT_EFFICIENCY, schemes: Sequence[str] = EFFICIENCY_SCHEMES,
+                     batch: int = 4, rounds: int = 10) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The cost model at ``config.width`` and the timing summary of both measurements.
+
+    Returns ``(cost_model table, timing_summary table)``; the raw timings are in the
+    summary's source rows (``time_block``, ``time_decode``) and not kept.
+    """
+    if rounds < 2:
+        raise ValueError(f"rounds must be ≥ 2 for an interval, got {rounds}")
+    raw = pd.concat([time_block(config, schemes, batch, rounds), time_decode(config, schemes, batch, rounds)],
+                    ignore_index=True)
+    element_bytes = torch.empty((), dtype=config.torch_dtype).element_size()
+    return cost_model(config.width, schemes, element_bytes), timing_summary(raw)
+
+
+def plot_efficiency(costs: pd.DataFrame, timings: pd.DataFrame, path, title: str = "") -> None:
+    """Two panels: the counted cost (reductions, transcendental ops, bytes vs RMSNorm)
+    and the measured speed-up over RMSNorm with its interval, per scheme."""
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    forward = costs[costs["pass"] == "forward"].set_index("scheme")
+    backward = costs[costs["pass"] == "backward"].set_index("scheme")
+    schemes = list(forward.index)
+    position = np.arange(len(schemes))
+    bars = {
+        "row reductions, forward": forward["row_reductions"],
+        "row reductions, backward": backward["row_reductions"],
+        "tanh per element (fwd+bwd)": (forward["transcendental_elementwise"] + backward["transcendental_elementwise"])
+        / forward["width"],
+        "bytes vs RMSNorm (fwd+bwd)": (forward["activation_bytes"] + backward["activation_bytes"])
+        / (forward.loc[BASELINE, "activation_bytes"] + backward.loc[BASELINE, "activation_bytes"])
+        if BASELINE in forward.index else forward["bytes_vs_rmsnorm"],
+    }
+    width = 0.8 / len(bars)
+    for index, (label, values) in enumerate(bars.items()):
+        left.bar(position + (index - (len(bars) - 1) / 2) * width, values.to_numpy(), width, label=label,
+                 hatch=("", "//", "..", "xx")[index % 4], edgecolor="black", linewidth=0.5)
+    left.set(xticks=position, xticklabels=schemes, ylabel="count per token per block (two sites)",
+             title=f"Counted cost, width {int(forward['width'].iloc[0])}")
+    left.legend(fontsize=8, loc="upper left")
+    measurements = list(dict.fromkeys(timings["measurement"]))
+    width = 0.8 / max(len(measurements), 1)
+    for index, measurement in enumerate(measurements):
+        part = timings[timings["measurement"] == measurement].set_index("scheme").reindex(schemes)
+        mean = part["speedup_percent"].to_numpy()
+        error = np.vstack([mean - part["speedup_ci_low"].to_numpy(), part["speedup_ci_high"].to_numpy() - mean])
+        right.bar(position + (index - (len(measurements) - 1) / 2) * width, mean, width, yerr=error, capsize=3,
+                  label=measurement, hatch=("", "//")[index % 2], edgecolor="black", linewidth=0.5)
+    right.axhline(0, color="black", linewidth=0.8)
+    right.set(xticks=position, xticklabels=schemes, ylabel="speed-up over RMSNorm, % (95 % CI)",
+              title=title or "Measured")
+    right.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def paper_speedups(version: str) -> dict[str, float]:
+    """C6's published speed-ups (percent, BHyT over RMSNorm) in ``version`` "v1" or "v3" of arXiv 2601.09719."""
+    if version not in PAPER_SPEEDUPS:
+        raise ValueError(f"version must be one of {tuple(PAPER_SPEEDUPS)}, got {version!r}")
+    return dict(PAPER_SPEEDUPS[version])
+
