@@ -79,7 +79,30 @@ def _cmd_trace(args: argparse.Namespace) -> int:
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from .report import reproduce
 
-    reproduce(args.out, quick=args.quick)
+    reproduce(args.out, quick=args.quick, only=args.only)
+    return 0
+
+
+def _cmd_claims(args: argparse.Namespace) -> int:
+    import json
+
+    from .claims import claims_table, evaluate
+    from .studies import ResultsStore
+
+    notes = []
+    store = ResultsStore(args.results, log=lambda message: (notes.append(message), print(message, file=sys.stderr)))
+    assessments = evaluate(store, quick=True, compute_missing=not args.no_compute)
+    computed = [n.removeprefix("running ") for n in notes if n.startswith("running ")]
+    if args.json:
+        print(json.dumps([a.as_dict() for a in assessments], indent=1, ensure_ascii=False))
+        return 0
+    if computed:
+        print(f"computed now at quick sizes (no current result in {args.results}): {', '.join(computed)}")
+    table = claims_table(assessments)
+    print(table.drop(columns=["command"]).to_string(index=False, max_colwidth=90))
+    print("\ncommands:")
+    for row in table.itertuples():
+        print(f"  {row.id}: {row.command}")
     return 0
 
 
@@ -339,7 +362,20 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     reproduce.add_argument("--out", type=Path, default=Path("results"))
     reproduce.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
+    reproduce.add_argument("--only", nargs="+", default=None, help="run only these studies (names of bhyt_theory.studies)")
     reproduce.set_defaults(run=_cmd_reproduce)
+
+    claims = commands.add_parser(
+        "claims", help="every claim C1–C9 and proof statement with its measured figures and computed verdict",
+        description="Read the latest results in --results (as `reproduce` writes them), compute at quick sizes "
+        "whatever is missing or stale (saying so), apply each claim's rule (bhyt_theory.claims.RULES) and print "
+        "the verdicts; --json prints a list of objects (id, statement, verdict, reason, measured, expected, rule, "
+        "command, explanation, …).",
+    )
+    claims.add_argument("--results", type=Path, default=Path("results"))
+    claims.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    claims.add_argument("--no-compute", action="store_true", help="use stored results only")
+    claims.set_defaults(run=_cmd_claims)
 
     checks = commands.add_parser(
         "checks", help="run every registered proof-step check (bhyt_theory.theory.checks.CHECKS)",

@@ -1,252 +1,248 @@
-"""``bhyt-theory reproduce``: every section of the report, its tables, figures and numbers.
+"""``bhyt-theory reproduce``: run every study, judge every claim, write report.md and report.html.
 
-Each section is a function ``(out_dir, quick) -> Section``: it computes a tidy
-table, writes it as CSV (and a figure where a table is hard to read) under
-``out_dir``, and returns the text to print. ``reproduce`` runs them in order and
-writes ``report.md`` next to the data, so every number printed is traceable to
-the command and the file that produced it.
+The report opens with a summary of findings and the claims table (verdicts
+computed by the rules of ``bhyt_theory.claims``), then has one section per
+study: its figure (``bhyt_theory.figures``), a short table with a link to the
+full CSV, the exact command and its provenance (package version and commit,
+torch, device and hardware, date, wall time, sizes). ``report.html`` is
+self-contained: figures are inlined as base64 PNG, styles are inline, nothing is
+fetched. Progress is printed as each study runs and appended to
+``reproduce.log`` in the output folder.
+
+Studies are stored by ``studies.ResultsStore``, keyed by the package's sources:
+a rerun reuses current results, so an interrupted reproduction resumes where it
+stopped.
 """
 
 from __future__ import annotations
 
-import json
+import base64
+import datetime
+import html
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
-import matplotlib
+import pandas as pd
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-
-from .experiments.montecarlo import source_fingerprint, summarise, sweep  # noqa: E402
-from .numerics.model import SCHEMES  # noqa: E402
+from .claims import CLAIMS, Assessment, assess, assess_statements
+from .figures import VIEWS
+from .studies import STUDIES, ResultsStore, StudyResult, provenance
 
 
-@dataclass
-class Section:
-    title: str
-    text: str
-    files: list[Path] = field(default_factory=list)
+def configure_threads() -> int:
+    """Set torch's intra-op threads and return the number used.
 
-
-def plot_rms_per_scheme(summary: pd.DataFrame, path: Path, x_offset: int, **axis_settings) -> None:
-    """One line per scheme of a ``montecarlo.summarise`` table (mean across seeds vs layer), log rms."""
-    figure, axis = plt.subplots(figsize=(7, 4.8))
-    for scheme, part in summary.groupby("scheme", sort=False):
-        axis.plot(part["layer"] + x_offset, part["mean"], label=scheme, marker="." if len(part) <= 64 else None)
-    axis.set(ylabel="rms of residual stream (position-averaged)", yscale="log", **axis_settings)
-    axis.legend(ncol=4, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.15))
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-
-
-def section_depth_trace(out_dir: Path, quick: bool) -> Section:
-    """Per-layer rms of the residual stream for every scheme at initialisation (claims C1, C4)."""
-    config = dict(depth=8 if quick else 32, width=64 if quick else 256, heads=4, seq_len=32 if quick else 128)
-    seeds = list(range(2 if quick else 4))
-    table = sweep({"scheme": list(SCHEMES)}, seeds, batch=4, input_std=0.02, base=config, cache_dir=out_dir / "cache")
-    table.to_csv(out_dir / "depth_trace.csv", index=False)
-    summary = summarise(table[table.sublayer == "mlp"], statistics=("rms",))
-    wide = summary.pivot(index="layer", columns="scheme", values="mean")[list(SCHEMES)]
-    depth = config["depth"]
-    picks = [0, depth // 2, depth - 1]
-    at = summary[summary.layer.isin(picks)].assign(
-        value=lambda s: s["mean"].map("{:.4g}".format) + " ± " + (s["std"] / np.sqrt(s["n_seeds"])).map("{:.1g}".format)
-    )
-    short = at.pivot(index="scheme", columns="layer", values="value").loc[list(SCHEMES)]
-    short.columns = [f"layer {c}" for c in short.columns]
-
-    plot_rms_per_scheme(
-        summary, out_dir / "depth_trace.png", x_offset=0, xlabel="layer",
-        title=f"Depth trace at init: width {config['width']}, T {config['seq_len']},\n"
-        f"init std 0.02, inputs N(0, 0.02²), mean of {len(seeds)} seeds",
-    )
-
-    with pd.option_context("display.width", 250, "display.max_columns", None, "display.float_format", "{:.4g}".format):
-        text = (
-            f"Config: {config}, init_std 0.02, inputs N(0, 0.02²), batch 4, seeds {list(seeds)}.\n"
-            f"rms after each layer (position-averaged, mean over seeds):\n{wide}\n\n"
-            f"rms at layers {picks} (mean ± standard error over seeds):\n{short}"
-        )
-    return Section("Depth trace of every scheme", text, [out_dir / "depth_trace.csv", out_dir / "depth_trace.png"])
-
-
-def _frame_text(table: pd.DataFrame, float_format: str = "{:.4g}") -> str:
-    with pd.option_context("display.width", 250, "display.max_columns", None, "display.max_rows", None):
-        return table.to_string(float_format=float_format.format)
-
-
-def section_checks(out_dir: Path, quick: bool) -> Section:
-    """Every symbolic/numeric check of the written proofs (issue 3; `bhyt-theory checks`)."""
-    from .theory.checks import PROOFS_DIR, run_checks
-
-    table = run_checks()
-    table.to_csv(out_dir / "checks.csv", index=False)
-    failed = table[~table.passed]
-    text = f"{int(table.passed.sum())}/{len(table)} checks pass, cited by {len(list(PROOFS_DIR.glob('*.md')))} proofs in proofs/."
-    if len(failed):
-        text += "\nFAILED:\n" + _frame_text(failed[["check", "message"]])
-    return Section("Proof checks", text, [out_dir / "checks.csv"])
-
-
-def section_bounds(out_dir: Path, quick: bool) -> Section:
-    """Tightest measured/bound ratios of the saturation and depth bounds (C3, C4; `bhyt-theory bounds`)."""
-    from .experiments.tightness import tightness_table
-
-    table = tightness_table(seed=0, random_trials=2 if quick else 6, hill_climb_steps=5 if quick else 40)
-    table.to_csv(out_dir / "bounds_tightness.csv", index=False)
-    text = (
-        "depth: growth ratio (rms(h_l) − rms(h_0)) / Σ(A + F); saturation: fraction(|z| ≥ t) / bound.\n"
-        "A ratio ≤ 1 everywhere means no violation was found; close to 1 in the search means the bound is attained.\n"
-        + _frame_text(table, "{:.6g}")
-    )
-    return Section("Bound tightness", text, [out_dir / "bounds_tightness.csv"])
-
-
-def section_variance(out_dir: Path, quick: bool) -> Section:
-    """BHyT's M₂ estimate/exact ratio per estimator × layer × position (C5; `bhyt-theory variance`)."""
-    from .experiments.variance_study import (
-        estimator_comparison,
-        ratio_table,
-        table_positions,
-    )
-    from .numerics.model import StackConfig
-
-    config = StackConfig(scheme="bhyt", depth=17 if quick else 65, width=64 if quick else 256, heads=4, seq_len=32 if quick else 128)
-    layers = (0, 1, 4, 16) if quick else (0, 1, 4, 16, 64)
-    comparison = estimator_comparison(config, seeds=(0,) if quick else (0, 1, 2), layers=layers, positions=table_positions(config.seq_len))
-    comparison.to_csv(out_dir / "variance_estimators.csv", index=False)
-    error = comparison.assign(error=(comparison["ratio"] - 1).abs()).groupby("estimator", sort=False)["error"].agg(["mean", "max"])
-    text = (
-        f"M₂ / m(h') at init: width {config.width}, T {config.seq_len}, depth {config.depth}, inputs N(0, 0.02²); "
-        "1 = exact, < 1 = the second BHyT sees a larger argument than designed.\n"
-        + _frame_text(ratio_table(comparison), "{:.3f}")
-        + "\n\n|ratio − 1| over the cells above, per estimator:\n" + _frame_text(error, "{:.3f}")
-    )
-    return Section("Variance approximation (C5)", text, [out_dir / "variance_estimators.csv"])
-
-
-def section_jacobian(out_dir: Path, quick: bool) -> Section:
-    """Identity-likeness of blocks: ‖∂h_{l+1}/∂h_l − I‖_F/‖I‖_F per scheme × layer (C1, C4; `bhyt-theory jacobian`)."""
-    from .experiments.block_jacobian import (
-        deviation_table,
-        jacobian_comparison,
-        jacobian_layers,
-    )
-    from .numerics.model import StackConfig
-
-    config = StackConfig(depth=8 if quick else 32, width=64 if quick else 256, heads=4, seq_len=32 if quick else 128)
-    table = jacobian_comparison(config, layers=jacobian_layers(config.depth), seeds=(0,) if quick else (0, 1), probes=4 if quick else 16)
-    table.to_csv(out_dir / "jacobian.csv", index=False)
-    rms = table.pivot_table(index="scheme", columns="layer", values="rms_in", sort=False)
-    text = (
-        f"Deviation from the identity at init (depth {config.depth}, width {config.width}, T {config.seq_len}), "
-        "± the Hutchinson probes' standard error; smaller = more identity-like.\n"
-        + _frame_text(deviation_table(table)) + "\n\nrms of each block's input state:\n" + _frame_text(rms)
-    )
-    return Section("Identity-likeness of deep blocks", text, [out_dir / "jacobian.csv"])
-
-
-def section_meanfield(out_dir: Path, quick: bool) -> Section:
-    """Mean-field prediction vs Monte Carlo of the per-layer mean square, every scheme (`bhyt-theory predict --compare-seeds`)."""
-    from .numerics.model import StackConfig
-    from .theory.meanfield import compare_with_monte_carlo
-
-    depth, width, seq_len, seeds = (8, 64, 16, range(2)) if quick else (64, 256, 64, range(8))
-    parts = []
-    for scheme in SCHEMES:
-        config = StackConfig(scheme=scheme, depth=depth, width=width, heads=4, seq_len=seq_len)
-        parts.append(compare_with_monte_carlo(config, seeds, batch=2).assign(scheme=scheme))
-    table = pd.concat(parts, ignore_index=True)
-    table.to_csv(out_dir / "meanfield_vs_montecarlo.csv", index=False)
-    table["z"] = (table["mean_field"] - table["monte_carlo"]) / table["standard_error"]
-    last = table[(table.layer == depth - 1) & (table.sublayer == "mlp")].set_index("scheme")
-    worst = table.loc[table.groupby("scheme", sort=False)["relative_error"].apply(lambda e: e.abs().idxmax())].set_index("scheme")
-    summary = pd.DataFrame({
-        "last layer MF/MC − 1": last["relative_error"].map("{:+.2%}".format),
-        "(MF − MC)/SE": last["z"].map("{:+.1f}".format),
-        "largest |MF/MC − 1|": worst["relative_error"].map("{:+.2%}".format),
-        "at layer, sublayer": worst["layer"].astype(str) + ", " + worst["sublayer"],
-        "(MF − MC)/SE there": worst["z"].map("{:+.1f}".format),
-    })
-    text = (
-        f"Position-averaged mean square, width {width}, depth {depth}, T {seq_len}, {len(seeds)} seeds × batch 2, "
-        "init std 0.02, inputs N(0, 0.02²); Gram-matrix recursion with uniform causal attention. "
-        "SE: standard error of the Monte Carlo mean across seeds.\n" + _frame_text(summary)
-    )
-    return Section("Mean field vs Monte Carlo", text, [out_dir / "meanfield_vs_montecarlo.csv"])
-
-
-def section_growth(out_dir: Path, quick: bool) -> Section:
-    """Growth laws of the residual rms with depth per scheme, Monte Carlo and mean field (C1, C2, C4; `bhyt-theory growth`)."""
-    from .experiments.growth import DEFAULT_GROWTH, fit_growth, meanfield_growth
-
-    base = {**DEFAULT_GROWTH, **({"depth": 32, "width": 64, "seq_len": 16} if quick else {})}
-    table = sweep({"scheme": list(SCHEMES)}, [0, 1] if quick else [0, 1, 2], batch=4, base=base, cache_dir=out_dir / "cache")
-    fits = pd.concat([fit_growth(table).assign(source="monte carlo"), meanfield_growth(table).assign(source="mean field")])
-    fits.to_csv(out_dir / "growth_fits.csv", index=False)
-    best = fits[fits["best"]][["scheme", "source", "form", "law", "slope", "slope_ci_low", "slope_ci_high", "r2", "rms_first", "rms_last"]]
-
-    summary = summarise(table[table.sublayer == "mlp"], statistics=("rms",))
-    plot_rms_per_scheme(
-        summary, out_dir / "growth.png", x_offset=1, xlabel="layer l (1-based)", xscale="log",
-        title=f"Growth with depth at init (width {base['width']}, T {base['seq_len']})",
-    )
-    text = f"Config: {base}; best form per scheme (least rms-space residual), slope with a 95% interval across seeds.\n" + _frame_text(best)
-    return Section("Growth laws", text, [out_dir / "growth_fits.csv", out_dir / "growth.png"])
-
-
-SECTIONS: list[Callable[[Path, bool], Section]] = [
-    section_depth_trace,
-    section_checks,
-    section_bounds,
-    section_meanfield,
-    section_variance,
-    section_jacobian,
-    section_growth,
-]
-
-
-def reproduce(out_dir: Path, quick: bool = False, echo: Callable[[str], None] = print) -> list[Section]:
-    """Run every section, print it, and write ``out_dir/report.md``.
-
-    Each finished section is saved (``out_dir/sections/<name>.json``) and read back
-    on a rerun with the same settings and the same package source (a fingerprint of
-    every module), so an interrupted reproduction resumes where it stopped; Monte Carlo runs are cached one by one under ``out_dir/cache``.
+    ``OMP_NUM_THREADS`` wins when set; otherwise the number of cores this process
+    may run on (``os.sched_getaffinity``), never more. torch's own default can
+    exceed the cores actually available (containers, CPU quotas), and extra
+    threads on a busy machine only wait for each other: on a shared 2-core
+    machine ``OMP_NUM_THREADS=1`` is the better choice.
     """
+    requested = os.environ.get("OMP_NUM_THREADS", "")
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = int(requested) if requested.isdigit() and int(requested) > 0 else available
+    torch.set_num_threads(threads)
+    return threads
+
+
+class _Log:
+    """Prints a message and appends it, time-stamped, to ``reproduce.log``."""
+
+    def __init__(self, path: Path, echo: Callable[[str], None]):
+        self.path, self.echo = path, echo
+
+    def __call__(self, message: str) -> None:
+        self.echo(message)
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%H:%M:%S")
+        with self.path.open("a", encoding="utf-8") as log:
+            log.write(f"{stamp} {message}\n")
+
+
+def markdown_table(table: pd.DataFrame, float_format: str = "{:.4g}") -> str:
+    """A GitHub-flavoured Markdown table of ``table`` (no index)."""
+
+    def cell(value) -> str:
+        if isinstance(value, float):
+            value = float_format.format(value)
+        return str(value).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(cell(c) for c in table.columns) + " |", "|" + "---|" * len(table.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def _html_table(table: pd.DataFrame, float_format: str = "{:.4g}") -> str:
+    return table.to_html(index=False, border=0, classes="t", float_format=float_format.format, escape=True)
+
+
+def _provenance_line(meta: dict) -> str:
+    return (f"{meta.get('package', '?')}, commit {meta.get('commit', '?')}, torch {meta.get('torch', '?')}, "
+            f"device {meta.get('device', '?')} ({meta.get('hardware', '?')}), {meta.get('threads', '?')} threads, "
+            f"{meta.get('date', '?')}, wall time {meta.get('wall_seconds', '?')} s, sizes: {meta.get('sizes', '?')}"
+            + (" (quick)" if meta.get("quick") else ""))
+
+
+VERDICT_COLOURS = {"confirmed": "#d9f2d9", "refuted": "#f7d4d4", "qualified": "#fff2cc", "not testable here": "#e6e6e6"}
+
+
+def summary_table(assessments: Sequence[Assessment]) -> pd.DataFrame:
+    """The claims table of the report: id, verdict, why (the rule's reason), the paper's figures."""
+    return pd.DataFrame([{"id": a.id, "verdict": a.verdict, "why": a.reason, "paper": a.expected}
+                         for a in assessments])
+
+
+def _write_markdown(out_dir: Path, header: list[str], assessments, results, files, command: str) -> Path:
+    lines = header + ["", "## Summary of findings", ""]
+    lines += [f"- **{a.id}** — {a.verdict}: {a.reason}." for a in assessments if a.id.startswith("C")]
+    statements = [a for a in assessments if not a.id.startswith("C")]
+    if statements:
+        confirmed = sum(a.verdict == "confirmed" for a in statements)
+        lines.append(f"- The toolkit's own statements: {confirmed} of {len(statements)} proofs have every check passing.")
+    lines += ["", "## Claims", "", markdown_table(summary_table(assessments)), "", "### Each claim in detail", ""]
+    for a in assessments:
+        lines += [f"**{a.id}. {a.statement}** Source: {a.source}. Rule: {a.rule}.", "", a.explanation, "",
+                  f"Command: `{a.command}`", ""]
+    for name, result in results.items():
+        study = STUDIES[name]
+        lines += [f"## {study.title}", "", f"Serves: {', '.join(study.claims)}.", ""]
+        if result.unavailable:
+            lines += [f"Not run: {result.unavailable}.", ""]
+            continue
+        if name in files.get("figures", {}):
+            lines += [f"![{study.title}]({files['figures'][name].name})", ""]
+        lines += [markdown_table(VIEWS[name][1](result.tables)), ""]
+        lines += ["Full tables: " + ", ".join(f"[{f}]({f})" for f in result.meta["files"].values()), "",
+                  f"Command: `{result.meta['command']}`" + (f" (or `{study.subcommand}`)" if study.subcommand else ""),
+                  "", f"Provenance: {_provenance_line(result.meta)}.", ""]
+    path = out_dir / "report.md"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+_STYLE = """
+body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;
+color:#222;line-height:1.45}
+h1{border-bottom:2px solid #444}h2{border-bottom:1px solid #bbb;margin-top:2em}
+table.t{border-collapse:collapse;font-size:0.85em;margin:0.6em 0}
+table.t th,table.t td{border:1px solid #ccc;padding:3px 7px;text-align:left;vertical-align:top}
+table.t th{background:#f2f2f2}
+code{background:#f4f4f4;padding:1px 4px;border-radius:3px;font-size:0.9em}
+.prov{font-size:0.8em;color:#555}
+img{max-width:100%;border:1px solid #ddd}
+.verdict{padding:1px 6px;border-radius:3px;white-space:nowrap}
+"""
+
+
+def _verdict_cells(table_html: str) -> str:
+    for verdict, colour in VERDICT_COLOURS.items():
+        table_html = table_html.replace(f"<td>{verdict}</td>",
+                                        f'<td><span class="verdict" style="background:{colour}">{verdict}</span></td>')
+    return table_html
+
+
+def _write_html(out_dir: Path, title: str, intro: list[str], assessments, results, files) -> Path:
+    escape = html.escape
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{escape(title)}</title>"
+             f"<style>{_STYLE}</style></head><body><h1>{escape(title)}</h1>"]
+    parts += [f"<p>{line}</p>" for line in intro]
+    parts.append("<h2>Summary of findings</h2><ul>")
+    parts += [f"<li><b>{escape(a.id)}</b> — {escape(a.verdict)}: {escape(a.reason)}.</li>"
+              for a in assessments if a.id.startswith("C")]
+    statements = [a for a in assessments if not a.id.startswith("C")]
+    if statements:
+        confirmed = sum(a.verdict == "confirmed" for a in statements)
+        parts.append(f"<li>The toolkit's own statements: {confirmed} of {len(statements)} proofs have every check "
+                     "passing.</li>")
+    parts.append("</ul><h2>Claims</h2>")
+    parts.append(_verdict_cells(_html_table(summary_table(assessments))))
+    parts.append("<h3>Each claim in detail</h3>")
+    for a in assessments:
+        parts.append(f"<p><b>{escape(a.id)}. {escape(a.statement)}</b> <i>Source: {escape(a.source)}. "
+                     f"Rule: {escape(a.rule)}.</i><br>{escape(a.explanation)}<br>"
+                     f"<span class='prov'>Command: <code>{escape(a.command)}</code></span></p>")
+    for name, result in results.items():
+        study = STUDIES[name]
+        parts.append(f"<h2 id='{name}'>{escape(study.title)}</h2><p>Serves: {escape(', '.join(study.claims))}.</p>")
+        if result.unavailable:
+            parts.append(f"<p>Not run: {escape(result.unavailable)}.</p>")
+            continue
+        if name in files.get("figures", {}):
+            encoded = base64.b64encode(files["figures"][name].read_bytes()).decode("ascii")
+            parts.append(f"<img alt='{escape(study.title)}' src='data:image/png;base64,{encoded}'>")
+        parts.append(_html_table(VIEWS[name][1](result.tables)))
+        links = ", ".join(f"<a href='{escape(f)}'>{escape(f)}</a>" for f in result.meta["files"].values())
+        command = f"<code>{escape(result.meta['command'])}</code>"
+        if study.subcommand:
+            command += f" (or <code>{escape(study.subcommand)}</code>)"
+        parts.append(f"<p>Full tables: {links}<br>Command: {command}<br>"
+                     f"<span class='prov'>Provenance: {escape(_provenance_line(result.meta))}.</span></p>")
+    parts.append("</body></html>")
+    path = out_dir / "report.html"
+    path.write_text("\n".join(parts), encoding="utf-8")
+    return path
+
+
+def reproduce(out_dir: Path, quick: bool = False, only: Sequence[str] | None = None,
+              echo: Callable[[str], None] = lambda message: print(message, flush=True)) -> dict[str, StudyResult]:
+    """Run the studies (all, or ``only``), judge the claims, write ``report.md`` and ``report.html``.
+
+    Returns the study results by name. Studies not run now (``only``) are read
+    from ``out_dir`` if stored there, so the claims table always uses the latest
+    results available.
+    """
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    saved = out_dir / "sections"
-    saved.mkdir(exist_ok=True)
-    key = {"sources": source_fingerprint(*sorted(Path(__file__).parent.glob("*.py"))), "quick": quick}
-    sections = []
-    for make in SECTIONS:
-        echo(f"== {make.__doc__.splitlines()[0]}")
-        path = saved / f"{make.__name__}{'_quick' if quick else ''}.json"
-        stored = json.loads(path.read_text()) if path.exists() else None
-        if stored and stored["key"] == key and all(Path(f).exists() for f in stored["files"]):
-            section = Section(stored["title"], stored["text"], [Path(f) for f in stored["files"]])
-            echo("(saved result of an earlier run)")
+    log = _Log(out_dir / "reproduce.log", echo)
+    unknown = sorted(set(only or ()) - set(STUDIES))
+    if unknown:
+        raise ValueError(f"--only takes study names among {tuple(STUDIES)}, got {unknown}")
+    threads = configure_threads()
+    started = time.perf_counter()
+    names = list(only) if only else list(STUDIES)
+    log(f"bhyt-theory reproduce{' --quick' if quick else ''} into {out_dir}: {len(names)} studies, {threads} torch threads")
+    store = ResultsStore(out_dir, log=log)
+    results: dict[str, StudyResult] = {}
+    files: dict[str, dict[str, Path]] = {"figures": {}}
+    for index, name in enumerate(names, 1):
+        log(f"[{index}/{len(names)}] {STUDIES[name].title}")
+        result = store.get(name, quick)
+        if result.unavailable:
+            log(f"  not run: {result.unavailable}")
         else:
-            started = time.perf_counter()
-            with torch.no_grad():
-                section = make(out_dir, quick)
-            section.text += f"\n[{time.perf_counter() - started:.0f} s]"
-            temporary = path.with_suffix(".tmp")
-            temporary.write_text(json.dumps({"key": key, "title": section.title, "text": section.text, "files": [str(f) for f in section.files]}))
-            os.replace(temporary, path)
-        echo(section.text + "\n")
-        sections.append(section)
-    lines = ["# bhyt-theory report", "", f"Produced by `bhyt-theory reproduce --out {out_dir}`" + (" --quick" if quick else "") + "."]
-    for section in sections:
-        lines += ["", f"## {section.title}", "", "```", section.text, "```"]
-        lines += [f"- `{path.name}`" for path in section.files]
-    (out_dir / "report.md").write_text("\n".join(lines) + "\n")
-    echo(f"wrote {out_dir / 'report.md'}")
-    return sections
+            figure = VIEWS[name][0]
+            if figure is not None:
+                path = out_dir / f"{name}.png"
+                figure(result.tables, path)
+                files["figures"][name] = path
+            log(f"  {result.meta['wall_seconds']} s ({'stored result reused' if result.meta.get('reused') else 'done'})")
+        results[name] = result
+    every = {**store.collect(list(STUDIES), quick, compute_missing=False), **results}
+    assessments = [assess(claim, every) for claim in CLAIMS] + assess_statements(every)
+    wall = time.perf_counter() - started
+    command = "bhyt-theory reproduce --out " + str(out_dir) + (" --quick" if quick else "") + (
+        " --only " + " ".join(only) if only else "")
+    meta = provenance()
+    intro = [f"Produced by <code>{html.escape(command)}</code> in {wall:.0f} s "
+             f"({meta['package']}, commit {meta['commit']}, torch {meta['torch']}, {html.escape(meta['hardware'])}, "
+             f"{meta['date']}).",
+             "Verdicts are computed by the rules of <code>bhyt_theory.claims</code> from the tables below; "
+             "<code>bhyt-theory claims --results " + html.escape(str(out_dir)) + "</code> prints them again. "
+             "Paper: Byun et al., arXiv 2601.09719."]
+    header = ["# bhyt-theory report", "",
+              f"Produced by `{command}` in {wall:.0f} s ({meta['package']}, commit {meta['commit']}, "
+              f"torch {meta['torch']}, {meta['hardware']}, {meta['date']}).", "",
+              f"Verdicts are computed by the rules of `bhyt_theory.claims` from the tables below; "
+              f"`bhyt-theory claims --results {out_dir}` prints them again. Paper: Byun et al., arXiv 2601.09719."]
+    shown = {name: every[name] for name in STUDIES if name in results or not every[name].unavailable}
+    for name, result in shown.items():
+        if name not in files["figures"] and not result.unavailable and VIEWS[name][0] is not None:
+            path = out_dir / f"{name}.png"
+            VIEWS[name][0](result.tables, path)
+            files["figures"][name] = path
+    markdown = _write_markdown(out_dir, header, assessments, shown, files, command)
+    page = _write_html(out_dir, "bhyt-theory report", intro, assessments, shown, files)
+    log(f"wrote {markdown} and {page} ({wall:.0f} s)")
+    return results

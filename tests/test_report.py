@@ -1,36 +1,62 @@
-"""`bhyt-theory reproduce`: every section writes its data and text, and a rerun
-resumes from what an earlier (possibly interrupted) run saved."""
+"""`bhyt-theory reproduce`: report.md and a self-contained report.html, progress in a
+log, and a rerun that reuses current results instead of recomputing them."""
+
+import dataclasses
+import re
 
 import pytest
 
-from bhyt_theory import report
+from bhyt_theory import report, studies
 
-FAST_SECTIONS = [report.section_depth_trace, report.section_meanfield, report.section_variance, report.section_jacobian, report.section_growth]
-
-
-def test_reproduce_quick_writes_every_section_and_report(tmp_path, monkeypatch):
-    monkeypatch.setattr(report, "SECTIONS", FAST_SECTIONS)
-    sections = report.reproduce(tmp_path, quick=True, echo=lambda _: None)
-    text = (tmp_path / "report.md").read_text()
-    for section in sections:
-        assert f"## {section.title}" in text
-        assert all(path.exists() for path in section.files), section.title
-    assert (tmp_path / "depth_trace.png").stat().st_size > 0
+FAST = ["depth_trace", "variance"]
 
 
-def test_reproduce_resumes_from_saved_sections(tmp_path, monkeypatch):
-    monkeypatch.setattr(report, "SECTIONS", FAST_SECTIONS[:1])
-    first = report.reproduce(tmp_path, quick=True, echo=lambda _: None)
+def test_quick_reproduce_writes_markdown_and_self_contained_html(tmp_path):
+    report.reproduce(tmp_path, quick=True, only=FAST, echo=lambda _: None)
+    markdown = (tmp_path / "report.md").read_text()
+    page = (tmp_path / "report.html").read_text()
+    assert markdown.index("## Summary of findings") < markdown.index("## Claims") < markdown.index("## Depth trace")
+    for claim in [f"C{i}" for i in range(1, 10)]:
+        assert f"| {claim} |" in markdown
+    for name in FAST:
+        assert (tmp_path / f"{name}.png").stat().st_size > 0
+        assert f"![{studies.STUDIES[name].title}]({name}.png)" in markdown
+        assert f"`bhyt-theory reproduce --only {name} --quick`" in markdown
+    # self-contained: every image inlined, no resource fetched from anywhere
+    sources = re.findall(r"src='([^']*)'", page)
+    assert len(sources) == len(FAST) and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert "<link" not in page and "<script" not in page and "http://" not in page and "https://" not in page
+    assert "commit" in page and "torch" in page
+    log = (tmp_path / "reproduce.log").read_text()
+    assert "[1/2]" in log and "[2/2]" in log and "wrote" in log
 
-    def interrupted(out_dir, quick):
+
+def test_rerun_reuses_current_results_and_recomputes_missing_files(tmp_path, monkeypatch):
+    report.reproduce(tmp_path, quick=True, only=FAST[:1], echo=lambda _: None)
+
+    def interrupted(quick):
         raise KeyboardInterrupt("must not be recomputed")
 
-    interrupted.__doc__ = report.section_depth_trace.__doc__
-    interrupted.__name__ = report.section_depth_trace.__name__
-    monkeypatch.setattr(report, "SECTIONS", [interrupted])
-    second = report.reproduce(tmp_path, quick=True, echo=lambda _: None)
-    assert second[0].text == first[0].text
-
+    study = studies.STUDIES["depth_trace"]
+    monkeypatch.setitem(studies.STUDIES, "depth_trace", dataclasses.replace(study, produce=interrupted))
+    report.reproduce(tmp_path, quick=True, only=FAST[:1], echo=lambda _: None)  # reused: no exception
     (tmp_path / "depth_trace.csv").unlink()  # a missing data file forces a recomputation
     with pytest.raises(KeyboardInterrupt):
-        report.reproduce(tmp_path, quick=True, echo=lambda _: None)
+        report.reproduce(tmp_path, quick=True, only=FAST[:1], echo=lambda _: None)
+
+
+def test_unknown_study_name_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="--only"):
+        report.reproduce(tmp_path, quick=True, only=["nonsense"], echo=lambda _: None)
+
+
+def test_threads_follow_omp_num_threads(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert report.configure_threads() == 1
+
+
+def test_markdown_table_escapes_pipes():
+    import pandas as pd
+
+    text = report.markdown_table(pd.DataFrame({"a": ["x|y"], "b": [0.5]}))
+    assert text.splitlines()[2] == "| x\\|y | 0.5 |"

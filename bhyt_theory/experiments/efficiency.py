@@ -41,7 +41,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..numerics.inputs import gaussian_inputs
-from ..numerics.model import BHYT_ESTIMATE_SCHEMES, Block, StackConfig, build_block, rotary
+from ..numerics.model import (
+    BHYT_ESTIMATE_SCHEMES,
+    Block,
+    StackConfig,
+    build_block,
+    rotary,
+)
 from ..numerics.norms import estimate_post_attention_mean_square, mean_square
 from .montecarlo import confidence_interval
 

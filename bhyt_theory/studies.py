@@ -1,0 +1,343 @@
+"""The experiments behind the report and the claims, as named tables on disk.
+
+A *study* runs one experiment of ``bhyt_theory.experiments`` (or a theory check)
+at full or quick sizes and returns its tidy tables by name. ``ResultsStore``
+keeps them as CSV files in a results folder, each study with a provenance file
+(``<study>.meta.json``: package version, git commit, torch version, device,
+hardware, date, wall time, sizes) keyed by a fingerprint of the package's
+sources, so a rerun reuses what is current and recomputes what is stale or missing.
+
+A study whose experiment is not in this build (a module that has not landed)
+reports ``NOT_AVAILABLE`` instead of failing; the claims it serves are then "not
+testable here".
+
+This module wires experiments to sizes and files; the experiments compute, the
+figures (``bhyt_theory.figures``) draw, and ``report`` and ``claims`` render.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import importlib
+import json
+import os
+import platform
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import pandas as pd
+import torch
+
+from . import __version__
+from .experiments.montecarlo import source_fingerprint, summarise, sweep
+from .numerics.model import SCHEMES, StackConfig
+
+NOT_AVAILABLE = "experiment not available in this build"
+PACKAGE = Path(__file__).resolve().parent
+SOURCES = source_fingerprint(*sorted(PACKAGE.rglob("*.py")))
+DEPTH_TRACE_STATISTICS = ("rms", "mean_abs", "variance", "arg_rms", "saturated_fraction_1")
+
+
+def optional(module: str, *names: str):
+    """``module``'s attributes ``names`` if the module exists in this build and has them, else None."""
+    try:
+        loaded = importlib.import_module(module)
+    except ModuleNotFoundError as error:
+        if error.name and module.startswith(error.name):
+            return None
+        raise
+    if not all(hasattr(loaded, name) for name in names):
+        return None
+    return tuple(getattr(loaded, name) for name in names)
+
+
+def git_commit() -> str:
+    """The checkout's commit (``+dirty`` with uncommitted changes), or "unknown" outside git."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=PACKAGE, capture_output=True,
+                                text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=PACKAGE,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("+dirty" if dirty else "")
+
+
+def provenance(device: str = "cpu") -> dict:
+    """What produced a table: package version and commit, torch, device, hardware, threads, date."""
+    from .experiments.efficiency import hardware
+
+    return {
+        "package": f"bhyt-theory {__version__}", "commit": git_commit(), "torch": torch.__version__,
+        "python": platform.python_version(), "device": device, "hardware": hardware(device),
+        "threads": torch.get_num_threads(), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+@dataclass(frozen=True)
+class Study:
+    """One experiment: ``produce(quick)`` returns its tables by name.
+
+    ``requires``: modules (with attributes) the experiment needs; absent ones make
+    the study unavailable. ``claims``: the claim ids it serves.
+    """
+
+    name: str
+    title: str
+    claims: tuple[str, ...]
+    produce: Callable[[bool], dict[str, pd.DataFrame]]
+    sizes: Callable[[bool], str]
+    requires: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    subcommand: str = ""
+
+    def missing(self) -> str | None:
+        """None if the experiment is in this build, else the reason it is not."""
+        for module, names in self.requires:
+            if optional(module, *names) is None:
+                return f"{NOT_AVAILABLE} ({module}{'.' + ', '.join(names) if names else ''})"
+        return None
+
+    def command(self, quick: bool) -> str:
+        return f"bhyt-theory reproduce --only {self.name}" + (" --quick" if quick else "")
+
+
+# ---------------------------------------------------------------- the experiments, sized
+
+def _depth_trace(quick: bool) -> dict[str, pd.DataFrame]:
+    config = dict(depth=8 if quick else 32, width=64 if quick else 256, heads=4, seq_len=32 if quick else 128)
+    table = sweep({"scheme": list(SCHEMES)}, list(range(2 if quick else 4)), batch=4, input_std=0.02, base=config,
+                  cache_dir=None, progress=False)
+    summary = summarise(table, statistics=DEPTH_TRACE_STATISTICS)
+    return {"depth_trace": summary[["scheme", "layer", "sublayer", "statistic", "mean", "std", "n_seeds", "ci_low",
+                                    "ci_high", "depth", "width", "seq_len"]]}
+
+
+def _growth(quick: bool) -> dict[str, pd.DataFrame]:
+    from .experiments.growth import DEFAULT_GROWTH, fit_growth, meanfield_growth
+    from .theory.meanfield import predict
+
+    base = {**DEFAULT_GROWTH, **({"depth": 32, "width": 64, "seq_len": 16} if quick else {})}
+    table = sweep({"scheme": list(SCHEMES)}, [0, 1] if quick else [0, 1, 2], batch=4, base=base, cache_dir=None,
+                  progress=False)
+    fits = pd.concat([fit_growth(table).assign(source="monte carlo"), meanfield_growth(table).assign(source="mean field")],
+                     ignore_index=True)
+    curves = summarise(table[table["sublayer"] == "mlp"], statistics=("rms",))
+    meanfield = pd.concat([
+        predict(StackConfig(scheme=scheme, **base), 0.02**2)[["layer", "sublayer", "rms"]].assign(scheme=scheme)
+        for scheme in SCHEMES], ignore_index=True)
+    return {
+        "growth_fits": fits,
+        "growth_rms": curves[["scheme", "layer", "mean", "ci_low", "ci_high", "n_seeds", "depth", "width", "seq_len"]],
+        "growth_meanfield": meanfield[meanfield["sublayer"] == "mlp"].drop(columns="sublayer"),
+    }
+
+
+def _meanfield(quick: bool) -> dict[str, pd.DataFrame]:
+    from .theory.meanfield import compare_with_monte_carlo
+
+    depth, width, seq_len, seeds = (8, 64, 16, range(2)) if quick else (64, 256, 64, range(8))
+    parts = [compare_with_monte_carlo(StackConfig(scheme=scheme, depth=depth, width=width, heads=4, seq_len=seq_len),
+                                      seeds, batch=2).assign(scheme=scheme, depth=depth, width=width, seq_len=seq_len)
+             for scheme in SCHEMES]
+    return {"meanfield_vs_montecarlo": pd.concat(parts, ignore_index=True)}
+
+
+def _variance_config(quick: bool) -> tuple[StackConfig, tuple[int, ...], tuple[int, ...]]:
+    config = StackConfig(scheme="bhyt", depth=17 if quick else 65, width=64 if quick else 256, heads=4,
+                         seq_len=32 if quick else 128)
+    layers = (0, 1, 4, 16) if quick else (0, 1, 4, 16, 64)
+    return config, layers, (0,) if quick else (0, 1, 2)
+
+
+def _variance(quick: bool) -> dict[str, pd.DataFrame]:
+    from .experiments.variance_study import estimator_comparison
+
+    config, layers, seeds = _variance_config(quick)
+    table = estimator_comparison(config, seeds=seeds, layers=layers, positions=range(config.seq_len))
+    return {"variance_estimators": table.assign(width=config.width, seq_len=config.seq_len, depth=config.depth)}
+
+
+def _variance_decomposition(quick: bool) -> dict[str, pd.DataFrame]:
+    from .experiments.variance_study import variance_study
+    from .numerics.inputs import INPUT_SEED_OFFSET, gaussian_inputs
+    from .numerics.model import Stack
+
+    config, layers, seeds = _variance_config(quick)
+    parts = [variance_study(Stack(config, seed), gaussian_inputs(config.width, 4, config.seq_len, 0.02,
+                                                                 seed + INPUT_SEED_OFFSET), layers) for seed in seeds]
+    return {"variance_decomposition": pd.concat(parts, ignore_index=True)}
+
+
+def _jacobian(quick: bool) -> dict[str, pd.DataFrame]:
+    from .experiments.block_jacobian import jacobian_comparison, jacobian_layers
+
+    config = StackConfig(depth=8 if quick else 32, width=64 if quick else 256, heads=4, seq_len=32 if quick else 128)
+    table = jacobian_comparison(config, layers=jacobian_layers(config.depth), seeds=(0,) if quick else (0, 1),
+                                probes=4 if quick else 16)
+    return {"jacobian": table.assign(depth=config.depth, width=config.width, seq_len=config.seq_len)}
+
+
+def _bounds(quick: bool) -> dict[str, pd.DataFrame]:
+    from .experiments.tightness import search, tightness_table
+    from .experiments.tightness import summarise as tightest
+
+    if quick:  # the search only: the default-initialisation ratios need depth-32, width-256 stacks
+        return {"bounds_tightness": tightest(search(seed=0, random_trials=1, hill_climb_steps=3)).assign(setting="search")}
+    return {"bounds_tightness": tightness_table(seed=0, random_trials=6, hill_climb_steps=40)}
+
+
+def _checks(quick: bool) -> dict[str, pd.DataFrame]:
+    from .theory.checks import PROOFS_DIR, run_checks
+    from .theory.checks.registry import proof_sections
+
+    table = run_checks()
+    statements = []
+    for path in sorted(PROOFS_DIR.glob("*.md")):
+        text = path.read_text(encoding="utf-8")
+        title = next((line[2:].strip() for line in text.splitlines() if line.startswith("# ")), path.stem)
+        statements.append({"proof": path.name, "title": title, "sections": ", ".join(proof_sections(text))})
+    return {"checks": table, "proofs": pd.DataFrame(statements)}
+
+
+def _efficiency(quick: bool) -> dict[str, pd.DataFrame]:
+    from .experiments.efficiency import (
+        DEFAULT_EFFICIENCY,
+        QUICK_EFFICIENCY,
+        efficiency_study,
+    )
+
+    config = QUICK_EFFICIENCY if quick else DEFAULT_EFFICIENCY
+    costs, timings = efficiency_study(config, rounds=4 if quick else 12)
+    timings = timings.assign(width=config.width, heads=config.heads, seq_len=config.seq_len)
+    return {"efficiency_costs": costs, "efficiency_timings": timings}
+
+
+def _decode(quick: bool) -> dict[str, pd.DataFrame]:
+    (decode_exactness,) = optional("bhyt_theory.experiments.decode", "decode_exactness")
+    return {"decode_exactness": decode_exactness(seeds=(0,) if quick else (0, 1, 2))}
+
+
+STUDIES: dict[str, Study] = {study.name: study for study in (
+    Study("depth_trace", "Depth trace of every scheme at initialisation", ("C1", "C3", "C4"), _depth_trace,
+          lambda q: "depth 8, width 64, T 32, 2 seeds" if q else "depth 32, width 256, T 128, 4 seeds",
+          subcommand="bhyt-theory sweep --scheme rmsnorm periln lns dyt derf bhyt bhytline bhytstar --depth 32 "
+          "--width 256 --heads 4 --seq-len 128 --seeds 0 1 2 3 --batch 4 --statistics rms arg_rms"),
+    Study("growth", "Growth laws with depth, Monte Carlo and mean field", ("C1", "C4"), _growth,
+          lambda q: "depth 32, width 64, T 16, 2 seeds" if q else "depth 256, width 256, T 64, 3 seeds",
+          subcommand="bhyt-theory growth --meanfield"),
+    Study("meanfield", "Mean field vs Monte Carlo", ("C1", "C4"), _meanfield,
+          lambda q: "depth 8, width 64, T 16, 2 seeds" if q else "depth 64, width 256, T 64, 8 seeds × batch 2",
+          subcommand="bhyt-theory predict --scheme rmsnorm --depth 64 --width 256 --seq-len 64 --compare-seeds 8"),
+    Study("variance", "Variance approximation: M₂ / m(h′) per estimator", ("C5",), _variance,
+          lambda q: "depth 17, width 64, T 32, 1 seed" if q else "depth 65, width 256, T 128, 3 seeds",
+          subcommand="bhyt-theory variance --width 256 --seq-len 128"),
+    Study("variance_decomposition", "Variance approximation: the error terms", ("C5",), _variance_decomposition,
+          lambda q: "depth 17, width 64, T 32, 1 seed" if q else "depth 65, width 256, T 128, 3 seeds",
+          subcommand="bhyt-theory variance --decomposition --width 256 --seq-len 128"),
+    Study("jacobian", "Identity-likeness of deep blocks (Jacobian deviation)", ("C4",), _jacobian,
+          lambda q: "depth 8, width 64, T 32, 1 seed, 4 probes" if q else "depth 32, width 256, T 128, 2 seeds, 16 probes",
+          subcommand="bhyt-theory jacobian --width 256 --seq-len 128"),
+    Study("bounds", "Bounds and their tightness", ("C3", "C4"), _bounds,
+          lambda q: "search only: 1 random trial, 3 hill-climb steps" if q
+          else "6 random trials, 40 hill-climb steps, and the default initialisation",
+          subcommand="bhyt-theory bounds"),
+    Study("checks", "Proof checks", ("statements",), _checks, lambda q: "every registered check",
+          subcommand="bhyt-theory checks"),
+    Study("efficiency", "Efficiency: counted cost and measured time vs RMSNorm", ("C2", "C6"), _efficiency,
+          lambda q: "width 128, T 32, 4 rounds" if q else "width 512, 8 heads, T 128, batch 4, 12 rounds",
+          subcommand="bhyt-theory efficiency"),
+    Study("decode", "Decode-time precomputation: bit-exactness", ("C9",), _decode,
+          lambda q: "1 seed" if q else "3 seeds",
+          requires=(("bhyt_theory.experiments.decode", ("decode_exactness",)),)),
+)}
+
+
+@dataclass
+class StudyResult:
+    """A study's tables and where they came from (``meta``: provenance, sizes, wall time)."""
+
+    study: Study
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+    unavailable: str | None = None
+
+    @property
+    def quick(self) -> bool:
+        return bool(self.meta.get("quick"))
+
+
+class ResultsStore:
+    """CSV tables and provenance of studies in ``folder``.
+
+    ``get(name, quick)`` returns the stored result when it is current (same
+    package sources; full-size results also serve a quick request), else runs the
+    study and stores it. ``stored(name)`` reads without computing.
+    """
+
+    def __init__(self, folder: str | Path, device: str = "cpu", log: Callable[[str], None] = lambda message: None):
+        self.folder = Path(folder)
+        self.device, self.log = device, log
+
+    def _meta_path(self, name: str) -> Path:
+        return self.folder / f"{name}.meta.json"
+
+    def stored(self, name: str) -> StudyResult | None:
+        """The stored, current result of study ``name`` (None if absent or stale)."""
+        path = self._meta_path(name)
+        if not path.exists():
+            return None
+        meta = json.loads(path.read_text())
+        meta["reused"] = True
+        if meta.get("sources") != SOURCES:
+            return None
+        files = {table: self.folder / file for table, file in meta["files"].items()}
+        if not all(f.exists() for f in files.values()):
+            return None
+        return StudyResult(STUDIES[name], {table: pd.read_csv(f) for table, f in files.items()}, meta)
+
+    def get(self, name: str, quick: bool) -> StudyResult:
+        study = STUDIES[name]
+        reason = study.missing()
+        if reason:
+            return StudyResult(study, unavailable=reason)
+        current = self.stored(name)
+        if current is not None and (quick or not current.quick):
+            return current
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.log(f"running {name} ({study.sizes(quick)})")
+        started = time.perf_counter()
+        # the efficiency study times backward passes; everything else measures forward passes only
+        with contextlib.nullcontext() if name == "efficiency" else torch.no_grad():
+            tables = study.produce(quick)
+        seconds = time.perf_counter() - started
+        files = {}
+        for table_name, table in tables.items():
+            files[table_name] = f"{table_name}.csv"
+            temporary = self.folder / f".{table_name}.csv.tmp"
+            table.to_csv(temporary, index=False)
+            os.replace(temporary, self.folder / files[table_name])
+        meta = {"study": name, "quick": quick, "sizes": study.sizes(quick), "sources": SOURCES,
+                "wall_seconds": round(seconds, 1), "files": files, "command": study.command(quick),
+                **provenance(self.device)}
+        temporary = self._meta_path(name).with_suffix(".tmp")
+        temporary.write_text(json.dumps(meta, indent=1))
+        os.replace(temporary, self._meta_path(name))
+        self.log(f"finished {name} in {seconds:.0f} s")
+        return StudyResult(study, tables, meta)
+
+    def collect(self, names: Sequence[str], quick: bool, compute_missing: bool = True) -> dict[str, StudyResult]:
+        """Every study of ``names``: stored if current, else computed (``compute_missing``) or left empty."""
+        results = {}
+        for name in names:
+            study = STUDIES[name]
+            if study.missing():
+                results[name] = StudyResult(study, unavailable=study.missing())
+            elif compute_missing:
+                results[name] = self.get(name, quick)
+            else:
+                results[name] = self.stored(name) or StudyResult(study, unavailable="not computed yet")
+        return results

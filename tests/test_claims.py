@@ -1,0 +1,115 @@
+"""The claims registry: every verdict comes from its rule, and moving a measured
+figure across the rule's threshold moves the verdict."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from bhyt_theory.claims import CLAIMS, RULES, VERDICTS, assess, evaluate
+from bhyt_theory.studies import NOT_AVAILABLE, STUDIES, ResultsStore, StudyResult
+
+# (rule, measured on one side, the change that crosses a threshold, verdict before, verdict after)
+CROSSINGS = [
+    ("C1", {"exponent": 0.5, "exponent_ci_low": 0.3, "exponent_ci_high": 0.7},
+     {"exponent": 0.05, "exponent_ci_low": 0.02, "exponent_ci_high": 0.08}, "confirmed", "refuted"),
+    ("C1", {"exponent": 0.5, "exponent_ci_low": 0.3, "exponent_ci_high": 0.7},
+     {"exponent_ci_low": 0.05}, "confirmed", "qualified"),
+    ("C4", {"exponent": 0.05, "exponent_ci_low": 0.0, "exponent_ci_high": 0.09, "scale_vs_rmsnorm": 0.2},
+     {"exponent_ci_high": 0.11}, "confirmed", "qualified"),
+    ("C4", {"exponent": 0.5, "exponent_ci_low": 0.3, "exponent_ci_high": 0.7, "scale_vs_rmsnorm": 0.99},
+     {"scale_vs_rmsnorm": 1.01}, "qualified", "refuted"),
+    ("C3", {"saturated_fraction": 0.009, "bound_max_ratio": 0.99}, {"saturated_fraction": 0.011},
+     "confirmed", "qualified"),
+    ("C3", {"saturated_fraction": 0.049, "bound_max_ratio": 0.99}, {"saturated_fraction": 0.051},
+     "qualified", "refuted"),
+    ("C3", {"saturated_fraction": 0.0, "bound_max_ratio": 1.0}, {"bound_max_ratio": 1.001}, "confirmed", "refuted"),
+    ("C5", {"max_abs_error": 0.099}, {"max_abs_error": 0.101}, "confirmed", "qualified"),
+    ("C5", {"max_abs_error": 0.499}, {"max_abs_error": 0.501}, "qualified", "refuted"),
+    ("C6", {"training_speedup": 2.0, "training_speedup_ci_low": 0.5, "training_speedup_ci_high": 3.5,
+            "decode_speedup": 2.0, "decode_speedup_ci_low": 0.1, "decode_speedup_ci_high": 3.9,
+            "hardware": "GPU", "device": "cuda"},
+     {"decode_speedup_ci_low": -0.1}, "confirmed", "qualified"),
+    ("C6", {"training_speedup": -2.0, "training_speedup_ci_low": -3.0, "training_speedup_ci_high": 0.1,
+            "decode_speedup": 2.0, "decode_speedup_ci_low": 0.1, "decode_speedup_ci_high": 3.9,
+            "hardware": "GPU", "device": "cuda"},
+     {"training_speedup_ci_high": -0.1}, "qualified", "refuted"),
+    ("C6", {"training_speedup": 2.0, "training_speedup_ci_low": 0.5, "training_speedup_ci_high": 3.5,
+            "decode_speedup": 2.0, "decode_speedup_ci_low": 0.1, "decode_speedup_ci_high": 3.9,
+            "hardware": "GPU", "device": "cuda"},
+     {"device": "cpu"}, "confirmed", "not testable here"),
+    ("C2", {"dyt_speedup": 5.0, "dyt_speedup_ci_low": 1.0, "dyt_speedup_ci_high": 9.0, "dyt_fragility": 1.0},
+     {"dyt_fragility": 0.0}, "confirmed", "qualified"),
+    ("C2", {"dyt_speedup": -5.0, "dyt_speedup_ci_low": -9.0, "dyt_speedup_ci_high": -1.0, "dyt_fragility": 1.0},
+     {"dyt_fragility": 0.0}, "qualified", "refuted"),
+    ("C7", {"loss_gap": 0.009, "loss_gap_se": 0.01}, {"loss_gap": 0.011}, "confirmed", "qualified"),
+    ("C7", {"loss_gap": 0.019, "loss_gap_se": 0.01}, {"loss_gap": 0.021}, "qualified", "refuted"),
+    ("C8", {"mean_abs_ratio": 2.01}, {"mean_abs_ratio": 1.99}, "confirmed", "qualified"),
+    ("C8", {"mean_abs_ratio": 1.01}, {"mean_abs_ratio": 0.99}, "qualified", "refuted"),
+    ("C9", {"greedy_identical_min": 1.0, "inexact_settings": 0, "max_ulps": 0, "inexact_list": "none"},
+     {"inexact_settings": 1, "max_ulps": 2, "inexact_list": "bfloat16/fused_scale"}, "confirmed", "qualified"),
+    ("C9", {"greedy_identical_min": 1.0, "inexact_settings": 1, "max_ulps": 2, "inexact_list": "x"},
+     {"greedy_identical_min": 0.75}, "qualified", "refuted"),
+    ("statement", {"checks": 3, "failed": 0, "failed_list": "none"}, {"failed": 1, "failed_list": "a.b"},
+     "confirmed", "refuted"),
+    ("statement", {"checks": 3, "failed": 0, "failed_list": "none"}, {"checks": 0}, "confirmed", "not testable here"),
+]
+
+
+@pytest.mark.parametrize("rule, measured, change, before, after", CROSSINGS,
+                         ids=[f"{c[0]}-{c[3]}-to-{c[4]}" for c in CROSSINGS])
+def test_crossing_a_threshold_changes_the_verdict(rule, measured, change, before, after):
+    assert RULES[rule].decide(measured).verdict == before
+    assert RULES[rule].decide({**measured, **change}).verdict == after
+
+
+def test_every_rule_is_exercised_by_a_crossing():
+    assert {c[0] for c in CROSSINGS} == set(RULES)
+
+
+def test_registry_covers_c1_to_c9_with_a_rule_each():
+    assert [claim.id for claim in CLAIMS] == [f"C{i}" for i in range(1, 10)]
+    assert all(claim.rule is RULES[claim.id] for claim in CLAIMS)
+
+
+def _fake_results(speedup_low: float) -> dict:
+    """A stored efficiency result as the study writes it (only what C6 reads)."""
+    timings = pd.DataFrame([
+        {"measurement": m, "scheme": "bhyt", "speedup_percent": 1.0, "speedup_ci_low": speedup_low,
+         "speedup_ci_high": 2.0, "rounds": 5, "hardware": "a GPU", "device": "cuda:0", "width": 64}
+        for m in ("block forward+backward", "decode step")])
+    meta = {"command": "bhyt-theory reproduce --only efficiency", "sizes": "tiny", "quick": False}
+    return {"efficiency": StudyResult(STUDIES["efficiency"], {"efficiency_timings": timings}, meta)}
+
+
+def test_assess_applies_the_rule_to_the_measured_table():
+    claim = next(c for c in CLAIMS if c.id == "C6")
+    assert assess(claim, _fake_results(0.5)).verdict == "confirmed"
+    moved = assess(claim, _fake_results(-0.5))
+    assert moved.verdict == "qualified"
+    assert moved.measured["decode_speedup_ci_low"] == -0.5
+    assert "−0.5" in moved.explanation or "-0.5" in moved.explanation
+
+
+def test_missing_experiment_gives_not_testable_with_the_reason():
+    claim = next(c for c in CLAIMS if c.id == "C6")
+    result = assess(claim, {"efficiency": StudyResult(STUDIES["efficiency"], unavailable=NOT_AVAILABLE)})
+    assert result.verdict == "not testable here"
+    assert NOT_AVAILABLE in result.reason and result.measured == {}
+
+
+def test_evaluate_json_fields_from_stored_results(tmp_path, monkeypatch):
+    """evaluate on a results folder: C1–C9 present with the JSON fields; measured filled where testable."""
+    # Only the checks study is computed here; the others are reported as not computed.
+    store = ResultsStore(tmp_path)
+    store.get("checks", quick=True)
+    assessments = evaluate(store, compute_missing=False)
+    records = json.loads(json.dumps([a.as_dict() for a in assessments]))
+    assert [r["id"] for r in records[:9]] == [f"C{i}" for i in range(1, 10)]
+    for record in records:
+        assert {"id", "statement", "verdict", "measured", "expected", "rule", "command"} <= set(record)
+        assert record["verdict"] in VERDICTS
+        assert record["measured"] or record["verdict"] == "not testable here"
+    statements = [r for r in records if r["id"].startswith("proofs/")]
+    assert statements and all(r["verdict"] == "confirmed" for r in statements)
+
