@@ -24,7 +24,7 @@ DOCS = ROOT / "docs"
 DOC_FILES = sorted(DOCS.glob("*.md"))
 
 # Written split so that this file does not contain them itself.
-FORBIDDEN = ("SP" "EC", "shared" "/")
+FORBIDDEN = ("SP" + "EC", "shared" + "/")
 
 SECTION_HEADING = re.compile(r"^## (\d+)\. \S", re.MULTILINE)
 REPOSITORY_CITATION = re.compile(r"docs/([\w\-]+\.md)((?:\s*§\d+)(?:(?:,| and|, and) §\d+)*)")
