@@ -4,7 +4,8 @@ Each ``figure_<study>(tables, path)`` draws one PNG from the tables that
 ``bhyt_theory.studies`` produced (study name → its tables by name); each
 ``table_<study>(tables)`` returns the short table the report shows beside it.
 They compute nothing but views of those tables, so a notebook can call them on
-its own results.
+its own results; with ``path=None`` a figure function returns the matplotlib
+figure instead of writing it.
 """
 
 from __future__ import annotations
@@ -12,13 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Mapping
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.colors import TwoSlopeNorm  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.colors import TwoSlopeNorm
 
 Tables = Mapping[str, pd.DataFrame]
 
@@ -46,9 +44,13 @@ def style(scheme: str, n_points: int = 0) -> dict:
     return chosen
 
 
-def _save(figure, path: Path) -> None:
+def _save(figure, path: Path | None):
+    """Write ``figure`` to ``path`` and close it; with ``path=None`` return it (for a notebook)."""
+    if path is None:
+        return figure
     figure.savefig(path, dpi=DPI, bbox_inches="tight")
     plt.close(figure)
+    return None
 
 
 def _band(axis, x, low, high, scheme: str) -> None:
@@ -61,7 +63,7 @@ def _legend_right(axis, **kwargs) -> None:
 
 # ---------------------------------------------------------------- depth trace
 
-def figure_depth_trace(tables: Tables, path: Path) -> None:
+def figure_depth_trace(tables: Tables, path: Path | None = None):
     """rms of the residual stream per layer (left) and the tanh argument's rms (right), seed bands (95 % CI)."""
     trace = tables["depth_trace"]
     figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.4))
@@ -83,7 +85,7 @@ def figure_depth_trace(tables: Tables, path: Path) -> None:
                  frameon=False)
     figure.text(0.01, -0.03, "bhyt and bhytline compute identical numbers (wide pale line under the dashed one); "
                 "dyt and derf nearly coincide at init. Bands: 95 % interval across seeds.", fontsize=8)
-    _save(figure, path)
+    return _save(figure, path)
 
 
 def table_depth_trace(tables: Tables) -> pd.DataFrame:
@@ -107,7 +109,7 @@ def _fitted_curve(fit: pd.Series, l: np.ndarray) -> np.ndarray:
     return form.rms_from_y(fit["intercept"] + fit["slope"] * form.x(l))
 
 
-def figure_growth(tables: Tables, path: Path) -> None:
+def figure_growth(tables: Tables, path: Path | None = None):
     """Per scheme: Monte Carlo rms vs l (band: 95 % CI), the best fitted law, and the mean-field curve."""
     rms, fits, meanfield = tables["growth_rms"], tables["growth_fits"], tables["growth_meanfield"]
     schemes = list(dict.fromkeys(rms["scheme"]))
@@ -140,7 +142,7 @@ def figure_growth(tables: Tables, path: Path) -> None:
     figure.suptitle(f"Growth with depth at init: width {first['width']}, T {first['seq_len']}, depth {first['depth']}, "
                     f"{first['n_seeds']} seeds (each panel its own y range)", fontsize=11)
     figure.tight_layout()
-    _save(figure, path)
+    return _save(figure, path)
 
 
 def table_growth(tables: Tables) -> pd.DataFrame:
@@ -160,7 +162,7 @@ def table_growth(tables: Tables) -> pd.DataFrame:
 
 # ---------------------------------------------------------------- mean field vs Monte Carlo
 
-def figure_meanfield(tables: Tables, path: Path) -> None:
+def figure_meanfield(tables: Tables, path: Path | None = None):
     """Per scheme: mean square after each block, Monte Carlo (± 2 SE) and the mean-field recursion."""
     table = tables["meanfield_vs_montecarlo"]
     table = table[(table["statistic"] == "mean_square") & (table["sublayer"] == "mlp")]
@@ -187,7 +189,7 @@ def figure_meanfield(tables: Tables, path: Path) -> None:
     figure.suptitle(f"Mean field (token Gram recursion) vs Monte Carlo: width {first['width']}, T {first['seq_len']}",
                     fontsize=11)
     figure.tight_layout()
-    _save(figure, path)
+    return _save(figure, path)
 
 
 def table_meanfield(tables: Tables) -> pd.DataFrame:
@@ -207,7 +209,7 @@ def table_meanfield(tables: Tables) -> pd.DataFrame:
 
 # ---------------------------------------------------------------- variance approximation
 
-def figure_variance(tables: Tables, path: Path) -> None:
+def figure_variance(tables: Tables, path: Path | None = None):
     """M₂/m(h′) as a layer × position heat map, one panel per estimator (1 = exact; red: undercount)."""
     table = tables["variance_estimators"]
     estimators = list(dict.fromkeys(table["estimator"]))
@@ -235,7 +237,7 @@ def figure_variance(tables: Tables, path: Path) -> None:
                     f"seeds: {first['seeds']}); < 1 (red): the second BHyT sees a larger argument than designed", fontsize=11)
     figure.tight_layout()
     figure.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="M₂ / m(h′)")
-    _save(figure, path)
+    return _save(figure, path)
 
 
 def table_variance(tables: Tables) -> pd.DataFrame:
@@ -246,7 +248,7 @@ def table_variance(tables: Tables) -> pd.DataFrame:
     return summary.reset_index()
 
 
-def figure_variance_decomposition(tables: Tables, path: Path) -> None:
+def figure_variance_decomposition(tables: Tables, path: Path | None = None):
     """The error terms of the paper's M₂ (relative to m(h′)) against position, one panel per layer."""
     from .experiments.variance_study import ERROR_TERMS
 
@@ -267,7 +269,7 @@ def figure_variance_decomposition(tables: Tables, path: Path) -> None:
     _legend_right(axes[0, -1])
     figure.suptitle("Where the paper's M₂ goes wrong: reference + Σ terms = m(h′) (seed mean)", fontsize=11)
     figure.tight_layout()
-    _save(figure, path)
+    return _save(figure, path)
 
 
 def table_variance_decomposition(tables: Tables) -> pd.DataFrame:
@@ -279,7 +281,7 @@ def table_variance_decomposition(tables: Tables) -> pd.DataFrame:
 
 # ---------------------------------------------------------------- Jacobian
 
-def figure_jacobian(tables: Tables, path: Path) -> None:
+def figure_jacobian(tables: Tables, path: Path | None = None):
     """‖∂h_{l+1}/∂h_l − I‖_F/‖I‖_F per scheme and layer (± probe standard error)."""
     table = tables["jacobian"]
     figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2))
@@ -294,7 +296,7 @@ def figure_jacobian(tables: Tables, path: Path) -> None:
     right.set(xlabel="rms of the block's input", ylabel="Jacobian deviation", xscale="log", yscale="log",
               title="Deviation against input scale (δ ∝ 1/rms: slope −1)")
     _legend_right(right)
-    _save(figure, path)
+    return _save(figure, path)
 
 
 def table_jacobian(tables: Tables) -> pd.DataFrame:
@@ -307,7 +309,7 @@ def table_jacobian(tables: Tables) -> pd.DataFrame:
 
 # ---------------------------------------------------------------- bounds
 
-def figure_bounds(tables: Tables, path: Path) -> None:
+def figure_bounds(tables: Tables, path: Path | None = None):
     """Tightest measured/bound per scheme: depth bound (left), saturation bound (right); 1 = attained."""
     table = tables["bounds_tightness"].assign(kind=lambda t: np.where(t["bound"].astype(str) == "depth", "depth",
                                                                        "saturation"))
@@ -327,7 +329,7 @@ def figure_bounds(tables: Tables, path: Path) -> None:
     figure.legend(handles, ["adversarial search" if l == "search" else "default initialisation" for l in labels],
                   loc="lower center", ncol=2, fontsize=9, frameon=False, bbox_to_anchor=(0.5, -0.06))
     figure.tight_layout()
-    _save(figure, path)
+    return _save(figure, path)
 
 
 def table_bounds(tables: Tables) -> pd.DataFrame:
@@ -353,7 +355,7 @@ def table_decode(tables: Tables) -> pd.DataFrame:
 
 # ---------------------------------------------------------------- efficiency
 
-def figure_efficiency(tables: Tables, path: Path) -> None:
+def figure_efficiency(tables: Tables, path: Path | None = None):
     """Counted cost per block (left) and measured speed-up over RMSNorm with 95 % CI (right)."""
     costs, timings = tables["efficiency_costs"], tables["efficiency_timings"]
     figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2))
@@ -395,7 +397,7 @@ def figure_efficiency(tables: Tables, path: Path) -> None:
               title=f"Measured on {hardware}"[:70])
     right.legend(fontsize=8)
     figure.tight_layout()
-    _save(figure, path)
+    return _save(figure, path)
 
 
 def table_efficiency(tables: Tables) -> pd.DataFrame:

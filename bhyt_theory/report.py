@@ -24,12 +24,15 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
-import pandas as pd
-import torch
+import matplotlib
 
-from .claims import CLAIMS, Assessment, assess, assess_statements
-from .figures import VIEWS
-from .studies import STUDIES, ResultsStore, StudyResult, provenance
+matplotlib.use("Agg")  # files only; set before figures imports pyplot
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+from .claims import CLAIMS, Assessment, assess, assess_statements  # noqa: E402
+from .figures import VIEWS  # noqa: E402
+from .studies import STUDIES, ResultsStore, StudyResult, provenance  # noqa: E402
 
 
 def configure_threads() -> int:

@@ -107,28 +107,30 @@ class Study:
 
 # ---------------------------------------------------------------- the experiments, sized
 
-def _depth_trace(quick: bool) -> dict[str, pd.DataFrame]:
-    config = dict(depth=8 if quick else 32, width=64 if quick else 256, heads=4, seq_len=32 if quick else 128)
-    table = sweep({"scheme": list(SCHEMES)}, list(range(2 if quick else 4)), batch=4, input_std=0.02, base=config,
-                  cache_dir=None, progress=False)
+def depth_trace_tables(config: StackConfig, seeds: Sequence[int], batch: int = 4) -> dict[str, pd.DataFrame]:
+    """Every scheme at ``config``'s sizes: per layer × sublayer statistics (``DEPTH_TRACE_STATISTICS``)
+    with 95 % intervals across seeds, inputs N(0, 0.02²)."""
+    base = {k: v for k, v in config.as_dict().items() if k != "scheme"}
+    table = sweep({"scheme": list(SCHEMES)}, list(seeds), batch=batch, input_std=0.02, base=base, cache_dir=None,
+                  progress=False)
     summary = summarise(table, statistics=DEPTH_TRACE_STATISTICS)
     return {"depth_trace": summary[["scheme", "layer", "sublayer", "statistic", "mean", "std", "n_seeds", "ci_low",
                                     "ci_high", "depth", "width", "seq_len"]]}
 
 
-def _growth(quick: bool) -> dict[str, pd.DataFrame]:
-    from .experiments.growth import DEFAULT_GROWTH, fit_growth, meanfield_growth
+def growth_tables(config: StackConfig, seeds: Sequence[int], batch: int = 4) -> dict[str, pd.DataFrame]:
+    """Every scheme at ``config``'s sizes: growth-law fits (Monte Carlo and mean field), the per-layer
+    rms with 95 % intervals, and the mean-field rms curve."""
+    from .experiments.growth import fit_growth, meanfield_growth
     from .theory.meanfield import predict
 
-    base = {**DEFAULT_GROWTH, **({"depth": 32, "width": 64, "seq_len": 16} if quick else {})}
-    table = sweep({"scheme": list(SCHEMES)}, [0, 1] if quick else [0, 1, 2], batch=4, base=base, cache_dir=None,
-                  progress=False)
+    base = {k: v for k, v in config.as_dict().items() if k != "scheme"}
+    table = sweep({"scheme": list(SCHEMES)}, list(seeds), batch=batch, base=base, cache_dir=None, progress=False)
     fits = pd.concat([fit_growth(table).assign(source="monte carlo"), meanfield_growth(table).assign(source="mean field")],
                      ignore_index=True)
     curves = summarise(table[table["sublayer"] == "mlp"], statistics=("rms",))
-    meanfield = pd.concat([
-        predict(StackConfig(scheme=scheme, **base), 0.02**2)[["layer", "sublayer", "rms"]].assign(scheme=scheme)
-        for scheme in SCHEMES], ignore_index=True)
+    meanfield = pd.concat([predict(config.replace(scheme=scheme), 0.02**2)[["layer", "sublayer", "rms"]]
+                           .assign(scheme=scheme) for scheme in SCHEMES], ignore_index=True)
     return {
         "growth_fits": fits,
         "growth_rms": curves[["scheme", "layer", "mean", "ci_low", "ci_high", "n_seeds", "depth", "width", "seq_len"]],
@@ -136,49 +138,86 @@ def _growth(quick: bool) -> dict[str, pd.DataFrame]:
     }
 
 
-def _meanfield(quick: bool) -> dict[str, pd.DataFrame]:
+def meanfield_tables(config: StackConfig, seeds: Sequence[int], batch: int = 2) -> dict[str, pd.DataFrame]:
+    """Mean field vs Monte Carlo of the per-layer mean square, every scheme at ``config``'s sizes."""
     from .theory.meanfield import compare_with_monte_carlo
 
-    depth, width, seq_len, seeds = (8, 64, 16, range(2)) if quick else (64, 256, 64, range(8))
-    parts = [compare_with_monte_carlo(StackConfig(scheme=scheme, depth=depth, width=width, heads=4, seq_len=seq_len),
-                                      seeds, batch=2).assign(scheme=scheme, depth=depth, width=width, seq_len=seq_len)
+    parts = [compare_with_monte_carlo(config.replace(scheme=scheme), list(seeds), batch=batch)
+             .assign(scheme=scheme, depth=config.depth, width=config.width, seq_len=config.seq_len)
              for scheme in SCHEMES]
     return {"meanfield_vs_montecarlo": pd.concat(parts, ignore_index=True)}
 
 
+def variance_tables(config: StackConfig, layers: Sequence[int], seeds: Sequence[int],
+                    batch: int = 4) -> dict[str, pd.DataFrame]:
+    """M₂/m(h′) of every estimator at every position of ``layers`` (``estimator_comparison``)."""
+    from .experiments.variance_study import estimator_comparison
+
+    table = estimator_comparison(config, seeds=tuple(seeds), batch=batch, layers=tuple(layers),
+                                 positions=range(config.seq_len))
+    return {"variance_estimators": table.assign(width=config.width, seq_len=config.seq_len, depth=config.depth)}
+
+
+def variance_decomposition_tables(config: StackConfig, layers: Sequence[int], seeds: Sequence[int],
+                                  batch: int = 4) -> dict[str, pd.DataFrame]:
+    """The error terms of the paper's M₂ per layer × position × seed (``variance_study``)."""
+    from .experiments.variance_study import variance_study
+    from .numerics.inputs import INPUT_SEED_OFFSET, gaussian_inputs
+    from .numerics.model import Stack
+
+    parts = [variance_study(Stack(config, seed), gaussian_inputs(config.width, batch, config.seq_len, 0.02,
+                                                                 seed + INPUT_SEED_OFFSET), layers) for seed in seeds]
+    return {"variance_decomposition": pd.concat(parts, ignore_index=True)}
+
+
+def jacobian_tables(config: StackConfig, seeds: Sequence[int], probes: int) -> dict[str, pd.DataFrame]:
+    """Jacobian deviation from I per scheme at layers 0, 1, 4, 16, L−1 (``jacobian_comparison``)."""
+    from .experiments.block_jacobian import jacobian_comparison, jacobian_layers
+
+    table = jacobian_comparison(config, layers=jacobian_layers(config.depth), seeds=tuple(seeds), probes=probes)
+    return {"jacobian": table.assign(depth=config.depth, width=config.width, seq_len=config.seq_len)}
+
+
+def _sized(quick: bool, small: dict, full: dict) -> StackConfig:
+    return StackConfig(heads=4, **(small if quick else full))
+
+
+def _depth_trace(quick: bool) -> dict[str, pd.DataFrame]:
+    config = _sized(quick, dict(depth=8, width=64, seq_len=32), dict(depth=32, width=256, seq_len=128))
+    return depth_trace_tables(config, range(2 if quick else 4))
+
+
+def _growth(quick: bool) -> dict[str, pd.DataFrame]:
+    from .experiments.growth import DEFAULT_GROWTH
+
+    full = {k: v for k, v in DEFAULT_GROWTH.items() if k != "heads"}
+    config = _sized(quick, dict(full, depth=32, width=64, seq_len=16), full)
+    return growth_tables(config, [0, 1] if quick else [0, 1, 2])
+
+
+def _meanfield(quick: bool) -> dict[str, pd.DataFrame]:
+    config = _sized(quick, dict(depth=8, width=64, seq_len=16), dict(depth=64, width=256, seq_len=64))
+    return meanfield_tables(config, range(2 if quick else 8))
+
+
 def _variance_config(quick: bool) -> tuple[StackConfig, tuple[int, ...], tuple[int, ...]]:
-    config = StackConfig(scheme="bhyt", depth=17 if quick else 65, width=64 if quick else 256, heads=4,
-                         seq_len=32 if quick else 128)
+    config = _sized(quick, dict(scheme="bhyt", depth=17, width=64, seq_len=32),
+                    dict(scheme="bhyt", depth=65, width=256, seq_len=128))
     layers = (0, 1, 4, 16) if quick else (0, 1, 4, 16, 64)
     return config, layers, (0,) if quick else (0, 1, 2)
 
 
 def _variance(quick: bool) -> dict[str, pd.DataFrame]:
-    from .experiments.variance_study import estimator_comparison
-
-    config, layers, seeds = _variance_config(quick)
-    table = estimator_comparison(config, seeds=seeds, layers=layers, positions=range(config.seq_len))
-    return {"variance_estimators": table.assign(width=config.width, seq_len=config.seq_len, depth=config.depth)}
+    return variance_tables(*_variance_config(quick))
 
 
 def _variance_decomposition(quick: bool) -> dict[str, pd.DataFrame]:
-    from .experiments.variance_study import variance_study
-    from .numerics.inputs import INPUT_SEED_OFFSET, gaussian_inputs
-    from .numerics.model import Stack
-
-    config, layers, seeds = _variance_config(quick)
-    parts = [variance_study(Stack(config, seed), gaussian_inputs(config.width, 4, config.seq_len, 0.02,
-                                                                 seed + INPUT_SEED_OFFSET), layers) for seed in seeds]
-    return {"variance_decomposition": pd.concat(parts, ignore_index=True)}
+    return variance_decomposition_tables(*_variance_config(quick))
 
 
 def _jacobian(quick: bool) -> dict[str, pd.DataFrame]:
-    from .experiments.block_jacobian import jacobian_comparison, jacobian_layers
-
-    config = StackConfig(depth=8 if quick else 32, width=64 if quick else 256, heads=4, seq_len=32 if quick else 128)
-    table = jacobian_comparison(config, layers=jacobian_layers(config.depth), seeds=(0,) if quick else (0, 1),
-                                probes=4 if quick else 16)
-    return {"jacobian": table.assign(depth=config.depth, width=config.width, seq_len=config.seq_len)}
+    config = _sized(quick, dict(depth=8, width=64, seq_len=32), dict(depth=32, width=256, seq_len=128))
+    return jacobian_tables(config, (0,) if quick else (0, 1), probes=4 if quick else 16)
 
 
 def _bounds(quick: bool) -> dict[str, pd.DataFrame]:
@@ -339,5 +378,6 @@ class ResultsStore:
             elif compute_missing:
                 results[name] = self.get(name, quick)
             else:
-                results[name] = self.stored(name) or StudyResult(study, unavailable="not computed yet")
+                results[name] = self.stored(name) or StudyResult(
+                    study, unavailable=f"no current result in {self.folder} (run `{study.command(False)}`)")
         return results

@@ -34,7 +34,6 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
@@ -53,10 +52,6 @@ from .montecarlo import confidence_interval
 
 EFFICIENCY_SCHEMES = ("rmsnorm", "dyt", "bhytstar", "bhyt")
 BASELINE = "rmsnorm"
-PAPER_SPEEDUPS = {
-    "v1": {"training": 15.8, "decode": 4.2},
-    "v3": {"training": 1.6, "decode": 1.77},
-}
 STATISTIC_BYTES = 4  # one float32 per-token statistic (m, M₂ or 1/rms)
 
 
@@ -400,54 +395,3 @@ def efficiency_study(config: StackConfig = DEFAULT_EFFICIENCY, schemes: Sequence
                     ignore_index=True)
     element_bytes = torch.empty((), dtype=config.torch_dtype).element_size()
     return cost_model(config.width, schemes, element_bytes), timing_summary(raw)
-
-
-def plot_efficiency(costs: pd.DataFrame, timings: pd.DataFrame, path, title: str = "") -> None:
-    """Two panels: the counted cost (reductions, transcendental ops, bytes vs RMSNorm)
-    and the measured speed-up over RMSNorm with its interval, per scheme."""
-    import matplotlib.pyplot as plt
-
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    forward = costs[costs["pass"] == "forward"].set_index("scheme")
-    backward = costs[costs["pass"] == "backward"].set_index("scheme")
-    schemes = list(forward.index)
-    position = np.arange(len(schemes))
-    bars = {
-        "row reductions, forward": forward["row_reductions"],
-        "row reductions, backward": backward["row_reductions"],
-        "tanh per element (fwd+bwd)": (forward["transcendental_elementwise"] + backward["transcendental_elementwise"])
-        / forward["width"],
-        "bytes vs RMSNorm (fwd+bwd)": (forward["activation_bytes"] + backward["activation_bytes"])
-        / (forward.loc[BASELINE, "activation_bytes"] + backward.loc[BASELINE, "activation_bytes"])
-        if BASELINE in forward.index else forward["bytes_vs_rmsnorm"],
-    }
-    width = 0.8 / len(bars)
-    for index, (label, values) in enumerate(bars.items()):
-        left.bar(position + (index - (len(bars) - 1) / 2) * width, values.to_numpy(), width, label=label,
-                 hatch=("", "//", "..", "xx")[index % 4], edgecolor="black", linewidth=0.5)
-    left.set(xticks=position, xticklabels=schemes, ylabel="count per token per block (two sites)",
-             title=f"Counted cost, width {int(forward['width'].iloc[0])}")
-    left.legend(fontsize=8, loc="upper left")
-    measurements = list(dict.fromkeys(timings["measurement"]))
-    width = 0.8 / max(len(measurements), 1)
-    for index, measurement in enumerate(measurements):
-        part = timings[timings["measurement"] == measurement].set_index("scheme").reindex(schemes)
-        mean = part["speedup_percent"].to_numpy()
-        error = np.vstack([mean - part["speedup_ci_low"].to_numpy(), part["speedup_ci_high"].to_numpy() - mean])
-        right.bar(position + (index - (len(measurements) - 1) / 2) * width, mean, width, yerr=error, capsize=3,
-                  label=measurement, hatch=("", "//")[index % 2], edgecolor="black", linewidth=0.5)
-    right.axhline(0, color="black", linewidth=0.8)
-    right.set(xticks=position, xticklabels=schemes, ylabel="speed-up over RMSNorm, % (95 % CI)",
-              title=title or "Measured")
-    right.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-
-
-def paper_speedups(version: str) -> dict[str, float]:
-    """C6's published speed-ups (percent, BHyT over RMSNorm) in ``version`` "v1" or "v3" of arXiv 2601.09719."""
-    if version not in PAPER_SPEEDUPS:
-        raise ValueError(f"version must be one of {tuple(PAPER_SPEEDUPS)}, got {version!r}")
-    return dict(PAPER_SPEEDUPS[version])
-
