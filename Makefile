@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 TORCH  ?= torch==2.13.0
 OUT    ?= results
 
-.PHONY: venv test reproduce bench efficiency-gpu notebooks clean
+.PHONY: venv test reproduce claims bench efficiency-gpu notebooks clean
 
 venv: $(STAMP)
 
@@ -24,8 +24,12 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# QUICK=1: small sizes (about a minute); progress also goes to $(OUT)/reproduce.log.
 reproduce: $(STAMP)
-	$(BIN)/bhyt-theory reproduce --out $(OUT)
+	$(BIN)/bhyt-theory reproduce --out $(OUT) $(if $(QUICK),--quick)
+
+claims: $(STAMP)
+	$(BIN)/bhyt-theory claims --results $(OUT)
 
 bench: $(STAMP)
 	$(BIN)/bhyt-theory bench

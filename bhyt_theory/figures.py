@@ -322,9 +322,12 @@ def figure_bounds(tables: Tables, path: Path | None = None):
             axis.barh(position + (index - 0.5) * 0.4, part[setting].to_numpy(), 0.4, label=setting,
                       hatch=("", "//")[index], edgecolor="black", linewidth=0.5)
         axis.axvline(1.0, color="black", linestyle="--", linewidth=1)
-        axis.set(yticks=position, yticklabels=list(part.index), xscale="log" if kind == "depth" else "linear",
+        low, high = float(np.nanmin(part.to_numpy())), float(np.nanmax(part.to_numpy()))
+        logarithmic = low < 0.05  # ratios spanning decades (default init vs search) need a log axis
+        axis.set(yticks=position, yticklabels=list(part.index), xscale="log" if logarithmic else "linear",
+                 xlim=(low / 2, max(1.5, 1.2 * high)) if logarithmic else (0, max(1.05, 1.05 * high)),
                  xlabel="largest measured / bound (1 = attained, > 1 = violated)",
-                 title=f"{kind} bound" + (" (log scale)" if kind == "depth" else ""))
+                 title=f"{kind} bound" + (" (log scale)" if logarithmic else ""))
     handles, labels = axes[0].get_legend_handles_labels()
     figure.legend(handles, ["adversarial search" if l == "search" else "default initialisation" for l in labels],
                   loc="lower center", ncol=2, fontsize=9, frameon=False, bbox_to_anchor=(0.5, -0.06))
@@ -411,6 +414,56 @@ def table_efficiency(tables: Tables) -> pd.DataFrame:
     })
 
 
+# ---------------------------------------------------------------- trained regime
+
+def _statistics_steps(log: pd.DataFrame) -> pd.DataFrame:
+    """Per-layer statistics rows at each run's first (``init``) and last (``trained``) statistics step."""
+    stats = log[log["quantity"].isin(["mean_abs", "variance"]) & log["sublayer"].isin(["embedding", "mlp"])]
+    first = stats.groupby("run_id")["step"].transform("min")
+    last = stats.groupby("run_id")["step"].transform("max")
+    return pd.concat([stats[stats["step"] == first].assign(when="init"),
+                      stats[stats["step"] == last].assign(when="trained")], ignore_index=True)
+
+
+def figure_training(tables: Tables, path: Path | None = None):
+    """Loss curves (left) and the Fig. 3 analogue: per-layer mean |h| and variance of the residual
+    stream at init (dotted) and after training (solid), seed means; layer −1 is the embedding output."""
+    log = tables["training_log"]
+    figure, axes = plt.subplots(1, 3, figsize=(15, 4.4))
+    labels = list(dict.fromkeys(log["label"]))
+    for label in labels:
+        scheme = log.loc[log["label"] == label, "scheme"].iloc[0]
+        chosen = {k: v for k, v in style(scheme).items() if k not in ("marker", "markersize")}
+        train = log[(log["label"] == label) & (log["quantity"] == "train_loss")].groupby("step")["value"].mean()
+        axes[0].plot(train.index, train.rolling(10, min_periods=1).mean(), label=label, **chosen)
+        held_out = log[(log["label"] == label) & (log["quantity"] == "eval_loss")].groupby("step")["value"].mean()
+        axes[0].plot(held_out.index, held_out.values, "o", color=chosen.get("color"), markersize=3)
+    axes[0].set(xlabel="step", ylabel="loss (nats per byte)", title="Training (10-step mean) and held-out (o) loss")
+    rows = _statistics_steps(log)
+    for axis, statistic in zip(axes[1:], ("mean_abs", "variance")):
+        for label in labels:
+            scheme = log.loc[log["label"] == label, "scheme"].iloc[0]
+            for when, line in (("init", ":"), ("trained", "-")):
+                curve = rows[(rows["label"] == label) & (rows["quantity"] == statistic) & (rows["when"] == when)]
+                curve = curve.groupby("layer")["value"].mean()
+                axis.plot(curve.index, curve.values, color=SCHEME_STYLES.get(scheme, {}).get("color"), linestyle=line,
+                          marker=SCHEME_STYLES.get(scheme, {}).get("marker") or ".", markersize=4,
+                          label=f"{label}" if when == "trained" else None)
+        axis.set(xlabel="layer (−1: embedding output)", ylabel=statistic, yscale="log",
+                 title=f"{statistic} per layer: init (dotted), trained (solid)")
+    _legend_right(axes[2])
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def table_training(tables: Tables) -> pd.DataFrame:
+    summary = tables["training_summary"]
+    columns = [c for c in ("label", "n_runs", "n_diverged", "eval_loss_mean", "eval_loss_sd", "last_mean_abs",
+                           "last_variance", "growth_mean_abs", "mean_abs_baseline_ratio", "variance_baseline_ratio")
+               if c in summary.columns]
+    return summary[columns]
+
+
 VIEWS: dict[str, tuple[Callable[[Tables, Path], None] | None, Callable[[Tables], pd.DataFrame]]] = {
     "depth_trace": (figure_depth_trace, table_depth_trace),
     "growth": (figure_growth, table_growth),
@@ -421,6 +474,7 @@ VIEWS: dict[str, tuple[Callable[[Tables, Path], None] | None, Callable[[Tables],
     "bounds": (figure_bounds, table_bounds),
     "checks": (None, table_checks),
     "efficiency": (figure_efficiency, table_efficiency),
+    "training": (figure_training, table_training),
     "decode": (None, table_decode),
 }
 """Study name → (figure function or None, short-table function)."""

@@ -39,6 +39,9 @@ from .numerics.model import SCHEMES, StackConfig
 NOT_AVAILABLE = "experiment not available in this build"
 PACKAGE = Path(__file__).resolve().parent
 SOURCES = source_fingerprint(*sorted(PACKAGE.rglob("*.py")))
+TEX_SYMBOLS = {"$": "", "\\lambda": "λ", "\\kappa": "κ", "\\varepsilon": "ε", "\\sqrt": "√", "\\le": "≤",
+               "\\gamma": "γ", "\\,": " "}
+"""TeX in proof titles, shown as plain text in tables."""
 DEPTH_TRACE_STATISTICS = ("rms", "mean_abs", "variance", "arg_rms", "saturated_fraction_1")
 
 
@@ -238,6 +241,8 @@ def _checks(quick: bool) -> dict[str, pd.DataFrame]:
     for path in sorted(PROOFS_DIR.glob("*.md")):
         text = path.read_text(encoding="utf-8")
         title = next((line[2:].strip() for line in text.splitlines() if line.startswith("# ")), path.stem)
+        for tex, plain in TEX_SYMBOLS.items():
+            title = title.replace(tex, plain)
         statements.append({"proof": path.name, "title": title, "sections": ", ".join(proof_sections(text))})
     return {"checks": table, "proofs": pd.DataFrame(statements)}
 
@@ -258,6 +263,25 @@ def _efficiency(quick: bool) -> dict[str, pd.DataFrame]:
 def _decode(quick: bool) -> dict[str, pd.DataFrame]:
     (decode_exactness,) = optional("bhyt_theory.experiments.decode", "decode_exactness")
     return {"decode_exactness": decode_exactness(seeds=(0,) if quick else (0, 1, 2))}
+
+
+TRAINING_STEPS = 150
+"""Steps per run of the full-size training comparison (the ``default`` preset runs 300; half keeps
+``reproduce`` within its budget on two cores)."""
+
+
+def _training(quick: bool) -> dict[str, pd.DataFrame]:
+    preset_config, comparison_configs, run_comparison = optional(
+        "bhyt_theory.experiments.training_study", "preset_config", "comparison_configs", "run_comparison")
+    import tempfile
+
+    base = preset_config("quick") if quick else preset_config("default", steps=TRAINING_STEPS)
+    workers = 1 if quick else min(2, torch.get_num_threads())  # one process per core, one thread each
+    with tempfile.TemporaryDirectory(prefix="bhyt-training-") as folder:
+        tables = run_comparison(comparison_configs(base, seeds=(0, 1) if quick else (0, 1, 2)), folder,
+                                workers=workers, figures=False, progress=False, log=lambda message: None)
+    keep = ("runs", "log", "summary")
+    return {f"training_{name}": table for name, table in tables.items() if name in keep}
 
 
 STUDIES: dict[str, Study] = {study.name: study for study in (
@@ -289,6 +313,12 @@ STUDIES: dict[str, Study] = {study.name: study for study in (
     Study("efficiency", "Efficiency: counted cost and measured time vs RMSNorm", ("C2", "C6"), _efficiency,
           lambda q: "width 128, T 32, 4 rounds" if q else "width 512, 8 heads, T 128, batch 4, 12 rounds",
           subcommand="bhyt-theory efficiency"),
+    Study("training", "The trained regime: pretraining every scheme on CPU", ("C2", "C7", "C8"), _training,
+          lambda q: "preset quick, 2 seeds" if q else f"preset default with {TRAINING_STEPS} steps, 3 seeds",
+          requires=(("bhyt_theory.experiments.training_study", ("preset_config", "comparison_configs",
+                                                                 "run_comparison")),
+                    ("bhyt_theory.experiments.trained_analysis", ("training_summary", "training_figures"))),
+          subcommand="bhyt-theory train"),
     Study("decode", "Decode-time precomputation: bit-exactness", ("C9",), _decode,
           lambda q: "1 seed" if q else "3 seeds",
           requires=(("bhyt_theory.experiments.decode", ("decode_exactness",)),)),
