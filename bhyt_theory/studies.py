@@ -38,7 +38,10 @@ from .numerics.model import SCHEMES, StackConfig
 
 NOT_AVAILABLE = "experiment not available in this build"
 PACKAGE = Path(__file__).resolve().parent
-SOURCES = source_fingerprint(*sorted(PACKAGE.rglob("*.py")))
+SOURCES = source_fingerprint(*sorted(p for layer in ("numerics", "theory", "experiments") for p in (PACKAGE / layer).rglob("*.py")),
+                             PACKAGE / "__init__.py", Path(__file__))
+"""What a stored table depends on: the layers that compute it and this module's sizes. The top layer's
+rendering and judging (``claims``, ``figures``, ``report``, ``cli``) can change without recomputing."""
 TEX_SYMBOLS = {"$": "", "\\lambda": "λ", "\\kappa": "κ", "\\varepsilon": "ε", "\\sqrt": "√", "\\le": "≤",
                "\\gamma": "γ", "\\,": " "}
 """TeX in proof titles, shown as plain text in tables."""
