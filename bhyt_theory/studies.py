@@ -38,8 +38,9 @@ from .numerics.model import SCHEMES, StackConfig
 
 NOT_AVAILABLE = "experiment not available in this build"
 PACKAGE = Path(__file__).resolve().parent
-SOURCES = source_fingerprint(*sorted(p for layer in ("numerics", "theory", "experiments") for p in (PACKAGE / layer).rglob("*.py")),
-                             PACKAGE / "__init__.py", Path(__file__))
+SOURCES = source_fingerprint(
+    *sorted(path for layer in ("numerics", "theory", "experiments") for path in (PACKAGE / layer).rglob("*.py")),
+    PACKAGE / "__init__.py", Path(__file__))
 """What a stored table depends on: the layers that compute it and this module's sizes. The top layer's
 rendering and judging (``claims``, ``figures``, ``report``, ``cli``) can change without recomputing."""
 TEX_SYMBOLS = {"$": "", "\\lambda": "λ", "\\kappa": "κ", "\\varepsilon": "ε", "\\sqrt": "√", "\\le": "≤",
@@ -86,7 +87,7 @@ def provenance(device: str = "cpu") -> dict:
 
 @dataclass(frozen=True)
 class Study:
-    """One experiment: ``produce(quick)`` returns its tables by name.
+    """One experiment: ``produce(quick, log)`` returns its tables by name (``log``: progress lines).
 
     ``requires``: modules (with attributes) the experiment needs; absent ones make
     the study unavailable. ``claims``: the claim ids it serves.
@@ -95,7 +96,7 @@ class Study:
     name: str
     title: str
     claims: tuple[str, ...]
-    produce: Callable[[bool], dict[str, pd.DataFrame]]
+    produce: Callable[..., dict[str, pd.DataFrame]]
     sizes: Callable[[bool], str]
     requires: tuple[tuple[str, tuple[str, ...]], ...] = ()
     subcommand: str = ""
@@ -113,25 +114,43 @@ class Study:
 
 # ---------------------------------------------------------------- the experiments, sized
 
-def depth_trace_tables(config: StackConfig, seeds: Sequence[int], batch: int = 4) -> dict[str, pd.DataFrame]:
+Log = Callable[[str], None]
+
+
+def _quiet(message: str) -> None:
+    """The default progress sink of the table functions: discard."""
+
+
+def _every_scheme(config: StackConfig, seeds: Sequence[int], batch: int, log: Log) -> pd.DataFrame:
+    """``sweep`` of every scheme at ``config``'s sizes, one scheme at a time with a progress line each."""
+    base = {k: v for k, v in config.as_dict().items() if k != "scheme"}
+    parts = []
+    for index, scheme in enumerate(SCHEMES, 1):
+        started = time.perf_counter()
+        parts.append(sweep({"scheme": [scheme]}, list(seeds), batch=batch, input_std=0.02, base=base, cache_dir=None,
+                           progress=False))
+        log(f"  {scheme} ({index}/{len(SCHEMES)}): {len(list(seeds))} seeds in {time.perf_counter() - started:.0f} s")
+    return pd.concat(parts, ignore_index=True)
+
+
+def depth_trace_tables(config: StackConfig, seeds: Sequence[int], batch: int = 4,
+                       log: Log = _quiet) -> dict[str, pd.DataFrame]:
     """Every scheme at ``config``'s sizes: per layer × sublayer statistics (``DEPTH_TRACE_STATISTICS``)
     with 95 % intervals across seeds, inputs N(0, 0.02²)."""
-    base = {k: v for k, v in config.as_dict().items() if k != "scheme"}
-    table = sweep({"scheme": list(SCHEMES)}, list(seeds), batch=batch, input_std=0.02, base=base, cache_dir=None,
-                  progress=False)
+    table = _every_scheme(config, seeds, batch, log)
     summary = summarise(table, statistics=DEPTH_TRACE_STATISTICS)
     return {"depth_trace": summary[["scheme", "layer", "sublayer", "statistic", "mean", "std", "n_seeds", "ci_low",
                                     "ci_high", "depth", "width", "seq_len"]]}
 
 
-def growth_tables(config: StackConfig, seeds: Sequence[int], batch: int = 4) -> dict[str, pd.DataFrame]:
+def growth_tables(config: StackConfig, seeds: Sequence[int], batch: int = 4,
+                  log: Log = _quiet) -> dict[str, pd.DataFrame]:
     """Every scheme at ``config``'s sizes: growth-law fits (Monte Carlo and mean field), the per-layer
     rms with 95 % intervals, and the mean-field rms curve."""
     from .experiments.growth import fit_growth, meanfield_growth
     from .theory.meanfield import predict
 
-    base = {k: v for k, v in config.as_dict().items() if k != "scheme"}
-    table = sweep({"scheme": list(SCHEMES)}, list(seeds), batch=batch, base=base, cache_dir=None, progress=False)
+    table = _every_scheme(config, seeds, batch, log)
     fits = pd.concat([fit_growth(table).assign(source="monte carlo"), meanfield_growth(table).assign(source="mean field")],
                      ignore_index=True)
     curves = summarise(table[table["sublayer"] == "mlp"], statistics=("rms",))
@@ -144,13 +163,16 @@ def growth_tables(config: StackConfig, seeds: Sequence[int], batch: int = 4) -> 
     }
 
 
-def meanfield_tables(config: StackConfig, seeds: Sequence[int], batch: int = 2) -> dict[str, pd.DataFrame]:
+def meanfield_tables(config: StackConfig, seeds: Sequence[int], batch: int = 2,
+                     log: Log = _quiet) -> dict[str, pd.DataFrame]:
     """Mean field vs Monte Carlo of the per-layer mean square, every scheme at ``config``'s sizes."""
     from .theory.meanfield import compare_with_monte_carlo
 
-    parts = [compare_with_monte_carlo(config.replace(scheme=scheme), list(seeds), batch=batch)
-             .assign(scheme=scheme, depth=config.depth, width=config.width, seq_len=config.seq_len)
-             for scheme in SCHEMES]
+    parts = []
+    for index, scheme in enumerate(SCHEMES, 1):
+        parts.append(compare_with_monte_carlo(config.replace(scheme=scheme), list(seeds), batch=batch)
+                     .assign(scheme=scheme, depth=config.depth, width=config.width, seq_len=config.seq_len))
+        log(f"  {scheme} ({index}/{len(SCHEMES)})")
     return {"meanfield_vs_montecarlo": pd.concat(parts, ignore_index=True)}
 
 
@@ -188,22 +210,22 @@ def _sized(quick: bool, small: dict, full: dict) -> StackConfig:
     return StackConfig(heads=4, **(small if quick else full))
 
 
-def _depth_trace(quick: bool) -> dict[str, pd.DataFrame]:
+def _depth_trace(quick: bool, log: Log = _quiet) -> dict[str, pd.DataFrame]:
     config = _sized(quick, dict(depth=8, width=64, seq_len=32), dict(depth=32, width=256, seq_len=128))
-    return depth_trace_tables(config, range(2 if quick else 4))
+    return depth_trace_tables(config, range(2 if quick else 4), log=log)
 
 
-def _growth(quick: bool) -> dict[str, pd.DataFrame]:
+def _growth(quick: bool, log: Log = _quiet) -> dict[str, pd.DataFrame]:
     from .experiments.growth import DEFAULT_GROWTH
 
     full = {k: v for k, v in DEFAULT_GROWTH.items() if k != "heads"}
     config = _sized(quick, dict(full, depth=32, width=64, seq_len=16), full)
-    return growth_tables(config, [0, 1] if quick else [0, 1, 2])
+    return growth_tables(config, [0, 1] if quick else [0, 1, 2], log=log)
 
 
-def _meanfield(quick: bool) -> dict[str, pd.DataFrame]:
+def _meanfield(quick: bool, log: Log = _quiet) -> dict[str, pd.DataFrame]:
     config = _sized(quick, dict(depth=8, width=64, seq_len=16), dict(depth=64, width=256, seq_len=64))
-    return meanfield_tables(config, range(2 if quick else 8))
+    return meanfield_tables(config, range(2 if quick else 8), log=log)
 
 
 def _variance_config(quick: bool) -> tuple[StackConfig, tuple[int, ...], tuple[int, ...]]:
@@ -213,20 +235,20 @@ def _variance_config(quick: bool) -> tuple[StackConfig, tuple[int, ...], tuple[i
     return config, layers, (0,) if quick else (0, 1, 2)
 
 
-def _variance(quick: bool) -> dict[str, pd.DataFrame]:
+def _variance(quick: bool, log: Log = _quiet) -> dict[str, pd.DataFrame]:
     return variance_tables(*_variance_config(quick))
 
 
-def _variance_decomposition(quick: bool) -> dict[str, pd.DataFrame]:
+def _variance_decomposition(quick: bool, log: Log = _quiet) -> dict[str, pd.DataFrame]:
     return variance_decomposition_tables(*_variance_config(quick))
 
 
-def _jacobian(quick: bool) -> dict[str, pd.DataFrame]:
+def _jacobian(quick: bool, log: Log = _quiet) -> dict[str, pd.DataFrame]:
     config = _sized(quick, dict(depth=8, width=64, seq_len=32), dict(depth=32, width=256, seq_len=128))
     return jacobian_tables(config, (0,) if quick else (0, 1), probes=4 if quick else 16)
 
 
-def _bounds(quick: bool) -> dict[str, pd.DataFrame]:
+def _bounds(quick: bool, log: Log = _quiet) -> dict[str, pd.DataFrame]:
     from .experiments.tightness import search, tightness_table
     from .experiments.tightness import summarise as tightest
 
@@ -235,7 +257,7 @@ def _bounds(quick: bool) -> dict[str, pd.DataFrame]:
     return {"bounds_tightness": tightness_table(seed=0, random_trials=6, hill_climb_steps=40)}
 
 
-def _checks(quick: bool) -> dict[str, pd.DataFrame]:
+def _checks(quick: bool, log: Log = _quiet) -> dict[str, pd.DataFrame]:
     from .theory.checks import PROOFS_DIR, run_checks
     from .theory.checks.registry import proof_sections
 
@@ -250,7 +272,7 @@ def _checks(quick: bool) -> dict[str, pd.DataFrame]:
     return {"checks": table, "proofs": pd.DataFrame(statements)}
 
 
-def _efficiency(quick: bool) -> dict[str, pd.DataFrame]:
+def _efficiency(quick: bool, log: Log = _quiet) -> dict[str, pd.DataFrame]:
     from .experiments.efficiency import (
         DEFAULT_EFFICIENCY,
         QUICK_EFFICIENCY,
@@ -263,7 +285,7 @@ def _efficiency(quick: bool) -> dict[str, pd.DataFrame]:
     return {"efficiency_costs": costs, "efficiency_timings": timings}
 
 
-def _decode(quick: bool) -> dict[str, pd.DataFrame]:
+def _decode(quick: bool, log: Log = _quiet) -> dict[str, pd.DataFrame]:
     (decode_exactness,) = optional("bhyt_theory.experiments.decode", "decode_exactness")
     return {"decode_exactness": decode_exactness(seeds=(0,) if quick else (0, 1, 2))}
 
@@ -273,7 +295,7 @@ TRAINING_STEPS = 150
 ``reproduce`` within its budget on two cores)."""
 
 
-def _training(quick: bool) -> dict[str, pd.DataFrame]:
+def _training(quick: bool, log: Log = _quiet) -> dict[str, pd.DataFrame]:
     preset_config, comparison_configs, run_comparison = optional(
         "bhyt_theory.experiments.training_study", "preset_config", "comparison_configs", "run_comparison")
     import tempfile
@@ -282,7 +304,7 @@ def _training(quick: bool) -> dict[str, pd.DataFrame]:
     workers = 1 if quick else min(2, torch.get_num_threads())  # one process per core, one thread each
     with tempfile.TemporaryDirectory(prefix="bhyt-training-") as folder:
         tables = run_comparison(comparison_configs(base, seeds=(0, 1) if quick else (0, 1, 2)), folder,
-                                workers=workers, figures=False, progress=False, log=lambda message: None)
+                                workers=workers, figures=False, progress=False, log=lambda message: log("  " + message))
     keep = ("runs", "log", "summary")
     return {f"training_{name}": table for name, table in tables.items() if name in keep}
 
@@ -384,7 +406,7 @@ class ResultsStore:
         started = time.perf_counter()
         # the efficiency study times backward passes; everything else measures forward passes only
         with contextlib.nullcontext() if name == "efficiency" else torch.no_grad():
-            tables = study.produce(quick)
+            tables = study.produce(quick, self.log)
         seconds = time.perf_counter() - started
         files = {}
         for table_name, table in tables.items():

@@ -34,7 +34,7 @@ def test_quick_reproduce_writes_markdown_and_self_contained_html(tmp_path):
 def test_rerun_reuses_current_results_and_recomputes_missing_files(tmp_path, monkeypatch):
     report.reproduce(tmp_path, quick=True, only=FAST[:1], echo=lambda _: None)
 
-    def interrupted(quick):
+    def interrupted(quick, log):
         raise KeyboardInterrupt("must not be recomputed")
 
     study = studies.STUDIES["depth_trace"]
