@@ -40,9 +40,10 @@ NOT_AVAILABLE = "experiment not available in this build"
 PACKAGE = Path(__file__).resolve().parent
 SOURCES = source_fingerprint(
     *sorted(path for layer in ("numerics", "theory", "experiments") for path in (PACKAGE / layer).rglob("*.py")),
-    PACKAGE / "__init__.py", Path(__file__))
-"""What a stored table depends on: the layers that compute it and this module's sizes. The top layer's
-rendering and judging (``claims``, ``figures``, ``report``, ``cli``) can change without recomputing."""
+    PACKAGE / "__init__.py")
+"""What a stored table depends on besides its sizes: the layers that compute it. The top layer's
+wiring, rendering and judging (this module, ``claims``, ``figures``, ``report``, ``cli``) can change
+without recomputing; a stored result is current when this fingerprint and its study's sizes match."""
 TEX_SYMBOLS = {"$": "", "\\lambda": "λ", "\\kappa": "κ", "\\varepsilon": "ε", "\\sqrt": "√", "\\le": "≤",
                "\\gamma": "γ", "\\,": " "}
 """TeX in proof titles, shown as plain text in tables."""
@@ -386,7 +387,7 @@ class ResultsStore:
             return None
         meta = json.loads(path.read_text())
         meta["reused"] = True
-        if meta.get("sources") != SOURCES:
+        if meta.get("sources") != SOURCES or meta.get("sizes") != STUDIES[name].sizes(bool(meta.get("quick"))):
             return None
         files = {table: self.folder / file for table, file in meta["files"].items()}
         if not all(f.exists() for f in files.values()):
