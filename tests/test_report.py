@@ -60,3 +60,13 @@ def test_markdown_table_escapes_pipes():
 
     text = report.markdown_table(pd.DataFrame({"a": ["x|y"], "b": [0.5]}))
     assert text.splitlines()[2] == "| x\\|y | 0.5 |"
+
+
+def test_stored_result_is_stale_when_its_sizes_change(tmp_path, monkeypatch):
+    store = studies.ResultsStore(tmp_path)
+    store.get("variance_decomposition", quick=True)
+    assert store.stored("variance_decomposition") is not None
+    study = studies.STUDIES["variance_decomposition"]
+    monkeypatch.setitem(studies.STUDIES, "variance_decomposition",
+                        dataclasses.replace(study, sizes=lambda quick: "other sizes"))
+    assert store.stored("variance_decomposition") is None
