@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .numerics.inputs import INPUT_SEED_OFFSET, gaussian_inputs
+from .numerics.inputs import InputSpec
 from .numerics.model import Stack, StackConfig
 from .numerics.probes import position_average
 
@@ -65,8 +65,7 @@ def show(table: pd.DataFrame, float_format: str = "{:.4g}", index: bool = True) 
 def _cmd_trace(args: argparse.Namespace) -> int:
     config = config_from_arguments(args)
     stack = Stack(config, seed=args.seed)
-    x = gaussian_inputs(config.width, args.batch, args.length or config.seq_len, args.input_std, args.seed + INPUT_SEED_OFFSET)
-    table = stack.trace(x)
+    table = stack.trace(InputSpec(args.batch, args.length, args.input_std).hidden_states(config, args.seed))
     write_table(table, args.csv, args.json)
     if args.per_position:
         shown = table
@@ -118,7 +117,8 @@ def _cmd_variance(args: argparse.Namespace) -> int:
         base = config.replace(estimator=args.estimators[0] if args.estimators else config.estimator)
         table = variance_grid(
             base, seq_lens=tuple(args.grid_seq_lens), lams=tuple(lams), widths=tuple(args.grid_widths),
-            input_stds=tuple(args.grid_input_stds), seeds=tuple(args.seeds), batch=args.batch, layers=args.layers,
+            input_stds=tuple(args.grid_input_stds), seeds=tuple(args.seeds), inputs=InputSpec(args.batch),
+            layers=args.layers,
         )
         write_table(table, args.csv, args.json)
         keys = ["seq_len", "lam_in", "lam_post", "width", "input_std"]
@@ -140,7 +140,7 @@ def _cmd_variance(args: argparse.Namespace) -> int:
         config = config.replace(estimator=args.estimators[0] if args.estimators else config.estimator)
         parts = []
         for seed in args.seeds:
-            x = gaussian_inputs(config.width, args.batch, config.seq_len, args.input_std, seed + INPUT_SEED_OFFSET)
+            x = InputSpec(args.batch, std=args.input_std).hidden_states(config, seed)
             parts.append(variance_study(Stack(config, seed), x, layers))
         table = pd.concat(parts, ignore_index=True)
         table = table[table["position"].isin(positions)]
@@ -150,8 +150,8 @@ def _cmd_variance(args: argparse.Namespace) -> int:
         show(shown, "{:.4f}")
         return 0
     comparison = estimator_comparison(
-        config, args.estimators, seeds=tuple(args.seeds), batch=args.batch,
-        input_std=args.input_std, layers=layers, positions=positions,
+        config, args.estimators, seeds=tuple(args.seeds), inputs=InputSpec(args.batch, std=args.input_std),
+        layers=layers, positions=positions,
     )
     write_table(comparison, args.csv, args.json)
     show(ratio_table(comparison), "{:.3f}")
@@ -173,7 +173,7 @@ def _cmd_jacobian(args: argparse.Namespace) -> int:
     table = jacobian_comparison(
         config, schemes=tuple(args.schemes or JACOBIAN_SCHEMES),
         layers=tuple(args.layers) if args.layers else jacobian_layers(config.depth),
-        seeds=tuple(args.seeds), batch=args.batch, probes=args.probes, input_std=args.input_std,
+        seeds=tuple(args.seeds), inputs=InputSpec(args.batch, std=args.input_std), probes=args.probes,
     )
     write_table(table, args.csv, args.json)
     show(deviation_table(table))
@@ -197,7 +197,7 @@ def _sweep_grid(args: argparse.Namespace, defaults: dict | None = None) -> dict:
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from .experiments.montecarlo import RUN_COLUMNS, summarise, sweep
 
-    table = sweep(_sweep_grid(args), args.seeds, batch=args.batch, cache_dir=None if args.no_cache else args.cache_dir,
+    table = sweep(_sweep_grid(args), args.seeds, InputSpec(args.batch), cache_dir=None if args.no_cache else args.cache_dir,
                   progress=not args.no_progress)
     write_table(table, args.csv, args.json)
     summary = summarise(table, args.statistics, per_position=args.per_position, level=args.level)
@@ -216,7 +216,7 @@ def _cmd_growth(args: argparse.Namespace) -> int:
     from .numerics.model import SCHEMES
 
     defaults = {"scheme": SCHEMES, **{name: [value] for name, value in DEFAULT_GROWTH.items()}}
-    table = sweep(_sweep_grid(args, defaults), args.seeds, batch=args.batch,
+    table = sweep(_sweep_grid(args, defaults), args.seeds, InputSpec(args.batch),
                   cache_dir=None if args.no_cache else args.cache_dir, progress=not args.no_progress)
     fits = fit_growth(table, first_layer=args.first_layer, level=args.level).assign(source="monte carlo")
     if args.meanfield:
@@ -271,7 +271,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     config = config_from_arguments(args)
     if args.compare_seeds:
-        table = compare_with_monte_carlo(config, range(args.compare_seeds), args.batch, args.length, args.input_std)
+        inputs = InputSpec(args.batch, args.length, args.input_std)
+        table = compare_with_monte_carlo(config, range(args.compare_seeds), inputs)
     else:
         predictor = predict_per_position if args.per_position else predict
         table = predictor(config, args.input_std**2, args.attention, args.length, not args.uncorrelated)
@@ -287,7 +288,7 @@ def _add_output_options(parser: argparse.ArgumentParser, what: str = "the table"
 
 def _add_sweep_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by the cached Monte Carlo commands (``sweep``, ``growth``)."""
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="weight seeds (inputs: seed + 10000)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="weight seeds (inputs: numerics.inputs.input_seed)")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--length", type=int, nargs="+", default=None, help="input length T (default: seq_len)")
     parser.add_argument("--input-std", type=float, nargs="+", default=None, help="input scale (default 0.02)")
@@ -307,7 +308,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "(position-averaged) statistics; --per-position prints every row.",
     )
     add_config_arguments(trace)
-    trace.add_argument("--seed", type=int, default=0, help="weight seed (inputs use seed + 10000)")
+    trace.add_argument("--seed", type=int, default=0, help="weight seed (inputs: numerics.inputs.input_seed)")
     trace.add_argument("--batch", type=int, default=4)
     trace.add_argument("--length", type=int, default=None, help="input length T (default: seq_len)")
     trace.add_argument("--input-std", type=float, default=0.02)
@@ -342,7 +343,7 @@ def _build_parser() -> argparse.ArgumentParser:
     add_config_arguments(variance)
     variance.set_defaults(depth=65)
     variance.add_argument("--estimators", nargs="+", default=None, help="default: every estimator except exact")
-    variance.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="weight seeds (inputs: seed + 10000)")
+    variance.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="weight seeds (inputs: numerics.inputs.input_seed)")
     variance.add_argument("--batch", type=int, default=4)
     variance.add_argument("--input-std", type=float, default=0.02)
     variance.add_argument("--layers", type=int, nargs="+", default=None,

@@ -25,6 +25,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from .experiments.montecarlo import source_fingerprint, summarise, sweep  # noqa: E402
+from .numerics.inputs import InputSpec  # noqa: E402
 from .numerics.model import SCHEMES  # noqa: E402
 
 
@@ -51,7 +52,7 @@ def section_depth_trace(out_dir: Path, quick: bool) -> Section:
     """Per-layer rms of the residual stream for every scheme at initialisation (claims C1, C4)."""
     config = dict(depth=8 if quick else 32, width=64 if quick else 256, heads=4, seq_len=32 if quick else 128)
     seeds = list(range(2 if quick else 4))
-    table = sweep({"scheme": list(SCHEMES)}, seeds, batch=4, input_std=0.02, base=config, cache_dir=out_dir / "cache")
+    table = sweep({"scheme": list(SCHEMES)}, seeds, InputSpec(batch=4, std=0.02), base=config, cache_dir=out_dir / "cache")
     table.to_csv(out_dir / "depth_trace.csv", index=False)
     summary = summarise(table[table.sublayer == "mlp"], statistics=("rms",))
     wide = summary.pivot(index="layer", columns="scheme", values="mean")[list(SCHEMES)]
@@ -163,7 +164,7 @@ def section_meanfield(out_dir: Path, quick: bool) -> Section:
     parts = []
     for scheme in SCHEMES:
         config = StackConfig(scheme=scheme, depth=depth, width=width, heads=4, seq_len=seq_len)
-        parts.append(compare_with_monte_carlo(config, seeds, batch=2).assign(scheme=scheme))
+        parts.append(compare_with_monte_carlo(config, seeds, InputSpec(batch=2)).assign(scheme=scheme))
     table = pd.concat(parts, ignore_index=True)
     table.to_csv(out_dir / "meanfield_vs_montecarlo.csv", index=False)
     table["z"] = (table["mean_field"] - table["monte_carlo"]) / table["standard_error"]
@@ -189,7 +190,8 @@ def section_growth(out_dir: Path, quick: bool) -> Section:
     from .experiments.growth import DEFAULT_GROWTH, fit_growth, meanfield_growth
 
     base = {**DEFAULT_GROWTH, **({"depth": 32, "width": 64, "seq_len": 16} if quick else {})}
-    table = sweep({"scheme": list(SCHEMES)}, [0, 1] if quick else [0, 1, 2], batch=4, base=base, cache_dir=out_dir / "cache")
+    table = sweep({"scheme": list(SCHEMES)}, [0, 1] if quick else [0, 1, 2], InputSpec(batch=4), base=base,
+                  cache_dir=out_dir / "cache")
     fits = pd.concat([fit_growth(table).assign(source="monte carlo"), meanfield_growth(table).assign(source="mean field")])
     fits.to_csv(out_dir / "growth_fits.csv", index=False)
     best = fits[fits["best"]][["scheme", "source", "form", "law", "slope", "slope_ci_low", "slope_ci_high", "r2", "rms_first", "rms_last"]]

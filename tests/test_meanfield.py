@@ -19,6 +19,7 @@ from bhyt_theory.numerics.gaussian import (
     gaussian_expectation,
     tanh_square_moment,
 )
+from bhyt_theory.numerics.inputs import InputSpec
 from bhyt_theory.numerics.model import SCHEMES, StackConfig
 from bhyt_theory.numerics.norms import EPS, attention_variance_constant
 from bhyt_theory.theory.meanfield import (
@@ -230,7 +231,7 @@ STATISTICS = ("mean_square", "arg_rms", "estimate_ratio")
 @lru_cache(maxsize=None)
 def _monte_carlo(scheme: str, init_std: float = 0.02, input_std: float = 0.02):
     config = StackConfig(scheme=scheme, init_std=init_std, **MONTE_CARLO)
-    return config, compare_with_monte_carlo(config, SEEDS, batch=2, input_std=input_std, statistics=STATISTICS)
+    return config, compare_with_monte_carlo(config, SEEDS, InputSpec(batch=2, std=input_std), statistics=STATISTICS)
 
 
 def _comparison(scheme: str, init_std: float = 0.02, input_std: float = 0.02, statistic: str = "mean_square"):

@@ -28,7 +28,7 @@ from bhyt_theory.experiments.variance_study import (
     variance_grid,
     variance_study,
 )
-from bhyt_theory.numerics.inputs import gaussian_inputs
+from bhyt_theory.numerics.inputs import InputSpec, gaussian_inputs
 from bhyt_theory.numerics.model import Block, Stack, StackConfig
 from bhyt_theory.numerics.norms import EPS, attention_variance_constant
 
@@ -296,7 +296,7 @@ def test_second_norm_columns_use_the_exact_to_estimated_ratio():
 
 def test_estimator_comparison_reads_each_estimator_from_its_own_stack():
     config = StackConfig(scheme="bhyt", depth=2, width=32, heads=2, seq_len=8)
-    table = estimator_comparison(config, ["reference", "exact"], seeds=(0, 1), batch=2, layers=(0, 1))
+    table = estimator_comparison(config, ["reference", "exact"], seeds=(0, 1), inputs=InputSpec(batch=2), layers=(0, 1))
     assert len(table) == 2 * 2 * 4  # estimators × layers × positions {0, 1, 7, T/2 = 4, T−1 = 7}
     exact = table[table["estimator"] == "exact"]
     # M₂ = m(h') makes every ratio 1 up to the rounding of one float64 quotient.
@@ -362,7 +362,7 @@ def test_variance_grid_keeps_an_explicit_mlp_width_across_widths():
     # An MLP width set by hand (24, not the 48 derived from width 16) is part of the
     # architecture: at width 32 the grid must run it, not the derived 88.
     base = StackConfig(depth=2, heads=2, width=16, mlp_width=24, seq_len=4)
-    table = variance_grid(base, seq_lens=(4,), lams=((2.0, 1.0),), widths=(32,), input_stds=(1.0,), batch=1)
+    table = variance_grid(base, seq_lens=(4,), lams=((2.0, 1.0),), widths=(32,), input_stds=(1.0,), inputs=InputSpec(batch=1))
     direct = variance_study(Stack(base.replace(width=32), 0), gaussian_inputs(32, 1, 4, 1.0, 10_000))
     # Same stack, same inputs: identical numbers (layer 1 reads layer 0's MLP output).
     assert np.array_equal(table["reference_ratio"].to_numpy(), direct["reference_ratio"].to_numpy())

@@ -41,6 +41,7 @@ assumptions), §5 (token correlations).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -49,7 +50,7 @@ import torch
 from torch import Tensor
 
 from ..numerics.estimators import ESTIMATORS
-from ..numerics.inputs import INPUT_SEED_OFFSET, gaussian_inputs
+from ..numerics.inputs import InputSpec
 from ..numerics.model import (
     BHYT_ESTIMATE_SCHEMES,
     Block,
@@ -263,14 +264,16 @@ def variance_grid(
     widths: Sequence[int] = (128, 256),
     input_stds: Sequence[float] = (0.02, 1.0),
     seeds: Sequence[int] = (0,),
-    batch: int = 4,
+    inputs: InputSpec = InputSpec(),
     layers: Iterable[int] | None = None,
 ) -> pd.DataFrame:
     """``variance_study`` over T × (λ₁, λ₂) × width × input scale × seed, one tidy table.
 
-    Inputs are N(0, input_std²) of length T drawn from ``seed + 10000``; the
-    input scale is a column (``input_std``). A derived ``mlp_width`` follows the
-    width (``StackConfig.replace``); one set by hand is kept.
+    At each grid point the inputs are ``inputs`` with ``std`` set to the point's
+    input scale and, when ``inputs.length`` is None, of length T, drawn by the
+    seeding rule of ``numerics.inputs``; the input scale is a column
+    (``input_std``). A derived ``mlp_width`` follows the width
+    (``StackConfig.replace``); one set by hand is kept.
     """
     parts = []
     for seq_len in seq_lens:
@@ -279,7 +282,7 @@ def variance_grid(
                 config = base.replace(seq_len=seq_len, lam_in=lam_in, lam_post=lam_post, width=width)
                 for std in input_stds:
                     for seed in seeds:
-                        x = gaussian_inputs(config.width, batch, seq_len, std, seed + INPUT_SEED_OFFSET)
+                        x = dataclasses.replace(inputs, std=std).hidden_states(config, seed)
                         part = variance_study(Stack(config, seed), x, layers)
                         part.insert(7, "input_std", std)
                         parts.append(part)
@@ -290,8 +293,7 @@ def estimator_comparison(
     config: StackConfig,
     estimators: Sequence[str] | None = None,
     seeds: Sequence[int] = (0, 1, 2),
-    batch: int = 4,
-    input_std: float = 0.02,
+    inputs: InputSpec = InputSpec(),
     layers: Sequence[int] = TABLE_LAYERS,
     positions: Sequence[int] | None = None,
 ) -> pd.DataFrame:
@@ -300,8 +302,8 @@ def estimator_comparison(
     ``estimators`` defaults to every entry of ``ESTIMATORS`` but "exact" (whose
     ratio is 1 by definition). One ``Stack`` runs per estimator and seed (an estimator changes every later
     layer's forward pass, through the MLP-side norm), on the same inputs
-    N(0, input_std²) of length ``config.seq_len`` (seed + 10000) and the same
-    weights (seed). The ratio is ``Stack.trace``'s ``estimate_ratio``: per
+    ``inputs.hidden_states(config, seed)`` (the seeding rule of ``numerics.inputs``)
+    and the same weights (seed). The ratio is ``Stack.trace``'s ``estimate_ratio``: per
     token, then batch-averaged.
 
     Returns
@@ -320,15 +322,14 @@ def estimator_comparison(
     for estimator in estimators:
         stack_config = config.replace(estimator=estimator)
         for seed in seeds:
-            x = gaussian_inputs(config.width, batch, config.seq_len, input_std, seed + INPUT_SEED_OFFSET)
-            trace = Stack(stack_config, seed).trace(x)
+            trace = Stack(stack_config, seed).trace(inputs.hidden_states(config, seed))
             trace = trace[(trace["sublayer"] == "attn") & trace["layer"].isin(layers) & trace["position"].isin(positions)]
             rows.append(trace.assign(estimator=estimator)[["estimator", "seed", "layer", "position", "estimate_ratio"]])
     per_seed = pd.concat(rows, ignore_index=True)
     grouped = per_seed.groupby(["estimator", "layer", "position"], sort=False)["estimate_ratio"]
     table = grouped.agg(ratio="mean", ratio_min="min", ratio_max="max", seeds="count").reset_index()
     table["ratio_se"] = grouped.std(ddof=1).to_numpy() / np.sqrt(table["seeds"].to_numpy())
-    table["batch"] = batch
+    table["batch"] = inputs.batch
     return table
 
 

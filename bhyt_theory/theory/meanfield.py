@@ -76,7 +76,7 @@ from scipy.linalg import blas
 
 from ..numerics.estimators import ESTIMATORS, EstimateInputs
 from ..numerics.gaussian import gaussian_tail, hermite_rule
-from ..numerics.inputs import INPUT_SEED_OFFSET, gaussian_inputs
+from ..numerics.inputs import InputSpec
 from ..numerics.model import BHYT_ESTIMATE_SCHEMES, Stack, StackConfig
 from ..numerics.norms import EPS
 from ..numerics.probes import SATURATION_THRESHOLDS, position_average
@@ -540,16 +540,15 @@ def predict(
 def compare_with_monte_carlo(
     config: StackConfig,
     seeds: range | list[int],
-    batch: int = 2,
-    length: int | None = None,
-    input_std: float = 0.02,
+    inputs: InputSpec = InputSpec(batch=2),
     statistics: tuple[str, ...] = ("mean_square",),
 ) -> pd.DataFrame:
     """Position-averaged statistics, mean field vs Monte Carlo over weight seeds.
 
-    Runs ``Stack(config, seed).trace(x)`` on inputs ``x ~ N(0, input_std²)``
-    (input seed ``seed + INPUT_SEED_OFFSET``) and compares each of ``statistics`` (columns
-    shared by ``Stack.trace`` and ``PREDICTION_COLUMNS``) with ``predict``.
+    Runs ``Stack(config, seed).trace(inputs.hidden_states(config, seed))`` (the
+    seeding rule of ``numerics.inputs``) and compares each of ``statistics``
+    (columns shared by ``Stack.trace`` and ``PREDICTION_COLUMNS``) with
+    ``predict`` at input variance ``inputs.std²`` and the same length.
 
     Returns
     -------
@@ -560,13 +559,12 @@ def compare_with_monte_carlo(
     ``relative_standard_error``. Rows are NaN where the scheme has no such
     statistic (e.g. ``arg_rms`` of RMSNorm).
     """
-    length = config.seq_len if length is None else length
+    length = inputs.length_for(config.seq_len)
     per_seed = []
     for seed in seeds:
-        x = gaussian_inputs(config.width, batch, length, input_std, seed + INPUT_SEED_OFFSET)
-        trace = Stack(config, seed).trace(x)
+        trace = Stack(config, seed).trace(inputs.hidden_states(config, seed))
         per_seed.append(position_average(trace, ["layer", "sublayer"])[list(statistics)])
-    prediction = predict(config, input_std**2, length=length)
+    prediction = predict(config, inputs.std**2, length=length)
     parts = []
     for statistic in statistics:
         samples = np.array([frame[statistic].to_numpy() for frame in per_seed])
