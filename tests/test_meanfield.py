@@ -11,7 +11,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy import special
+from scipy import integrate, special
 
 from bhyt_theory.numerics.gaussian import (
     bivariate_gaussian_expectation,
@@ -114,9 +114,12 @@ def test_erf_closed_form_matches_bivariate_quadrature(alpha_x, alpha_y, variance
 
 
 @given(alpha=st.floats(0.01, 10.0))
-def test_erf_closed_form_reduces_to_the_second_moment(alpha):
-    # Two independent formulas (arcsine kernel at ρ = 1 vs gaussian.erf_square_moment).
-    assert abs(float(erf_kernel(alpha, alpha, 1.0, 1.0, 1.0)) - erf_square_moment(alpha)) <= 1e-15
+def test_erf_square_moment_matches_adaptive_quadrature(alpha):
+    # erf_square_moment is erf_kernel's diagonal; the independent route is adaptive
+    # quadrature of E erf²(αZ) (requested to 1e-13 absolute), plus float64 rounding.
+    value, _ = integrate.quad(lambda z: special.erf(alpha * z) ** 2 * math.exp(-0.5 * z * z) / math.sqrt(2 * math.pi),
+                              -math.inf, math.inf, epsabs=1e-13, epsrel=1e-13, limit=200)
+    assert abs(erf_square_moment(alpha) - value) <= 1e-12
 
 
 @pytest.mark.parametrize("heads, kv_heads", [(4, 4), (4, 2), (4, 1)])

@@ -21,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bhyt_theory.experiments.variance_study import (
+    ERROR_TERM_GROUPS,
     ERROR_TERMS,
     decompose_block,
     estimator_comparison,
@@ -31,6 +32,7 @@ from bhyt_theory.experiments.variance_study import (
 from bhyt_theory.numerics.inputs import InputSpec, gaussian_inputs
 from bhyt_theory.numerics.model import Block, Stack, StackConfig
 from bhyt_theory.numerics.norms import EPS, attention_variance_constant
+from bhyt_theory.theory.symbolic import post_attention_error_terms, variance_decomposition
 
 U64 = 2.0**-53  # float64 unit roundoff
 U32 = 2.0**-24  # float32 unit roundoff
@@ -74,6 +76,40 @@ def test_reference_plus_error_terms_equals_exact_mean_square(config, input_std, 
     # and the telescoping terms add O(u) each; all relative to the magnitudes involved.
     scale = q["mean_square_in"] + q["mean_square_a"] + q["cross"].abs() + q["exact"]
     assert torch.all((total - q["exact"]).abs() <= 4 * (config.width + 8) * U64 * scale)
+
+
+def test_error_term_groups_partition_both_decompositions():
+    symbolic_terms = [t for group in ERROR_TERM_GROUPS.values() for t in group]
+    study_terms = [t for group in ERROR_TERM_GROUPS for t in group]
+    assert sorted(symbolic_terms) == sorted(variance_decomposition().error_terms)
+    assert sorted(study_terms) == sorted(ERROR_TERMS)
+
+
+@settings(max_examples=10, deadline=None)
+@given(small_configs(), st.sampled_from([0.02, 1.0]), st.integers(0, 3))
+def test_study_terms_regroup_the_derivations_terms(config, input_std, seed):
+    # decompose_block (batched, no (T, T, d, d) tensor) and post_attention_error_terms
+    # (the derivation's seven terms from C_tj) are two computations of one decomposition:
+    # per token, each group of study columns sums to its group of derivation terms.
+    stack = Stack(config, seed)
+    x = gaussian_inputs(config.width, 1, config.seq_len, input_std, seed + 100)
+    block = stack.blocks[-1]
+    with torch.no_grad():
+        h = _last_block_input(stack, x)
+        _, q = decompose_block(block, h)
+        u = block.norm_attn(h)
+        terms = post_attention_error_terms(
+            h[0], block.attn.probabilities(u)[0], block.attn.v_proj.weight, block.attn.o_proj.weight,
+            config.kv_heads, config.seq_len, float(block.norm_attn.lam), block.norm_attn.kappa,
+            block.norm_attn.gamma.detach(),
+        )
+    # Error model (float64): both sides are sums of d- and T-term reductions of the same
+    # quantities, each relative error ≤ (d + T)·u, relative to the magnitudes involved.
+    scale = q["mean_square_in"][0] + q["mean_square_a"][0] + q["cross"][0].abs() + q["exact"][0]
+    for study, derivation in ERROR_TERM_GROUPS.items():
+        ours = sum(q[name][0] for name in study)
+        theirs = sum(terms[name] for name in derivation)
+        assert torch.all((ours - theirs).abs() <= 16 * (config.width + config.seq_len) * U64 * scale), study
 
 
 def test_identity_holds_in_float32_within_float32_rounding():

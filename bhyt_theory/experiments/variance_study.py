@@ -49,7 +49,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from ..numerics.estimators import ESTIMATORS
+from ..numerics.estimators import ESTIMATORS, causal_key_counts
 from ..numerics.inputs import InputSpec
 from ..numerics.model import (
     BHYT_ESTIMATE_SCHEMES,
@@ -64,7 +64,7 @@ from ..numerics.norms import (
     mean_square,
     value_output_maps,
 )
-from ..numerics.probes import SATURATION_THRESHOLDS, RecordingProbe
+from ..numerics.probes import SATURATION_THRESHOLDS, RecordingProbe, saturated_fraction
 from ..theory.bounds import saturated_fraction_bound
 
 __all__ = [
@@ -80,6 +80,21 @@ __all__ = [
 ]
 
 ERROR_TERMS = ("tanh_gamma", "concentration_causal", "concentration_beyond_causal", "correlation", "cross")
+ERROR_TERM_GROUPS: dict[tuple[str, ...], tuple[str, ...]] = {
+    ("cross",): ("cross",),
+    ("correlation",): ("correlation", "anisotropy"),
+    ("tanh_gamma", "concentration_causal", "concentration_beyond_causal"): (
+        "concentration", "gamma", "curvature", "epsilon",
+    ),
+}
+"""How the ``ERROR_TERMS`` regroup the terms of the one M₂ decomposition,
+``theory.symbolic.variance_decomposition`` (evaluated by
+``theory.symbolic.post_attention_error_terms``): per token, each group of columns
+here sums to its group of terms there. The study's "correlation" is the
+derivation's token correlation plus anisotropy (both are ``m(a_t) − V_t``); its
+three attention/tanh columns split ``V_t − c_attn λ₁²/κ²`` at the *uniform*
+average of ``m(u_j)`` over the sequence (then the uniform causal one), where the
+derivation splits it at the attention-weighted average ``m̄_t``."""
 TABLE_LAYERS = (0, 1, 4, 16, 64)
 
 
@@ -155,8 +170,8 @@ def decompose_block(block: Block, h: Tensor) -> tuple[Tensor, dict[str, Tensor]]
     reference = squeeze(estimate_post_attention_mean_square(m1, c_attn, lam, kappa))
     m1, m_u, m_a = squeeze(m1), squeeze(mean_square(u)), squeeze(mean_square(a))
     uniform = c_attn * m_u.mean(-1, keepdim=True)
-    positions = torch.arange(1, length + 1, dtype=torch.float64, device=h.device)
-    uniform_causal = c_attn * block.config.seq_len * m_u.cumsum(-1) / positions**2
+    counts = causal_key_counts(torch.arange(length, dtype=torch.float64, device=h.device))
+    uniform_causal = c_attn * block.config.seq_len * m_u.cumsum(-1) / counts**2
     gram = head_value_output_gram(block).to(h.device)
     uncorrelated = torch.einsum("bktj,bltj,bj,kl->bt", probabilities, probabilities, m_u, gram) / d
 
@@ -177,7 +192,7 @@ def decompose_block(block: Block, h: Tensor) -> tuple[Tensor, dict[str, Tensor]]
         "argument_rms": z.square().mean(-1).sqrt(),
     }
     for t in SATURATION_THRESHOLDS:
-        quantities[f"saturated_fraction_{t:g}"] = (z.abs() >= t).double().mean(-1)
+        quantities[f"saturated_fraction_{t:g}"] = saturated_fraction(z, t)
     return h_next, quantities
 
 

@@ -34,6 +34,21 @@ _MAXIMUM_STATISTICS = ("arg_max_abs",)
 
 
 
+def saturated_fraction(z: Tensor, threshold: float) -> Tensor:
+    """Per token, the fraction of coordinates of a tanh/erf argument with ``|z_i| ≥ threshold``.
+
+    ``#{i : |z_i| ≥ t} / d`` over the last dimension, in float64, shape ``z.shape[:-1]``:
+    the quantity the saturation bound ``bounds.saturated_fraction_bound`` and the
+    Gaussian typical case speak of (docs/statements.md).
+
+    Examples
+    --------
+    >>> saturated_fraction(torch.tensor([[0.5, -1.0, 2.0, 0.0]]), 1.0)
+    tensor([0.5000], dtype=torch.float64)
+    """
+    return (z.abs() >= threshold).double().mean(-1)
+
+
 def _batch_mean(per_token: Tensor) -> np.ndarray:
     """``(B, T)`` or ``(B, T, 1)`` → ``(T,)`` float64 batch mean."""
     return per_token.reshape(per_token.shape[0], per_token.shape[1]).double().mean(0).cpu().numpy()
@@ -69,7 +84,7 @@ def argument_statistics(z: Tensor) -> dict[str, np.ndarray]:
         "arg_max_abs": z64.abs().amax(-1).amax(0).cpu().numpy(),
     }
     for t in SATURATION_THRESHOLDS:
-        stats[f"saturated_fraction_{t:g}"] = _batch_mean((z64.abs() >= t).double().mean(-1))
+        stats[f"saturated_fraction_{t:g}"] = _batch_mean(saturated_fraction(z64, t))
     return stats
 
 
