@@ -44,7 +44,7 @@ from scipy import stats
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..numerics import model, norms, probes
+from ..numerics import model, norms, probes, schemes
 from ..numerics.inputs import InputSpec
 from ..numerics.model import StackConfig, build_block
 from ..numerics.probes import STATISTICS, TRACE_COLUMNS, TraceProbe, position_average
@@ -61,7 +61,7 @@ def source_fingerprint(*files: str | Path) -> str:
     return digest.hexdigest()[:12]
 
 
-CODE_TAG = f"bhyt_theory {__version__}, sources {source_fingerprint(norms.__file__, model.__file__, probes.__file__, __file__)}"
+CODE_TAG = f"bhyt_theory {__version__}, sources {source_fingerprint(norms.__file__, model.__file__, probes.__file__, schemes.__file__, __file__)}"
 # Runs at least this deep get a per-layer progress bar of their own.
 LAYER_BAR_MIN_DEPTH = 64
 

@@ -32,7 +32,6 @@ from torch import Tensor
 
 from ..numerics.inputs import InputSpec, gaussian_inputs
 from ..numerics.model import (
-    BHYT_ESTIMATE_SCHEMES,
     SCHEMES,
     Stack,
     StackConfig,
@@ -40,6 +39,7 @@ from ..numerics.model import (
 )
 from ..numerics.norms import root_mean_square
 from ..numerics.probes import SATURATION_THRESHOLDS, RecordingProbe, saturated_fraction
+from ..numerics.schemes import scheme_row
 from ..theory.bounds import depth_bound, saturated_fraction_bound
 
 __all__ = [
@@ -174,7 +174,7 @@ def saturation_ratios(stack: Stack, x: Tensor, construction: str, thresholds=SEA
         for (layer, sublayer), z in recorder.arguments.items():
             block = stack.blocks[layer]
             norm = block.norm_attn if sublayer == "attn" else block.norm_mlp
-            estimated = sublayer == "mlp" and stack.config.scheme in BHYT_ESTIMATE_SCHEMES
+            estimated = sublayer == "mlp" and scheme_row(stack.config.scheme).estimates_m2
             ratio = recorder.mean_square_ratio(layer).cpu().numpy() if estimated else 1.0
             bound = saturated_fraction_bound(float(norm.lam), norm.kappa, t, ratio)
             fraction = saturated_fraction(z, t).cpu().numpy()
@@ -272,7 +272,7 @@ def search(seed: int = 0, random_trials: int = 6, hill_climb_steps: int = 40) ->
     generator = torch.Generator().manual_seed(seed)
     parts = []
     for scheme in SCHEMES:
-        bhyt_family = scheme in ("bhyt", "bhytline", "bhytstar")
+        bhyt_family = scheme_row(scheme).bhyt_family
         for trial in range(random_trials):
             config = _random_config(rng, scheme)
             stack = Stack(config, seed + trial)
@@ -323,7 +323,7 @@ def default_init_ratios(seed: int = 0, batch: int = 1) -> pd.DataFrame:
         stack = Stack(config, seed)
         x = InputSpec(batch, std=DEFAULT_INPUT_STD).hidden_states(config, seed)
         parts.append(depth_ratios(stack, x, "default_init"))
-        if scheme in ("bhyt", "bhytline", "bhytstar"):
+        if scheme_row(scheme).bhyt_family:
             parts.append(saturation_ratios(stack, x, "default_init"))
     return pd.concat(parts, ignore_index=True)
 

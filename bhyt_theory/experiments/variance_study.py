@@ -65,6 +65,7 @@ from ..numerics.norms import (
     value_output_maps,
 )
 from ..numerics.probes import SATURATION_THRESHOLDS, RecordingProbe, saturated_fraction
+from ..numerics.schemes import scheme_row
 from ..theory.bounds import saturated_fraction_bound
 
 __all__ = [
@@ -151,8 +152,8 @@ def decompose_block(block: Block, h: Tensor) -> tuple[Tensor, dict[str, Tensor]]
     ``block.forward``, so ``reference + Σ terms = exact`` holds only if the two
     agree — the identity the tests check.
     """
-    if block.scheme not in BHYT_ESTIMATE_SCHEMES:
-        raise ValueError(f"the M₂ decomposition needs a {BHYT_ESTIMATE_SCHEMES} block, got {block.scheme!r}")
+    if not block.row.estimates_m2:
+        raise ValueError(f"the M₂ decomposition needs a block that estimates M₂ {BHYT_ESTIMATE_SCHEMES}, got {block.scheme!r}")
     recorder = RecordingProbe()
     h_next = block(h, recorder)
     m1 = mean_square(h)
@@ -328,8 +329,8 @@ def estimator_comparison(
         ``ratio_se`` (standard error over seeds, ``std/√n``; NaN for one seed),
         ``ratio_min``/``ratio_max`` over seeds, ``seeds``, ``batch``.
     """
-    if config.scheme not in BHYT_ESTIMATE_SCHEMES:
-        raise ValueError(f"estimators apply to {BHYT_ESTIMATE_SCHEMES}, not {config.scheme!r}")
+    if not scheme_row(config.scheme).estimates_m2:
+        raise ValueError(f"estimators apply to schemes that estimate M₂ {BHYT_ESTIMATE_SCHEMES}, not {config.scheme!r}")
     positions = table_positions(config.seq_len) if positions is None else tuple(positions)
     estimators = tuple(name for name in ESTIMATORS if name != "exact") if estimators is None else tuple(estimators)
     layers = tuple(layer for layer in layers if layer < config.depth)

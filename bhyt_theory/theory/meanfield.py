@@ -76,7 +76,8 @@ from scipy import special
 from ..numerics.estimators import ESTIMATORS, EstimateInputs, causal_key_counts, uniform_causal_concentration
 from ..numerics.gaussian import KERNEL_TOLERANCE, erf_kernel, gaussian_kernel, gaussian_tail
 from ..numerics.inputs import InputSpec
-from ..numerics.model import BHYT_ESTIMATE_SCHEMES, Stack, StackConfig
+from ..numerics.model import Stack, StackConfig
+from ..numerics.schemes import scheme_row
 from ..numerics.norms import EPS
 from ..numerics.probes import SATURATION_THRESHOLDS, position_average
 
@@ -87,6 +88,8 @@ __all__ = [
     "attention_variance_constant_moments",
     "erf_kernel",
     "gaussian_kernel",
+    "NORM_KERNELS",
+    "OUTPUT_NORM_KERNELS",
     "PREDICTION_COLUMNS",
     "predict_per_position",
     "predict",
@@ -184,29 +187,61 @@ def _correlation(gram: np.ndarray) -> np.ndarray:
     return rho
 
 
-def _pre_norm(
-    gram: np.ndarray, config: StackConfig, lam: float, layer: int, estimate: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray | float]:
-    """Gram matrix of a pre-norm's output and the variance of its tanh/erf argument
-    (NaN for the RMSNorm schemes, which have none).
+NormKernel = Callable[..., tuple[np.ndarray, "np.ndarray | float"]]
 
-    ``estimate`` is BHyT's M per token (``None``: the exact ``M = K_tt``).
-    """
-    scheme, diagonal = config.scheme, np.diag(gram)
-    if scheme in ("rmsnorm", "periln", "lns"):
-        inverse_root = 1.0 / np.sqrt(diagonal + EPS) / (math.sqrt(layer + 1) if scheme == "lns" else 1.0)
-        return gram * inverse_root[:, None] * inverse_root, np.nan
-    if scheme == "derf":
-        alpha = config.derf_alpha
-        return erf_kernel(alpha, alpha, diagonal[:, None], diagonal[None, :], gram), alpha**2 * diagonal
-    rho = _correlation(gram)
-    if scheme == "dyt":
-        argument_variance = config.dyt_alpha**2 * diagonal
-        return gaussian_kernel(np.tanh, np.sqrt(argument_variance), rho), argument_variance
+
+def _rms_kernel(gram: np.ndarray, config: StackConfig, lam: float, layer: int, estimate, divisor: float):
+    """RMSNorm (and LayerNorm, whose feature mean is O(1/√d) under the Gaussian-coordinate
+    model): ``K_ts / sqrt((K_tt+ε)(K_ss+ε))``, divided by the branch divisor²; no argument."""
+    inverse_root = 1.0 / np.sqrt(np.diag(gram) + EPS) / divisor
+    return gram * inverse_root[:, None] * inverse_root, np.nan
+
+
+def _derf_kernel(gram: np.ndarray, config: StackConfig, lam: float, layer: int, estimate, divisor: float):
+    """Derf: the arcsine kernel ``erf_kernel`` (shift 0 at init)."""
+    alpha, diagonal = config.derf_alpha, np.diag(gram)
+    kernel = erf_kernel(alpha, alpha, diagonal[:, None], diagonal[None, :], gram)
+    return kernel / divisor**2, alpha**2 * diagonal
+
+
+def _dyt_kernel(gram: np.ndarray, config: StackConfig, lam: float, layer: int, estimate, divisor: float):
+    """DyT: ``E tanh(α h_t) tanh(α h_s)`` (Mehler, ``gaussian_kernel``)."""
+    argument_variance = config.dyt_alpha**2 * np.diag(gram)
+    kernel = gaussian_kernel(np.tanh, np.sqrt(argument_variance), _correlation(gram))
+    return kernel / divisor**2, argument_variance
+
+
+def _bhyt_kernel(gram: np.ndarray, config: StackConfig, lam: float, layer: int, estimate, divisor: float):
+    """BHyT: ``E tanh(a_t X) tanh(a_s Y)``, ``a_t = (λ/κ) sqrt(K_tt / (M_t + ε))``
+    (``estimate=None``: the exact ``M_t = K_tt``)."""
+    diagonal = np.diag(gram)
     mean_square = diagonal if estimate is None else estimate
     ratio = lam / config.kappa_at(layer)
     argument_variance = ratio**2 * diagonal / (mean_square + EPS)
-    return gaussian_kernel(np.tanh, np.sqrt(argument_variance), rho), argument_variance
+    kernel = gaussian_kernel(np.tanh, np.sqrt(argument_variance), _correlation(gram))
+    return kernel / divisor**2, argument_variance
+
+
+NORM_KERNELS: dict[str, NormKernel] = {
+    "rmsnorm": _rms_kernel,
+    "layernorm": _rms_kernel,
+    "dyt": _dyt_kernel,
+    "derf": _derf_kernel,
+    "bhyt": _bhyt_kernel,
+}
+"""The mean-field face of each normaliser of ``numerics.schemes.NORMALISERS``, as a
+pre-norm: ``kernel(K, config, λ, layer, M, divisor) → (K_u, Var z)``, the Gram matrix of
+its output (divided by the row's branch divisor²) and the variance of its tanh/erf
+argument (NaN where it has none); ``M`` is BHyT's fed mean square per token (``None``:
+the exact one)."""
+
+
+def _pre_norm(
+    gram: np.ndarray, config: StackConfig, lam: float, layer: int, estimate: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | float]:
+    """Gram matrix of the row's pre-norm output and the variance of its tanh/erf argument."""
+    row = scheme_row(config.scheme)
+    return NORM_KERNELS[row.pre_norm](gram, config, lam, layer, estimate, row.branch_divisor(layer))
 
 
 @lru_cache(maxsize=64)
@@ -249,9 +284,27 @@ def _attention_average(length: int, attention: str | np.ndarray) -> Callable[[np
 
 
 def _normalised_increment(increment: np.ndarray) -> np.ndarray:
-    """Peri-LN's output RMSNorm: the increment's Gram divided to unit diagonal."""
+    """An output RMSNorm (Peri-LN; LayerNorm up to O(1/d)): the increment's Gram divided to unit diagonal."""
     root = np.sqrt(np.diag(increment) + EPS)
     return increment / np.outer(root, root)
+
+
+OUTPUT_NORM_KERNELS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "rmsnorm": _normalised_increment,
+    "layernorm": _normalised_increment,
+}
+"""The mean-field face of a normaliser used after a sublayer (a row's ``post_norm``):
+the increment's Gram matrix ↦ that of its normalised version. Only the unit-rms
+normalisers are available as output norms here."""
+
+
+def _output_norm(config: StackConfig) -> Callable[[np.ndarray], np.ndarray]:
+    name = scheme_row(config.scheme).post_norm
+    if name is None:
+        return lambda increment: increment
+    if name not in OUTPUT_NORM_KERNELS:
+        raise ValueError(f"no mean-field kernel for output norm {name!r}; available: {tuple(OUTPUT_NORM_KERNELS)}")
+    return OUTPUT_NORM_KERNELS[name]
 
 
 PREDICTION_COLUMNS = (
@@ -276,16 +329,15 @@ def _recursion(
     d, sigma2 = config.width, config.init_std**2
     attention_gain = d * sigma2 * config.heads * config.head_dim * sigma2
     c_attn = attention_variance_constant_moments(config)[0]
-    estimated = config.scheme in BHYT_ESTIMATE_SCHEMES
+    estimated = scheme_row(config.scheme).estimates_m2
+    output_norm = _output_norm(config)
     shape = (2 * config.depth, length)
     mean_square, estimate_column, argument_variance = np.empty(shape), np.full(shape, np.nan), np.full(shape, np.nan)
     gram = input_variance * np.eye(length)
     for layer in range(config.depth):
         attn, mlp = 2 * layer, 2 * layer + 1
         normalised, argument_variance[attn] = _pre_norm(gram, config, config.lam_in, layer)
-        increment = attention_gain * average(normalised)
-        if config.scheme == "periln":
-            increment = _normalised_increment(increment)
+        increment = output_norm(attention_gain * average(normalised))
         after_attention = gram + increment
         if not token_correlations:
             after_attention = np.diag(np.diag(after_attention))
@@ -301,9 +353,7 @@ def _recursion(
         normalised, argument_variance[mlp] = _pre_norm(after_attention, config, config.lam_post, layer, estimate)
         gate = d * sigma2 * normalised
         silu_kernel = gaussian_kernel(_silu, np.sqrt(np.diag(gate)), _correlation(gate))
-        increment = config.mlp_width * sigma2 * gate * silu_kernel
-        if config.scheme == "periln":
-            increment = _normalised_increment(increment)
+        increment = output_norm(config.mlp_width * sigma2 * gate * silu_kernel)
         gram = after_attention + increment
         if not token_correlations:
             gram = np.diag(np.diag(gram))
