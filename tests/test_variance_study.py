@@ -402,3 +402,19 @@ def test_variance_grid_keeps_an_explicit_mlp_width_across_widths():
     direct = variance_study(Stack(base.replace(width=32), 0), gaussian_inputs(32, 1, 4, 1.0, 10_000))
     # Same stack, same inputs: identical numbers (layer 1 reads layer 0's MLP output).
     assert np.array_equal(table["reference_ratio"].to_numpy(), direct["reference_ratio"].to_numpy())
+
+
+def test_cli_grid_defaults_are_the_library_defaults():
+    import inspect
+
+    from bhyt_theory.cli import _build_parser
+
+    args = _build_parser().parse_args(["variance", "--grid"])
+    grid = inspect.signature(variance_grid).parameters
+    assert tuple(args.grid_seq_lens) == grid["seq_lens"].default
+    assert tuple(args.grid_widths) == grid["widths"].default
+    assert tuple(args.grid_input_stds) == grid["input_stds"].default
+    assert tuple(tuple(float(v) for v in pair.split(",")) for pair in args.grid_lams) == grid["lams"].default
+    comparison = inspect.signature(estimator_comparison).parameters
+    assert tuple(args.seeds) == comparison["seeds"].default
+    assert (args.batch, args.input_std) == (comparison["inputs"].default.batch, comparison["inputs"].default.std)

@@ -219,6 +219,11 @@ def jacobian_comparison(
     return pd.concat(parts, ignore_index=True)
 
 
+def input_rms_table(comparison: pd.DataFrame) -> pd.DataFrame:
+    """``jacobian_comparison``'s ``rms_in`` (rms of each block's input state) as scheme × layer, seed-averaged."""
+    return comparison.pivot_table(index="scheme", columns="layer", values="rms_in", sort=False)
+
+
 def deviation_table(comparison: pd.DataFrame) -> pd.DataFrame:
     """``jacobian_comparison`` as a scheme × layer table of ``δ ± se`` strings (seed-averaged δ)."""
     grouped = comparison.groupby(["scheme", "layer"], sort=False)

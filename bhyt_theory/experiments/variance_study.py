@@ -97,6 +97,14 @@ three attention/tanh columns split ``V_t − c_attn λ₁²/κ²`` at the *unifo
 average of ``m(u_j)`` over the sequence (then the uniform causal one), where the
 derivation splits it at the attention-weighted average ``m̄_t``."""
 TABLE_LAYERS = (0, 1, 4, 16, 64)
+# The default grid of ``variance_grid`` (and of ``bhyt-theory variance --grid``).
+GRID_SEQ_LENS = (32, 128)
+GRID_LAMS = ((2.0, 1.0), (3.0, 3.0))
+GRID_WIDTHS = (128, 256)
+GRID_INPUT_STDS = (0.02, 1.0)
+GRID_KEYS = ("seq_len", "lam_in", "lam_post", "width", "input_std")
+DECOMPOSITION_SUMMARY_COLUMNS = ("estimate_ratio", "reference_ratio", *ERROR_TERMS, "lam_post_effective",
+                                 "saturation_bound_1")
 
 
 def table_positions(length: int) -> tuple[int, ...]:
@@ -275,10 +283,10 @@ def variance_study(stack: Stack, x: Tensor, layers: Iterable[int] | None = None)
 
 def variance_grid(
     base: StackConfig,
-    seq_lens: Sequence[int] = (32, 128),
-    lams: Sequence[tuple[float, float]] = ((2.0, 1.0), (3.0, 3.0)),
-    widths: Sequence[int] = (128, 256),
-    input_stds: Sequence[float] = (0.02, 1.0),
+    seq_lens: Sequence[int] = GRID_SEQ_LENS,
+    lams: Sequence[tuple[float, float]] = GRID_LAMS,
+    widths: Sequence[int] = GRID_WIDTHS,
+    input_stds: Sequence[float] = GRID_INPUT_STDS,
     seeds: Sequence[int] = (0,),
     inputs: InputSpec = InputSpec(),
     layers: Iterable[int] | None = None,
@@ -303,6 +311,46 @@ def variance_grid(
                         part.insert(7, "input_std", std)
                         parts.append(part)
     return pd.concat(parts, ignore_index=True)
+
+
+def grid_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """The worst token of each grid point of a ``variance_grid`` table, and why.
+
+    One row per (``GRID_KEYS``) point: ``min_reference_ratio`` (the smallest
+    paper's M₂/m(h') over seeds × layers × positions), the ``seed``, ``layer`` and
+    ``position`` where it occurs, and the error term of largest magnitude there
+    (``largest_term``, ``largest_term_value``, relative to m(h')): the assumption
+    that failed most where the estimate is worst.
+    """
+    keys = list(GRID_KEYS)
+    worst = table.loc[table.groupby(keys, sort=False)["reference_ratio"].idxmin()]
+    largest = worst[list(ERROR_TERMS)].abs().idxmax(axis=1)
+    summary = worst[[*keys, "reference_ratio", "seed", "layer", "position"]].rename(
+        columns={"reference_ratio": "min_reference_ratio"})
+    summary["largest_term"] = largest.to_numpy()
+    summary["largest_term_value"] = [row[name] for (_, row), name in zip(worst.iterrows(), largest)]
+    return summary
+
+
+def decomposition_table(
+    config: StackConfig,
+    seeds: Sequence[int] = (0, 1, 2),
+    inputs: InputSpec = InputSpec(),
+    layers: Iterable[int] | None = None,
+    positions: Sequence[int] | None = None,
+) -> pd.DataFrame:
+    """``variance_study`` per seed on ``inputs.hidden_states(config, seed)``, stacked,
+    restricted to ``positions`` (default ``table_positions(T)`` of the inputs)."""
+    parts = [variance_study(Stack(config, seed), inputs.hidden_states(config, seed), layers) for seed in seeds]
+    table = pd.concat(parts, ignore_index=True)
+    length = inputs.length_for(config.seq_len)
+    positions = table_positions(length) if positions is None else tuple(positions)
+    return table[table["position"].isin(positions)]
+
+
+def decomposition_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """A ``decomposition_table`` averaged over seeds: ``DECOMPOSITION_SUMMARY_COLUMNS`` per layer × position."""
+    return table.groupby(["layer", "position"])[list(DECOMPOSITION_SUMMARY_COLUMNS)].mean()
 
 
 def estimator_comparison(
@@ -347,6 +395,12 @@ def estimator_comparison(
     table["ratio_se"] = grouped.std(ddof=1).to_numpy() / np.sqrt(table["seeds"].to_numpy())
     table["batch"] = inputs.batch
     return table
+
+
+def estimator_errors(comparison: pd.DataFrame) -> pd.DataFrame:
+    """``|ratio − 1|`` of an ``estimator_comparison`` per estimator: ``mean`` and ``max`` over its cells."""
+    error = comparison.assign(error=(comparison["ratio"] - 1).abs())
+    return error.groupby("estimator", sort=False)["error"].agg(["mean", "max"])
 
 
 def ratio_table(comparison: pd.DataFrame, value: str = "ratio") -> pd.DataFrame:

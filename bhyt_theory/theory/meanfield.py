@@ -94,6 +94,7 @@ __all__ = [
     "predict_per_position",
     "predict",
     "compare_with_monte_carlo",
+    "comparison_summary",
 ]
 
 ATTENTION_MODELS = ("uniform_causal", "uniform")
@@ -446,6 +447,27 @@ def predict(
     per_position = predict_per_position(config, input_variance, attention, length, token_correlations)
     averaged = position_average(per_position.drop(columns="position"), ["layer", "sublayer"])
     return averaged.reindex(columns=[c for c in PREDICTION_COLUMNS if c != "position"])
+
+
+def comparison_summary(comparison: pd.DataFrame) -> pd.DataFrame:
+    """Per scheme, the last layer's and the worst relative error of ``compare_with_monte_carlo`` tables.
+
+    ``comparison`` is one or more tables of ``compare_with_monte_carlo`` with a
+    ``scheme`` column. Returns one row per scheme: ``last_relative_error`` and
+    ``last_z`` (``(mean_field − monte_carlo)/standard_error``) at the last layer's MLP
+    sublayer, and ``worst_relative_error``, ``worst_layer``, ``worst_sublayer``,
+    ``worst_z`` where ``|relative_error|`` is largest.
+    """
+    table = comparison.assign(z=(comparison["mean_field"] - comparison["monte_carlo"]) / comparison["standard_error"])
+    depth = table.groupby("scheme", sort=False)["layer"].transform("max")
+    last = table[(table.layer == depth) & (table.sublayer == "mlp")].set_index("scheme")
+    worst = table.loc[table.groupby("scheme", sort=False)["relative_error"].apply(lambda e: e.abs().idxmax())]
+    worst = worst.set_index("scheme")
+    return pd.DataFrame({
+        "last_relative_error": last["relative_error"], "last_z": last["z"],
+        "worst_relative_error": worst["relative_error"], "worst_layer": worst["layer"],
+        "worst_sublayer": worst["sublayer"], "worst_z": worst["z"],
+    })
 
 
 def compare_with_monte_carlo(
