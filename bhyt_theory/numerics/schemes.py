@@ -134,7 +134,15 @@ SCHEME_TABLE: dict[str, Scheme] = {
 
 def scheme_row(name: str) -> Scheme:
     """The row of scheme ``name`` in ``SCHEME_TABLE`` (read at call time, so a table
-    extended at run time is seen everywhere)."""
+    extended at run time is seen everywhere).
+
+    Examples
+    --------
+    >>> scheme_row("periln").post_norm, scheme_row("lns").branch_divisor(3)
+    ('rmsnorm', 2.0)
+    >>> scheme_row("bhyt").estimates_m2, scheme_row("bhytstar").estimates_m2
+    (True, False)
+    """
     try:
         return SCHEME_TABLE[name]
     except KeyError:

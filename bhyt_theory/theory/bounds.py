@@ -127,6 +127,11 @@ def max_argument_bound(lam: ArrayLike, kappa: ArrayLike, d: ArrayLike) -> ArrayL
     -----
     ``z_i² ≤ Σ_j z_j² = d (λ/κ)² m/(m + ε) ≤ d (λ/κ)²``; attained up to ε by a
     one-hot input (``proofs/bounded_argument.md``; SPEC §5, claim C3).
+
+    Examples
+    --------
+    >>> max_argument_bound(2.0, 10.0, 256)  # (2/10) · 16
+    3.2
     """
     lam, kappa, d = (np.asarray(v, dtype=float) for v in (lam, kappa, d))
     return _scalar_or_array(np.abs(lam) / kappa * np.sqrt(d))
