@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bhyt_theory.numerics.inputs import INPUT_SEED_OFFSET, InputSpec, gaussian_inputs, input_seed
+from bhyt_theory.numerics.inputs import (
+    INPUT_SEED_OFFSET,
+    InputSpec,
+    gaussian_inputs,
+    input_seed,
+)
 from bhyt_theory.numerics.model import StackConfig
 
 

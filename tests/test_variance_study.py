@@ -32,7 +32,10 @@ from bhyt_theory.experiments.variance_study import (
 from bhyt_theory.numerics.inputs import InputSpec, gaussian_inputs
 from bhyt_theory.numerics.model import Block, Stack, StackConfig
 from bhyt_theory.numerics.norms import EPS, attention_variance_constant
-from bhyt_theory.theory.symbolic import post_attention_error_terms, variance_decomposition
+from bhyt_theory.theory.symbolic import (
+    post_attention_error_terms,
+    variance_decomposition,
+)
 
 U64 = 2.0**-53  # float64 unit roundoff
 U32 = 2.0**-24  # float32 unit roundoff

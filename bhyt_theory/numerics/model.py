@@ -36,10 +36,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import schemes
 from .estimators import ESTIMATORS, EstimateInputs, token_positions
 from .norms import BHyT, attention_variance_constant, mean_square
 from .probes import NO_PROBE, Probe, TraceProbe
-from . import schemes
 from .schemes import NORMALISERS, SCHEME_TABLE, scheme_row
 
 SCHEMES = tuple(SCHEME_TABLE)

@@ -73,13 +73,23 @@ import pandas as pd
 import torch
 from scipy import special
 
-from ..numerics.estimators import ESTIMATORS, EstimateInputs, causal_key_counts, uniform_causal_concentration
-from ..numerics.gaussian import KERNEL_TOLERANCE, erf_kernel, gaussian_kernel, gaussian_tail
+from ..numerics.estimators import (
+    ESTIMATORS,
+    EstimateInputs,
+    causal_key_counts,
+    uniform_causal_concentration,
+)
+from ..numerics.gaussian import (
+    KERNEL_TOLERANCE,
+    erf_kernel,
+    gaussian_kernel,
+    gaussian_tail,
+)
 from ..numerics.inputs import InputSpec
 from ..numerics.model import Stack, StackConfig
-from ..numerics.schemes import scheme_row
 from ..numerics.norms import EPS
 from ..numerics.probes import SATURATION_THRESHOLDS, position_average
+from ..numerics.schemes import scheme_row
 
 __all__ = [
     "ATTENTION_MODELS",
