@@ -193,18 +193,16 @@ def figure_meanfield(tables: Tables, path: Path | None = None):
 
 
 def table_meanfield(tables: Tables) -> pd.DataFrame:
+    from .theory.meanfield import comparison_summary
+
     table = tables["meanfield_vs_montecarlo"]
-    table = table[table["statistic"] == "mean_square"].assign(
-        z=lambda t: (t["mean_field"] - t["monte_carlo"]) / t["standard_error"])
-    last_layer = table["layer"].max()
-    rows = []
-    for scheme, part in table.groupby("scheme", sort=False):
-        last = part[(part["layer"] == last_layer) & (part["sublayer"] == "mlp")].iloc[0]
-        worst = part.loc[part["relative_error"].abs().idxmax()]
-        rows.append({"scheme": scheme, "last layer MF/MC − 1": f"{last['relative_error']:+.2%}",
-                     "(MF − MC)/SE": f"{last['z']:+.1f}", "largest |MF/MC − 1|": f"{worst['relative_error']:+.2%}",
-                     "at layer, sublayer": f"{worst['layer']}, {worst['sublayer']}"})
-    return pd.DataFrame(rows)
+    summary = comparison_summary(table[table["statistic"] == "mean_square"])
+    return pd.DataFrame({
+        "last layer MF/MC − 1": summary["last_relative_error"].map("{:+.2%}".format),
+        "(MF − MC)/SE": summary["last_z"].map("{:+.1f}".format),
+        "largest |MF/MC − 1|": summary["worst_relative_error"].map("{:+.2%}".format),
+        "at layer, sublayer": summary["worst_layer"].astype(str) + ", " + summary["worst_sublayer"],
+    }).reset_index()
 
 
 # ---------------------------------------------------------------- variance approximation
@@ -241,11 +239,12 @@ def figure_variance(tables: Tables, path: Path | None = None):
 
 
 def table_variance(tables: Tables) -> pd.DataFrame:
-    table = tables["variance_estimators"].assign(error=lambda t: (t["ratio"] - 1).abs())
-    summary = table.groupby("estimator", sort=False).agg(
-        mean_abs_error=("error", "mean"), max_abs_error=("error", "max"), min_ratio=("ratio", "min"),
-        max_ratio=("ratio", "max"))
-    return summary.reset_index()
+    from .experiments.variance_study import estimator_errors
+
+    table = tables["variance_estimators"]
+    errors = estimator_errors(table).rename(columns={"mean": "mean |ratio − 1|", "max": "max |ratio − 1|"})
+    ratios = table.groupby("estimator", sort=False)["ratio"].agg(min_ratio="min", max_ratio="max")
+    return errors.join(ratios).reset_index()
 
 
 def figure_variance_decomposition(tables: Tables, path: Path | None = None):

@@ -34,6 +34,7 @@ import torch
 
 from . import __version__
 from .experiments.montecarlo import source_fingerprint, summarise, sweep
+from .numerics.inputs import InputSpec
 from .numerics.model import SCHEMES, StackConfig
 
 NOT_AVAILABLE = "experiment not available in this build"
@@ -128,8 +129,8 @@ def _every_scheme(config: StackConfig, seeds: Sequence[int], batch: int, log: Lo
     parts = []
     for index, scheme in enumerate(SCHEMES, 1):
         started = time.perf_counter()
-        parts.append(sweep({"scheme": [scheme]}, list(seeds), batch=batch, input_std=0.02, base=base, cache_dir=None,
-                           progress=False))
+        parts.append(sweep({"scheme": [scheme]}, list(seeds), InputSpec(batch=batch, std=0.02), base=base,
+                           cache_dir=None, progress=False))
         log(f"  {scheme} ({index}/{len(SCHEMES)}): {len(list(seeds))} seeds in {time.perf_counter() - started:.0f} s")
     return pd.concat(parts, ignore_index=True)
 
@@ -171,7 +172,7 @@ def meanfield_tables(config: StackConfig, seeds: Sequence[int], batch: int = 2,
 
     parts = []
     for index, scheme in enumerate(SCHEMES, 1):
-        parts.append(compare_with_monte_carlo(config.replace(scheme=scheme), list(seeds), batch=batch)
+        parts.append(compare_with_monte_carlo(config.replace(scheme=scheme), list(seeds), InputSpec(batch=batch))
                      .assign(scheme=scheme, depth=config.depth, width=config.width, seq_len=config.seq_len))
         log(f"  {scheme} ({index}/{len(SCHEMES)})")
     return {"meanfield_vs_montecarlo": pd.concat(parts, ignore_index=True)}
@@ -182,21 +183,18 @@ def variance_tables(config: StackConfig, layers: Sequence[int], seeds: Sequence[
     """M₂/m(h′) of every estimator at every position of ``layers`` (``estimator_comparison``)."""
     from .experiments.variance_study import estimator_comparison
 
-    table = estimator_comparison(config, seeds=tuple(seeds), batch=batch, layers=tuple(layers),
+    table = estimator_comparison(config, seeds=tuple(seeds), inputs=InputSpec(batch=batch), layers=tuple(layers),
                                  positions=range(config.seq_len))
     return {"variance_estimators": table.assign(width=config.width, seq_len=config.seq_len, depth=config.depth)}
 
 
 def variance_decomposition_tables(config: StackConfig, layers: Sequence[int], seeds: Sequence[int],
                                   batch: int = 4) -> dict[str, pd.DataFrame]:
-    """The error terms of the paper's M₂ per layer × position × seed (``variance_study``)."""
-    from .experiments.variance_study import variance_study
-    from .numerics.inputs import INPUT_SEED_OFFSET, gaussian_inputs
-    from .numerics.model import Stack
+    """The error terms of the paper's M₂ per layer × position × seed (``decomposition_table``)."""
+    from .experiments.variance_study import decomposition_table
 
-    parts = [variance_study(Stack(config, seed), gaussian_inputs(config.width, batch, config.seq_len, 0.02,
-                                                                 seed + INPUT_SEED_OFFSET), layers) for seed in seeds]
-    return {"variance_decomposition": pd.concat(parts, ignore_index=True)}
+    table = decomposition_table(config, tuple(seeds), InputSpec(batch=batch), layers, positions=range(config.seq_len))
+    return {"variance_decomposition": table}
 
 
 def jacobian_tables(config: StackConfig, seeds: Sequence[int], probes: int) -> dict[str, pd.DataFrame]:

@@ -19,7 +19,7 @@ from bhyt_theory.experiments.efficiency import (
     time_decode,
     timing_summary,
 )
-from bhyt_theory.numerics.model import StackConfig, build_block
+from bhyt_theory.numerics.model import SCHEMES, StackConfig, build_block
 
 # Hand counts at width d = 4, float32 (4 bytes), per token, both sites of a block.
 # forward site: read h (16 B) + write u (16 B) + a float32 statistic (4 B) where a
@@ -68,15 +68,15 @@ def test_cost_model_rejects_unknown_scheme_and_kind():
         site_cost("layernorm", 4, 4, "forward")
 
 
-@pytest.mark.parametrize("scheme", ["rmsnorm", "dyt", "bhytstar", "bhyt"])
+@pytest.mark.parametrize("scheme", SCHEMES)
 def test_decode_step_equals_last_position_of_full_forward(scheme):
     config = StackConfig(scheme=scheme, width=32, heads=4, kv_heads=2, seq_len=8, depth=1)
     block = build_block(config, 0, 3)
     x = torch.randn(2, 9, 32, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         full = block(x)[:, -1:]
-        keys, values, _ = key_value_cache(block, x[:, :8])
-        increment = decode_increment(block) if scheme == "bhyt" else None
+        keys, values = key_value_cache(block, x[:, :8])
+        increment = decode_increment(block) if block.row.estimates_m2 else None
         step = decode_step(block, x[:, 8:], keys, values, increment)
     # float32: the two routes sum the same products in different orders; relative
     # rounding ~1e-7 per operation over O(width + T) terms.
@@ -85,7 +85,7 @@ def test_decode_step_equals_last_position_of_full_forward(scheme):
 
 def test_decode_step_without_increment_for_bhyt_is_an_error():
     block = build_block(StackConfig(scheme="bhyt", width=16, heads=2, seq_len=4, depth=1), 0, 0)
-    keys, values, _ = key_value_cache(block, torch.randn(1, 4, 16))
+    keys, values = key_value_cache(block, torch.randn(1, 4, 16))
     with pytest.raises(ValueError, match="increment"):
         decode_step(block, torch.randn(1, 1, 16), keys, values)
 

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..numerics.inputs import gaussian_inputs
+from ..numerics.inputs import InputSpec
 from ..numerics.model import (
     BHYT_ESTIMATE_SCHEMES,
     Block,
@@ -245,7 +245,7 @@ def time_block(
     Returns a raw table: ``measurement`` ("block forward+backward"), ``scheme``,
     ``round``, ``seconds``, ``device``, ``hardware``.
     """
-    x = gaussian_inputs(config.width, batch, config.seq_len, 1.0, 0).to(config.device, config.torch_dtype)
+    x = InputSpec(batch=batch, std=1.0).hidden_states(config, seed=0)
     work = {}
     for scheme in schemes:
         block = _block(config, scheme)
@@ -262,43 +262,42 @@ def time_block(
                                      hardware=hardware(config.device))
 
 
-def key_value_cache(block: Block, prefix: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def _attention_input(block: Block, h: Tensor) -> tuple[Tensor, dict]:
+    """The attention sublayer's input ``N₁(h)/s`` and the statistic fed to N₁ (``m₁`` on a row that estimates M₂)."""
+    statistic = {"mean_square": mean_square(h)} if block.row.estimates_m2 else {}
+    return block.norm_attn(h, **statistic) * block.branch_scale, statistic
+
+
+def key_value_cache(block: Block, prefix: Tensor) -> tuple[Tensor, Tensor]:
     """Keys and values of ``prefix`` (shape ``(B, T, d)``) as the block's attention
-    uses them — RoPE-rotated keys, KV heads repeated over their query groups, shape
-    ``(B, heads, T, head_dim)`` — and the normalised prefix; returns
-    ``(keys, values, normalised prefix)``."""
+    uses them: RoPE-rotated keys, KV heads repeated over their query groups, shape
+    ``(B, heads, T, head_dim)``."""
     attention = block.attn
-    u = block.norm_attn(prefix, mean_square=mean_square(prefix)) if block.scheme in BHYT_ESTIMATE_SCHEMES else block.norm_attn(prefix)
-    u = u * block.branch_scale
+    u, _ = _attention_input(block, prefix)
     batch, length, _ = prefix.shape
     groups = attention.heads // attention.kv_heads
     keys = attention.k_proj(u).view(batch, length, attention.kv_heads, -1).transpose(1, 2)
     values = attention.v_proj(u).view(batch, length, attention.kv_heads, -1).transpose(1, 2)
-    return rotary(keys, attention.theta).repeat_interleave(groups, 1), values.repeat_interleave(groups, 1), u
+    return rotary(keys, attention.theta).repeat_interleave(groups, 1), values.repeat_interleave(groups, 1)
 
 
 def decode_step(block: Block, h: Tensor, keys: Tensor, values: Tensor, increment: Tensor | None = None) -> Tensor:
     """``h_{l+1}`` of one new token ``h`` (shape ``(B, 1, d)``) at position ``T`` after
     a cache of ``T`` keys/values (``key_value_cache``); returns the new state.
 
-    The normalisers see one token: RMSNorm and BHyT* reduce twice, DyT not at all,
-    the paper's BHyT once, with ``M₂ = m₁ + increment`` where ``increment =
+    The block's own line per sublayer (``Block.forward``), for one token: the
+    normalisers see one token, so RMSNorm and BHyT* reduce twice, DyT not at all,
+    and the paper's BHyT once, with ``M₂ = m₁ + increment`` where ``increment =
     c_attn λ₁²/κ²`` is precomputed once per layer (its decode fast path;
-    ``decode_increment``). For schemes other than ``rmsnorm``, ``dyt``, ``derf``,
-    ``bhytstar``, ``bhyt``, ``bhytline`` a ``ValueError`` is raised.
-    Matches ``block(full sequence)[:, -1:]`` up to float rounding (tests).
+    ``decode_increment``; only the ``reference`` estimator has one). Matches
+    ``block(full sequence)[:, -1:]`` up to float rounding (tests).
     """
-    if block.scheme not in ("rmsnorm", "dyt", "derf", "bhytstar", *BHYT_ESTIMATE_SCHEMES):
-        raise ValueError(f"decode_step supports Pre-LN-shaped schemes, not {block.scheme!r}")
+    estimates = block.row.estimates_m2
+    if estimates and (increment is None or block.config.estimator != "reference"):
+        raise ValueError("decode_step: a row that estimates M₂ needs the reference estimator and its precomputed "
+                         "increment (decode_increment)")
     attention = block.attn
-    estimated = block.scheme in BHYT_ESTIMATE_SCHEMES
-    if estimated:
-        if increment is None:
-            raise ValueError("decode_step: the bhyt scheme needs the precomputed increment (decode_increment)")
-        m1 = mean_square(h)
-        u = block.norm_attn(h, mean_square=m1)
-    else:
-        u = block.norm_attn(h)
+    u, statistic = _attention_input(block, h)
     batch, position = h.shape[0], keys.shape[2]
     groups = attention.heads // attention.kv_heads
     q = rotary(attention.q_proj(u).view(batch, 1, attention.heads, -1).transpose(1, 2), attention.theta, position)
@@ -307,9 +306,9 @@ def decode_step(block: Block, h: Tensor, keys: Tensor, values: Tensor, increment
     keys = torch.cat([keys, k.repeat_interleave(groups, 1)], 2)
     values = torch.cat([values, v.repeat_interleave(groups, 1)], 2)
     y = F.scaled_dot_product_attention(q, keys, values)  # the newest token attends to every cached one
-    h = h + attention.o_proj(y.transpose(1, 2).reshape(batch, 1, -1))
-    v_in = block.norm_mlp(h, mean_square=m1 + increment) if estimated else block.norm_mlp(h)
-    return h + block.mlp(v_in)
+    h = h + block.norm_attn_out(attention.o_proj(y.transpose(1, 2).reshape(batch, 1, -1)))
+    mlp_statistic = {"mean_square": statistic["mean_square"] + increment} if estimates else {}
+    return h + block.norm_mlp_out(block.mlp(block.norm_mlp(h, **mlp_statistic) * block.branch_scale))
 
 
 def decode_increment(block: Block) -> Tensor:
@@ -329,13 +328,13 @@ def time_decode(
     """Seconds of one decode step of one block (a new token after a cache of
     ``config.seq_len`` tokens), per scheme × round; same columns as ``time_block``
     with ``measurement`` = "decode step"."""
-    prefix = gaussian_inputs(config.width, batch, config.seq_len, 1.0, 0).to(config.device, config.torch_dtype)
-    token = gaussian_inputs(config.width, batch, 1, 1.0, 1).to(config.device, config.torch_dtype)
+    prefix = InputSpec(batch=batch, std=1.0).hidden_states(config, seed=0)
+    token = InputSpec(batch=batch, length=1, std=1.0).hidden_states(config, seed=0, stream=1)
     work = {}
     for scheme in schemes:
         block = _block(config, scheme)
-        keys, values, _ = key_value_cache(block, prefix)
-        increment = decode_increment(block) if scheme in BHYT_ESTIMATE_SCHEMES else None
+        keys, values = key_value_cache(block, prefix)
+        increment = decode_increment(block) if block.row.estimates_m2 else None
         work[scheme] = lambda block=block, keys=keys, values=values, increment=increment: decode_step(
             block, token, keys, values, increment)
     rows = _timed_rounds(work, rounds, inner, config.device)
