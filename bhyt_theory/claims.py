@@ -440,6 +440,7 @@ class Assessment:
     command: str
     experiment: str
     sizes: str = ""
+    paper_figures: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return {k: _plain(v) for k, v in self.__dict__.items()}
@@ -465,7 +466,8 @@ def _commands(claim: Claim, results: Mapping[str, StudyResult]) -> str:
 def assess(claim: Claim, results: Mapping[str, StudyResult]) -> Assessment:
     """Apply ``claim``'s rule to the figures measured in ``results`` (study name → result)."""
     base = dict(id=claim.id, statement=claim.statement, source=claim.source, expected=claim.expected,
-                rule=claim.rule.text, command=_commands(claim, results), experiment=claim.experiment)
+                rule=claim.rule.text, command=_commands(claim, results), experiment=claim.experiment,
+                paper_figures=claim.expected_figures)
     missing = [results[name].unavailable for name in claim.studies if name in results and results[name].unavailable]
     missing += [f"{NOT_AVAILABLE} ({name})" for name in claim.studies if name not in results]
     if missing:
