@@ -39,12 +39,11 @@ from .numerics.model import SCHEMES, StackConfig
 
 NOT_AVAILABLE = "experiment not available in this build"
 PACKAGE = Path(__file__).resolve().parent
-SOURCES = source_fingerprint(
-    *sorted(path for layer in ("numerics", "theory", "experiments") for path in (PACKAGE / layer).rglob("*.py")),
-    PACKAGE / "__init__.py")
-"""What a stored table depends on besides its sizes: the layers that compute it. The top layer's
-wiring, rendering and judging (this module, ``claims``, ``figures``, ``report``, ``cli``) can change
-without recomputing; a stored result is current when this fingerprint and its study's sizes match."""
+CORE_SOURCES = tuple(sorted(path for layer in ("numerics", "theory") for path in (PACKAGE / layer).rglob("*.py"))) + (
+    PACKAGE / "__init__.py",)
+"""Sources every study's numbers depend on: the numerics and theory layers."""
+
+
 TEX_SYMBOLS = {"$": "", "\\lambda": "λ", "\\kappa": "κ", "\\varepsilon": "ε", "\\sqrt": "√", "\\le": "≤",
                "\\gamma": "γ", "\\,": " "}
 """TeX in proof titles, shown as plain text in tables."""
@@ -102,6 +101,17 @@ class Study:
     sizes: Callable[[bool], str]
     requires: tuple[tuple[str, tuple[str, ...]], ...] = ()
     subcommand: str = ""
+    modules: tuple[str, ...] = ()
+    extra_sources: Callable[[], list[Path]] = list
+
+    def sources(self) -> str:
+        """Fingerprint of what computes this study's tables: the numerics and theory layers, its
+        experiment ``modules`` (``bhyt_theory/experiments/<name>.py``) and any ``extra_sources``.
+        The top layer's wiring, rendering and judging (this module, ``claims``, ``figures``,
+        ``report``, ``cli``) can change without recomputing; a stored result is current when
+        this fingerprint and its sizes match."""
+        experiments = [PACKAGE / "experiments" / f"{module}.py" for module in self.modules]
+        return source_fingerprint(*CORE_SOURCES, *(p for p in experiments if p.exists()), *self.extra_sources())
 
     def missing(self) -> str | None:
         """None if the experiment is in this build, else the reason it is not."""
@@ -312,40 +322,41 @@ STUDIES: dict[str, Study] = {study.name: study for study in (
     Study("depth_trace", "Depth trace of every scheme at initialisation", ("C1", "C3", "C4"), _depth_trace,
           lambda q: "depth 8, width 64, T 32, 2 seeds" if q else "depth 32, width 256, T 128, 4 seeds",
           subcommand="bhyt-theory sweep --scheme rmsnorm periln lns dyt derf bhyt bhytline bhytstar --depth 32 "
-          "--width 256 --heads 4 --seq-len 128 --seeds 0 1 2 3 --batch 4 --statistics rms arg_rms"),
+          "--width 256 --heads 4 --seq-len 128 --seeds 0 1 2 3 --batch 4 --statistics rms arg_rms",
+          modules=("montecarlo",)),
     Study("growth", "Growth laws with depth, Monte Carlo and mean field", ("C1", "C4"), _growth,
           lambda q: "depth 32, width 64, T 16, 2 seeds" if q else "depth 256, width 256, T 64, 3 seeds",
-          subcommand="bhyt-theory growth --meanfield"),
+          subcommand="bhyt-theory growth --meanfield", modules=("montecarlo", "growth")),
     Study("meanfield", "Mean field vs Monte Carlo", ("C1", "C4"), _meanfield,
           lambda q: "depth 8, width 64, T 16, 2 seeds" if q else "depth 64, width 256, T 64, 8 seeds × batch 2",
           subcommand="bhyt-theory predict --scheme rmsnorm --depth 64 --width 256 --seq-len 64 --compare-seeds 8"),
     Study("variance", "Variance approximation: M₂ / m(h′) per estimator", ("C5",), _variance,
           lambda q: "depth 17, width 64, T 32, 1 seed" if q else "depth 65, width 256, T 128, 3 seeds",
-          subcommand="bhyt-theory variance --width 256 --seq-len 128"),
+          subcommand="bhyt-theory variance --width 256 --seq-len 128", modules=("variance_study",)),
     Study("variance_decomposition", "Variance approximation: the error terms", ("C5",), _variance_decomposition,
           lambda q: "depth 17, width 64, T 32, 1 seed" if q else "depth 65, width 256, T 128, 3 seeds",
-          subcommand="bhyt-theory variance --decomposition --width 256 --seq-len 128"),
+          subcommand="bhyt-theory variance --decomposition --width 256 --seq-len 128", modules=("variance_study",)),
     Study("jacobian", "Identity-likeness of deep blocks (Jacobian deviation)", ("C4",), _jacobian,
           lambda q: "depth 8, width 64, T 32, 1 seed, 4 probes" if q else "depth 32, width 256, T 128, 2 seeds, 16 probes",
-          subcommand="bhyt-theory jacobian --width 256 --seq-len 128"),
+          subcommand="bhyt-theory jacobian --width 256 --seq-len 128", modules=("block_jacobian",)),
     Study("bounds", "Bounds and their tightness", ("C3", "C4"), _bounds,
           lambda q: "search only: 1 random trial, 3 hill-climb steps" if q
           else "6 random trials, 40 hill-climb steps, and the default initialisation",
-          subcommand="bhyt-theory bounds"),
+          subcommand="bhyt-theory bounds", modules=("tightness",)),
     Study("checks", "Proof checks", ("statements",), _checks, lambda q: "every registered check",
-          subcommand="bhyt-theory checks"),
+          subcommand="bhyt-theory checks", extra_sources=lambda: sorted((PACKAGE.parent / "proofs").glob("*.md"))),
     Study("efficiency", "Efficiency: counted cost and measured time vs RMSNorm", ("C2", "C6"), _efficiency,
           lambda q: "width 128, T 32, 4 rounds" if q else "width 512, 8 heads, T 128, batch 4, 12 rounds",
-          subcommand="bhyt-theory efficiency"),
+          subcommand="bhyt-theory efficiency", modules=("efficiency", "montecarlo")),
     Study("training", "The trained regime: pretraining every scheme on CPU", ("C2", "C7", "C8"), _training,
           lambda q: "preset quick, 2 seeds" if q else f"preset default with {TRAINING_STEPS} steps, 3 seeds",
           requires=(("bhyt_theory.experiments.training_study", ("preset_config", "comparison_configs",
                                                                  "run_comparison")),
                     ("bhyt_theory.experiments.trained_analysis", ("training_summary", "training_figures"))),
-          subcommand="bhyt-theory train"),
+          subcommand="bhyt-theory train", modules=("training", "training_study", "trained_analysis", "corpus")),
     Study("decode", "Decode-time precomputation: bit-exactness", ("C9",), _decode,
           lambda q: "1 seed" if q else "3 seeds",
-          requires=(("bhyt_theory.experiments.decode", ("decode_exactness",)),)),
+          requires=(("bhyt_theory.experiments.decode", ("decode_exactness",)),), modules=("decode",)),
 )}
 
 
@@ -385,7 +396,8 @@ class ResultsStore:
             return None
         meta = json.loads(path.read_text())
         meta["reused"] = True
-        if meta.get("sources") != SOURCES or meta.get("sizes") != STUDIES[name].sizes(bool(meta.get("quick"))):
+        study = STUDIES[name]
+        if meta.get("sources") != study.sources() or meta.get("sizes") != study.sizes(bool(meta.get("quick"))):
             return None
         files = {table: self.folder / file for table, file in meta["files"].items()}
         if not all(f.exists() for f in files.values()):
@@ -413,7 +425,7 @@ class ResultsStore:
             temporary = self.folder / f".{table_name}.csv.tmp"
             table.to_csv(temporary, index=False)
             os.replace(temporary, self.folder / files[table_name])
-        meta = {"study": name, "quick": quick, "sizes": study.sizes(quick), "sources": SOURCES,
+        meta = {"study": name, "quick": quick, "sizes": study.sizes(quick), "sources": study.sources(),
                 "wall_seconds": round(seconds, 1), "files": files, "command": study.command(quick),
                 **provenance(self.device)}
         temporary = self._meta_path(name).with_suffix(".tmp")

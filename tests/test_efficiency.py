@@ -106,9 +106,10 @@ def test_timing_summary_interval_from_paired_rounds():
     assert row["ratio"] == pytest.approx(1.05)
     assert row["ratio_ci_low"] == pytest.approx(1.05 - half)
     assert row["ratio_ci_high"] == pytest.approx(1.05 + half)
-    # speed-up per round 100(1/r − 1), averaged
-    expected = sum(100 * (1 / r - 1) for r in (1.1, 0.9, 1.0, 1.2)) / 4
-    assert row["speedup_percent"] == pytest.approx(expected)
+    # speed-up 100(1/r − 1) of the mean ratio; its interval maps the ratio's endpoints (decreasing map)
+    assert row["speedup_percent"] == pytest.approx(100 * (1 / 1.05 - 1))
+    assert row["speedup_ci_low"] == pytest.approx(100 * (1 / (1.05 + half) - 1))
+    assert row["speedup_ci_high"] == pytest.approx(100 * (1 / (1.05 - half) - 1))
     assert row["rounds"] == 4
 
 
@@ -116,6 +117,13 @@ def test_timing_summary_of_a_constant_ratio_has_a_zero_width_interval():
     row = timing_summary(_raw({"rmsnorm": [2.0, 3.0, 4.0], "dyt": [1.0, 1.5, 2.0]})).set_index("scheme").loc["dyt"]
     assert (row["ratio"], row["ratio_ci_low"], row["ratio_ci_high"]) == pytest.approx((0.5, 0.5, 0.5))
     assert row["speedup_percent"] == pytest.approx(100.0)
+
+
+def test_speedup_interval_is_unbounded_when_the_ratio_interval_reaches_zero():
+    row = timing_summary(_raw({"rmsnorm": [1.0, 1.0], "bhyt": [0.1, 1.9]})).set_index("scheme").loc["bhyt"]
+    # ratios 0.1 and 1.9: mean 1, t_{0.975,1} = 12.706 makes the lower ratio bound negative
+    assert row["ratio_ci_low"] < 0 and row["speedup_ci_high"] == float("inf")
+    assert row["speedup_percent"] == pytest.approx(0.0)
 
 
 def test_timing_summary_needs_the_baseline():

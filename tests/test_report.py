@@ -70,3 +70,14 @@ def test_stored_result_is_stale_when_its_sizes_change(tmp_path, monkeypatch):
     monkeypatch.setitem(studies.STUDIES, "variance_decomposition",
                         dataclasses.replace(study, sizes=lambda quick: "other sizes"))
     assert store.stored("variance_decomposition") is None
+
+
+def test_a_study_is_keyed_by_the_sources_that_compute_it(tmp_path):
+    """Editing a study's own source changes its key; other studies keep theirs."""
+    source = tmp_path / "extra.py"
+    source.write_text("x = 1\n")
+    study = dataclasses.replace(studies.STUDIES["checks"], extra_sources=lambda: [source])
+    before = study.sources()
+    source.write_text("x = 2\n")
+    assert study.sources() != before
+    assert studies.STUDIES["efficiency"].sources() != studies.STUDIES["bounds"].sources()

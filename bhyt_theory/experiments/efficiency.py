@@ -345,12 +345,14 @@ def timing_summary(raw: pd.DataFrame, baseline: str = BASELINE, level: float = 0
     """Per measurement × scheme: time ratio to ``baseline`` and speed-up, with Student-t intervals.
 
     Each round's ratio ``r = t_scheme / t_baseline`` pairs two measurements of the
-    same round. ``speedup_percent`` is ``100 (1/r − 1)`` per round — the paper's
-    "+x % throughput" — and both are summarised across rounds (mean, Student-t
-    interval at ``level``; NaN with fewer than two rounds). Columns:
-    ``measurement``, ``scheme``, ``seconds`` (median), ``ratio``, ``ratio_ci_low``,
-    ``ratio_ci_high``, ``speedup_percent``, ``speedup_ci_low``, ``speedup_ci_high``,
-    ``rounds``, ``device``, ``hardware``.
+    same round; the ratios are summarised across rounds (mean, Student-t interval
+    at ``level``; NaN with fewer than two rounds). ``speedup_percent`` is the
+    paper's "+x % throughput", ``100 (1/r̄ − 1)``, and its interval is the ratio's
+    interval mapped the same way (the map is decreasing; a lower ratio bound ≤ 0,
+    possible only with very noisy rounds, maps to +inf). Columns: ``measurement``,
+    ``scheme``, ``seconds`` (median), ``ratio``, ``ratio_ci_low``, ``ratio_ci_high``,
+    ``speedup_percent``, ``speedup_ci_low``, ``speedup_ci_high``, ``rounds``,
+    ``level``, and ``device``, ``hardware`` when present.
     """
     missing = {"measurement", "scheme", "round", "seconds"} - set(raw.columns)
     if missing:
@@ -360,17 +362,19 @@ def timing_summary(raw: pd.DataFrame, baseline: str = BASELINE, level: float = 0
     base = raw[raw["scheme"] == baseline][["measurement", "round", "seconds"]].rename(columns={"seconds": "baseline"})
     paired = raw.merge(base, on=["measurement", "round"])
     paired["ratio"] = paired["seconds"] / paired["baseline"]
-    paired["speedup_percent"] = 100 * (1 / paired["ratio"] - 1)
     extra = [c for c in ("device", "hardware") if c in raw.columns]
     grouped = paired.groupby(["measurement", "scheme", *extra], sort=False)
-    summary = grouped.agg(
-        seconds=("seconds", "median"), ratio=("ratio", "mean"), ratio_std=("ratio", "std"),
-        speedup_percent=("speedup_percent", "mean"), speedup_std=("speedup_percent", "std"), rounds=("ratio", "count"),
-    ).reset_index()
-    for value in ("ratio", "speedup"):
-        column = "ratio" if value == "ratio" else "speedup_percent"
-        summary[f"{value}_ci_low"], summary[f"{value}_ci_high"] = confidence_interval(
-            summary[column], summary[f"{value}_std"], summary["rounds"], level)
+    summary = grouped.agg(seconds=("seconds", "median"), ratio=("ratio", "mean"), ratio_std=("ratio", "std"),
+                          rounds=("ratio", "count")).reset_index()
+    summary["ratio_ci_low"], summary["ratio_ci_high"] = confidence_interval(
+        summary["ratio"], summary["ratio_std"], summary["rounds"], level)
+
+    def speedup(ratio: pd.Series) -> pd.Series:
+        return (100 * (1 / ratio.where(ratio > 0) - 1)).fillna(float("inf")).where(ratio.notna())
+
+    summary["speedup_percent"] = speedup(summary["ratio"])
+    summary["speedup_ci_low"] = speedup(summary["ratio_ci_high"])
+    summary["speedup_ci_high"] = speedup(summary["ratio_ci_low"])
     summary["level"] = level
     columns = ["measurement", "scheme", "seconds", "ratio", "ratio_ci_low", "ratio_ci_high", "speedup_percent",
                "speedup_ci_low", "speedup_ci_high", "rounds", "level", *extra]
