@@ -301,7 +301,12 @@ def _add_sweep_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_gradients(args: argparse.Namespace) -> int:
-    from .experiments.gradients import GRADIENT_SCHEMES, gradient_growth, gradient_study, gradient_table
+    from .experiments.gradients import (
+        GRADIENT_SCHEMES,
+        gradient_growth,
+        gradient_study,
+        gradient_table,
+    )
 
     config = config_from_arguments(args)
     study = gradient_study(config, schemes=tuple(args.schemes or GRADIENT_SCHEMES), seeds=tuple(args.seeds),
@@ -329,7 +334,10 @@ def _cmd_staleness(args: argparse.Namespace) -> int:
 
 
 def _cmd_position(args: argparse.Namespace) -> int:
-    from .experiments.position_estimator import peaked_attention_study, worst_peaked_error
+    from .experiments.position_estimator import (
+        peaked_attention_study,
+        worst_peaked_error,
+    )
 
     study = peaked_attention_study(config_from_arguments(args, scheme="bhyt", depth=1), peaks=tuple(args.peaks),
                                    seeds=tuple(args.seeds), batch=args.batch, input_std=args.input_std)

@@ -8,6 +8,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import signed_lambdas
 
 from bhyt_theory.experiments.gradients import (
     correlated_gains,
@@ -19,8 +20,6 @@ from bhyt_theory.experiments.gradients import (
 )
 from bhyt_theory.numerics.model import Stack, StackConfig, build_block
 from bhyt_theory.theory.backward import bhyt_block_jacobian, lambda_gradients
-
-from strategies import signed_lambdas
 
 U64 = 2.0**-53
 

@@ -7,9 +7,18 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bhyt_theory.experiments.decode import block_decode_forward, decode_exactness, greedy_decode, ulp_distance
+from bhyt_theory.experiments.decode import (
+    block_decode_forward,
+    decode_exactness,
+    greedy_decode,
+    ulp_distance,
+)
 from bhyt_theory.numerics.model import Stack, StackConfig
-from bhyt_theory.numerics.norms import DECODE_ORDERS, bhyt_decode, precompute_decode_constants
+from bhyt_theory.numerics.norms import (
+    DECODE_ORDERS,
+    bhyt_decode,
+    precompute_decode_constants,
+)
 
 SMALL = StackConfig(scheme="bhyt", depth=2, width=32, heads=2, seq_len=16, init_std=0.1)
 

@@ -13,6 +13,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import hidden_states, signed_lambdas
 
 from bhyt_theory.experiments.position_estimator import (
     forced_attention,
@@ -20,7 +21,11 @@ from bhyt_theory.experiments.position_estimator import (
     peaked_probabilities,
     worst_peaked_error,
 )
-from bhyt_theory.experiments.staleness import perturb, staleness_study, staleness_summary
+from bhyt_theory.experiments.staleness import (
+    perturb,
+    staleness_study,
+    staleness_summary,
+)
 from bhyt_theory.numerics.model import Stack, StackConfig, build_block
 from bhyt_theory.numerics.norms import bhyt, mean_square, root_mean_square
 from bhyt_theory.theory.bounds import (
@@ -32,7 +37,6 @@ from bhyt_theory.theory.bounds import (
     staleness_error,
     variance_constant_ceiling,
 )
-from strategies import hidden_states, signed_lambdas
 
 
 def test_new_bound_functions_at_hand_derived_values():

@@ -26,7 +26,12 @@ from torch import Tensor
 
 from ..numerics.estimators import ESTIMATORS, EstimateInputs, token_positions
 from ..numerics.model import Block, Stack, StackConfig
-from ..numerics.norms import DECODE_ORDERS, bhyt_decode, mean_square, precompute_decode_constants
+from ..numerics.norms import (
+    DECODE_ORDERS,
+    bhyt_decode,
+    mean_square,
+    precompute_decode_constants,
+)
 
 __all__ = ["ulp_distance", "block_decode_forward", "greedy_decode", "decode_exactness", "DECODE_COLUMNS"]
 

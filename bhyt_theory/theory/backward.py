@@ -31,7 +31,11 @@ import torch
 from torch import Tensor
 
 from ..numerics.model import Block
-from ..numerics.norms import bhyt_argument, estimate_post_attention_mean_square, mean_square
+from ..numerics.norms import (
+    bhyt_argument,
+    estimate_post_attention_mean_square,
+    mean_square,
+)
 
 __all__ = ["BlockJacobian", "bhyt_block_jacobian", "lambda_gradients", "rank_one_norm"]
 

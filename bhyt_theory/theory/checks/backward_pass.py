@@ -5,7 +5,12 @@ from __future__ import annotations
 import torch
 
 from ...numerics.model import StackConfig, build_block
-from ...numerics.norms import bhyt_argument, estimate_post_attention_mean_square, mean_square, value_output_maps
+from ...numerics.norms import (
+    bhyt_argument,
+    estimate_post_attention_mean_square,
+    mean_square,
+    value_output_maps,
+)
 from ..backward import bhyt_block_jacobian, lambda_gradients, rank_one_norm
 from .registry import U64, CheckResult, check
 
@@ -33,7 +38,7 @@ def _jacobian() -> CheckResult:
         block, generator = _block(seed, lam_in, lam_post)
         h = torch.randn(6, 16, generator=generator, dtype=torch.float64) * scale
         closed = bhyt_block_jacobian(block, h)
-        auto = torch.autograd.functional.jacobian(lambda x: block(x[None])[0], h)
+        auto = torch.autograd.functional.jacobian(lambda x, b=block: b(x[None])[0], h)
         scale_j = float(auto.abs().max())
         worst = max(worst, float((closed["total"] - auto).abs().max()) / (4 * 6 * 16 * U64 * scale_j))
         path_share = max(path_share, float(closed["mean_square_path"].abs().max()) / scale_j)
