@@ -315,7 +315,7 @@ def _cmd_gradients(args: argparse.Namespace) -> int:
     write_table(study, args.csv, args.json)
     layers = sorted({0, 1, 4, 16, config.depth // 2, config.depth - 1, config.depth})
     table = gradient_table(study, layers)
-    for column in ("growth", "predicted_growth", "correlated_growth"):
+    for column in ("growth", "mean_field_growth", "predicted_growth", "correlated_growth"):
         print(f"\n{column} = ||dL/dh_l|| / ||dL/dh_L|| (mean over seeds):")
         show(table.pivot(index="scheme", columns="layer", values=column).loc[list(dict.fromkeys(study.scheme))])
     print("\ngrowth from the top to the input, 95 % Student-t interval over seeds:")

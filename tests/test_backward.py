@@ -19,7 +19,7 @@ from bhyt_theory.experiments.gradients import (
     jacobian_gain,
 )
 from bhyt_theory.numerics.model import Stack, StackConfig, build_block
-from bhyt_theory.theory.backward import bhyt_block_jacobian, lambda_gradients
+from bhyt_theory.theory.backward import bhyt_block_jacobian, lambda_gradients, mean_field_gradient_growth
 
 U64 = 2.0**-53
 
@@ -112,6 +112,18 @@ def test_gradient_study_table_is_tidy():
     assert len(study) == 2 * 2 * (config.depth + 1)
     top = study[study.layer == config.depth]
     assert (top.growth == 1).all() and (top.predicted_growth == 1).all() and (top.correlated_growth == 1).all()
+    assert (top.mean_field_growth == 1).all()
     table = gradient_table(study, layers=[0])
     assert (table.ci_low <= table.growth).all() and (table.growth <= table.ci_high).all()
     assert set(gradient_growth(study).scheme) == {"rmsnorm", "bhyt"}
+
+
+def test_mean_field_gradient_growth_of_one_token_and_one_layer_is_hand_derived():
+    # T = 1: P = [[1]], so K₀ = K₁ (1 + d d_full σ⁴ s²) with RMSNorm's slope s² = 1/(v + ε) at the input
+    # variance v: growth = sqrt(1 + d d_full σ⁴/(v + ε)).
+    config = StackConfig(scheme="rmsnorm", depth=1, width=32, heads=2, seq_len=1, init_std=0.05)
+    growth = mean_field_gradient_growth(config, input_variance=0.01).mean_field_growth.to_numpy()
+    assert growth[1] == 1.0
+    assert growth[0] == pytest.approx(math.sqrt(1 + 32 * 32 * 0.05**4 / (0.01 + 1e-6)), rel=1e-12)
+    with pytest.raises(ValueError, match="periln"):
+        mean_field_gradient_growth(config.replace(scheme="periln"))

@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 
 from ..numerics.inputs import INPUT_SEED_OFFSET, gaussian_inputs
 from ..numerics.model import Stack, StackConfig, hidden_states
+from ..theory.backward import MEAN_FIELD_GRADIENT_SCHEMES, mean_field_gradient_growth
 from .montecarlo import confidence_interval
 
 __all__ = ["GRADIENT_SCHEMES", "gradient_norms", "jacobian_gain", "correlated_gains", "gradient_study",
@@ -146,7 +147,9 @@ def gradient_study(
     its ``gain_se``, ``predicted`` (``sqrt(Π_{k ≥ l} gain_k)`` times the top's ``grad_rms``),
     ``growth`` (``grad_rms_l / grad_rms_L``), ``predicted_growth`` (isotropic cotangent),
     ``correlated_gain`` and ``correlated_growth`` (the token-Gram recursion of
-    ``correlated_gains``).
+    ``correlated_gains``, through the blocks' own vector-Jacobian products), and
+    ``mean_field_growth`` (``theory.backward.mean_field_gradient_growth``: weight-free, closed
+    form on the forward mean field; NaN for Peri-LN).
     """
     config = config or StackConfig(depth=64, width=64, heads=4, seq_len=32, init_std=0.02, dtype="float64")
     rows = []
@@ -161,11 +164,13 @@ def gradient_study(
         cumulative = np.sqrt(np.concatenate([np.cumprod(gain[:-1][::-1])[::-1], [1.0]]))
         correlated = np.concatenate([correlated_gains(stack.blocks, states, probes, seed), [np.nan]])
         correlated_cumulative = np.sqrt(np.concatenate([np.cumprod(correlated[:-1][::-1])[::-1], [1.0]]))
+        mean_field = (mean_field_gradient_growth(stack.config, input_std**2).mean_field_growth.to_numpy()
+                      if scheme in MEAN_FIELD_GRADIENT_SCHEMES else np.full(config.depth + 1, np.nan))
         rows.append(pd.DataFrame({
             "scheme": scheme, "seed": seed, "layer": np.arange(config.depth + 1), "grad_rms": norms,
             "gain": gain, "gain_se": gain_se, "predicted": cumulative * norms[-1],
             "growth": norms / norms[-1], "predicted_growth": cumulative, "correlated_gain": correlated,
-            "correlated_growth": correlated_cumulative,
+            "correlated_growth": correlated_cumulative, "mean_field_growth": mean_field,
         }))
     return pd.concat(rows, ignore_index=True)
 
@@ -179,7 +184,8 @@ def gradient_table(study: pd.DataFrame, layers: Sequence[int] | None = None, lev
     grouped = study.groupby(["scheme", "layer"], sort=False)
     table = grouped.agg(growth=("growth", "mean"), growth_std=("growth", "std"),
                         predicted_growth=("predicted_growth", "mean"), predicted_std=("predicted_growth", "std"),
-                        correlated_growth=("correlated_growth", "mean"), n_seeds=("seed", "count")).reset_index()
+                        correlated_growth=("correlated_growth", "mean"),
+                        mean_field_growth=("mean_field_growth", "mean"), n_seeds=("seed", "count")).reset_index()
     table["ci_low"], table["ci_high"] = confidence_interval(table.growth, table.growth_std, table.n_seeds, level)
     table["predicted_ci_low"], table["predicted_ci_high"] = confidence_interval(
         table.predicted_growth, table.predicted_std, table.n_seeds, level)
@@ -192,4 +198,5 @@ def gradient_growth(study: pd.DataFrame) -> pd.DataFrame:
     bottom = gradient_table(study, layers=[0])
     bottom["measured_over_predicted"] = bottom.growth / bottom.predicted_growth
     bottom["measured_over_correlated"] = bottom.growth / bottom.correlated_growth
+    bottom["measured_over_mean_field"] = bottom.growth / bottom.mean_field_growth
     return bottom.drop(columns=["layer"])

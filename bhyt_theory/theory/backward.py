@@ -27,17 +27,25 @@ Byun et al., arXiv 2601.09719 (BHyT); proofs/jacobian.md (the norms' Jacobians).
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
+import pandas as pd
 import torch
 from torch import Tensor
 
-from ..numerics.model import Block
+from ..numerics.gaussian import tanh_prime_square_moment
+from ..numerics.model import Block, StackConfig
 from ..numerics.norms import (
+    EPS,
     bhyt_argument,
     estimate_post_attention_mean_square,
     mean_square,
 )
+from .meanfield import attention_matrix, predict_per_position
 
-__all__ = ["BlockJacobian", "bhyt_block_jacobian", "lambda_gradients", "rank_one_norm"]
+__all__ = ["BlockJacobian", "bhyt_block_jacobian", "lambda_gradients", "rank_one_norm", "MEAN_FIELD_GRADIENT_SCHEMES",
+           "norm_slope_squared", "mean_field_gradient_growth"]
 
 
 class BlockJacobian(dict):
@@ -153,3 +161,66 @@ def rank_one_norm(block: Block, h: Tensor) -> Tensor:
     return (pieces["s2"][..., 0] * (pieces["d2"] * pieces["h_after"]).norm(dim=-1) * h.norm(dim=-1)
             / (width * (pieces["m2"][..., 0] + block.norm_mlp.eps)))
 
+
+
+MEAN_FIELD_GRADIENT_SCHEMES = ("rmsnorm", "lns", "dyt", "derf", "bhyt", "bhytline", "bhytstar")
+"""Schemes whose attention-side norm has a closed-form mean slope (Peri-LN's output norm
+needs the sublayer output's token Gram, which the forward mean field does not expose)."""
+
+
+def norm_slope_squared(config: StackConfig, layer: int, mean_square_in: np.ndarray) -> np.ndarray:
+    """Mean squared per-coordinate slope of the attention-side norm of 0-based ``layer`` at γ = 1, per
+    token, for Gaussian coordinates of mean square ``mean_square_in`` (the norm's ``∂u_i/∂h_i`` averaged
+    over coordinates, the projector's one removed direction of d neglected):
+
+    RMSNorm ``1/(m+ε)``; LNS ``1/(l (m+ε))`` (l = layer + 1); BHyT/BHyT* (exact m₁)
+    ``(λ₁/κ)² E sech⁴(a Z)/(m+ε)`` with ``a = (λ₁/κ) sqrt(m/(m+ε))``; DyT
+    ``α² E sech⁴(α sqrt(m) Z)``; Derf ``α² (4/π) / sqrt(1 + 4α² m)`` (proofs/backward_pass.md, statement 3b).
+    """
+    m = np.asarray(mean_square_in, dtype=float)
+    scheme = config.scheme
+    if scheme in ("rmsnorm", "lns"):
+        return 1.0 / ((m + EPS) * (layer + 1 if scheme == "lns" else 1))
+    if scheme in ("bhyt", "bhytline", "bhytstar"):
+        ratio = abs(config.lam_in) / config.kappa_at(layer)
+        return ratio**2 * np.asarray(tanh_prime_square_moment(ratio * np.sqrt(m / (m + EPS)))) / (m + EPS)
+    if scheme == "dyt":
+        return config.dyt_alpha**2 * np.asarray(tanh_prime_square_moment(config.dyt_alpha * np.sqrt(m)))
+    if scheme == "derf":
+        return config.derf_alpha**2 * 4 / math.pi / np.sqrt(1 + 4 * config.derf_alpha**2 * m)
+    raise ValueError(f"no closed-form slope for scheme {scheme!r}; supported: {MEAN_FIELD_GRADIENT_SCHEMES}")
+
+
+def mean_field_gradient_growth(config: StackConfig, input_variance: float = 0.02**2,
+                               attention: str | np.ndarray = "uniform_causal") -> pd.DataFrame:
+    """Weight-free prediction of ``‖∂L/∂h_l‖ / ‖∂L/∂h_L‖`` at initialisation (attention branch, first order).
+
+    Returns
+    -------
+    DataFrame with ``layer`` (0 … L) and ``mean_field_growth = sqrt(tr K_l / tr K_L)``.
+
+    Notes
+    -----
+    The backward token-Gram recursion of proofs/backward_pass.md, statement 3(b), without the
+    MLP term (at init it is O(mlp_width σ²·dσ²) smaller than the attention term):
+    ``K_L = I`` (the projection R is iid) and ``K_l = K_{l+1} + d d_full σ⁴ S_l Pᵀ K_{l+1} P S_l``,
+    ``S_l = diag(sqrt(norm_slope_squared))`` at the per-position mean squares of the forward mean field
+    (``meanfield.predict_per_position``; block l's input is the state after block l − 1's MLP),
+    P uniform causal by default.
+    """
+    if config.scheme not in MEAN_FIELD_GRADIENT_SCHEMES:
+        raise ValueError(f"no closed-form slope for scheme {config.scheme!r}; supported: {MEAN_FIELD_GRADIENT_SCHEMES}")
+    forward = predict_per_position(config, input_variance, attention)
+    length = config.seq_len
+    after_mlp = forward[forward.sublayer == "mlp"].pivot(index="layer", columns="position", values="mean_square")
+    inputs = [np.full(length, input_variance)] + [after_mlp.loc[layer].to_numpy() for layer in range(config.depth - 1)]
+    probabilities = attention_matrix(length, attention)
+    gain = config.width * config.heads * config.head_dim * config.init_std**4
+    gram = np.eye(length)
+    traces = [float(length)]
+    for layer in range(config.depth - 1, -1, -1):
+        slope = np.sqrt(norm_slope_squared(config, layer, inputs[layer]))
+        gram = gram + gain * slope[:, None] * (probabilities.T @ gram @ probabilities) * slope[None, :]
+        traces.append(float(np.trace(gram)))
+    growth = np.sqrt(np.array(traces[::-1]) / length)
+    return pd.DataFrame({"layer": np.arange(config.depth + 1), "mean_field_growth": growth})

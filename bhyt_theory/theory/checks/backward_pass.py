@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import torch
 
-from ...numerics.model import StackConfig, build_block
+from ...numerics.model import Stack, StackConfig, build_block
 from ...numerics.norms import (
     bhyt_argument,
     estimate_post_attention_mean_square,
     mean_square,
     value_output_maps,
 )
-from ..backward import bhyt_block_jacobian, lambda_gradients, rank_one_norm
+from ..backward import bhyt_block_jacobian, lambda_gradients, mean_field_gradient_growth, rank_one_norm
 from .registry import U64, CheckResult, check
 
 
@@ -130,3 +130,31 @@ def _transpose() -> CheckResult:
     return ok, (f"real Attention, uniform causal, T = {length}: shared cotangent -> (H_T - H_s) c B^T and iid -> "
                 f"P^T g B^T to {error:.1e}; at s = 0 the shared component is amplified {gain_ratio:.1f}x more than "
                 f"an iid one")
+
+
+@check("backward.mean_field_gradient_growth")
+def _mean_field() -> CheckResult:
+    # theory.backward.mean_field_gradient_growth (weight-free: forward mean field + the backward
+    # token-Gram recursion) vs backpropagation through real stacks (depth 16, width 64, T 16, 6 seeds ×
+    # 4 sequences, L = Σ R ⊙ h_L): |measured mean − prediction| ≤ 3 standard errors over seeds plus 10 %
+    # of the predicted excess growth (the recursion drops the MLP term, O(mlp σ² · dσ²) ≈ 6 % of the
+    # attention term here, the softmax derivative and O(1/d) fluctuations). Dropping the token
+    # correlations of the gradient (isotropic cotangent) would predict 1.5 for RMSNorm: it fails.
+    lines, ok = [], True
+    for scheme in ("rmsnorm", "lns", "bhyt"):
+        config = StackConfig(scheme=scheme, depth=16, width=64, heads=4, seq_len=16, init_std=0.02, dtype="float64")
+        predicted = float(mean_field_gradient_growth(config).mean_field_growth.iloc[0])
+        measured = []
+        for seed in range(6):
+            stack = Stack(config, seed)
+            x = (torch.randn(4, 16, 64, generator=torch.Generator().manual_seed(100 + seed), dtype=torch.float64)
+                 * 0.02).requires_grad_()
+            out = stack.residual(x)
+            projection = torch.randn(out.shape, generator=torch.Generator().manual_seed(200 + seed), dtype=torch.float64)
+            (out * projection).sum().backward()
+            measured.append(float(x.grad.norm() / projection.norm()))
+        mean = sum(measured) / len(measured)
+        se = (sum((v - mean) ** 2 for v in measured) / (len(measured) - 1) / len(measured)) ** 0.5
+        ok &= abs(mean - predicted) <= 3 * se + 0.1 * (predicted - 1)
+        lines.append(f"{scheme} {mean:.3f} +- {se:.3f} vs {predicted:.3f}")
+    return ok, "||dL/dh_0|| / ||dL/dh_16||, measured (mean +- se, 6 seeds) vs mean field: " + "; ".join(lines)
