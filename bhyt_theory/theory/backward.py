@@ -202,7 +202,8 @@ def mean_field_gradient_growth(config: StackConfig, input_variance: float = 0.02
     Notes
     -----
     The backward token-Gram recursion of proofs/backward_pass.md, statement 3(b), without the
-    MLP term (at init it is O(mlp_width σ²·dσ²) smaller than the attention term):
+    MLP term (a per-token-pair factor ``1 + O(d σ⁴ mlp_width · dσ² s²)`` that does not spread the
+    gradient across tokens):
     ``K_L = I`` (the projection R is iid) and ``K_l = K_{l+1} + d d_full σ⁴ S_l Pᵀ K_{l+1} P S_l``,
     ``S_l = diag(sqrt(norm_slope_squared))`` at the per-position mean squares of the forward mean field
     (``meanfield.predict_per_position``; block l's input is the state after block l − 1's MLP),

@@ -137,8 +137,8 @@ def _mean_field() -> CheckResult:
     # theory.backward.mean_field_gradient_growth (weight-free: forward mean field + the backward
     # token-Gram recursion) vs backpropagation through real stacks (depth 16, width 64, T 16, 6 seeds ×
     # 4 sequences, L = Σ R ⊙ h_L): |measured mean − prediction| ≤ 3 standard errors over seeds plus 10 %
-    # of the predicted excess growth (the recursion drops the MLP term, O(mlp σ² · dσ²) ≈ 6 % of the
-    # attention term here, the softmax derivative and O(1/d) fluctuations). Dropping the token
+    # of the predicted excess growth (the recursion drops the MLP term, which rescales token pairs
+    # without mixing tokens, the softmax derivative and O(1/d) fluctuations). Dropping the token
     # correlations of the gradient (isotropic cotangent) would predict 1.5 for RMSNorm: it fails.
     lines, ok = [], True
     for scheme in ("rmsnorm", "lns", "bhyt"):
