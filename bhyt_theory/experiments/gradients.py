@@ -36,7 +36,7 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from tqdm.auto import tqdm
 
-from ..numerics.inputs import INPUT_SEED_OFFSET, gaussian_inputs
+from ..numerics.inputs import gaussian_inputs, input_seed
 from ..numerics.model import Stack, StackConfig, hidden_states
 from ..theory.backward import MEAN_FIELD_GRADIENT_SCHEMES, mean_field_gradient_growth
 from .montecarlo import confidence_interval
@@ -156,7 +156,7 @@ def gradient_study(
     runs = [(scheme, seed) for scheme in schemes for seed in seeds]
     for scheme, seed in tqdm(runs, desc="gradients", disable=not progress):
         stack = Stack(config.replace(scheme=scheme), seed)
-        x = gaussian_inputs(config.width, batch, config.seq_len, input_std, seed + INPUT_SEED_OFFSET)
+        x = gaussian_inputs(config.width, batch, config.seq_len, input_std, input_seed(seed))
         norms, states = gradient_norms(stack, x, projection_seed=seed)
         gains = [jacobian_gain(block, state, probes, seed + block.layer) for block, state in zip(stack.blocks, states)]
         gain = np.array([g for g, _ in gains] + [np.nan])

@@ -30,7 +30,7 @@ from torch import Tensor
 
 from ..numerics.estimators import ESTIMATORS, EstimateInputs, token_positions
 from ..numerics.gaussian import tanh_square_moment
-from ..numerics.inputs import INPUT_SEED_OFFSET, gaussian_inputs
+from ..numerics.inputs import gaussian_inputs, input_seed
 from ..numerics.model import Block, StackConfig, build_block
 from ..numerics.norms import mean_square, value_output_maps
 from ..theory.bounds import increment_ratio, peaked_attention_sum_squares
@@ -107,7 +107,7 @@ def peaked_attention_study(
     rows = []
     for seed in seeds:
         block = build_block(config, 0, seed)
-        h = gaussian_inputs(config.width, batch, length, input_std, seed + INPUT_SEED_OFFSET).double()
+        h = gaussian_inputs(config.width, batch, length, input_std, input_seed(seed)).double()
         m1 = mean_square(h)
         u = block.norm_attn(h, mean_square=m1)
         ratio = float(block.norm_attn.lam) / block.norm_attn.kappa

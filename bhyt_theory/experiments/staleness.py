@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..numerics.inputs import INPUT_SEED_OFFSET, gaussian_inputs
+from ..numerics.inputs import gaussian_inputs, input_seed
 from ..numerics.model import Stack, StackConfig
 from ..numerics.norms import EPS, mean_square
 from ..numerics.probes import RecordingProbe
@@ -103,7 +103,7 @@ def staleness_study(
         raise ValueError("the staleness study needs scheme bhyt/bhytline with the reference estimator")
     rows = []
     for seed in seeds:
-        x = gaussian_inputs(config.width, batch, config.seq_len, input_std, seed + INPUT_SEED_OFFSET)
+        x = gaussian_inputs(config.width, batch, config.seq_len, input_std, input_seed(seed))
         for kind in kinds:
             for delta in deltas:
                 stack = Stack(config, seed)
