@@ -11,7 +11,7 @@ import torch
 
 from bhyt_theory.experiments.efficiency import (
     cost_model,
-    decode_increment,
+    decode_constants,
     decode_step,
     key_value_cache,
     site_cost,
@@ -76,17 +76,17 @@ def test_decode_step_equals_last_position_of_full_forward(scheme):
     with torch.no_grad():
         full = block(x)[:, -1:]
         keys, values = key_value_cache(block, x[:, :8])
-        increment = decode_increment(block) if block.row.estimates_m2 else None
-        step = decode_step(block, x[:, 8:], keys, values, increment)
+        constants = decode_constants(block) if block.row.estimates_m2 else None
+        step = decode_step(block, x[:, 8:], keys, values, constants)
     # float32: the two routes sum the same products in different orders; relative
     # rounding ~1e-7 per operation over O(width + T) terms.
     torch.testing.assert_close(step, full, rtol=1e-5, atol=1e-5)
 
 
-def test_decode_step_without_increment_for_bhyt_is_an_error():
+def test_decode_step_without_constants_for_bhyt_is_an_error():
     block = build_block(StackConfig(scheme="bhyt", width=16, heads=2, seq_len=4, depth=1), 0, 0)
     keys, values = key_value_cache(block, torch.randn(1, 4, 16))
-    with pytest.raises(ValueError, match="increment"):
+    with pytest.raises(ValueError, match="constants"):
         decode_step(block, torch.randn(1, 1, 16), keys, values)
 
 

@@ -12,7 +12,8 @@ answer that a CPU can give, and a GPU when one is present:
    from the formulas (docs/normalisers.md, docs/estimators.md) under the
    counting rules of ``site_cost``.
 2. ``time_block`` / ``time_decode``: wall time of one block forward + backward
-   and of one decode step (one new token against a key/value cache), each as a
+   and of one decode step (one new token against a key/value cache, BHyT through
+   its decode fast path ``norms.bhyt_decode``), each as a
    ratio to RMSNorm measured in the same process, rounds interleaved across
    schemes, with Student-t intervals over rounds (``timing_summary``).
 
@@ -47,7 +48,7 @@ from ..numerics.model import (
     build_block,
     rotary,
 )
-from ..numerics.norms import estimate_post_attention_mean_square, mean_square
+from ..numerics.norms import DecodeConstants, bhyt_decode, mean_square, precompute_decode_constants
 from .montecarlo import confidence_interval
 
 EFFICIENCY_SCHEMES = ("rmsnorm", "dyt", "bhytstar", "bhyt")
@@ -281,21 +282,21 @@ def key_value_cache(block: Block, prefix: Tensor) -> tuple[Tensor, Tensor]:
     return rotary(keys, attention.theta).repeat_interleave(groups, 1), values.repeat_interleave(groups, 1)
 
 
-def decode_step(block: Block, h: Tensor, keys: Tensor, values: Tensor, increment: Tensor | None = None) -> Tensor:
+def decode_step(block: Block, h: Tensor, keys: Tensor, values: Tensor, constants: DecodeConstants | None = None) -> Tensor:
     """``h_{l+1}`` of one new token ``h`` (shape ``(B, 1, d)``) at position ``T`` after
     a cache of ``T`` keys/values (``key_value_cache``); returns the new state.
 
     The block's own line per sublayer (``Block.forward``), for one token: the
     normalisers see one token, so RMSNorm and BHyT* reduce twice, DyT not at all,
-    and the paper's BHyT once, with ``M₂ = m₁ + increment`` where ``increment =
-    c_attn λ₁²/κ²`` is precomputed once per layer (its decode fast path;
-    ``decode_increment``; only the ``reference`` estimator has one). Matches
-    ``block(full sequence)[:, -1:]`` up to float rounding (tests).
+    and the paper's BHyT once, its MLP-side norm taken by the decode fast path
+    ``norms.bhyt_decode`` from the per-layer ``constants`` (``λ₂/κ`` and
+    ``c_attn λ₁²/κ²``, ``decode_constants``; only the ``reference`` estimator has
+    one). Matches ``block(full sequence)[:, -1:]`` up to float rounding (tests).
     """
     estimates = block.row.estimates_m2
-    if estimates and (increment is None or block.config.estimator != "reference"):
+    if estimates and (constants is None or block.config.estimator != "reference"):
         raise ValueError("decode_step: a row that estimates M₂ needs the reference estimator and its precomputed "
-                         "increment (decode_increment)")
+                         "constants (decode_constants)")
     attention = block.attn
     u, statistic = _attention_input(block, h)
     batch, position = h.shape[0], keys.shape[2]
@@ -307,14 +308,16 @@ def decode_step(block: Block, h: Tensor, keys: Tensor, values: Tensor, increment
     values = torch.cat([values, v.repeat_interleave(groups, 1)], 2)
     y = F.scaled_dot_product_attention(q, keys, values)  # the newest token attends to every cached one
     h = h + block.norm_attn_out(attention.o_proj(y.transpose(1, 2).reshape(batch, 1, -1)))
-    mlp_statistic = {"mean_square": statistic["mean_square"] + increment} if estimates else {}
-    return h + block.norm_mlp_out(block.mlp(block.norm_mlp(h, **mlp_statistic) * block.branch_scale))
+    if estimates:
+        normalised = bhyt_decode(h, statistic["mean_square"], constants, block.norm_mlp.gamma)
+    else:
+        normalised = block.norm_mlp(h)
+    return h + block.norm_mlp_out(block.mlp(normalised * block.branch_scale))
 
 
-def decode_increment(block: Block) -> Tensor:
-    """``c_attn λ₁²/κ²`` of a ``bhyt`` block, the constant its decode fast path adds to m₁."""
-    return estimate_post_attention_mean_square(torch.zeros((), dtype=torch.float64, device=block.c_attn.device),
-                                               block.c_attn, block.norm_attn.lam.detach(), block.norm_attn.kappa)
+def decode_constants(block: Block) -> DecodeConstants:
+    """The per-layer constants of a ``bhyt`` block's decode fast path (``norms.precompute_decode_constants``)."""
+    return precompute_decode_constants(block.c_attn, block.norm_attn.lam, block.norm_mlp.lam, block.norm_mlp.kappa)
 
 
 @torch.no_grad()
@@ -334,9 +337,9 @@ def time_decode(
     for scheme in schemes:
         block = _block(config, scheme)
         keys, values = key_value_cache(block, prefix)
-        increment = decode_increment(block) if block.row.estimates_m2 else None
-        work[scheme] = lambda block=block, keys=keys, values=values, increment=increment: decode_step(
-            block, token, keys, values, increment)
+        constants = decode_constants(block) if block.row.estimates_m2 else None
+        work[scheme] = lambda block=block, keys=keys, values=values, constants=constants: decode_step(
+            block, token, keys, values, constants)
     rows = _timed_rounds(work, rounds, inner, config.device)
     return pd.DataFrame(rows).assign(measurement="decode step", device=config.device, hardware=hardware(config.device))
 
