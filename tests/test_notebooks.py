@@ -17,7 +17,7 @@ SMALL = {
     "01_definitions_saturation_depth_trace": dict(depth=3, width=16, seq_len=8, seeds=2, batch=1),
     "02_variance_approximation": dict(widths=[16, 32], depth=3, seq_len=8, seeds=[0, 1], batch=1, layers=[0, 1]),
     "03_stability_across_depth": dict(depth=4, width=16, seq_len=8, seeds=2, meanfield_depth=3, jacobian_depth=3,
-                                      probes=2),
+                                      probes=4),
     "05_efficiency_and_claims": dict(width=16, heads=2, seq_len=4, batch=1, rounds=2, compute_missing=False),
 }
 
