@@ -106,7 +106,8 @@ def _fitted_curve(fit: pd.Series, l: np.ndarray) -> np.ndarray:
     from .experiments.growth import FORMS
 
     form = next(f for f in FORMS if f.name == fit["form"])
-    return form.rms_from_y(fit["intercept"] + fit["slope"] * form.x(l))
+    curve = form.rms_from_y(fit["intercept"] + fit["slope"] * form.x(l))
+    return np.where(curve > 0, curve, np.nan)  # a law clipped at 0 (rms² ≈ a + b·l, a < 0) is undefined there
 
 
 def figure_growth(tables: Tables, path: Path | None = None):
