@@ -86,3 +86,30 @@ def hidden_states(draw, dtypes=("float32", "float64", "bfloat16", "float16"), mi
 lams = st.floats(min_value=0.1, max_value=8.0)
 kappas = st.floats(min_value=1.0, max_value=20.0)
 thresholds = st.floats(min_value=0.01, max_value=5.0)
+
+
+# --- bad input: every dtype torch has for a hidden state, and any shape ------------------
+
+FLOATING_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+OTHER_DTYPES = (torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64,
+                torch.complex64, torch.complex128)
+
+
+@st.composite
+def any_dtype_tensors(draw) -> torch.Tensor:
+    """A tensor of any dtype (floating or not) and any shape of rank 0–3, sizes 0–4,
+    holding small integers (-3 … 3; 0 … 3 for uint8, 0/1 for bool), exact in every dtype."""
+    dtype = draw(st.sampled_from(FLOATING_DTYPES + OTHER_DTYPES))
+    shape = tuple(draw(st.lists(st.integers(0, 4), max_size=3)))
+    low = 0 if dtype in (torch.uint8, torch.bool) else -3
+    high = 1 if dtype == torch.bool else 3
+    values = draw(hnp.arrays(np.int64, shape, elements=st.integers(low, high)))
+    return torch.tensor(values).to(dtype)
+
+
+def scalar_parameters():
+    """A value for κ or ε: in range, on its boundary, out of range, or not finite."""
+    return st.one_of(
+        st.floats(min_value=1e-3, max_value=50.0),
+        st.sampled_from([0.0, -0.0, -1.0, -1e-9, float("nan"), float("inf"), -float("inf")]),
+    )
