@@ -113,3 +113,8 @@ def scalar_parameters():
         st.floats(min_value=1e-3, max_value=50.0),
         st.sampled_from([0.0, -0.0, -1.0, -1e-9, float("nan"), float("inf"), -float("inf")]),
     )
+
+
+def truncations(data: bytes):
+    """``data`` cut at any byte: every proper prefix, the empty one included."""
+    return st.integers(0, len(data) - 1).map(lambda cut: data[:cut])

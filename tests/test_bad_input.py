@@ -18,7 +18,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 from strategies import FLOATING_DTYPES, any_dtype_tensors, scalar_parameters
 
-from bhyt_theory.numerics.norms import EPS, bhyt, derf, dyt, layer_norm, mean_square, rms_norm
+from bhyt_theory.numerics.norms import (
+    EPS,
+    bhyt,
+    derf,
+    dyt,
+    layer_norm,
+    mean_square,
+    rms_norm,
+)
 
 U32 = 2.0**-24
 
