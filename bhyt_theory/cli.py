@@ -2,26 +2,191 @@
 
 The ``bhyt-theory`` command line: each sub-command is a ``_cmd_*`` function
 registered in ``_build_parser`` (argparse).
+
+Every option is validated before any work starts: each value by its argparse
+``type=`` (one small function per kind of value: sizes, seeds, indices, finite
+reals in a range, probabilities, devices, output files and folders) or
+``choices=``, and the options together by one ``_validate_*`` step per command
+(configurations, layer/position indices within them, distinct sweep values).
+A bad option gives one line on stderr (``bhyt-theory trace: error: …``) and
+exit code 2. Ctrl-C gives one line saying what was saved and exit code 130; a
+closed stdout (``… | head``) ends quietly.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
+import os
 import sys
 import typing
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 import torch
 
+from .numerics.estimators import ESTIMATORS
 from .numerics.inputs import INPUT_SEED_OFFSET, gaussian_inputs
-from .numerics.model import Stack, StackConfig
-from .numerics.probes import position_average
+from .numerics.model import DTYPES, KAPPA_SCHEDULES, REAL_RANGES, SCHEMES, Stack, StackConfig
+from .numerics.norms import check_real
+from .numerics.probes import STATISTICS, position_average
+
+# --- validation: one argparse type per kind of value -------------------------------------
+
+# Inputs are drawn from seed + INPUT_SEED_OFFSET, and torch seeds are below 2**63.
+SEED_MAX = 2**63 - 1 - INPUT_SEED_OFFSET
+CHOICES = {"scheme": SCHEMES, "estimator": tuple(ESTIMATORS), "kappa_schedule": tuple(KAPPA_SCHEDULES), "dtype": DTYPES}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``bhyt-theory trace: error: …`` on stderr, exit 2."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())}\n")
+
+
+def _typed(name: str, parse: Callable[[str], object]) -> Callable[[str], object]:
+    """``parse`` with the name argparse shows in its messages."""
+    parse.__name__ = name
+    return parse
+
+
+def integer(minimum: int, maximum: int | None = None, name: str = "integer") -> Callable[[str], int]:
+    """An argparse type: an integer in ``[minimum, maximum]``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            accepted = f"≥ {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+            raise argparse.ArgumentTypeError(f"must be an integer {accepted}, got {text!r}")
+        return value
+
+    return _typed(name, parse)
+
+
+def real(minimum: float | None = None, strict: bool = False, name: str = "real") -> Callable[[str], float]:
+    """An argparse type: a finite real, ``> minimum`` (``strict``) or ``≥ minimum``
+    (the library's own check, ``norms.check_real``)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        try:
+            check_real(value, "value", minimum, strict)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+        return value
+
+    return _typed(name, parse)
+
+
+size = integer(1, name="size")
+index = integer(0, name="index")
+seed = integer(0, SEED_MAX, name="seed")
+positive_real = real(0.0, strict=True, name="positive_real")
+
+
+def probability(text: str) -> float:
+    """An argparse type: a confidence level strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be strictly between 0 and 1 (0.95 is a 95 % interval), got {text!r}")
+    return value
+
+
+def lam_pair(text: str) -> tuple[float, float]:
+    """An argparse type: ``λ₁,λ₂`` such as ``2,1``, both finite and > 0."""
+    values = text.split(",")
+    if len(values) != 2:
+        raise argparse.ArgumentTypeError(f"takes λ₁,λ₂ pairs such as 2,1, got {text!r}")
+    return positive_real(values[0]), positive_real(values[1])
+
+
+def device(text: str) -> str:
+    """An argparse type: a torch device that exists on this machine."""
+    try:
+        parsed = torch.device(text)
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(f"not a torch device: {text!r} (cpu, cuda, cuda:N, mps)") from None
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise argparse.ArgumentTypeError(f"{text!r}: CUDA is not available on this machine (torch "
+                                             f"{torch.__version__}, torch.cuda.is_available() is False); use cpu")
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise argparse.ArgumentTypeError(f"{text!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise argparse.ArgumentTypeError(f"{text!r}: MPS is not available on this machine; use cpu")
+    elif parsed.type not in ("cpu", "cuda", "mps"):
+        raise argparse.ArgumentTypeError(f"unsupported device {text!r} (cpu, cuda, cuda:N, mps)")
+    return text
+
+
+def _check_can_create(folder: Path) -> None:
+    """The nearest existing ancestor of ``folder`` is a directory this process may write in
+    (missing folders below it are created when the output is written)."""
+    existing = folder.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise argparse.ArgumentTypeError(f"{existing} is a file, not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"cannot write in {existing} (permission denied)")
+
+
+def output_file(text: str) -> Path:
+    """An argparse type: a file to write (not a directory, in a writable place)."""
+    path = Path(text)
+    if path.is_dir() or text.endswith(os.sep):
+        raise argparse.ArgumentTypeError(f"{text} is a directory; give a file name such as {Path(text) / 'table.csv'}")
+    _check_can_create(path.parent)
+    if path.exists() and not os.access(path, os.W_OK):
+        raise argparse.ArgumentTypeError(f"cannot overwrite {text} (permission denied)")
+    return path
+
+
+def output_folder(text: str) -> Path:
+    """An argparse type: a folder to write in (an existing directory or a creatable one, not a file)."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} exists and is a file, not a directory")
+    _check_can_create(path)
+    return path
+
+
+def one_of(choices: typing.Sequence[str], metavar: str) -> dict:
+    """``choices=`` for ``add_argument`` with a short usage name; ``--help`` lists the values."""
+    return {"choices": tuple(choices), "metavar": metavar}
+
+
+def _choices_help(choices: typing.Sequence[str]) -> str:
+    return "one of: " + ", ".join(choices)
+
+
+def _config_type(name: str, kind: type) -> dict:
+    """``type=``/``choices=`` of the option for ``StackConfig`` field ``name``."""
+    if name in CHOICES:
+        return one_of(CHOICES[name], name.upper())
+    if name == "device":
+        return {"type": device}
+    if name in REAL_RANGES:
+        minimum, strict = REAL_RANGES[name]
+        return {"type": real(minimum, strict, name=name)}
+    return {"type": size if kind is int else kind}
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, multi: bool = False) -> None:
-    """One ``--option`` per ``StackConfig`` field (``kv_heads`` → ``--kv-heads``).
+    """One ``--option`` per ``StackConfig`` field (``kv_heads`` → ``--kv-heads``),
+    each typed and range-checked as ``StackConfig`` requires.
 
     With ``multi=True`` every option takes one or more values (for sweeps).
     """
@@ -29,16 +194,23 @@ def add_config_arguments(parser: argparse.ArgumentParser, multi: bool = False) -
     for field in dataclasses.fields(StackConfig):
         kind = hints[field.name]
         base = next((t for t in typing.get_args(kind) if t is not type(None)), kind)
+        accepted = ""
+        if field.name in REAL_RANGES:
+            minimum, strict = REAL_RANGES[field.name]
+            accepted = f"; finite, {'>' if strict else '≥'} {minimum:g}"
+        elif field.name in CHOICES:
+            accepted = "; " + _choices_help(CHOICES[field.name])
         parser.add_argument(
             "--" + field.name.replace("_", "-"),
-            type=base,
             nargs="+" if multi else None,
             default=None,
-            help=f"StackConfig.{field.name} (default {field.default})",
+            help=f"StackConfig.{field.name} (default {field.default}{accepted})",
+            **_config_type(field.name, base),
         )
 
 
 def config_from_arguments(args: argparse.Namespace, **overrides) -> StackConfig:
+    """The ``StackConfig`` of a single-valued ``add_config_arguments`` parser (validated)."""
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(StackConfig)}
     values = {k: v for k, v in values.items() if v is not None}
     values.update(overrides)
@@ -109,12 +281,7 @@ def _cmd_variance(args: argparse.Namespace) -> int:
 
     config = config_from_arguments(args)
     if args.grid:
-        lams = []
-        for pair in args.grid_lams:
-            values = pair.split(",")
-            if len(values) != 2:
-                raise ValueError(f"--grid-lams takes λ₁,λ₂ pairs such as 2,1; got {pair!r}")
-            lams.append((float(values[0]), float(values[1])))
+        lams = list(args.grid_lams)
         base = config.replace(estimator=args.estimators[0] if args.estimators else config.estimator)
         table = variance_grid(
             base, seq_lens=tuple(args.grid_seq_lens), lams=tuple(lams), widths=tuple(args.grid_widths),
@@ -201,22 +368,49 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
                   progress=not args.no_progress)
     write_table(table, args.csv, args.json)
     summary = summarise(table, args.statistics, per_position=args.per_position, level=args.level)
+    write_table(summary, args.summary_csv)
     varying = [c for c in RUN_COLUMNS if c in summary and summary[c].nunique(dropna=False) > 1]
     shown = ["scheme", *varying] if "scheme" not in varying else varying
-    position = ["position"] if args.per_position else []
-    print(f"mean across {len(args.seeds)} seeds, Student-t {args.level:.0%} interval "
+    keys = [*shown, "layer", "sublayer", *(["position"] if args.per_position else [])]
+    excerpt = summary if len(summary) <= SUMMARY_ROWS else _summary_excerpt(summary, args.per_position)
+    print(f"mean [Student-t {args.level:.0%} interval] across {len(args.seeds)} seeds "
           f"({'per position' if args.per_position else 'position-averaged'})")
-    show(summary[[*shown, "layer", "sublayer", *position, "statistic", "mean", "ci_low", "ci_high", "n_seeds"]], index=False)
+    cells = excerpt.assign(cell=[f"{m:.4g} [{lo:.4g}, {hi:.4g}]" for m, lo, hi in
+                                 zip(excerpt["mean"], excerpt["ci_low"], excerpt["ci_high"])])
+    wide = cells.pivot_table(index=keys, columns="statistic", values="cell", aggfunc="first", sort=False)
+    show(wide[[s for s in args.statistics if s in wide.columns]])
+    if excerpt is not summary:
+        print(f"{len(wide)} of {len(summary[keys].drop_duplicates())} rows shown: block outputs (sublayer mlp) at the first, "
+              "middle and last layer" + (" and position" if args.per_position else "") + " of each configuration. "
+              "Every row: --summary-csv PATH; every run's per-position table: --csv PATH.")
     return 0
+
+
+# A sweep summary longer than this is shown as an excerpt (first, middle, last layer).
+SUMMARY_ROWS = 40
+
+
+def _summary_excerpt(summary: pd.DataFrame, per_position: bool) -> pd.DataFrame:
+    """The block-output rows of ``summary`` at the first, middle and last layer (and
+    position) of each configuration: what a reader scans a sweep for."""
+    def ends(values: pd.Series, count: pd.Series) -> pd.Series:
+        return (values == 0) | (values == count // 2) | (values == count - 1)
+
+    rows = (summary["sublayer"] == "mlp") & ends(summary["layer"], summary["depth"])
+    if per_position:
+        rows &= ends(summary["position"], summary["length"])
+    return summary[rows]
+
+
+def _growth_defaults(default_growth: dict) -> dict:
+    return {"scheme": SCHEMES, **{name: [value] for name, value in default_growth.items()}}
 
 
 def _cmd_growth(args: argparse.Namespace) -> int:
     from .experiments.growth import DEFAULT_GROWTH, fit_growth, meanfield_growth
     from .experiments.montecarlo import RUN_COLUMNS, sweep
-    from .numerics.model import SCHEMES
 
-    defaults = {"scheme": SCHEMES, **{name: [value] for name, value in DEFAULT_GROWTH.items()}}
-    table = sweep(_sweep_grid(args, defaults), args.seeds, batch=args.batch,
+    table = sweep(_sweep_grid(args, _growth_defaults(DEFAULT_GROWTH)), args.seeds, batch=args.batch,
                   cache_dir=None if args.no_cache else args.cache_dir, progress=not args.no_progress)
     fits = fit_growth(table, first_layer=args.first_layer, level=args.level).assign(source="monte carlo")
     if args.meanfield:
@@ -280,25 +474,87 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- validation: one step per command, for what the options mean together -----------------
+
+
+def _check_indices(option: str, values: list[int] | None, bound: int, what: str) -> None:
+    """Every 0-based index in ``values`` is ``< bound``."""
+    outside = [value for value in values or () if value >= bound]
+    if outside:
+        raise ValueError(f"{option} {' '.join(map(str, outside))} outside the configuration: {what} is {bound}, "
+                         f"so indices run from 0 to {bound - 1}")
+
+
+def _check_distinct(option: str, values: list | None) -> None:
+    """Repeated values would be counted as independent replicates (or runs) twice."""
+    repeated = sorted({str(v) for v in values or () if list(values).count(v) > 1})
+    if repeated:
+        raise ValueError(f"{option} repeats {' '.join(repeated)}; give each value once")
+
+
+def _validate_config(args: argparse.Namespace) -> None:
+    config_from_arguments(args)
+
+
+def _validate_variance(args: argparse.Namespace) -> None:
+    config = config_from_arguments(args)
+    _check_indices("--layers", args.layers, config.depth, "--depth")
+    if args.grid:
+        for width, seq_len, (lam_in, lam_post) in itertools.product(args.grid_widths, args.grid_seq_lens, args.grid_lams):
+            config.replace(width=width, seq_len=seq_len, lam_in=lam_in, lam_post=lam_post)
+    else:
+        _check_indices("--positions", args.positions, config.seq_len, "--seq-len (the input length)")
+    _check_distinct("--seeds", args.seeds)
+
+
+def _validate_jacobian(args: argparse.Namespace) -> None:
+    config = config_from_arguments(args)
+    _check_indices("--layers", args.layers, config.depth, "--depth")
+    _check_distinct("--seeds", args.seeds)
+
+
+def _validate_sweep(args: argparse.Namespace, defaults: dict | None = None) -> list[StackConfig]:
+    from .experiments.montecarlo import grid_configs
+
+    for name, values in vars(args).items():
+        if name in {f.name for f in dataclasses.fields(StackConfig)} | {"length", "input_std", "seeds"}:
+            _check_distinct("--" + name.replace("_", "-"), values)
+    return [config for config, _ in grid_configs(_sweep_grid(args, defaults))]
+
+
+def _validate_growth(args: argparse.Namespace) -> None:
+    from .experiments.growth import DEFAULT_GROWTH
+
+    configs = _validate_sweep(args, _growth_defaults(DEFAULT_GROWTH))
+    shallowest = min(config.depth for config in configs)
+    if args.first_layer > shallowest - 3:
+        raise ValueError(f"--first-layer {args.first_layer} leaves fewer than 3 layers to fit at depth {shallowest}")
+
+
+def _saved_runs(args: argparse.Namespace) -> str | None:
+    return None if args.no_cache else f"the runs finished so far (in {args.cache_dir})"
+
+
 def _add_output_options(parser: argparse.ArgumentParser, what: str = "the table") -> None:
-    parser.add_argument("--csv", type=Path, default=None, help=f"write {what} as CSV")
-    parser.add_argument("--json", type=Path, default=None, help=f"write {what} as JSON records")
+    parser.add_argument("--csv", type=output_file, default=None, help=f"write {what} as CSV")
+    parser.add_argument("--json", type=output_file, default=None, help=f"write {what} as JSON records")
 
 
 def _add_sweep_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by the cached Monte Carlo commands (``sweep``, ``growth``)."""
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="weight seeds (inputs: seed + 10000)")
-    parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--length", type=int, nargs="+", default=None, help="input length T (default: seq_len)")
-    parser.add_argument("--input-std", type=float, nargs="+", default=None, help="input scale (default 0.02)")
-    parser.add_argument("--level", type=float, default=0.95, help="confidence level of the intervals")
-    parser.add_argument("--cache-dir", type=Path, default=Path("results/cache"))
+    parser.add_argument("--seeds", type=seed, nargs="+", default=[0, 1, 2], help="weight seeds (inputs: seed + 10000)")
+    parser.add_argument("--batch", type=size, default=4)
+    parser.add_argument("--length", type=size, nargs="+", default=None, help="input length T (default: seq_len)")
+    parser.add_argument("--input-std", type=positive_real, nargs="+", default=None, help="input scale (default 0.02)")
+    parser.add_argument("--level", type=probability, default=0.95,
+                        help="confidence level of the intervals, in (0, 1)")
+    parser.add_argument("--cache-dir", type=output_folder, default="results/cache")
     parser.add_argument("--no-cache", action="store_true")
     parser.add_argument("--no-progress", action="store_true")
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bhyt-theory", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="bhyt-theory", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
     trace = commands.add_parser(
@@ -307,21 +563,22 @@ def _build_parser() -> argparse.ArgumentParser:
         "(position-averaged) statistics; --per-position prints every row.",
     )
     add_config_arguments(trace)
-    trace.add_argument("--seed", type=int, default=0, help="weight seed (inputs use seed + 10000)")
-    trace.add_argument("--batch", type=int, default=4)
-    trace.add_argument("--length", type=int, default=None, help="input length T (default: seq_len)")
-    trace.add_argument("--input-std", type=float, default=0.02)
+    trace.add_argument("--seed", type=seed, default=0, help="weight seed (inputs use seed + 10000)")
+    trace.add_argument("--batch", type=size, default=4)
+    trace.add_argument("--length", type=size, default=None, help="input length T (default: seq_len)")
+    trace.add_argument("--input-std", type=positive_real, default=0.02)
     trace.add_argument("--per-position", action="store_true")
     _add_output_options(trace)
-    trace.set_defaults(run=_cmd_trace)
+    trace.set_defaults(run=_cmd_trace, validate=_validate_config)
 
     reproduce = commands.add_parser(
         "reproduce", help="run every section of the report (tables, figures, report.md)",
         description="Run every section of the report and write CSVs, figures and report.md to --out.",
     )
-    reproduce.add_argument("--out", type=Path, default=Path("results"))
+    reproduce.add_argument("--out", type=output_folder, default="results", help="output folder (created)")
     reproduce.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
-    reproduce.set_defaults(run=_cmd_reproduce)
+    reproduce.set_defaults(run=_cmd_reproduce, saved=lambda args: f"finished sections in {args.out / 'sections'} "
+                           f"and Monte Carlo runs in {args.out / 'cache'}")
 
     checks = commands.add_parser(
         "checks", help="run every registered proof-step check (bhyt_theory.theory.checks.CHECKS)",
@@ -341,22 +598,24 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     add_config_arguments(variance)
     variance.set_defaults(depth=65)
-    variance.add_argument("--estimators", nargs="+", default=None, help="default: every estimator except exact")
-    variance.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="weight seeds (inputs: seed + 10000)")
-    variance.add_argument("--batch", type=int, default=4)
-    variance.add_argument("--input-std", type=float, default=0.02)
-    variance.add_argument("--layers", type=int, nargs="+", default=None,
-                          help="default 0 1 4 16 64; with --grid, every layer")
-    variance.add_argument("--positions", type=int, nargs="+", default=None)
+    variance.add_argument("--estimators", nargs="+", **one_of(ESTIMATORS, "ESTIMATOR"), default=None,
+                          help="default: every estimator except exact; " + _choices_help(tuple(ESTIMATORS)))
+    variance.add_argument("--seeds", type=seed, nargs="+", default=[0, 1, 2], help="weight seeds (inputs: seed + 10000)")
+    variance.add_argument("--batch", type=size, default=4)
+    variance.add_argument("--input-std", type=positive_real, default=0.02)
+    variance.add_argument("--layers", type=index, nargs="+", default=None,
+                          help="0-based, < depth; default 0 1 4 16 64; with --grid, every layer")
+    variance.add_argument("--positions", type=index, nargs="+", default=None, help="0-based, < seq_len")
     variance.add_argument("--decomposition", action="store_true")
     variance.add_argument("--grid", action="store_true", help="sweep T × (λ₁, λ₂) × width × input scale")
-    variance.add_argument("--grid-seq-lens", type=int, nargs="+", default=[8, 32], help="T values of --grid")
-    variance.add_argument("--grid-lams", nargs="+", default=["2,1", "3,3"], help="λ₁,λ₂ pairs of --grid")
-    variance.add_argument("--grid-widths", type=int, nargs="+", default=[32, 64], help="widths of --grid")
-    variance.add_argument("--grid-input-stds", type=float, nargs="+", default=[0.02, 1.0],
+    variance.add_argument("--grid-seq-lens", type=size, nargs="+", default=[8, 32], help="T values of --grid")
+    variance.add_argument("--grid-lams", type=lam_pair, nargs="+", default=[(2.0, 1.0), (3.0, 3.0)],
+                          help="λ₁,λ₂ pairs of --grid, such as 2,1 (default 2,1 3,3)")
+    variance.add_argument("--grid-widths", type=size, nargs="+", default=[32, 64], help="widths of --grid")
+    variance.add_argument("--grid-input-stds", type=positive_real, nargs="+", default=[0.02, 1.0],
                           help="input scales of --grid")
     _add_output_options(variance)
-    variance.set_defaults(run=_cmd_variance)
+    variance.set_defaults(run=_cmd_variance, validate=_validate_variance)
 
     jacobian = commands.add_parser(
         "jacobian", help="relative deviation of each block's Jacobian from I, per scheme × layer",
@@ -365,14 +624,15 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     add_config_arguments(jacobian)
     jacobian.set_defaults(depth=32)
-    jacobian.add_argument("--schemes", nargs="+", default=None, help="default: every scheme but bhytline (= bhyt)")
-    jacobian.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    jacobian.add_argument("--batch", type=int, default=2)
-    jacobian.add_argument("--probes", type=int, default=16)
-    jacobian.add_argument("--input-std", type=float, default=0.02)
-    jacobian.add_argument("--layers", type=int, nargs="+", default=None)
+    jacobian.add_argument("--schemes", nargs="+", **one_of(SCHEMES, "SCHEME"), default=None,
+                          help="default: every scheme but bhytline (= bhyt); " + _choices_help(SCHEMES))
+    jacobian.add_argument("--seeds", type=seed, nargs="+", default=[0, 1])
+    jacobian.add_argument("--batch", type=size, default=2)
+    jacobian.add_argument("--probes", type=size, default=16)
+    jacobian.add_argument("--input-std", type=positive_real, default=0.02)
+    jacobian.add_argument("--layers", type=index, nargs="+", default=None, help="0-based, < depth")
     _add_output_options(jacobian)
-    jacobian.set_defaults(run=_cmd_jacobian)
+    jacobian.set_defaults(run=_cmd_jacobian, validate=_validate_jacobian)
 
     sweep = commands.add_parser(
         "sweep", help="Monte Carlo sweep over StackConfig values × seeds, cached; per-layer means with CIs",
@@ -382,10 +642,14 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     add_config_arguments(sweep, multi=True)
     _add_sweep_options(sweep)
-    sweep.add_argument("--statistics", nargs="+", default=["mean_square", "rms"])
+    sweep.add_argument("--statistics", nargs="+", **one_of(STATISTICS, "STATISTIC"), default=["mean_square", "rms"],
+                       help="statistics to summarise (default mean_square rms); " + _choices_help(STATISTICS))
     sweep.add_argument("--per-position", action="store_true")
+    sweep.add_argument("--summary-csv", type=output_file, default=None,
+                       help="write the whole summary (every layer) as CSV; the terminal shows at most "
+                       f"{SUMMARY_ROWS} rows")
     _add_output_options(sweep, "the full per-position sweep table")
-    sweep.set_defaults(run=_cmd_sweep)
+    sweep.set_defaults(run=_cmd_sweep, validate=_validate_sweep, saved=_saved_runs)
 
     growth = commands.add_parser(
         "growth", help="fit linear / variance-linear / exponential / power growth of rms with depth (C1, C2, C4)",
@@ -394,10 +658,10 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     add_config_arguments(growth, multi=True)
     _add_sweep_options(growth)
-    growth.add_argument("--first-layer", type=int, default=0, help="fit layers ≥ this (0-based)")
+    growth.add_argument("--first-layer", type=index, default=0, help="fit layers ≥ this (0-based)")
     growth.add_argument("--meanfield", action="store_true", help="also fit the mean-field curves")
     _add_output_options(growth, "the fit table")
-    growth.set_defaults(run=_cmd_growth)
+    growth.set_defaults(run=_cmd_growth, validate=_validate_growth, saved=_saved_runs)
 
     bench = commands.add_parser(
         "bench", help="Monte Carlo FLOP/s vs dense matmul, mean-field time, streamed peak memory (reports only)",
@@ -405,11 +669,11 @@ def _build_parser() -> argparse.ArgumentParser:
         "streamed run over a dense torch.matmul measured in the same run, meanfield.predict time at depth "
         "1024, peak RSS of a streamed run at depth 1024 over depth 16. Reports; asserts nothing.",
     )
-    bench.add_argument("--widths", type=int, nargs="+", default=[512, 1024])
-    bench.add_argument("--memory-width", type=int, default=256)
-    bench.add_argument("--meanfield-lengths", type=int, nargs="+", default=[64])
-    bench.add_argument("--device", default="cpu")
-    bench.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    bench.add_argument("--widths", type=size, nargs="+", default=[512, 1024])
+    bench.add_argument("--memory-width", type=size, default=256)
+    bench.add_argument("--meanfield-lengths", type=size, nargs="+", default=[64])
+    bench.add_argument("--device", type=device, default="cpu")
+    bench.add_argument("--threads", type=size, default=None, help="torch CPU threads (default: torch's)")
     _add_output_options(bench)
     bench.set_defaults(run=_cmd_bench)
 
@@ -419,10 +683,10 @@ def _build_parser() -> argparse.ArgumentParser:
         "largest measured/bound ratio of bhyt_theory.bounds on real Stacks, every scheme, plus the ratio at "
         "the default initialisation. A ratio above 1 would be a counterexample.",
     )
-    bounds.add_argument("--seed", type=int, default=0)
-    bounds.add_argument("--random-trials", type=int, default=6, help="random configurations per scheme")
-    bounds.add_argument("--hill-climb-steps", type=int, default=40)
-    bounds.add_argument("--threads", type=int, default=1, help="torch CPU threads (the search is sized for one core)")
+    bounds.add_argument("--seed", type=seed, default=0)
+    bounds.add_argument("--random-trials", type=size, default=6, help="random configurations per scheme")
+    bounds.add_argument("--hill-climb-steps", type=index, default=40)
+    bounds.add_argument("--threads", type=size, default=1, help="torch CPU threads (the search is sized for one core)")
     _add_output_options(bounds)
     bounds.set_defaults(run=_cmd_bounds)
 
@@ -433,26 +697,65 @@ def _build_parser() -> argparse.ArgumentParser:
         "for bhyt/bhytline, the estimate/exact ratio. --compare-seeds N also runs N Monte Carlo stacks.",
     )
     add_config_arguments(predict)
-    predict.add_argument("--input-std", type=float, default=0.02, help="inputs iid N(0, input_std²)")
-    predict.add_argument("--length", type=int, default=None, help="input length T (default: seq_len)")
-    predict.add_argument("--attention", choices=("uniform_causal", "uniform"), default="uniform_causal")
+    predict.add_argument("--input-std", type=positive_real, default=0.02, help="inputs iid N(0, input_std²)")
+    predict.add_argument("--length", type=size, default=None, help="input length T (default: seq_len)")
+    predict.add_argument("--attention", **one_of(("uniform_causal", "uniform"), "ATTENTION"), default="uniform_causal",
+                         help="attention pattern of the mean field; " + _choices_help(("uniform_causal", "uniform")))
     predict.add_argument("--per-position", action="store_true", help="one row per layer × sublayer × position")
     predict.add_argument("--uncorrelated", action="store_true", help="drop token correlations (per-position recursion)")
-    predict.add_argument("--compare-seeds", type=int, default=0, help="Monte Carlo seeds to compare against (0: none)")
-    predict.add_argument("--batch", type=int, default=2, help="Monte Carlo batch per seed")
+    predict.add_argument("--compare-seeds", type=index, default=0, help="Monte Carlo seeds to compare against (0: none)")
+    predict.add_argument("--batch", type=size, default=2, help="Monte Carlo batch per seed")
     _add_output_options(predict)
-    predict.set_defaults(run=_cmd_predict)
+    predict.set_defaults(run=_cmd_predict, validate=_validate_config)
 
     return parser
 
 
+def _error(args: argparse.Namespace, message: object) -> None:
+    print(f"bhyt-theory {args.command}: error: {' '.join(str(message).split())}", file=sys.stderr)
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so that Python's flush at exit does not hit the closed pipe again."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout is not a real file (e.g. captured in tests)
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _build_parser().parse_args(argv)
+    """Parse, validate every option (exit 2 on the first bad one), then run the command.
+
+    Exit codes: 0 done, 1 a check failed or an output could not be written, 2 bad
+    options, 130 interrupted (Ctrl-C), 141 stdout closed by its reader.
+    """
+    try:
+        args = _build_parser().parse_args(argv)
+    except SystemExit as done:  # --help, or a bad option (argparse has printed why)
+        return 0 if done.code is None else int(done.code)
+    try:
+        getattr(args, "validate", lambda _: None)(args)
+    except ValueError as error:
+        _error(args, error)
+        return 2
     try:
         return args.run(args)
     except ValueError as error:
-        print(f"bhyt-theory {args.command}: {error}", file=sys.stderr)
+        _error(args, error)
         return 2
+    except KeyboardInterrupt:
+        saved = getattr(args, "saved", lambda _: None)(args)
+        # On a terminal, end the line a progress bar may have left open.
+        print(("\n" if sys.stderr.isatty() else "") + f"bhyt-theory {args.command}: interrupted; "
+              + (f"{saved} are saved and rerunning the same command resumes from them" if saved
+                 else "this command keeps no partial results, so a rerun starts again"), file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        _quiet_stdout()
+        return 141
+    except OSError as error:
+        _error(args, error)
+        return 1
 
 
 if __name__ == "__main__":

@@ -308,4 +308,4 @@ def test_trace_command_prints_per_layer_table_and_writes_csv(tmp_path, capsys):
 
 def test_trace_command_reports_invalid_config_and_exits_2(capsys):
     assert main(["trace", "--scheme", "nope"]) == 2
-    assert "scheme 'nope'" in capsys.readouterr().err
+    assert "--scheme: invalid choice: 'nope'" in capsys.readouterr().err
