@@ -26,7 +26,7 @@ run is recomputed. Files are created with the process umask, like any other
 output.
 
 Serves claims C1, C2, C4 (depth-wise growth) and C5 (the variance estimate) of
-SPEC §4 with measurements; ``summarise`` gives per-layer means across seeds
+docs/claims.md with measurements; ``summarise`` gives per-layer means across seeds
 with Student-t confidence intervals.
 
 References: Byun et al., arXiv 2601.09719 (BHyT); Sun et al., arXiv 2502.05795
