@@ -1,5 +1,6 @@
 """Bad input gives either the correct result or a clear error, never a silently wrong
-number: the normalisers over every dtype and shape (numerics/norms.py, "Validation").
+number: the normalisers over every dtype and shape (numerics/norms.py, "Validation"),
+and the command line over generated bad options (cli.py: one line, exit 2).
 
 Error model of the "correct result" branch: the drawn entries are small integers,
 exact in every floating dtype; statistics are computed in float32 (float64 for
@@ -10,14 +11,29 @@ eps(dtype) + 64u, relative and absolute (outputs are O(1)).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
+from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
-from strategies import FLOATING_DTYPES, any_dtype_tensors, scalar_parameters
+from strategies import (
+    CLI_BASES,
+    FLOATING_DTYPES,
+    any_dtype_tensors,
+    invalid_command_lines,
+    scalar_parameters,
+)
 
+from bhyt_theory import cli
+from bhyt_theory.experiments import montecarlo
+from bhyt_theory.numerics import model
+from bhyt_theory.numerics.estimators import ESTIMATORS
+from bhyt_theory.numerics.model import DTYPES, KAPPA_SCHEDULES, SCHEMES
 from bhyt_theory.numerics.norms import (
     EPS,
     bhyt,
@@ -27,6 +43,7 @@ from bhyt_theory.numerics.norms import (
     mean_square,
     rms_norm,
 )
+from bhyt_theory.numerics.probes import STATISTICS
 
 U32 = 2.0**-24
 
@@ -116,3 +133,107 @@ def test_non_finite_entry_under_a_supplied_estimate_makes_its_whole_token_nan(ba
     out = bhyt(h, 2.0, mean_square=torch.tensor([[1.0], [1.0]]))
     assert torch.isnan(out[1]).all()
     assert torch.equal(out[0], bhyt(h[:1], 2.0, mean_square=torch.tensor([[1.0]]))[0])
+
+
+# --- the command line: every bad option is one line on stderr and exit code 2 ----------
+
+CHOICE_VALUES = {
+    "--scheme": SCHEMES, "--schemes": SCHEMES, "--estimator": tuple(ESTIMATORS), "--estimators": tuple(ESTIMATORS),
+    "--kappa-schedule": tuple(KAPPA_SCHEDULES), "--dtype": DTYPES, "--statistics": STATISTICS,
+    "--attention": ("uniform_causal", "uniform"),
+}
+
+
+@pytest.fixture(scope="module")
+def places(tmp_path_factory):
+    """An existing directory and an existing regular file for the output placeholders."""
+    folder = tmp_path_factory.mktemp("outputs")
+    (folder / "file").write_text("not a directory")
+    return folder
+
+
+def concrete(argv: list[str], places: Path) -> list[str]:
+    return [arg.replace("<directory>", str(places)).replace("<file>", str(places / "file")) for arg in argv]
+
+
+def run_cli(argv: list[str]) -> tuple[int, str, str]:
+    """``cli.main(argv)`` in process, with its exit code, stdout and stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.main(argv)
+    return code, out.getvalue(), err.getvalue()
+
+
+@given(invalid_command_lines(CHOICE_VALUES))
+def test_invalid_option_is_one_line_on_stderr_and_exit_2_before_any_work(places, case):
+    command, option, argv = case
+    code, out, err = run_cli(concrete(argv, places))
+    assert code == 2, (argv, err)
+    assert out == "", "nothing may run before the options are validated"
+    assert err.endswith("\n") and err.count("\n") == 1, err
+    assert err.startswith(f"bhyt-theory {command}: error: ") and "Traceback" not in err
+    assert option in err or option == "--seeds" or "StackConfig" in err or "outside the configuration" in err, err
+
+
+@pytest.mark.parametrize("changes, message", [
+    (["--width", "30", "--heads", "4"], "width 30 is not a multiple of heads 4"),
+    (["--heads", "4", "--kv-heads", "3"], "kv_heads"),
+    (["--scheme", "rmsnorm", "--lam-final", "1"], "BHyT schemes only"),
+])
+@pytest.mark.parametrize("command", ["trace", "sweep", "variance", "jacobian", "predict"])
+def test_inconsistent_configuration_is_one_line_and_exit_2(command, changes, message):
+    code, out, err = run_cli([command, *CLI_BASES[command], *changes])
+    assert (code, out, err.count("\n")) == (2, "", 1) and message in err, err
+
+
+def test_help_lists_the_allowed_values_of_every_choice_option():
+    for command, options in {"trace": ("--scheme", "--estimator", "--kappa-schedule", "--dtype"),
+                             "sweep": ("--statistics",), "variance": ("--estimators",),
+                             "jacobian": ("--schemes",), "predict": ("--attention",)}.items():
+        code, out, _ = run_cli([command, "--help"])
+        assert code == 0
+        flat = " ".join(out.split())
+        for option in options:
+            listed = "one of: " + ", ".join(CHOICE_VALUES[option])
+            assert listed in flat, (command, option)
+
+
+@pytest.mark.parametrize("command, saved", [
+    (["sweep", *CLI_BASES["sweep"][:-2], "--cache-dir", "<directory>"], "saved and rerunning the same command resumes"),
+    (["sweep", *CLI_BASES["sweep"]], "keeps no partial results"),
+    (["trace", *CLI_BASES["trace"]], "keeps no partial results"),
+])
+def test_ctrl_c_is_one_line_saying_what_was_saved_and_exit_130(places, monkeypatch, command, saved):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(montecarlo, "stream_trace", interrupted)
+    monkeypatch.setattr(model.Stack, "trace", interrupted)
+    code, _, err = run_cli(concrete(command, places))
+    assert code == 130 and err.count("\n") == 1 and saved in err, err
+    if "--cache-dir" in command:
+        assert str(places) in err
+
+
+def test_closed_stdout_ends_quietly(monkeypatch):
+    def closed(*args, **kwargs):
+        raise BrokenPipeError
+
+    monkeypatch.setattr(cli, "show", closed)
+    code, _, err = run_cli(["trace", *CLI_BASES["trace"]])
+    assert (code, err) == (141, "")
+
+
+def test_sweep_prints_an_excerpt_proportionate_to_its_size(tmp_path):
+    # 2 schemes × 2 depths: the summary has 2 · (2 + 16) · 2 sublayers = 72 rows per
+    # statistic; the terminal gets 3 layers per configuration, the file every row.
+    summary_csv = tmp_path / "summary.csv"
+    code, out, _ = run_cli(["sweep", "--scheme", "rmsnorm", "bhyt", "--depth", "2", "16", "--width", "8", "--heads", "2",
+                            "--seq-len", "4", "--seeds", "0", "1", "--no-cache", "--no-progress",
+                            "--summary-csv", str(summary_csv)])
+    assert code == 0
+    assert len(pd.read_csv(summary_csv)) == 2 * (2 + 16) * 2 * 2  # configurations' layers × sublayers × statistics
+    lines = out.splitlines()
+    # header, column names, index names, 2 configurations × (2 + 3) distinct layers picked, footnote
+    assert len(lines) == 3 + 2 * (2 + 3) + 1, out
+    assert lines[-1].startswith("10 of 72 rows shown")
