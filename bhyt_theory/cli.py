@@ -545,7 +545,8 @@ def _add_sweep_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=seed, nargs="+", default=[0, 1, 2], help="weight seeds (inputs: seed + 10000)")
     parser.add_argument("--batch", type=size, default=4)
     parser.add_argument("--length", type=size, nargs="+", default=None, help="input length T (default: seq_len)")
-    parser.add_argument("--input-std", type=positive_real, nargs="+", default=None, help="input scale (default 0.02)")
+    parser.add_argument("--input-std", type=positive_real, nargs="+", default=None,
+                        help="input scale, > 0 (zero inputs make every statistic 0; default 0.02)")
     parser.add_argument("--level", type=probability, default=0.95,
                         help="confidence level of the intervals, in (0, 1)")
     parser.add_argument("--cache-dir", type=output_folder, default="results/cache")
