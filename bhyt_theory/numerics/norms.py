@@ -102,7 +102,7 @@ def check_hidden_states(h: Tensor, name: str = "h") -> None:
     if not h.is_floating_point():
         raise TypeError(
             f"{name} must have a floating dtype (float16, bfloat16, float32 or float64), got {h.dtype}; "
-            f"convert it first, e.g. {name}.float()"
+            f"convert it explicitly first ({name}.float() for integers or bool, {name}.real for complex)"
         )
     if h.ndim == 0:
         raise ValueError(f"{name} must have at least one dimension (the features), got a 0-dim tensor")
