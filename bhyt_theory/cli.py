@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import itertools
 import os
 import sys
@@ -28,16 +29,30 @@ import pandas as pd
 import torch
 
 from .numerics.estimators import ESTIMATORS
-from .numerics.inputs import INPUT_SEED_OFFSET, gaussian_inputs
-from .numerics.model import DTYPES, KAPPA_SCHEDULES, REAL_RANGES, SCHEMES, Stack, StackConfig
+from .numerics.inputs import INPUT_SEED_OFFSET, InputSpec
+from .numerics.model import (
+    DTYPES,
+    KAPPA_SCHEDULES,
+    REAL_RANGES,
+    SCHEMES,
+    Stack,
+    StackConfig,
+)
 from .numerics.norms import check_real
 from .numerics.probes import STATISTICS, position_average
+from .numerics.schemes import SCHEME_TABLE
 
 # --- validation: one argparse type per kind of value -------------------------------------
 
-# Inputs are drawn from seed + INPUT_SEED_OFFSET, and torch seeds are below 2**63.
-SEED_MAX = 2**63 - 1 - INPUT_SEED_OFFSET
-CHOICES = {"scheme": SCHEMES, "estimator": tuple(ESTIMATORS), "kappa_schedule": tuple(KAPPA_SCHEDULES), "dtype": DTYPES}
+# Inputs are drawn from input_seed(seed) ≤ seed + 2 · INPUT_SEED_OFFSET, and torch seeds are below 2**63.
+SEED_MAX = 2**63 - 1 - 2 * INPUT_SEED_OFFSET
+
+
+def config_choices() -> dict[str, tuple[str, ...]]:
+    """The allowed values of each choice field of ``StackConfig``, read when the parser is
+    built (a scheme table extended at run time is seen)."""
+    return {"scheme": tuple(SCHEME_TABLE), "estimator": tuple(ESTIMATORS),
+            "kappa_schedule": tuple(KAPPA_SCHEDULES), "dtype": DTYPES}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -174,8 +189,9 @@ def _choices_help(choices: typing.Sequence[str]) -> str:
 
 def _config_type(name: str, kind: type) -> dict:
     """``type=``/``choices=`` of the option for ``StackConfig`` field ``name``."""
-    if name in CHOICES:
-        return one_of(CHOICES[name], name.upper())
+    choices = config_choices()
+    if name in choices:
+        return one_of(choices[name], name.upper())
     if name == "device":
         return {"type": device}
     if name in REAL_RANGES:
@@ -198,8 +214,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, multi: bool = False) -
         if field.name in REAL_RANGES:
             minimum, strict = REAL_RANGES[field.name]
             accepted = f"; finite, {'>' if strict else '≥'} {minimum:g}"
-        elif field.name in CHOICES:
-            accepted = "; " + _choices_help(CHOICES[field.name])
+        elif field.name in config_choices():
+            accepted = "; " + _choices_help(config_choices()[field.name])
         parser.add_argument(
             "--" + field.name.replace("_", "-"),
             nargs="+" if multi else None,
@@ -215,6 +231,11 @@ def config_from_arguments(args: argparse.Namespace, **overrides) -> StackConfig:
     values = {k: v for k, v in values.items() if v is not None}
     values.update(overrides)
     return StackConfig(**values)
+
+
+def library_default(function, name: str):
+    """The default of parameter ``name`` of ``function``: CLI defaults are the library's."""
+    return inspect.signature(function).parameters[name].default
 
 
 def write_table(table: pd.DataFrame, csv: Path | None = None, json: Path | None = None) -> None:
@@ -237,8 +258,7 @@ def show(table: pd.DataFrame, float_format: str = "{:.4g}", index: bool = True) 
 def _cmd_trace(args: argparse.Namespace) -> int:
     config = config_from_arguments(args)
     stack = Stack(config, seed=args.seed)
-    x = gaussian_inputs(config.width, args.batch, args.length or config.seq_len, args.input_std, args.seed + INPUT_SEED_OFFSET)
-    table = stack.trace(x)
+    table = stack.trace(InputSpec(args.batch, args.length, args.input_std).hidden_states(config, args.seed))
     write_table(table, args.csv, args.json)
     if args.per_position:
         shown = table
@@ -270,55 +290,41 @@ def _cmd_checks(args: argparse.Namespace) -> int:
 
 def _cmd_variance(args: argparse.Namespace) -> int:
     from .experiments.variance_study import (
-        ERROR_TERMS,
         TABLE_LAYERS,
+        decomposition_summary,
+        decomposition_table,
         estimator_comparison,
+        grid_summary,
         ratio_table,
         table_positions,
         variance_grid,
-        variance_study,
     )
 
     config = config_from_arguments(args)
     if args.grid:
-        lams = list(args.grid_lams)
         base = config.replace(estimator=args.estimators[0] if args.estimators else config.estimator)
         table = variance_grid(
-            base, seq_lens=tuple(args.grid_seq_lens), lams=tuple(lams), widths=tuple(args.grid_widths),
-            input_stds=tuple(args.grid_input_stds), seeds=tuple(args.seeds), batch=args.batch, layers=args.layers,
+            base, seq_lens=tuple(args.grid_seq_lens), lams=tuple(args.grid_lams), widths=tuple(args.grid_widths),
+            input_stds=tuple(args.grid_input_stds), seeds=tuple(args.seeds), inputs=InputSpec(args.batch),
+            layers=args.layers,
         )
         write_table(table, args.csv, args.json)
-        keys = ["seq_len", "lam_in", "lam_post", "width", "input_std"]
-        worst = table.loc[table.groupby(keys, sort=False)["reference_ratio"].idxmin()]
-        # The term that moves the ratio most at the worst token says which assumption failed there.
-        largest = worst[list(ERROR_TERMS)].abs().idxmax(axis=1)
-        summary = worst[[*keys, "reference_ratio", "seed", "layer", "position"]].rename(
-            columns={"reference_ratio": "min_reference_ratio"})
-        summary["largest_term"] = largest.to_numpy()
-        summary["largest_term_value"] = [row[name] for (_, row), name in zip(worst.iterrows(), largest)]
         print(f"minimum over seeds {list(args.seeds)} × layers × positions of the paper's M₂/m(h') "
               f"(batch means of per-token ratios; terms relative to m(h'); depth {base.depth}, "
               f"heads {base.heads}, estimator {base.estimator!r} drives the stack)")
-        show(summary, "{:.4g}", index=False)
+        show(grid_summary(table), "{:.4g}", index=False)
         return 0
     layers = tuple(args.layers) if args.layers else TABLE_LAYERS
     positions = tuple(args.positions) if args.positions else table_positions(config.seq_len)
     if args.decomposition:
         config = config.replace(estimator=args.estimators[0] if args.estimators else config.estimator)
-        parts = []
-        for seed in args.seeds:
-            x = gaussian_inputs(config.width, args.batch, config.seq_len, args.input_std, seed + INPUT_SEED_OFFSET)
-            parts.append(variance_study(Stack(config, seed), x, layers))
-        table = pd.concat(parts, ignore_index=True)
-        table = table[table["position"].isin(positions)]
+        table = decomposition_table(config, args.seeds, InputSpec(args.batch, std=args.input_std), layers, positions)
         write_table(table, args.csv, args.json)
-        columns = ["estimate_ratio", "reference_ratio", *ERROR_TERMS, "lam_post_effective", "saturation_bound_1"]
-        shown = table.groupby(["layer", "position"])[columns].mean()
-        show(shown, "{:.4f}")
+        show(decomposition_summary(table), "{:.4f}")
         return 0
     comparison = estimator_comparison(
-        config, args.estimators, seeds=tuple(args.seeds), batch=args.batch,
-        input_std=args.input_std, layers=layers, positions=positions,
+        config, args.estimators, seeds=tuple(args.seeds), inputs=InputSpec(args.batch, std=args.input_std),
+        layers=layers, positions=positions,
     )
     write_table(comparison, args.csv, args.json)
     show(ratio_table(comparison), "{:.3f}")
@@ -332,6 +338,7 @@ def _cmd_jacobian(args: argparse.Namespace) -> int:
     from .experiments.block_jacobian import (
         JACOBIAN_SCHEMES,
         deviation_table,
+        input_rms_table,
         jacobian_comparison,
         jacobian_layers,
     )
@@ -340,12 +347,12 @@ def _cmd_jacobian(args: argparse.Namespace) -> int:
     table = jacobian_comparison(
         config, schemes=tuple(args.schemes or JACOBIAN_SCHEMES),
         layers=tuple(args.layers) if args.layers else jacobian_layers(config.depth),
-        seeds=tuple(args.seeds), batch=args.batch, probes=args.probes, input_std=args.input_std,
+        seeds=tuple(args.seeds), inputs=InputSpec(args.batch, std=args.input_std), probes=args.probes,
     )
     write_table(table, args.csv, args.json)
     show(deviation_table(table))
     print("\nrms(h_l) at each layer's input:")
-    show(table.pivot_table(index="scheme", columns="layer", values="rms_in", sort=False))
+    show(input_rms_table(table))
     return 0
 
 
@@ -364,7 +371,7 @@ def _sweep_grid(args: argparse.Namespace, defaults: dict | None = None) -> dict:
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from .experiments.montecarlo import RUN_COLUMNS, summarise, sweep
 
-    table = sweep(_sweep_grid(args), args.seeds, batch=args.batch, cache_dir=None if args.no_cache else args.cache_dir,
+    table = sweep(_sweep_grid(args), args.seeds, InputSpec(args.batch), cache_dir=None if args.no_cache else args.cache_dir,
                   progress=not args.no_progress)
     write_table(table, args.csv, args.json)
     summary = summarise(table, args.statistics, per_position=args.per_position, level=args.level)
@@ -410,7 +417,7 @@ def _cmd_growth(args: argparse.Namespace) -> int:
     from .experiments.growth import DEFAULT_GROWTH, fit_growth, meanfield_growth
     from .experiments.montecarlo import RUN_COLUMNS, sweep
 
-    table = sweep(_sweep_grid(args, _growth_defaults(DEFAULT_GROWTH)), args.seeds, batch=args.batch,
+    table = sweep(_sweep_grid(args, _growth_defaults(DEFAULT_GROWTH)), args.seeds, InputSpec(args.batch),
                   cache_dir=None if args.no_cache else args.cache_dir, progress=not args.no_progress)
     fits = fit_growth(table, first_layer=args.first_layer, level=args.level).assign(source="monte carlo")
     if args.meanfield:
@@ -465,7 +472,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     config = config_from_arguments(args)
     if args.compare_seeds:
-        table = compare_with_monte_carlo(config, range(args.compare_seeds), args.batch, args.length, args.input_std)
+        inputs = InputSpec(args.batch, args.length, args.input_std)
+        table = compare_with_monte_carlo(config, range(args.compare_seeds), inputs)
     else:
         predictor = predict_per_position if args.per_position else predict
         table = predictor(config, args.input_std**2, args.attention, args.length, not args.uncorrelated)
@@ -542,11 +550,12 @@ def _add_output_options(parser: argparse.ArgumentParser, what: str = "the table"
 
 def _add_sweep_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by the cached Monte Carlo commands (``sweep``, ``growth``)."""
-    parser.add_argument("--seeds", type=seed, nargs="+", default=[0, 1, 2], help="weight seeds (inputs: seed + 10000)")
-    parser.add_argument("--batch", type=size, default=4)
+    parser.add_argument("--seeds", type=seed, nargs="+", default=[0, 1, 2],
+                        help="weight seeds (inputs: numerics.inputs.input_seed)")
+    parser.add_argument("--batch", type=size, default=InputSpec().batch)
     parser.add_argument("--length", type=size, nargs="+", default=None, help="input length T (default: seq_len)")
     parser.add_argument("--input-std", type=positive_real, nargs="+", default=None,
-                        help="input scale, > 0 (zero inputs make every statistic 0; default 0.02)")
+                        help=f"input scale, > 0 (zero inputs make every statistic 0; default {InputSpec().std})")
     parser.add_argument("--level", type=probability, default=0.95,
                         help="confidence level of the intervals, in (0, 1)")
     parser.add_argument("--cache-dir", type=output_folder, default="results/cache")
@@ -555,6 +564,9 @@ def _add_sweep_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _build_parser() -> argparse.ArgumentParser:
+    from .experiments import block_jacobian, variance_study
+    from .theory.meanfield import compare_with_monte_carlo
+
     parser = _Parser(prog="bhyt-theory", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -564,10 +576,10 @@ def _build_parser() -> argparse.ArgumentParser:
         "(position-averaged) statistics; --per-position prints every row.",
     )
     add_config_arguments(trace)
-    trace.add_argument("--seed", type=seed, default=0, help="weight seed (inputs use seed + 10000)")
-    trace.add_argument("--batch", type=size, default=4)
+    trace.add_argument("--seed", type=seed, default=0, help="weight seed (inputs: numerics.inputs.input_seed)")
+    trace.add_argument("--batch", type=size, default=InputSpec().batch)
     trace.add_argument("--length", type=size, default=None, help="input length T (default: seq_len)")
-    trace.add_argument("--input-std", type=positive_real, default=0.02)
+    trace.add_argument("--input-std", type=positive_real, default=InputSpec().std)
     trace.add_argument("--per-position", action="store_true")
     _add_output_options(trace)
     trace.set_defaults(run=_cmd_trace, validate=_validate_config)
@@ -601,20 +613,26 @@ def _build_parser() -> argparse.ArgumentParser:
     variance.set_defaults(depth=65)
     variance.add_argument("--estimators", nargs="+", **one_of(ESTIMATORS, "ESTIMATOR"), default=None,
                           help="default: every estimator except exact; " + _choices_help(tuple(ESTIMATORS)))
-    variance.add_argument("--seeds", type=seed, nargs="+", default=[0, 1, 2], help="weight seeds (inputs: seed + 10000)")
-    variance.add_argument("--batch", type=size, default=4)
-    variance.add_argument("--input-std", type=positive_real, default=0.02)
+    comparison_inputs = library_default(variance_study.estimator_comparison, "inputs")
+    variance.add_argument("--seeds", type=seed, nargs="+",
+                          default=list(library_default(variance_study.estimator_comparison, "seeds")),
+                          help="weight seeds (inputs: numerics.inputs.input_seed)")
+    variance.add_argument("--batch", type=size, default=comparison_inputs.batch)
+    variance.add_argument("--input-std", type=positive_real, default=comparison_inputs.std)
     variance.add_argument("--layers", type=index, nargs="+", default=None,
                           help="0-based, < depth; default 0 1 4 16 64; with --grid, every layer")
     variance.add_argument("--positions", type=index, nargs="+", default=None, help="0-based, < seq_len")
     variance.add_argument("--decomposition", action="store_true")
     variance.add_argument("--grid", action="store_true", help="sweep T × (λ₁, λ₂) × width × input scale")
-    variance.add_argument("--grid-seq-lens", type=size, nargs="+", default=[8, 32], help="T values of --grid")
-    variance.add_argument("--grid-lams", type=lam_pair, nargs="+", default=[(2.0, 1.0), (3.0, 3.0)],
-                          help="λ₁,λ₂ pairs of --grid, such as 2,1 (default 2,1 3,3)")
-    variance.add_argument("--grid-widths", type=size, nargs="+", default=[32, 64], help="widths of --grid")
-    variance.add_argument("--grid-input-stds", type=positive_real, nargs="+", default=[0.02, 1.0],
-                          help="input scales of --grid")
+    variance.add_argument("--grid-seq-lens", type=size, nargs="+", default=list(variance_study.GRID_SEQ_LENS),
+                          help="T values of --grid (default %(default)s)")
+    variance.add_argument("--grid-lams", type=lam_pair, nargs="+", default=list(variance_study.GRID_LAMS),
+                          help="λ₁,λ₂ pairs of --grid, such as 2,1 (default "
+                          + " ".join(f"{a:g},{b:g}" for a, b in variance_study.GRID_LAMS) + ")")
+    variance.add_argument("--grid-widths", type=size, nargs="+", default=list(variance_study.GRID_WIDTHS),
+                          help="widths of --grid (default %(default)s)")
+    variance.add_argument("--grid-input-stds", type=positive_real, nargs="+",
+                          default=list(variance_study.GRID_INPUT_STDS), help="input scales of --grid (default %(default)s)")
     _add_output_options(variance)
     variance.set_defaults(run=_cmd_variance, validate=_validate_variance)
 
@@ -625,12 +643,14 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     add_config_arguments(jacobian)
     jacobian.set_defaults(depth=32)
-    jacobian.add_argument("--schemes", nargs="+", **one_of(SCHEMES, "SCHEME"), default=None,
-                          help="default: every scheme but bhytline (= bhyt); " + _choices_help(SCHEMES))
-    jacobian.add_argument("--seeds", type=seed, nargs="+", default=[0, 1])
-    jacobian.add_argument("--batch", type=size, default=2)
-    jacobian.add_argument("--probes", type=size, default=16)
-    jacobian.add_argument("--input-std", type=positive_real, default=0.02)
+    jacobian.add_argument("--schemes", nargs="+", **one_of(tuple(SCHEME_TABLE), "SCHEME"), default=None,
+                          help="default: every scheme but bhytline (= bhyt); " + _choices_help(tuple(SCHEME_TABLE)))
+    jacobian_inputs = library_default(block_jacobian.jacobian_comparison, "inputs")
+    jacobian.add_argument("--seeds", type=seed, nargs="+",
+                          default=list(library_default(block_jacobian.jacobian_comparison, "seeds")))
+    jacobian.add_argument("--batch", type=size, default=jacobian_inputs.batch)
+    jacobian.add_argument("--probes", type=size, default=library_default(block_jacobian.jacobian_comparison, "probes"))
+    jacobian.add_argument("--input-std", type=positive_real, default=jacobian_inputs.std)
     jacobian.add_argument("--layers", type=index, nargs="+", default=None, help="0-based, < depth")
     _add_output_options(jacobian)
     jacobian.set_defaults(run=_cmd_jacobian, validate=_validate_jacobian)
@@ -705,7 +725,8 @@ def _build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--per-position", action="store_true", help="one row per layer × sublayer × position")
     predict.add_argument("--uncorrelated", action="store_true", help="drop token correlations (per-position recursion)")
     predict.add_argument("--compare-seeds", type=index, default=0, help="Monte Carlo seeds to compare against (0: none)")
-    predict.add_argument("--batch", type=size, default=2, help="Monte Carlo batch per seed")
+    predict.add_argument("--batch", type=size, default=library_default(compare_with_monte_carlo, "inputs").batch,
+                         help="Monte Carlo batch per seed")
     _add_output_options(predict)
     predict.set_defaults(run=_cmd_predict, validate=_validate_config)
 
