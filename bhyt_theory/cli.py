@@ -162,7 +162,7 @@ def output_file(text: str) -> Path:
     """An argparse type: a file to write (not a directory, in a writable place)."""
     path = Path(text)
     if path.is_dir() or text.endswith(os.sep):
-        raise argparse.ArgumentTypeError(f"{text} is a directory; give a file name such as {Path(text) / 'table.csv'}")
+        raise argparse.ArgumentTypeError(f"{text} is a directory; give the path of a file to write")
     _check_can_create(path.parent)
     if path.exists() and not os.access(path, os.W_OK):
         raise argparse.ArgumentTypeError(f"cannot overwrite {text} (permission denied)")

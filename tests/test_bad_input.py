@@ -237,3 +237,12 @@ def test_sweep_prints_an_excerpt_proportionate_to_its_size(tmp_path):
     # header, column names, index names, 2 configurations × (2 + 3) distinct layers picked, footnote
     assert len(lines) == 3 + 2 * (2 + 3) + 1, out
     assert lines[-1].startswith("10 of 72 rows shown")
+
+
+@pytest.mark.parametrize("option", ["--csv", "--json"])
+def test_output_in_an_unwritable_folder_is_one_line_and_exit_2(tmp_path, monkeypatch, option):
+    # Tests may run as root, for whom every folder is writable: the permission answer is
+    # the operating system's (os.access), so it is the one thing replaced here.
+    monkeypatch.setattr(cli.os, "access", lambda path, mode: False)
+    code, out, err = run_cli(["trace", *CLI_BASES["trace"], option, str(tmp_path / "missing" / "t.csv")])
+    assert (code, out, err.count("\n")) == (2, "", 1) and f"cannot write in {tmp_path}" in err, err
