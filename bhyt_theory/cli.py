@@ -4,9 +4,9 @@ The ``bhyt-theory`` command line: each sub-command is a ``_cmd_*`` function
 registered in ``_build_parser`` (argparse).
 
 Every option is validated before any work starts: each value by its argparse
-``type=`` (one small function per kind of value: sizes, seeds, indices, finite
-reals in a range, probabilities, devices, output files and folders) or
-``choices=``, and the options together by one ``_validate_*`` step per command
+``type=`` (``options``: one small function per kind of value — sizes, seeds,
+indices, finite reals in a range, probabilities, devices, output files and
+folders) or ``choices=``, and the options together by one ``_validate_*`` step per command
 (configurations, layer/position indices within them, distinct sweep values).
 A bad option gives one line on stderr (``bhyt-theory trace: error: …``) and
 exit code 2. Ctrl-C gives one line saying what was saved and exit code 130; a
@@ -23,181 +23,36 @@ import os
 import sys
 import typing
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 import torch
 
 from .numerics.estimators import ESTIMATORS
-from .numerics.inputs import INPUT_SEED_OFFSET, InputSpec
+from .numerics.inputs import InputSpec
 from .numerics.model import (
-    DTYPES,
-    KAPPA_SCHEDULES,
     REAL_RANGES,
     SCHEMES,
     Stack,
     StackConfig,
 )
-from .numerics.norms import check_real
 from .numerics.probes import STATISTICS, position_average
 from .numerics.schemes import SCHEME_TABLE
-
-# --- validation: one argparse type per kind of value -------------------------------------
-
-# Inputs are drawn from input_seed(seed) ≤ seed + 2 · INPUT_SEED_OFFSET, and torch seeds are below 2**63.
-SEED_MAX = 2**63 - 1 - 2 * INPUT_SEED_OFFSET
-
-
-def config_choices() -> dict[str, tuple[str, ...]]:
-    """The allowed values of each choice field of ``StackConfig``, read when the parser is
-    built (a scheme table extended at run time is seen)."""
-    return {"scheme": tuple(SCHEME_TABLE), "estimator": tuple(ESTIMATORS),
-            "kappa_schedule": tuple(KAPPA_SCHEDULES), "dtype": DTYPES}
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors: ``bhyt-theory trace: error: …`` on stderr, exit 2."""
-
-    def error(self, message: str) -> typing.NoReturn:
-        self.exit(2, f"{self.prog}: error: {' '.join(message.split())}\n")
-
-
-def _typed(name: str, parse: Callable[[str], object]) -> Callable[[str], object]:
-    """``parse`` with the name argparse shows in its messages."""
-    parse.__name__ = name
-    return parse
-
-
-def integer(minimum: int, maximum: int | None = None, name: str = "integer") -> Callable[[str], int]:
-    """An argparse type: an integer in ``[minimum, maximum]``."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum or (maximum is not None and value > maximum):
-            accepted = f"≥ {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
-            raise argparse.ArgumentTypeError(f"must be an integer {accepted}, got {text!r}")
-        return value
-
-    return _typed(name, parse)
-
-
-def real(minimum: float | None = None, strict: bool = False, name: str = "real") -> Callable[[str], float]:
-    """An argparse type: a finite real, ``> minimum`` (``strict``) or ``≥ minimum``
-    (the library's own check, ``norms.check_real``)."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        try:
-            check_real(value, "value", minimum, strict)
-        except ValueError as error:
-            raise argparse.ArgumentTypeError(str(error)) from None
-        return value
-
-    return _typed(name, parse)
-
-
-size = integer(1, name="size")
-index = integer(0, name="index")
-seed = integer(0, SEED_MAX, name="seed")
-positive_real = real(0.0, strict=True, name="positive_real")
-
-
-def probability(text: str) -> float:
-    """An argparse type: a confidence level strictly between 0 and 1."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must be strictly between 0 and 1 (0.95 is a 95 % interval), got {text!r}")
-    return value
-
-
-def lam_pair(text: str) -> tuple[float, float]:
-    """An argparse type: ``λ₁,λ₂`` such as ``2,1``, both finite and > 0."""
-    values = text.split(",")
-    if len(values) != 2:
-        raise argparse.ArgumentTypeError(f"takes λ₁,λ₂ pairs such as 2,1, got {text!r}")
-    return positive_real(values[0]), positive_real(values[1])
-
-
-def device(text: str) -> str:
-    """An argparse type: a torch device that exists on this machine."""
-    try:
-        parsed = torch.device(text)
-    except RuntimeError:
-        raise argparse.ArgumentTypeError(f"not a torch device: {text!r} (cpu, cuda, cuda:N, mps)") from None
-    if parsed.type == "cuda":
-        if not torch.cuda.is_available():
-            raise argparse.ArgumentTypeError(f"{text!r}: CUDA is not available on this machine (torch "
-                                             f"{torch.__version__}, torch.cuda.is_available() is False); use cpu")
-        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
-            raise argparse.ArgumentTypeError(f"{text!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    elif parsed.type == "mps" and not torch.backends.mps.is_available():
-        raise argparse.ArgumentTypeError(f"{text!r}: MPS is not available on this machine; use cpu")
-    elif parsed.type not in ("cpu", "cuda", "mps"):
-        raise argparse.ArgumentTypeError(f"unsupported device {text!r} (cpu, cuda, cuda:N, mps)")
-    return text
-
-
-def _check_can_create(folder: Path) -> None:
-    """The nearest existing ancestor of ``folder`` is a directory this process may write in
-    (missing folders below it are created when the output is written)."""
-    existing = folder.absolute()
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise argparse.ArgumentTypeError(f"{existing} is a file, not a directory")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise argparse.ArgumentTypeError(f"cannot write in {existing} (permission denied)")
-
-
-def output_file(text: str) -> Path:
-    """An argparse type: a file to write (not a directory, in a writable place)."""
-    path = Path(text)
-    if path.is_dir() or text.endswith(os.sep):
-        raise argparse.ArgumentTypeError(f"{text} is a directory; give the path of a file to write")
-    _check_can_create(path.parent)
-    if path.exists() and not os.access(path, os.W_OK):
-        raise argparse.ArgumentTypeError(f"cannot overwrite {text} (permission denied)")
-    return path
-
-
-def output_folder(text: str) -> Path:
-    """An argparse type: a folder to write in (an existing directory or a creatable one, not a file)."""
-    path = Path(text)
-    if path.exists() and not path.is_dir():
-        raise argparse.ArgumentTypeError(f"{text} exists and is a file, not a directory")
-    _check_can_create(path)
-    return path
-
-
-def one_of(choices: typing.Sequence[str], metavar: str) -> dict:
-    """``choices=`` for ``add_argument`` with a short usage name; ``--help`` lists the values."""
-    return {"choices": tuple(choices), "metavar": metavar}
-
-
-def _choices_help(choices: typing.Sequence[str]) -> str:
-    return "one of: " + ", ".join(choices)
-
-
-def _config_type(name: str, kind: type) -> dict:
-    """``type=``/``choices=`` of the option for ``StackConfig`` field ``name``."""
-    choices = config_choices()
-    if name in choices:
-        return one_of(choices[name], name.upper())
-    if name == "device":
-        return {"type": device}
-    if name in REAL_RANGES:
-        minimum, strict = REAL_RANGES[name]
-        return {"type": real(minimum, strict, name=name)}
-    return {"type": size if kind is int else kind}
+from .options import (
+    Parser,
+    choices_help,
+    config_choices,
+    config_type,
+    device,
+    index,
+    lam_pair,
+    one_of,
+    output_file,
+    output_folder,
+    positive_real,
+    probability,
+    seed,
+    size,
+)
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, multi: bool = False) -> None:
@@ -215,13 +70,13 @@ def add_config_arguments(parser: argparse.ArgumentParser, multi: bool = False) -
             minimum, strict = REAL_RANGES[field.name]
             accepted = f"; finite, {'>' if strict else '≥'} {minimum:g}"
         elif field.name in config_choices():
-            accepted = "; " + _choices_help(config_choices()[field.name])
+            accepted = "; " + choices_help(config_choices()[field.name])
         parser.add_argument(
             "--" + field.name.replace("_", "-"),
             nargs="+" if multi else None,
             default=None,
             help=f"StackConfig.{field.name} (default {field.default}{accepted})",
-            **_config_type(field.name, base),
+            **config_type(field.name, base),
         )
 
 
@@ -567,7 +422,7 @@ def _build_parser() -> argparse.ArgumentParser:
     from .experiments import block_jacobian, variance_study
     from .theory.meanfield import compare_with_monte_carlo
 
-    parser = _Parser(prog="bhyt-theory", description=__doc__.splitlines()[0])
+    parser = Parser(prog="bhyt-theory", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
     trace = commands.add_parser(
@@ -612,7 +467,7 @@ def _build_parser() -> argparse.ArgumentParser:
     add_config_arguments(variance)
     variance.set_defaults(depth=65)
     variance.add_argument("--estimators", nargs="+", **one_of(ESTIMATORS, "ESTIMATOR"), default=None,
-                          help="default: every estimator except exact; " + _choices_help(tuple(ESTIMATORS)))
+                          help="default: every estimator except exact; " + choices_help(tuple(ESTIMATORS)))
     comparison_inputs = library_default(variance_study.estimator_comparison, "inputs")
     variance.add_argument("--seeds", type=seed, nargs="+",
                           default=list(library_default(variance_study.estimator_comparison, "seeds")),
@@ -644,7 +499,7 @@ def _build_parser() -> argparse.ArgumentParser:
     add_config_arguments(jacobian)
     jacobian.set_defaults(depth=32)
     jacobian.add_argument("--schemes", nargs="+", **one_of(tuple(SCHEME_TABLE), "SCHEME"), default=None,
-                          help="default: every scheme but bhytline (= bhyt); " + _choices_help(tuple(SCHEME_TABLE)))
+                          help="default: every scheme but bhytline (= bhyt); " + choices_help(tuple(SCHEME_TABLE)))
     jacobian_inputs = library_default(block_jacobian.jacobian_comparison, "inputs")
     jacobian.add_argument("--seeds", type=seed, nargs="+",
                           default=list(library_default(block_jacobian.jacobian_comparison, "seeds")))
@@ -664,7 +519,7 @@ def _build_parser() -> argparse.ArgumentParser:
     add_config_arguments(sweep, multi=True)
     _add_sweep_options(sweep)
     sweep.add_argument("--statistics", nargs="+", **one_of(STATISTICS, "STATISTIC"), default=["mean_square", "rms"],
-                       help="statistics to summarise (default mean_square rms); " + _choices_help(STATISTICS))
+                       help="statistics to summarise (default mean_square rms); " + choices_help(STATISTICS))
     sweep.add_argument("--per-position", action="store_true")
     sweep.add_argument("--summary-csv", type=output_file, default=None,
                        help="write the whole summary (every layer) as CSV; the terminal shows at most "
@@ -721,7 +576,7 @@ def _build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--input-std", type=positive_real, default=0.02, help="inputs iid N(0, input_std²)")
     predict.add_argument("--length", type=size, default=None, help="input length T (default: seq_len)")
     predict.add_argument("--attention", **one_of(("uniform_causal", "uniform"), "ATTENTION"), default="uniform_causal",
-                         help="attention pattern of the mean field; " + _choices_help(("uniform_causal", "uniform")))
+                         help="attention pattern of the mean field; " + choices_help(("uniform_causal", "uniform")))
     predict.add_argument("--per-position", action="store_true", help="one row per layer × sublayer × position")
     predict.add_argument("--uncorrelated", action="store_true", help="drop token correlations (per-position recursion)")
     predict.add_argument("--compare-seeds", type=index, default=0, help="Monte Carlo seeds to compare against (0: none)")

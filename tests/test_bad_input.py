@@ -29,7 +29,7 @@ from strategies import (
     scalar_parameters,
 )
 
-from bhyt_theory import cli
+from bhyt_theory import cli, options
 from bhyt_theory.experiments import montecarlo
 from bhyt_theory.numerics import model
 from bhyt_theory.numerics.estimators import ESTIMATORS
@@ -187,13 +187,13 @@ def test_inconsistent_configuration_is_one_line_and_exit_2(command, changes, mes
 
 
 def test_help_lists_the_allowed_values_of_every_choice_option():
-    for command, options in {"trace": ("--scheme", "--estimator", "--kappa-schedule", "--dtype"),
-                             "sweep": ("--statistics",), "variance": ("--estimators",),
-                             "jacobian": ("--schemes",), "predict": ("--attention",)}.items():
+    for command, names in {"trace": ("--scheme", "--estimator", "--kappa-schedule", "--dtype"),
+                           "sweep": ("--statistics",), "variance": ("--estimators",),
+                           "jacobian": ("--schemes",), "predict": ("--attention",)}.items():
         code, out, _ = run_cli([command, "--help"])
         assert code == 0
         flat = " ".join(out.split())
-        for option in options:
+        for option in names:
             listed = "one of: " + ", ".join(CHOICE_VALUES[option])
             assert listed in flat, (command, option)
 
@@ -243,6 +243,6 @@ def test_sweep_prints_an_excerpt_proportionate_to_its_size(tmp_path):
 def test_output_in_an_unwritable_folder_is_one_line_and_exit_2(tmp_path, monkeypatch, option):
     # Tests may run as root, for whom every folder is writable: the permission answer is
     # the operating system's (os.access), so it is the one thing replaced here.
-    monkeypatch.setattr(cli.os, "access", lambda path, mode: False)
+    monkeypatch.setattr(options.os, "access", lambda path, mode: False)
     code, out, err = run_cli(["trace", *CLI_BASES["trace"], option, str(tmp_path / "missing" / "t.csv")])
     assert (code, out, err.count("\n")) == (2, "", 1) and f"cannot write in {tmp_path}" in err, err
