@@ -219,3 +219,8 @@ def invalid_command_lines(draw, choices: dict) -> tuple[str, str, list[str]]:
         return command, option, [command, *CLI_BASES[command], option, str(repeated), str(repeated)]
     value = draw(bad_values(kind).filter(lambda text: text not in choices.get(option, ())))
     return command, option, [command, *CLI_BASES[command], option, value]
+
+
+def signed_lambdas() -> st.SearchStrategy[float]:
+    """λ of either sign, zero, small and beyond κ = 10 (trained parameters): any value in [-40, 40]."""
+    return st.one_of(st.just(0.0), st.floats(-40.0, 40.0, allow_nan=False, allow_infinity=False))
