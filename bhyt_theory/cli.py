@@ -30,7 +30,7 @@ import torch
 from .numerics.estimators import ESTIMATORS
 from .numerics.inputs import InputSpec
 from .numerics.model import (
-    REAL_RANGES,
+    DTYPES,
     SCHEMES,
     Stack,
     StackConfig,
@@ -38,13 +38,16 @@ from .numerics.model import (
 from .numerics.probes import STATISTICS, position_average
 from .numerics.schemes import SCHEME_TABLE
 from .options import (
+    OPTION_RANGES,
     Parser,
     choices_help,
     config_choices,
     config_type,
     device,
+    fraction,
     index,
     lam_pair,
+    non_negative_real,
     one_of,
     output_file,
     output_folder,
@@ -66,9 +69,9 @@ def add_config_arguments(parser: argparse.ArgumentParser, multi: bool = False) -
         kind = hints[field.name]
         base = next((t for t in typing.get_args(kind) if t is not type(None)), kind)
         accepted = ""
-        if field.name in REAL_RANGES:
-            minimum, strict = REAL_RANGES[field.name]
-            accepted = f"; finite, {'>' if strict else '≥'} {minimum:g}"
+        if field.name in OPTION_RANGES:
+            minimum, strict = OPTION_RANGES[field.name]
+            accepted = "; finite" + ("" if minimum is None else f", {'>' if strict else '≥'} {minimum:g}")
         elif field.name in config_choices():
             accepted = "; " + choices_help(config_choices()[field.name])
         parser.add_argument(
@@ -370,6 +373,11 @@ def _validate_variance(args: argparse.Namespace) -> None:
     _check_distinct("--seeds", args.seeds)
 
 
+def _validate_seeded_config(args: argparse.Namespace, **overrides) -> None:
+    config_from_arguments(args, **overrides)
+    _check_distinct("--seeds", args.seeds)
+
+
 def _validate_jacobian(args: argparse.Namespace) -> None:
     config = config_from_arguments(args)
     _check_indices("--layers", args.layers, config.depth, "--depth")
@@ -485,14 +493,15 @@ def _add_new_statement_commands(commands) -> None:
     )
     add_config_arguments(gradients)
     gradients.set_defaults(depth=64, width=64, seq_len=32, dtype="float64")
-    gradients.add_argument("--schemes", nargs="+", default=None, help="default: all but bhytline")
-    gradients.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    gradients.add_argument("--batch", type=int, default=2)
-    gradients.add_argument("--probes", type=int, default=4)
-    gradients.add_argument("--input-std", type=float, default=0.02)
+    gradients.add_argument("--schemes", nargs="+", **one_of(tuple(SCHEME_TABLE), "SCHEME"), default=None,
+                           help="default: all but bhytline; " + choices_help(tuple(SCHEME_TABLE)))
+    gradients.add_argument("--seeds", type=seed, nargs="+", default=[0, 1, 2])
+    gradients.add_argument("--batch", type=size, default=2)
+    gradients.add_argument("--probes", type=size, default=4)
+    gradients.add_argument("--input-std", type=positive_real, default=0.02)
     gradients.add_argument("--no-progress", action="store_true")
     _add_output_options(gradients)
-    gradients.set_defaults(run=_cmd_gradients)
+    gradients.set_defaults(run=_cmd_gradients, validate=_validate_seeded_config)
 
     staleness = commands.add_parser(
         "staleness", help="size of the stale-c_attn error term after a controlled weight perturbation",
@@ -502,12 +511,13 @@ def _add_new_statement_commands(commands) -> None:
     )
     add_config_arguments(staleness)
     staleness.set_defaults(depth=8, width=256, seq_len=64, dtype="float64")
-    staleness.add_argument("--deltas", type=float, nargs="+", default=[0.03, 0.07, 0.3])
-    staleness.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    staleness.add_argument("--batch", type=int, default=4)
-    staleness.add_argument("--input-std", type=float, default=0.02)
+    staleness.add_argument("--deltas", type=non_negative_real, nargs="+", default=[0.03, 0.07, 0.3],
+                           help="relative weight perturbations, finite, ≥ 0")
+    staleness.add_argument("--seeds", type=seed, nargs="+", default=[0, 1, 2])
+    staleness.add_argument("--batch", type=size, default=4)
+    staleness.add_argument("--input-std", type=positive_real, default=0.02)
     _add_output_options(staleness)
-    staleness.set_defaults(run=_cmd_staleness)
+    staleness.set_defaults(run=_cmd_staleness, validate=lambda args: _validate_seeded_config(args, scheme="bhyt"))
 
     position = commands.add_parser(
         "position", help="M2 estimators under forced peaked attention: worst error per estimator x peak",
@@ -516,23 +526,26 @@ def _add_new_statement_commands(commands) -> None:
     )
     add_config_arguments(position)
     position.set_defaults(width=128, seq_len=32, dtype="float64")
-    position.add_argument("--peaks", type=float, nargs="+", default=[0.0, 0.1, 0.25, 0.5, 0.9, 1.0])
-    position.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    position.add_argument("--batch", type=int, default=256)
-    position.add_argument("--input-std", type=float, default=0.02)
+    position.add_argument("--peaks", type=fraction, nargs="+", default=[0.0, 0.1, 0.25, 0.5, 0.9, 1.0],
+                          help="attention mass on token 0, each in [0, 1]")
+    position.add_argument("--seeds", type=seed, nargs="+", default=[0, 1, 2])
+    position.add_argument("--batch", type=size, default=256)
+    position.add_argument("--input-std", type=positive_real, default=0.02)
     _add_output_options(position)
-    position.set_defaults(run=_cmd_position)
+    position.set_defaults(run=_cmd_position,
+                          validate=lambda args: _validate_seeded_config(args, scheme="bhyt", depth=1))
 
     decode = commands.add_parser(
         "decode", help="bit-exactness of the decode-time precomputation (C9), float32 and bfloat16",
         description="experiments.decode (proofs/decode_precomputation.md): fraction of outputs differing, "
         "max ulps and greedy-decoding agreement per dtype x order of operations.",
     )
-    decode.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
-    decode.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    decode.add_argument("--steps", type=int, default=16)
+    decode.add_argument("--dtypes", nargs="+", **one_of(DTYPES, "DTYPE"), default=["float32", "bfloat16"],
+                        help="default float32 bfloat16; " + choices_help(DTYPES))
+    decode.add_argument("--seeds", type=seed, nargs="+", default=[0, 1, 2])
+    decode.add_argument("--steps", type=size, default=16)
     _add_output_options(decode)
-    decode.set_defaults(run=_cmd_decode)
+    decode.set_defaults(run=_cmd_decode, validate=lambda args: _check_distinct("--seeds", args.seeds))
 
 
 def _build_parser() -> argparse.ArgumentParser:

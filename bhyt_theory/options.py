@@ -6,7 +6,8 @@ the options mean together).
 A type raises ``argparse.ArgumentTypeError`` with the accepted range; the parser
 (``Parser``) prints it as one line, ``bhyt-theory trace: error: argument --length:
 must be an integer ≥ 1, got '0'``, and exits with code 2. Real ranges are the
-library's own (``model.REAL_RANGES`` checked by ``norms.check_real``).
+library's own (``model.REAL_RANGES`` checked by ``norms.check_real``), except
+that an initial λ₁, λ₂ given on the command line must be > 0 (``OPTION_RANGES``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ from .numerics.inputs import INPUT_SEED_OFFSET
 from .numerics.model import DTYPES, KAPPA_SCHEDULES, REAL_RANGES
 from .numerics.norms import check_real
 from .numerics.schemes import SCHEME_TABLE
+
+# The ranges of the StackConfig options. The command line sets *initial* values: λ₁, λ₂ > 0,
+# as in the paper (inits 1–3); a λ ≤ 0 there is almost surely a typo, since it switches a
+# branch off or negates it. The library accepts any finite λ, as a trained λ may reach it.
+OPTION_RANGES = {**REAL_RANGES, "lam_in": (0.0, True), "lam_post": (0.0, True)}
 
 # Inputs are drawn from input_seed(seed) ≤ seed + 2 · INPUT_SEED_OFFSET, and torch seeds are below 2**63.
 SEED_MAX = 2**63 - 1 - 2 * INPUT_SEED_OFFSET
@@ -87,6 +93,7 @@ size = integer(1, name="size")
 index = integer(0, name="index")
 seed = integer(0, SEED_MAX, name="seed")
 positive_real = real(0.0, strict=True, name="positive_real")
+non_negative_real = real(0.0, name="non_negative_real")
 
 
 def probability(text: str) -> float:
@@ -97,6 +104,17 @@ def probability(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"must be strictly between 0 and 1 (0.95 is a 95 % interval), got {text!r}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """An argparse type: a number in ``[0, 1]`` (an attention mass, for instance)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text!r}")
     return value
 
 
@@ -175,7 +193,7 @@ def config_type(name: str, kind: type) -> dict:
         return one_of(choices[name], name.upper())
     if name == "device":
         return {"type": device}
-    if name in REAL_RANGES:
-        minimum, strict = REAL_RANGES[name]
+    if name in OPTION_RANGES:
+        minimum, strict = OPTION_RANGES[name]
         return {"type": real(minimum, strict, name=name)}
     return {"type": size if kind is int else kind}

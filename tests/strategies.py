@@ -138,8 +138,16 @@ CLI_BASES = {
     "bench": ["--widths", "8", "--memory-width", "8", "--meanfield-lengths", "4"],
     "bounds": ["--random-trials", "1", "--hill-climb-steps", "0"],
     "reproduce": ["--quick"],
+    "gradients": ["--depth", "2", "--width", "8", "--heads", "2", "--seq-len", "4", "--seeds", "0", "--batch", "1",
+                  "--probes", "1", "--schemes", "rmsnorm", "--no-progress"],
+    "staleness": ["--depth", "1", "--width", "8", "--heads", "2", "--seq-len", "4", "--deltas", "0.1", "--seeds", "0",
+                  "--batch", "1"],
+    "position": ["--width", "8", "--heads", "2", "--seq-len", "4", "--peaks", "0.5", "--seeds", "0", "--batch", "2"],
+    "decode": ["--dtypes", "float32", "--seeds", "0", "--steps", "1"],
 }
-CONFIG_COMMANDS = ("trace", "predict", "sweep", "growth", "variance", "jacobian")
+CONFIG_COMMANDS = ("trace", "predict", "sweep", "growth", "variance", "jacobian", "gradients", "staleness", "position")
+SEEDED_COMMANDS = ("sweep", "growth", "variance", "jacobian", "gradients", "staleness", "position", "decode")
+INPUT_COMMANDS = ("trace", "predict", "sweep", "growth", "variance", "jacobian", "gradients", "staleness", "position")
 SWEEP_COMMANDS = ("sweep", "growth")
 # option → (commands that take it, kind of value)
 CLI_OPTIONS = {
@@ -149,25 +157,29 @@ CLI_OPTIONS = {
     **{f"--{name}": (CONFIG_COMMANDS, "non_negative") for name in ("init-std", "lam-final")},
     **{f"--{name}": (CONFIG_COMMANDS, "choice") for name in ("scheme", "estimator", "kappa-schedule", "dtype")},
     "--device": (CONFIG_COMMANDS + ("bench",), "device"),
-    "--batch": (("trace", "predict", "sweep", "growth", "variance", "jacobian"), "size"),
+    "--batch": (INPUT_COMMANDS, "size"),
     "--length": (("trace", "predict", "sweep", "growth"), "size"),
-    "--input-std": (("trace", "predict", "sweep", "growth", "variance", "jacobian"), "positive"),
-    "--probes": (("jacobian",), "size"),
+    "--input-std": (INPUT_COMMANDS, "positive"),
+    "--probes": (("jacobian", "gradients"), "size"),
+    "--steps": (("decode",), "size"),
+    "--deltas": (("staleness",), "non_negative"),
+    "--peaks": (("position",), "fraction"),
+    "--dtypes": (("decode",), "choice"),
     "--widths": (("bench",), "size"),
     "--threads": (("bench", "bounds"), "size"),
     "--random-trials": (("bounds",), "size"),
     "--seed": (("trace", "bounds"), "seed"),
-    "--seeds": (("sweep", "growth", "variance", "jacobian"), "seed"),
+    "--seeds": (SEEDED_COMMANDS, "seed"),
     "--level": (SWEEP_COMMANDS, "probability"),
     "--statistics": (("sweep",), "choice"),
     "--estimators": (("variance",), "choice"),
-    "--schemes": (("jacobian",), "choice"),
+    "--schemes": (("jacobian", "gradients"), "choice"),
     "--attention": (("predict",), "choice"),
     "--grid-lams": (("variance",), "lam_pair"),
     "--layers": (("variance", "jacobian"), "layer"),
     "--positions": (("variance",), "position"),
-    "--csv": (CONFIG_COMMANDS + ("bench", "bounds"), "output_file"),
-    "--json": (CONFIG_COMMANDS + ("bench", "bounds"), "output_file"),
+    "--csv": (CONFIG_COMMANDS + ("bench", "bounds", "decode"), "output_file"),
+    "--json": (CONFIG_COMMANDS + ("bench", "bounds", "decode"), "output_file"),
     "--summary-csv": (("sweep",), "output_file"),
     "--cache-dir": (SWEEP_COMMANDS, "output_folder"),
     "--out": (("reproduce",), "output_folder"),
@@ -191,6 +203,8 @@ def bad_values(kind: str):
                           st.sampled_from(["0.5", "x"])),
         "positive": st.one_of(st.floats(max_value=0.0).map(repr), _not_a_number()),
         "non_negative": st.one_of(st.floats(max_value=0.0, exclude_max=True).map(repr), _not_a_number()),
+        "fraction": st.one_of(st.floats(max_value=0.0, exclude_max=True).map(repr),
+                              st.floats(min_value=1.0, exclude_min=True).map(repr), _not_a_number()),
         "probability": st.one_of(st.floats(max_value=0.0).map(repr), st.floats(min_value=1.0).map(repr),
                                  _not_a_number()),
         # Anything that is not an allowed value; a leading "-" would read as an option.

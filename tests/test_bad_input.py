@@ -140,7 +140,7 @@ def test_non_finite_entry_under_a_supplied_estimate_makes_its_whole_token_nan(ba
 CHOICE_VALUES = {
     "--scheme": SCHEMES, "--schemes": SCHEMES, "--estimator": tuple(ESTIMATORS), "--estimators": tuple(ESTIMATORS),
     "--kappa-schedule": tuple(KAPPA_SCHEDULES), "--dtype": DTYPES, "--statistics": STATISTICS,
-    "--attention": ("uniform_causal", "uniform"),
+    "--attention": ("uniform_causal", "uniform"), "--dtypes": DTYPES,
 }
 
 

@@ -54,13 +54,13 @@ KAPPA_SCHEDULES = {
 }
 DTYPES = ("float32", "float64", "bfloat16", "float16")
 INTEGER_FIELDS = ("depth", "width", "heads", "kv_heads", "mlp_width", "seq_len")
-# Accepted range of each real field: (minimum, strict). λ₁, λ₂ are *initial* values and
-# must be > 0 (the paper's inits are 1–3; 0 would switch the branch off, < 0 flip its
-# sign); a trained λ may take any value, which norms.bhyt accepts. lam_final = 0 means
-# "no last-layer BHyT".
+# Accepted range of each real field: (minimum or None, strict); every value must be finite.
+# λ₁, λ₂ may take any sign: a trained λ may reach or cross zero (λ = 0 switches the branch
+# off, λ < 0 negates γ; norms module docstring, "Validation"). lam_final = 0 means "no
+# last-layer BHyT", so it is ≥ 0.
 REAL_RANGES = {
-    "lam_in": (0.0, True),
-    "lam_post": (0.0, True),
+    "lam_in": (None, False),
+    "lam_post": (None, False),
     "lam_final": (0.0, False),
     "kappa": (0.0, True),
     "dyt_alpha": (0.0, True),

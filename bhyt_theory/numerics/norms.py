@@ -36,7 +36,8 @@ finite real: ``λ = 0`` gives the zero output (the sublayer's branch is off)
 and ``λ < 0`` is ``BHyT`` with ``γ`` negated, since tanh is odd. The reference
 implementation trains λ as an unconstrained parameter, so a trained λ may
 reach or cross zero and must still be computable; the bounds use ``|λ|``.
-Only an *initial* λ is required to be > 0 (``model.StackConfig``). A tensor λ
+``model.StackConfig`` accepts any finite λ too; only the command line, which
+sets initial values, requires λ₁, λ₂ > 0. A tensor λ
 is used as is (checking its value would synchronise a GPU on every call).
 
 References
