@@ -96,7 +96,7 @@ def _non_saturating(m: Mapping) -> Verdict:
     if m["saturated_fraction"] > SATURATION_REFUTE:
         return Verdict("refuted", f"{m['saturated_fraction']:.1%} of BHyT's tanh inputs have |z| ≥ 1 (> {SATURATION_REFUTE:.0%})")
     if m["saturated_fraction"] <= SATURATION_CONFIRM:
-        return Verdict("confirmed", f"at most {m['saturated_fraction']:.2g} of BHyT's tanh inputs have |z| ≥ 1 "
+        return Verdict("confirmed", f"at most {m['saturated_fraction']:.3%} of BHyT's tanh inputs have |z| ≥ 1 "
                        f"(≤ {SATURATION_CONFIRM:.0%}) and no input beat the distribution-free bound")
     return Verdict("qualified", f"{m['saturated_fraction']:.1%} of tanh inputs have |z| ≥ 1, between "
                    f"{SATURATION_CONFIRM:.0%} and {SATURATION_REFUTE:.0%}")
@@ -376,7 +376,7 @@ CLAIMS: tuple[Claim, ...] = (
           ("depth_trace", "bounds"), "numerics.probes (saturated fractions), experiments.tightness.tightness_table",
           RULES["C3"], _measure_c3,
           "Across every layer of the initialised bhyt and bhytstar stacks the largest fraction of tanh inputs with "
-          "|z| ≥ 1 is {saturated_fraction:.2g} and the largest argument rms {arg_rms_max:.3f} (λ/κ = 0.2 before "
+          "|z| ≥ 1 is {saturated_fraction:.3%} and the largest argument rms {arg_rms_max:.3f} (λ/κ = 0.2 before "
           "attention, 0.1 before the MLP); the adversarial search's tightest measured/bound ratio for the "
           "distribution-free saturation bound is {bound_max_ratio:.6f} ({bound_max_construction})."),
     Claim("C4", "BHyT prevents depth-wise growth of activation magnitude and variance (a theoretical stability "

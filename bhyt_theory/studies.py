@@ -103,6 +103,7 @@ class Study:
     subcommand: str = ""
     modules: tuple[str, ...] = ()
     extra_sources: Callable[[], list[Path]] = list
+    forward_only: bool = True
 
     def sources(self) -> str:
         """Fingerprint of what computes this study's tables: the numerics and theory layers, its
@@ -344,19 +345,22 @@ STUDIES: dict[str, Study] = {study.name: study for study in (
           else "6 random trials, 40 hill-climb steps, and the default initialisation",
           subcommand="bhyt-theory bounds", modules=("tightness",)),
     Study("checks", "Proof checks", ("statements",), _checks, lambda q: "every registered check",
-          subcommand="bhyt-theory checks", extra_sources=lambda: sorted((PACKAGE.parent / "proofs").glob("*.md"))),
+          subcommand="bhyt-theory checks", extra_sources=lambda: sorted((PACKAGE.parent / "proofs").glob("*.md")),
+          forward_only=False),
     Study("efficiency", "Efficiency: counted cost and measured time vs RMSNorm", ("C2", "C6"), _efficiency,
           lambda q: "width 128, T 32, 4 rounds" if q else "width 512, 8 heads, T 128, batch 4, 12 rounds",
-          subcommand="bhyt-theory efficiency", modules=("efficiency", "montecarlo")),
+          subcommand="bhyt-theory efficiency", modules=("efficiency", "montecarlo"), forward_only=False),
     Study("training", "The trained regime: pretraining every scheme on CPU", ("C2", "C7", "C8"), _training,
           lambda q: "preset quick, 2 seeds" if q else f"preset default with {TRAINING_STEPS} steps, 3 seeds",
           requires=(("bhyt_theory.experiments.training_study", ("preset_config", "comparison_configs",
                                                                  "run_comparison")),
                     ("bhyt_theory.experiments.trained_analysis", ("training_summary", "training_figures"))),
-          subcommand="bhyt-theory train", modules=("training", "training_study", "trained_analysis", "corpus")),
+          subcommand="bhyt-theory train", modules=("training", "training_study", "trained_analysis", "corpus"),
+          forward_only=False),
     Study("decode", "Decode-time precomputation: bit-exactness", ("C9",), _decode,
           lambda q: "1 seed" if q else "3 seeds",
-          requires=(("bhyt_theory.experiments.decode", ("decode_exactness",)),), modules=("decode",)),
+          requires=(("bhyt_theory.experiments.decode", ("decode_exactness",)),), modules=("decode",),
+          forward_only=False),
 )}
 
 
@@ -415,8 +419,9 @@ class ResultsStore:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.log(f"running {name} ({study.sizes(quick)})")
         started = time.perf_counter()
-        # the efficiency study times backward passes; everything else measures forward passes only
-        with contextlib.nullcontext() if name == "efficiency" else torch.no_grad():
+        # forward-only studies run without autograd's bookkeeping; the others (timed backward passes,
+        # training, gradient checks) need it
+        with torch.no_grad() if study.forward_only else contextlib.nullcontext():
             tables = study.produce(quick, self.log)
         seconds = time.perf_counter() - started
         files = {}

@@ -81,3 +81,10 @@ def test_a_study_is_keyed_by_the_sources_that_compute_it(tmp_path):
     source.write_text("x = 2\n")
     assert study.sources() != before
     assert studies.STUDIES["efficiency"].sources() != studies.STUDIES["bounds"].sources()
+
+
+def test_checks_study_runs_with_autograd_and_every_check_passes(tmp_path):
+    """The proof checks include autograd gradients: the store must not switch autograd off for them."""
+    result = studies.ResultsStore(tmp_path).get("checks", quick=True)
+    failed = result.tables["checks"].query("not passed")
+    assert failed.empty, failed[["check", "message"]].to_string()
