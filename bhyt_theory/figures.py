@@ -387,7 +387,8 @@ def figure_efficiency(tables: Tables, path: Path | None = None):
         part = timings[timings["measurement"] == measurement].set_index("scheme").reindex(schemes)
         mean = part["speedup_percent"].to_numpy()
         error = np.vstack([mean - part["speedup_ci_low"].to_numpy(), part["speedup_ci_high"].to_numpy() - mean])
-        right.bar(position + (index - (len(measurements) - 1) / 2) * width, mean, width, yerr=np.nan_to_num(error),
+        error = np.where(np.isfinite(error), error, np.nan)  # an unbounded interval (very noisy rounds) gets no bar
+        right.bar(position + (index - (len(measurements) - 1) / 2) * width, mean, width, yerr=error,
                   capsize=3, label=measurement, hatch=("", "//")[index % 2], edgecolor="black", linewidth=0.5)
     right.axhline(0, color="black", linewidth=0.8)
     for version, marker in (("v3", "*"),):
