@@ -77,9 +77,11 @@ def _cmd_trace(args: argparse.Namespace) -> int:
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from .experiments import executor
     from .report import reproduce
 
-    reproduce(args.out, quick=args.quick)
+    with executor.backend(args.workers, args.scheduler):
+        reproduce(args.out, quick=args.quick)
     return 0
 
 
@@ -195,10 +197,12 @@ def _sweep_grid(args: argparse.Namespace, defaults: dict | None = None) -> dict:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
+    from .experiments import executor
     from .experiments.montecarlo import RUN_COLUMNS, summarise, sweep
 
-    table = sweep(_sweep_grid(args), args.seeds, batch=args.batch, cache_dir=None if args.no_cache else args.cache_dir,
-                  progress=not args.no_progress)
+    with executor.backend(args.workers, args.scheduler):
+        table = sweep(_sweep_grid(args), args.seeds, batch=args.batch,
+                      cache_dir=None if args.no_cache else args.cache_dir, progress=not args.no_progress)
     write_table(table, args.csv, args.json)
     summary = summarise(table, args.statistics, per_position=args.per_position, level=args.level)
     varying = [c for c in RUN_COLUMNS if c in summary and summary[c].nunique(dropna=False) > 1]
@@ -211,13 +215,15 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_growth(args: argparse.Namespace) -> int:
+    from .experiments import executor
     from .experiments.growth import DEFAULT_GROWTH, fit_growth, meanfield_growth
     from .experiments.montecarlo import RUN_COLUMNS, sweep
     from .numerics.model import SCHEMES
 
     defaults = {"scheme": SCHEMES, **{name: [value] for name, value in DEFAULT_GROWTH.items()}}
-    table = sweep(_sweep_grid(args, defaults), args.seeds, batch=args.batch,
-                  cache_dir=None if args.no_cache else args.cache_dir, progress=not args.no_progress)
+    with executor.backend(args.workers, args.scheduler):
+        table = sweep(_sweep_grid(args, defaults), args.seeds, batch=args.batch,
+                      cache_dir=None if args.no_cache else args.cache_dir, progress=not args.no_progress)
     fits = fit_growth(table, first_layer=args.first_layer, level=args.level).assign(source="monte carlo")
     if args.meanfield:
         fits = pd.concat([fits, meanfield_growth(table, first_layer=args.first_layer).assign(source="mean field")])
@@ -295,6 +301,16 @@ def _add_sweep_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", type=Path, default=Path("results/cache"))
     parser.add_argument("--no-cache", action="store_true")
     parser.add_argument("--no-progress", action="store_true")
+    _add_backend_options(parser)
+
+
+def _add_backend_options(parser: argparse.ArgumentParser) -> None:
+    """``--workers N`` / ``--scheduler ADDRESS``: run each Monte Carlo run as a Dask task (default: serial)."""
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, default=None,
+                       help="run on a local Dask cluster of N worker processes, one thread each")
+    where.add_argument("--scheduler", default=None,
+                       help="run on an existing Dask cluster: its scheduler's address (tcp://host:8786)")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -321,6 +337,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     reproduce.add_argument("--out", type=Path, default=Path("results"))
     reproduce.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
+    _add_backend_options(reproduce)
     reproduce.set_defaults(run=_cmd_reproduce)
 
     checks = commands.add_parser(
@@ -447,10 +464,12 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .experiments.executor import SchedulerUnreachable
+
     args = _build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except ValueError as error:
+    except (ValueError, SchedulerUnreachable) as error:
         print(f"bhyt-theory {args.command}: {error}", file=sys.stderr)
         return 2
 

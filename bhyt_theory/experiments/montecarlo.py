@@ -29,6 +29,7 @@ References: Byun et al., arXiv 2601.09719 (BHyT); Sun et al., arXiv 2502.05795
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import itertools
 import json
@@ -45,6 +46,7 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..numerics import inputs, model, norms, probes
+from . import executor
 from ..numerics.model import StackConfig, build_block
 from ..numerics.probes import STATISTICS, TRACE_COLUMNS, TraceProbe, position_average
 
@@ -215,6 +217,12 @@ def run(
     return table
 
 
+def _run_task(spec: tuple[StackConfig, int, dict], cache_dir: Path | str | None, progress: bool, tag: str) -> pd.DataFrame:
+    """One run of a sweep from its ``(config, seed, run options)``: the task ``sweep`` maps."""
+    config, seed, options = spec
+    return run(config, seed, cache_dir=cache_dir, progress=progress, tag=tag, **options)
+
+
 def grid_configs(grid: Mapping[str, Sequence], base: Mapping[str, object] | None = None) -> list[tuple[StackConfig, dict]]:
     """Every point of ``grid`` as ``(StackConfig, run options)``.
 
@@ -253,6 +261,10 @@ def sweep(
 ) -> pd.DataFrame:
     """Run every grid point × seed (cached runs are read, not recomputed).
 
+    Each run is one task of ``executor.map_runs``: computed in this process by
+    default, on a Dask cluster inside ``with executor.backend(workers=N)`` (or
+    ``scheduler=ADDRESS``); the table is the same, bit for bit.
+
     Parameters
     ----------
     grid : mapping
@@ -269,8 +281,9 @@ def sweep(
     progress : bool
         Progress bar over runs (and over layers of runs ≥ ``LAYER_BAR_MIN_DEPTH`` deep).
     on_run : callable, optional
-        Called as ``on_run(config, seed, options)`` after each run is finished
-        and stored (a hook for logging, or for interrupting a sweep).
+        Called as ``on_run(config, seed, options)`` in this process after each
+        run is finished and stored (a hook for logging, or for interrupting a
+        sweep); on a Dask backend in the order runs finish.
     tag : str
         Code-version tag of the cache key.
 
@@ -284,20 +297,21 @@ def sweep(
     seeds = list(seeds)
     points = grid_configs(grid, base)
     defaults = {"batch": batch, "length": length, "input_std": input_std}
-    tables = []
-    runs = tqdm(
-        list(itertools.product(points, seeds)), desc="Monte Carlo runs", unit="run", disable=None if progress else True
-    )
-    for (config, options), seed in runs:
+    runs = []
+    for (config, options), seed in itertools.product(points, seeds):
         options = {**defaults, **options}
         options["length"] = config.seq_len if options["length"] is None else options["length"]
-        table = run(config, seed, cache_dir=cache_dir, progress=progress, tag=tag, **options)
-        if on_run is not None:
-            on_run(config, seed, options)
-        described = {**config.as_dict(), **options}
-        tables.append(table.drop(columns=["scheme", "seed"]).assign(**described, seed=seed))
-    if not tables:
+        runs.append((config, seed, options))
+    if not runs:
         raise ValueError("empty sweep: the grid or the seeds are empty")
+    # Per-layer bars only in this process: a cluster's workers have no terminal.
+    task = functools.partial(_run_task, cache_dir=cache_dir, progress=progress and executor.current().in_process, tag=tag)
+    finished = None if on_run is None else (lambda index, table: on_run(*runs[index]))
+    results = executor.map_runs(task, runs, desc="Monte Carlo runs", progress=progress, on_result=finished)
+    tables = [
+        table.drop(columns=["scheme", "seed"]).assign(**config.as_dict(), **options, seed=seed)
+        for (config, seed, options), table in zip(runs, results)
+    ]
     result = pd.concat(tables, ignore_index=True)
     leading = list(RUN_COLUMNS) + ["seed"]
     return result[leading + [c for c in result.columns if c not in leading]]
