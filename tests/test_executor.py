@@ -146,9 +146,7 @@ def test_unreachable_scheduler_is_a_one_line_error_naming_it(capsys):
 
 
 def test_backend_rejects_workers_and_scheduler_together():
-    with pytest.raises(ValueError, match="not both"):
-        with executor.backend(workers=2, scheduler="tcp://127.0.0.1:8786"):
-            pass
-    with pytest.raises(ValueError, match="workers"):
-        with executor.backend(workers=0):
-            pass
+    with pytest.raises(ValueError, match="not both"), executor.backend(workers=2, scheduler="tcp://127.0.0.1:8786"):
+        pass
+    with pytest.raises(ValueError, match="workers"), executor.backend(workers=0):
+        pass

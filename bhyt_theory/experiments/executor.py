@@ -40,7 +40,8 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from typing import Callable, Iterator, Sequence, TypeVar
+from collections.abc import Callable, Iterator, Sequence
+from typing import TypeVar
 
 import torch
 from tqdm.auto import tqdm
@@ -131,12 +132,13 @@ class DaskBackend:
         return results
 
 
-_CURRENT: contextvars.ContextVar[Serial | DaskBackend] = contextvars.ContextVar("backend", default=Serial())
+# The innermost ``backend(...)`` block's backend; None outside every block.
+_CURRENT: contextvars.ContextVar[Serial | DaskBackend | None] = contextvars.ContextVar("backend", default=None)
 
 
 def current() -> Serial | DaskBackend:
     """The backend ``map_runs`` uses here: the innermost ``backend(...)`` block's, else ``Serial()``."""
-    return _CURRENT.get()
+    return _CURRENT.get() or Serial()
 
 
 def map_runs(
@@ -218,9 +220,11 @@ def _client(workers: int | None, scheduler: str | None, connect_timeout: float):
             'Dask is needed for workers/scheduler: pip install -e ".[distributed]"'
         ) from error
     if scheduler is None:
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-            with Client(cluster) as client:
-                yield client
+        with (
+            LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+            Client(cluster) as client,
+        ):
+            yield client
         return
     try:
         client = Client(scheduler, timeout=connect_timeout)

@@ -46,9 +46,9 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..numerics import inputs, model, norms, probes
-from . import executor
 from ..numerics.model import StackConfig, build_block
 from ..numerics.probes import STATISTICS, TRACE_COLUMNS, TraceProbe, position_average
+from . import executor
 
 DEFAULT_CACHE_DIR = Path("results/cache")
 
@@ -304,6 +304,8 @@ def sweep(
         runs.append((config, seed, options))
     if not runs:
         raise ValueError("empty sweep: the grid or the seeds are empty")
+    # An absolute cache path: a worker on another machine has another working directory.
+    cache_dir = None if cache_dir is None else Path(cache_dir).absolute()
     # Per-layer bars only in this process: a cluster's workers have no terminal.
     task = functools.partial(_run_task, cache_dir=cache_dir, progress=progress and executor.current().in_process, tag=tag)
     finished = None if on_run is None else (lambda index, table: on_run(*runs[index]))
