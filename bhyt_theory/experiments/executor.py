@@ -51,6 +51,19 @@ Result = TypeVar("Result")
 
 # Seconds to wait for an existing scheduler to answer before giving up.
 CONNECT_TIMEOUT_S = 5
+# Dask configuration of the local cluster's worker processes (Dask passes it on
+# to them). Dask sets MALLOC_TRIM_THRESHOLD_=65536 in every worker it spawns; a
+# fixed trim threshold also freezes glibc's mmap threshold, so every large
+# activation buffer is a fresh mmap, page-faulted again: a streamed run took 1.9×
+# the CPU time that way (width 256, depth 16, T 128, batch 4; 1.0e6 minor page
+# faults against 1.4e5). None unsets it, leaving glibc's adaptive thresholds. The
+# workers' sampling profiler (every 10 ms) costs CPU the runs could use. Workers
+# of an existing cluster need the same settings in their own Dask configuration
+# (README).
+WORKER_CONFIG = {
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+    "distributed.worker.profile.enabled": False,
+}
 
 
 class SchedulerUnreachable(ConnectionError):
@@ -214,6 +227,7 @@ def backend(
 @contextlib.contextmanager
 def _client(workers: int | None, scheduler: str | None, connect_timeout: float):
     try:
+        import dask
         from dask.distributed import Client, LocalCluster
     except ImportError as error:
         raise ImportError(
@@ -221,6 +235,7 @@ def _client(workers: int | None, scheduler: str | None, connect_timeout: float):
         ) from error
     if scheduler is None:
         with (
+            dask.config.set(WORKER_CONFIG),
             LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
             Client(cluster) as client,
         ):
