@@ -14,7 +14,9 @@ the order of the specifications, whichever backend computes them:
 ``map_runs`` uses inside the ``with`` block, so a whole reproduction, or every
 sweep of a command, runs on one cluster without passing it down every call.
 Dask (the optional extra ``distributed``) is imported only by ``backend`` when
-a cluster is asked for.
+a cluster is asked for. A script that starts a local cluster needs the
+``if __name__ == "__main__":`` guard: its worker processes are spawned, and
+import the script's main module again (notebooks need nothing).
 
 Results do not depend on the backend, bit for bit: every task runs with the
 torch intra-op thread count of the process that called ``map_runs`` (float32
