@@ -9,6 +9,7 @@ import itertools
 import os
 import signal
 import socket
+import time
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -117,6 +118,23 @@ def test_tasks_run_with_the_callers_torch_thread_count(cluster):
             assert executor.map_runs(report_threads, range(4), progress=False) == [2] * 4
     finally:
         torch.set_num_threads(previous)
+
+
+def slow_first(number: int) -> int:
+    if number == 0:
+        time.sleep(1.0)
+    return number
+
+
+def test_results_come_back_in_the_order_of_the_specifications(cluster):
+    # Run 0 takes a second, the others none: on two workers they finish first,
+    # so results listed in order of completion would not start with 0.
+    finished = []
+    with executor.backend(scheduler=cluster.scheduler_address):
+        results = executor.map_runs(slow_first, range(6), progress=False,
+                                    on_result=lambda index, result: finished.append(index))
+    assert results == list(range(6))
+    assert sorted(finished) == list(range(6))
 
 
 def fail_on_odd(number: int) -> int:
