@@ -42,7 +42,7 @@ def test_parallel_sweep_csv_is_byte_identical_to_serial(tmp_path):
     serial = (tmp_path / "serial.csv").read_bytes()
     assert serial == (tmp_path / "parallel.csv").read_bytes()
     assert len(pd.read_csv(tmp_path / "serial.csv")) == len(SCHEMES) * len(SEEDS) * SMALL["depth"] * 2 * SMALL["seq_len"]
-    assert len(list((tmp_path / "cache").glob("*.csv"))) == len(SCHEMES) * len(SEEDS)
+    assert len(list((tmp_path / "cache").glob(f"*{montecarlo.CACHE_SUFFIX}"))) == len(SCHEMES) * len(SEEDS)
 
 
 def first_time(marker: Path) -> bool:
@@ -63,8 +63,8 @@ class KillTwiceAndCount(WorkerPlugin):
         self.markers = markers
 
     def setup(self, worker) -> None:
-        self.original = montecarlo.stream_trace, montecarlo._write_atomically
-        stream_trace, write_atomically = self.original
+        self.original = montecarlo.stream_trace, montecarlo.write_cached
+        stream_trace, write_cached = self.original
         markers, started = self.markers, itertools.count()
 
         def counted_stream_trace(config, seed, x, progress=False):
@@ -74,15 +74,15 @@ class KillTwiceAndCount(WorkerPlugin):
             (markers / f"computed-{config.scheme}-{seed}-{uuid.uuid4().hex}").touch()
             return table
 
-        def write_then_die(table, path):
-            write_atomically(table, path)
+        def write_then_die(table, path, key, rows):
+            write_cached(table, path, key, rows)
             if first_time(markers / "killed-after-write"):
                 os.kill(os.getpid(), signal.SIGKILL)
 
-        montecarlo.stream_trace, montecarlo._write_atomically = counted_stream_trace, write_then_die
+        montecarlo.stream_trace, montecarlo.write_cached = counted_stream_trace, write_then_die
 
     def teardown(self, worker) -> None:
-        montecarlo.stream_trace, montecarlo._write_atomically = self.original
+        montecarlo.stream_trace, montecarlo.write_cached = self.original
 
 
 def test_killed_workers_lose_only_their_runs_and_nothing_finished_is_computed_again(cluster, tmp_path):
