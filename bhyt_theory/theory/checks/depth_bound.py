@@ -10,7 +10,6 @@ import torch
 import torch.nn.functional as F
 
 from ...numerics.model import Stack, StackConfig
-from ...numerics.probes import RecordingProbe
 from ...numerics.norms import (
     bhyt,
     derf,
@@ -18,6 +17,7 @@ from ...numerics.norms import (
     mean_square,
     rms_norm,
 )
+from ...numerics.probes import RecordingProbe
 from ..bounds import attention_gain, depth_bound, swiglu_gains
 from ..symbolic import (
     x,

@@ -8,12 +8,12 @@ import numpy as np
 import sympy as sp
 import torch
 
+from ...numerics.model import StackConfig, build_block
 from ...numerics.norms import (
     KAPPA,
     bhyt_argument,
     mean_square,
 )
-from ...numerics.model import StackConfig, build_block
 from ..symbolic import (
     bhyt_argument_symbolic,
     bhyt_jacobian_closed_form,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 
 import mpmath
 import numpy as np
@@ -11,9 +12,9 @@ import sympy as sp
 from ...numerics import gaussian
 from ..symbolic import (
     a,
-    gaussian_moment,
     erf_square_moment_closed_form,
     erf_square_moment_series,
+    gaussian_moment,
     partial_sums,
     tanh_prime_moment_series,
     tanh_prime_square_moment_series,
@@ -104,7 +105,7 @@ def _moment_bracketing() -> CheckResult:
         for value in (0.05, 0.1, 0.2, 0.3, 0.5):
             sums = partial_sums(series, value)
             truth = exact(value)
-            informative = [(low, high) for low, high in zip(sums[:-1], sums[1:]) if abs(high - low) < 1]
+            informative = [(low, high) for low, high in pairwise(sums) if abs(high - low) < 1]
             if not informative:
                 violations.append((name, value, "no informative bracket"))
             narrowest[name, value] = min(abs(high - low) for low, high in informative) if informative else math.inf
@@ -156,7 +157,7 @@ def _erf_square_numeric() -> CheckResult:
     mpmath.mp.dps = 30
     worst = 0.0
     for value in (0.1, 0.5, 1.0, 2.0, 5.0):
-        reference = mpmath.quad(lambda z: mpmath.erf(value * z) ** 2 * mpmath.npdf(z), [-mpmath.inf, 0, mpmath.inf])
+        reference = mpmath.quad(lambda z, a_=value: mpmath.erf(a_ * z) ** 2 * mpmath.npdf(z), [-mpmath.inf, 0, mpmath.inf])
         worst = max(worst, abs(gaussian.erf_square_moment(value) - float(reference)))
     ok = worst <= 1e-14
     return ok, f"gaussian.erf_square_moment vs mpmath quadrature at 30 digits, a = 0.1..5: max error {worst:.1e}"

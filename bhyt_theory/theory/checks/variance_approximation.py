@@ -113,9 +113,7 @@ def _variance_reduces() -> CheckResult:
     identity_ok = epsilon_ok = True
     for _ in range(3):
         point = {s_: sp.Rational(int(rng.integers(-9, 10)) or 1, int(rng.integers(1, 7))) for s_ in entries}
-        for name in point:
-            if name.is_positive:
-                point[name] = abs(point[name])
+        point = {name: abs(value) if name.is_positive else value for name, value in point.items()}
         identity_ok &= sp.cancel(sp.together(residuals[0].subs(point))) == 0
         epsilon_ok &= sp.cancel(sp.together(residuals[1].subs(point))) == 0
     names_ok = set(terms) == set(variance_decomposition().error_terms)
@@ -191,7 +189,7 @@ def _variance_curvature() -> CheckResult:
     rows, ok = [], True
     for value, stated in STATED_CURVATURE.items():
         exact = float(gaussian.tanh_square_moment(value))
-        reference = float(mpmath.quad(lambda z: mpmath.tanh(value * z) ** 2 * mpmath.npdf(z),
+        reference = float(mpmath.quad(lambda z, a_=value: mpmath.tanh(a_ * z) ** 2 * mpmath.npdf(z),
                                       [-mpmath.inf, 0, mpmath.inf]))
         ok &= abs(exact - reference) <= 1e-12 and abs(exact / stated - 1) <= 6e-6
         ok &= value**2 - 2 * value**4 <= exact < value**2
@@ -238,8 +236,8 @@ def _variance_correlation_anisotropy() -> CheckResult:
     for _ in range(draws):
         h = torch.randn(length, d, generator=generator, dtype=torch.float64)
         terms = post_attention_error_terms(h, pattern, w_v, w_o, config.kv_heads, config.seq_len, lam, config.kappa)
-        for name in samples:
-            samples[name].append(terms[name])
+        for name, values in samples.items():
+            values.append(terms[name])
     ok, rows = True, []
     for name, formula in (("correlation", var_corr), ("anisotropy", var_aniso)):
         values = torch.stack(samples[name])[:, 1:]  # t = 1 has a single token: E_corr = 0 identically
