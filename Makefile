@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 TORCH  ?= torch==2.13.0
 OUT    ?= results
 
-.PHONY: venv test reproduce bench notebooks clean mutation
+.PHONY: venv test reproduce bench notebooks clean mutation mutation-sample
 
 venv: $(STAMP)
 
@@ -40,6 +40,13 @@ mutation: $(STAMP)
 		OMP_NUM_THREADS=1 $(BIN)/mutmut run --max-children 1 "bhyt_theory.$$module.*" || exit 1; \
 	done
 	$(BIN)/mutmut export-cicd-stats 2>/dev/null || true
+	$(BIN)/mutmut results
+
+# The fixed sample of mutants reported in the closing note: mutant names whose SHA-256
+# is 0 mod 15 (168 of 2277 on the package at the time of writing).
+mutation-sample: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[test,mutation]"
+	OMP_NUM_THREADS=1 $(BIN)/mutmut run --max-children 1 $$(cat tests/mutation_sample.txt)
 	$(BIN)/mutmut results
 
 clean:
