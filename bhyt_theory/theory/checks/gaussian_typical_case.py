@@ -14,6 +14,7 @@ from ...numerics.norms import (
     KAPPA,
     bhyt_argument,
 )
+from ...numerics.probes import saturated_fraction
 from ..bounds import (
     gaussian_saturated_fraction,
     gaussian_saturated_fraction_finite_width,
@@ -53,7 +54,7 @@ def _gaussian_large_width() -> CheckResult:
     results = []
     ok = True
     for t in (0.1, 0.2, 0.3):
-        observed = float((z.abs() >= t).double().mean())
+        observed = float(saturated_fraction(z, t))
         predicted = float(gaussian.gaussian_tail(t, lam / KAPPA))
         sigma = lam / KAPPA
         slope = 2 * t / sigma * math.exp(-(t**2) / (2 * sigma**2)) / math.sqrt(2 * math.pi)
@@ -118,7 +119,7 @@ def _gaussian_finite_width_monte_carlo() -> CheckResult:
         h = torch.randn(n, d, generator=generator, dtype=torch.float64) * 0.02
         z = bhyt_argument(h, lam, KAPPA, eps=0.0)
         for t in thresholds:
-            fractions = (z.abs() >= t).double().mean(-1)
+            fractions = saturated_fraction(z, t)
             mean, se = float(fractions.mean()), float(fractions.std()) / math.sqrt(n)
             predicted = float(gaussian_saturated_fraction_finite_width(lam, KAPPA, t, d))
             limit = float(gaussian_saturated_fraction(lam, KAPPA, t))

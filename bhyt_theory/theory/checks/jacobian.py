@@ -14,6 +14,7 @@ from ...numerics.norms import (
     bhyt_argument,
     mean_square,
 )
+from ...numerics.probes import norm_argument
 from ..symbolic import (
     bhyt_argument_symbolic,
     bhyt_jacobian_closed_form,
@@ -109,8 +110,8 @@ def _jacobian_one_dimensional() -> CheckResult:
 
 
 class _ArgumentKeeper:
-    """A probe that keeps the block's post-attention state and MLP-side tanh argument
-    *with* their autograd graph (``RecordingProbe`` detaches them)."""
+    """A ``probes.Probe`` that keeps the block's post-attention state and MLP-side tanh
+    argument *with* their autograd graph (``RecordingProbe`` detaches them)."""
 
     def __init__(self) -> None:
         self.state_after_attention: torch.Tensor | None = None
@@ -121,9 +122,9 @@ class _ArgumentKeeper:
         if sublayer == "attn":
             self.state_after_attention, self.estimate = h, estimate
 
-    def argument(self, layer: int, sublayer: str, z: torch.Tensor) -> None:
+    def argument(self, layer: int, sublayer: str, norm: torch.nn.Module, h: torch.Tensor, **statistic: torch.Tensor) -> None:
         if sublayer == "mlp":
-            self.mlp_argument = z
+            self.mlp_argument = norm_argument(norm, h, **statistic)
 
 
 def _second_norm_jacobians(block, h: torch.Tensor):
