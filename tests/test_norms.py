@@ -24,6 +24,7 @@ from strategies import DTYPES, hidden_states, kappas, lams, thresholds
 from bhyt_theory.numerics.norms import (
     EPS,
     BHyT,
+    Derf,
     DyT,
     attention_variance_constant,
     bhyt,
@@ -316,3 +317,15 @@ def test_gradient_at_an_all_zero_token_is_the_finite_derivative(norm):
     TOKEN_NORMS[norm](h).sum().backward()
     slope = 1 / math.sqrt(EPS) if norm == "rms_norm" else 0.2 / math.sqrt(EPS)
     assert h.grad.tolist() == pytest.approx([slope] * 4, rel=1e-12)
+
+
+def test_dyt_and_derf_modules_report_their_own_argument():
+    # The probes read Module.argument: DyT's is α h, Derf's α h + s, written here from
+    # scratch with non-default α and s that are exact in float32 (the parameters' init dtype)
+    # and dyadic inputs, so every product and sum is exact: equality, no tolerance.
+    h = torch.tensor([[-2.0, 0.5, 3.0]], dtype=torch.float64)
+    dyt_module, derf_module = DyT(3, alpha=0.75).double(), Derf(3, alpha=0.375).double()
+    with torch.no_grad():
+        derf_module.shift.fill_(0.25)
+    assert torch.equal(dyt_module.argument(h), 0.75 * h)
+    assert torch.equal(derf_module.argument(h), 0.375 * h + 0.25)
