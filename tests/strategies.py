@@ -103,3 +103,8 @@ def gamma_peaks(draw, d: int) -> tuple[np.ndarray, int]:
 
 
 kappa_schedules = st.sampled_from(["decay", "grow", "mild_grow"])  # the non-constant ones
+
+
+def signed_lambdas() -> st.SearchStrategy[float]:
+    """λ of either sign, zero, small and beyond κ = 10 (trained parameters): any value in [-40, 40]."""
+    return st.one_of(st.just(0.0), st.floats(-40.0, 40.0, allow_nan=False, allow_infinity=False))
