@@ -26,6 +26,7 @@ from bhyt_theory.numerics.norms import (
     BHyT,
     Derf,
     DyT,
+    RMSNorm,
     attention_variance_constant,
     bhyt,
     bhyt_argument,
@@ -333,3 +334,13 @@ def test_dyt_and_derf_modules_report_their_own_argument():
         derf_module.shift.fill_(0.25)
     assert torch.equal(dyt_module.argument(h), 0.75 * h)
     assert torch.equal(derf_module.argument(h), 0.375 * h + 0.25)
+
+
+def test_norm_modules_pass_their_own_epsilon():
+    # A module built with a non-default ε must use it: on a token with m(h) = 1e-6, RMSNorm
+    # with ε = 1e-2 scales by 1/sqrt(m + ε) ≈ 9.9995, not by 1/sqrt(m + 1e-6) ≈ 707 (float64,
+    # same function both sides: bit-identical).
+    h = torch.full((1, 4), 1e-3, dtype=torch.float64)
+    module = RMSNorm(4, eps=1e-2).double()
+    assert torch.equal(module(h), rms_norm(h, module.gamma, eps=1e-2))
+    assert not torch.allclose(module(h), rms_norm(h, module.gamma), rtol=0.1)
