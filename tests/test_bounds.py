@@ -270,7 +270,7 @@ def test_saturated_norm_bound_is_rms_of_gamma_plus_beta_and_is_attained(scheme):
     with torch.no_grad():
         norm.gamma.copy_(gamma)
         norm.beta.copy_(beta)
-    x = (torch.sign(gamma * beta) + (beta == 0)).expand(1, 2, d) * 1e3 / float(norm.alpha)
+    x = (torch.sign(gamma * beta) + (beta == 0)).expand(1, 2, d) * 1e3 / float(norm.alpha.detach())
     bound = float(depth_bound(stack, x, data_dependent=False).attention_norm_bound.iloc[0])
     from_scratch = float((gamma.abs() + beta.abs()).square().mean().sqrt())
     assert bound == pytest.approx(from_scratch, rel=8 * d * 2.0**-53)
