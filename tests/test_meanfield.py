@@ -59,7 +59,7 @@ def _quadrature_with_error(f, s1: float, s2: float, rho: float) -> tuple[float, 
     return fine, abs(fine - coarse)
 
 
-@settings(max_examples=25)
+@settings(max_examples=150)
 @given(s1=moderate_scales(), s2=moderate_scales(), rho=correlations(), name=st.sampled_from(["tanh", "silu"]))
 def test_mehler_kernel_matches_bivariate_quadrature(s1, s2, rho, name):
     f = {"tanh": np.tanh, "silu": silu}[name]
@@ -73,7 +73,7 @@ def test_mehler_kernel_matches_bivariate_quadrature(s1, s2, rho, name):
     assert kernel[0, 1] == kernel[1, 0]
 
 
-@settings(max_examples=20)
+@settings(max_examples=100)
 @given(scale=moderate_scales())
 def test_kernel_diagonal_is_the_exact_tanh_second_moment(scale):
     kernel = gaussian_kernel(np.tanh, np.array([scale]), np.ones((1, 1)))
@@ -99,7 +99,7 @@ def test_saturated_tanh_kernel_stays_within_its_documented_tail_bound():
     assert abs(kernel[0, 1] - fine) <= 1e-3 * kernel.max() + abs(fine - coarse)
 
 
-@settings(max_examples=30)
+@settings(max_examples=150)
 @given(
     alpha_x=st.floats(0.05, 2.0), alpha_y=st.floats(0.05, 2.0),
     variance_x=st.floats(0.05, 2.0), variance_y=st.floats(0.05, 2.0), rho=correlations(),
@@ -242,17 +242,31 @@ def _comparison(scheme: str, init_std: float = 0.02, input_std: float = 0.02, st
     return config, table[table["statistic"] == statistic].reset_index(drop=True)
 
 
-def _allowed_relative_error(config: StackConfig, table, input_std: float) -> np.ndarray:
-    """4 standard errors across seeds plus the finite-width bias the mean field ignores:
-    each norm divides by the realised rms (E[1/m̂] = (1 + 2/d)/m for Gaussian coordinates,
-    two norms per layer feeding ≤ the whole increment: ≤ 4/d), and attention logits of
-    variance (dσ² m_u)² ≠ 0 raise Σ_j P_tj² by a factor ≈ e^{var} on the uncorrelated part;
-    m_u ≤ min(1, max arg_rms²) (|tanh z|, |erf z| ≤ min(1, |z|·1.13)) or 1 for RMSNorm."""
+def _finite_width_bias(config: StackConfig, input_std: float) -> float:
+    """The relative bias of the mean field on the *increment* over the input, from what it
+    ignores: each norm divides by the realised rms (E[1/m̂] = (1 + 2/d)/m for Gaussian
+    coordinates, two norms per layer feeding ≤ the whole increment: ≤ 4/d), and attention
+    logits of variance (dσ² m_u)² ≠ 0 raise Σ_j P_tj² by a factor ≈ e^{var} on the
+    uncorrelated part; m_u ≤ min(1, max arg_rms²) (|tanh z|, |erf z| ≤ min(1, |z|·1.13)) or 1
+    for RMSNorm."""
     arg_rms = predict(config, input_std**2)["arg_rms"].max()
     m_u = 1.0 if np.isnan(arg_rms) else min(1.0, 1.3 * arg_rms**2)
     logit_variance = (config.width * config.init_std**2 * m_u) ** 2
-    bias = 4 / config.width + math.expm1(logit_variance)
-    return 4 * table["relative_standard_error"].to_numpy() + bias
+    return 4 / config.width + math.expm1(logit_variance)
+
+
+def _allowed_relative_error(config: StackConfig, table, input_std: float) -> np.ndarray:
+    """4 standard errors across seeds plus the finite-width bias (``_finite_width_bias``),
+    taken relative to the whole mean square (the increment is at most all of it)."""
+    return 4 * table["relative_standard_error"].to_numpy() + _finite_width_bias(config, input_std)
+
+
+def _allowed_absolute_error_on_growth(config: StackConfig, table, input_std: float) -> np.ndarray:
+    """4 standard errors across seeds plus the finite-width bias applied to the measured
+    increment m_l − input_std² only: the bias acts on what the blocks add, not on the input."""
+    monte_carlo = table["monte_carlo"].to_numpy()
+    growth = np.abs(monte_carlo - input_std**2)
+    return 4 * table["relative_standard_error"].to_numpy() * monte_carlo + _finite_width_bias(config, input_std) * growth
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)
@@ -264,11 +278,17 @@ def test_mean_field_matches_monte_carlo_per_layer(scheme):
 
 @pytest.mark.parametrize("scheme", ["dyt", "derf"])
 def test_mean_field_matches_monte_carlo_in_the_nonlinear_regime(scheme):
+    # DyT and Derf barely grow at init, so an allowance relative to the whole mean square
+    # would accept a prediction of no growth at all. The error is measured on the growth
+    # instead, and the same allowance must reject "no growth" (m_l = input_std²) at the last
+    # layer: the test can fail whatever the mean field predicts.
+    input_std = NONLINEAR_REGIME["input_std"]
     config, table = _comparison(scheme, **NONLINEAR_REGIME)
-    # Non-vacuous: the stack grows by > 5 %, ≫ the ~0.6 % relative standard error.
-    assert table["monte_carlo"].iloc[-1] > 1.05 * NONLINEAR_REGIME["input_std"] ** 2
-    allowed = _allowed_relative_error(config, table, NONLINEAR_REGIME["input_std"])
-    assert np.all(np.abs(table["relative_error"].to_numpy()) <= allowed), table.to_string()
+    allowed = _allowed_absolute_error_on_growth(config, table, input_std)
+    error = np.abs(table["mean_field"].to_numpy() - table["monte_carlo"].to_numpy())
+    assert np.all(error <= allowed), table.to_string()
+    no_growth_error = abs(input_std**2 - table["monte_carlo"].iloc[-1])
+    assert no_growth_error > allowed[-1], (no_growth_error, allowed[-1])
 
 
 @pytest.mark.parametrize("scheme", ["rmsnorm", "bhyt"])
