@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from .numerics.inputs import INPUT_SEED_OFFSET, gaussian_inputs
-from .numerics.model import Stack, StackConfig
+from .numerics.model import PRESETS, Stack, StackConfig
 from .numerics.probes import position_average
 
 
@@ -24,7 +24,11 @@ def add_config_arguments(parser: argparse.ArgumentParser, multi: bool = False) -
     """One ``--option`` per ``StackConfig`` field (``kv_heads`` → ``--kv-heads``).
 
     With ``multi=True`` every option takes one or more values (for sweeps).
+    ``--preset`` starts from a paper-scale shape (``model.PRESETS``); options given
+    explicitly override its fields.
     """
+    parser.add_argument("--preset", choices=tuple(PRESETS), default=None,
+                        help="paper-scale shape (explicit options override its fields)")
     hints = typing.get_type_hints(StackConfig)
     for field in dataclasses.fields(StackConfig):
         kind = hints[field.name]
@@ -39,8 +43,12 @@ def add_config_arguments(parser: argparse.ArgumentParser, multi: bool = False) -
 
 
 def config_from_arguments(args: argparse.Namespace, **overrides) -> StackConfig:
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(StackConfig)}
-    values = {k: v for k, v in values.items() if v is not None}
+    """``StackConfig`` from, in increasing precedence: the command's own defaults
+    (``config_defaults``), ``--preset``, the options given, ``overrides``."""
+    values = dict(getattr(args, "config_defaults", {}))
+    values.update(PRESETS[args.preset] if getattr(args, "preset", None) else {})
+    values.update({f.name: getattr(args, f.name) for f in dataclasses.fields(StackConfig)
+                   if getattr(args, f.name) is not None})
     values.update(overrides)
     return StackConfig(**values)
 
@@ -197,8 +205,8 @@ def _sweep_grid(args: argparse.Namespace, defaults: dict | None = None) -> dict:
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from .experiments.montecarlo import RUN_COLUMNS, summarise, sweep
 
-    table = sweep(_sweep_grid(args), args.seeds, batch=args.batch, cache_dir=None if args.no_cache else args.cache_dir,
-                  progress=not args.no_progress)
+    table = sweep(_sweep_grid(args), args.seeds, batch=args.batch, base=PRESETS.get(args.preset),
+                  cache_dir=None if args.no_cache else args.cache_dir, progress=not args.no_progress)
     write_table(table, args.csv, args.json)
     summary = summarise(table, args.statistics, per_position=args.per_position, level=args.level)
     varying = [c for c in RUN_COLUMNS if c in summary and summary[c].nunique(dropna=False) > 1]
@@ -215,8 +223,9 @@ def _cmd_growth(args: argparse.Namespace) -> int:
     from .experiments.montecarlo import RUN_COLUMNS, sweep
     from .numerics.model import SCHEMES
 
-    defaults = {"scheme": SCHEMES, **{name: [value] for name, value in DEFAULT_GROWTH.items()}}
-    table = sweep(_sweep_grid(args, defaults), args.seeds, batch=args.batch,
+    preset = PRESETS.get(args.preset, {})
+    defaults = {"scheme": SCHEMES, **{name: [value] for name, value in DEFAULT_GROWTH.items() if name not in preset}}
+    table = sweep(_sweep_grid(args, defaults), args.seeds, batch=args.batch, base=preset,
                   cache_dir=None if args.no_cache else args.cache_dir, progress=not args.no_progress)
     fits = fit_growth(table, first_layer=args.first_layer, level=args.level).assign(source="monte carlo")
     if args.meanfield:
@@ -340,7 +349,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "where it occurs and its largest error term.",
     )
     add_config_arguments(variance)
-    variance.set_defaults(depth=65)
+    variance.set_defaults(config_defaults={"depth": 65})
     variance.add_argument("--estimators", nargs="+", default=None, help="default: every estimator except exact")
     variance.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="weight seeds (inputs: seed + 10000)")
     variance.add_argument("--batch", type=int, default=4)
@@ -364,7 +373,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "~ N(0, input_std²), by Hutchinson probes (± standard error over probes), at layers 0, 1, 4, 16, L−1.",
     )
     add_config_arguments(jacobian)
-    jacobian.set_defaults(depth=32)
+    jacobian.set_defaults(config_defaults={"depth": 32})
     jacobian.add_argument("--schemes", nargs="+", default=None, help="default: every scheme but bhytline (= bhyt)")
     jacobian.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     jacobian.add_argument("--batch", type=int, default=2)

@@ -47,11 +47,14 @@ def state_statistics(h: Tensor) -> dict[str, np.ndarray]:
     """
     ms = _batch_mean(mean_square(h))
     h64 = h.double()
+    # Two-pass variance (centre, then square): as accurate as torch's Welford
+    # ``var`` and several times faster on the CPU.
+    centred = h64 - h64.mean(-1, keepdim=True)
     return {
         "mean_square": ms,
         "rms": np.sqrt(ms),
         "mean_abs": _batch_mean(h64.abs().mean(-1)),
-        "variance": _batch_mean(h64.var(-1, unbiased=False)),
+        "variance": _batch_mean(centred.square_().mean(-1)),
     }
 
 
@@ -63,13 +66,13 @@ def argument_statistics(z: Tensor) -> dict[str, np.ndarray]:
     what the bounds speak of); ``saturated_fraction_t`` the batch-mean fraction of
     coordinates with ``|z_i| ≥ t``.
     """
-    z64 = z.double()
+    magnitude = z.abs()  # exact in z's dtype: the comparisons and the maximum need no float64 copy
     stats = {
-        "arg_rms": np.sqrt(_batch_mean(z64.square().mean(-1))),
-        "arg_max_abs": z64.abs().amax(-1).amax(0).cpu().numpy(),
+        "arg_rms": np.sqrt(_batch_mean(z.double().square_().mean(-1))),
+        "arg_max_abs": magnitude.amax(-1).amax(0).double().cpu().numpy(),
     }
     for t in SATURATION_THRESHOLDS:
-        stats[f"saturated_fraction_{t:g}"] = _batch_mean((z64.abs() >= t).double().mean(-1))
+        stats[f"saturated_fraction_{t:g}"] = _batch_mean((magnitude >= t).sum(-1).double() / z.shape[-1])
     return stats
 
 
