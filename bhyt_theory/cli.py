@@ -18,6 +18,7 @@ import torch
 from .numerics.inputs import INPUT_SEED_OFFSET, gaussian_inputs
 from .numerics.model import PRESETS, Stack, StackConfig
 from .numerics.probes import position_average
+from .theory.meanfield import ATTENTION_MODELS, SOFTMAX_SAMPLES
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, multi: bool = False) -> None:
@@ -280,10 +281,12 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     config = config_from_arguments(args)
     if args.compare_seeds:
-        table = compare_with_monte_carlo(config, range(args.compare_seeds), args.batch, args.length, args.input_std)
+        table = compare_with_monte_carlo(config, range(args.compare_seeds), args.batch, args.length, args.input_std,
+                                         attention=args.attention, per_position=args.per_position)
     else:
         predictor = predict_per_position if args.per_position else predict
-        table = predictor(config, args.input_std**2, args.attention, args.length, not args.uncorrelated)
+        table = predictor(config, args.input_std**2, args.attention, args.length, not args.uncorrelated,
+                          args.attention_samples)
     write_table(table, args.csv, args.json)
     show(table, index=False)
     return 0
@@ -444,7 +447,10 @@ def _build_parser() -> argparse.ArgumentParser:
     add_config_arguments(predict)
     predict.add_argument("--input-std", type=float, default=0.02, help="inputs iid N(0, input_std²)")
     predict.add_argument("--length", type=int, default=None, help="input length T (default: seq_len)")
-    predict.add_argument("--attention", choices=("uniform_causal", "uniform"), default="uniform_causal")
+    predict.add_argument("--attention", choices=ATTENTION_MODELS, default="uniform_causal",
+                         help="softmax: causal softmax of Gaussian RoPE queries/keys (needed where dσ² ≳ 0.4)")
+    predict.add_argument("--attention-samples", type=int, default=SOFTMAX_SAMPLES,
+                         help="query/key draws per layer of --attention softmax")
     predict.add_argument("--per-position", action="store_true", help="one row per layer × sublayer × position")
     predict.add_argument("--uncorrelated", action="store_true", help="drop token correlations (per-position recursion)")
     predict.add_argument("--compare-seeds", type=int, default=0, help="Monte Carlo seeds to compare against (0: none)")
