@@ -346,7 +346,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "variance", help="BHyT's M₂ estimate/exact ratio per estimator × layer × position (claim C5)",
         description="One bhyt stack per estimator and seed on inputs ~ N(0, input_std²) of length seq_len; "
         "prints M₂/m(h') at the chosen layers × positions (default 0, 1, 7, T/2, T−1). "
-        "--decomposition prints the four error terms of SPEC §3 instead (for --estimators[0]). "
+        "--decomposition prints the four error terms of docs/estimators.md §3 instead (for --estimators[0]). "
         "--grid runs variance_study over --grid-seq-lens × --grid-lams × --grid-widths × --grid-input-stds "
         "× --seeds (every layer unless --layers) and prints the minimum reference ratio per grid point, "
         "where it occurs and its largest error term.",

@@ -1,5 +1,5 @@
 """The mean-field Gram recursion (``bhyt_theory.meanfield``) against hand derivations,
-independent quadrature and Monte Carlo stacks (SPEC §5, "token correlations matter")."""
+independent quadrature and Monte Carlo stacks (docs/statements.md §8, token correlations)."""
 
 from __future__ import annotations
 
@@ -270,7 +270,7 @@ def test_mean_field_matches_monte_carlo_in_the_nonlinear_regime(scheme):
 
 @pytest.mark.parametrize("scheme", ["rmsnorm", "bhyt"])
 def test_uncorrelated_recursion_is_rejected_by_the_same_comparison(scheme):
-    """SPEC §5: treating tokens as uncorrelated underestimates the growth; the same
+    """docs/statements.md §8: treating tokens as uncorrelated underestimates the growth; the same
     error model that accepts the Gram recursion must reject it (the test has power)."""
     config, table = _comparison(scheme)
     uncorrelated = predict(config, 0.02**2, token_correlations=False)["mean_square"].to_numpy()

@@ -1,4 +1,4 @@
-"""The block stack: SPEC §3's schemes, their identities, and the trace table."""
+"""The block stack: the schemes of docs/schemes.md §2, their identities, and the trace table."""
 
 from __future__ import annotations
 

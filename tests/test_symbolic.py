@@ -55,7 +55,7 @@ moments = st.sampled_from(sorted(SERIES))
 
 
 def test_tanh_square_series_has_the_stated_leading_terms():
-    # SPEC §3 states a² − 2a⁴ + (17/3)a⁶ − (62/3)a⁸ (independently of this code).
+    # docs/estimators.md §3 states a² − 2a⁴ + (17/3)a⁶ − (62/3)a⁸ (independently of this code).
     stated = a**2 - 2 * a**4 + sp.Rational(17, 3) * a**6 - sp.Rational(62, 3) * a**8
     assert sp.expand(tanh_square_moment_series(4) - stated) == 0
 

@@ -1,4 +1,4 @@
-"""The M₂ error decomposition of claim C5 (SPEC §3) and the attention probabilities it reads.
+"""The M₂ error decomposition of claim C5 (docs/estimators.md §3) and the attention probabilities it reads.
 
 The central check is an identity: the reference estimate plus the error terms,
 each measured by swapping in one exact quantity, equals the exact ``m(h')`` of the

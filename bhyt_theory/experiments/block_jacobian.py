@@ -7,7 +7,7 @@ actually receives is
     δ_l = ‖∂h_{l+1}/∂h_l − I‖_F / ‖I‖_F,   ‖I‖_F = sqrt(T d) per sequence.
 
 δ_l → 0 is the "curse of depth" (Sun et al., arXiv 2502.05795): a block that
-acts as the identity contributes nothing. SPEC §5's Jacobian statement,
+acts as the identity contributes nothing. The Jacobian statement of docs/statements.md §6,
 ``∂z/∂h = (λ/(κ sqrt(M+ε))) (I − h hᵀ/(d(M+ε)))``, says a normalised branch's
 sensitivity falls like ``1/rms(h)`` — for RMSNorm and BHyT alike — so δ_l is
 expected to track the branch gain over ``rms(h_l)``; ``deviation_times_rms``

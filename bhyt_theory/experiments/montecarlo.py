@@ -19,7 +19,7 @@ name and renamed, so an interrupted sweep leaves only complete runs behind and
 the next call recomputes only what is missing.
 
 Serves claims C1, C2, C4 (depth-wise growth) and C5 (the variance estimate) of
-SPEC §4 with measurements; ``summarise`` gives per-layer means across seeds
+docs/claims.md with measurements; ``summarise`` gives per-layer means across seeds
 with Student-t confidence intervals.
 
 References: Byun et al., arXiv 2601.09719 (BHyT); Sun et al., arXiv 2502.05795

@@ -18,7 +18,7 @@ Constructions
 ``hill_climb``  coordinate-wise random ascent on the measured/bound ratio of a small
                 Gaussian stack, perturbing its input tokens and γ.
 
-Serves SPEC §5 (saturation bound, depth bound) and claims C3, C4.
+Serves docs/statements.md §2 and §5 (saturation bound, depth bound) and claims C3, C4.
 """
 
 from __future__ import annotations

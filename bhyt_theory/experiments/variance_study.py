@@ -2,7 +2,7 @@
 estimate ``M₂`` is, where, and why.
 
 BHyT replaces the second reduction ``m(h')`` by ``M₂ = m₁ + c_attn λ₁²/κ²``
-(SPEC §3). Writing ``a = Attn(u)``, ``u = BHyT_λ₁(h; m₁)``, ``h' = h + a``,
+(docs/estimators.md §2). Writing ``a = Attn(u)``, ``u = BHyT_λ₁(h; m₁)``, ``h' = h + a``,
 
     m(h') = m₁ + (2/d)⟨h, a⟩ + m(a),
 
@@ -23,8 +23,8 @@ exact quantity one at a time, in this order (per token t, ``F = ‖W_V W_O‖_F�
 (i) cross term:  ``(2/d)⟨h_t, a_t⟩``.
 
 They telescope: reference + (iv) + (iii) + (ii) + (i) = ``m(h')``, an identity
-that the tests check to float rounding. With a single head ``V_t`` is the
-SPEC's ``Σ_j P_tj² ‖W_V W_O‖_F²/d · m(u)``; with several heads the cross-head
+that the tests check to float rounding. With a single head ``V_t`` is
+docs/estimators.md §3's ``Σ_j P_tj² ‖W_V W_O‖_F²/d · m(u)``; with several heads the cross-head
 products are kept, because heads attend differently.
 
 The study also reports the effective λ the second BHyT sees,
@@ -35,8 +35,8 @@ next to the measured saturated fraction.
 
 References
 ----------
-Byun et al., arXiv 2601.09719 (BHyT, the estimate ``M₂``). SPEC §3 (the four
-assumptions), §5 (token correlations).
+Byun et al., arXiv 2601.09719 (BHyT, the estimate ``M₂``). docs/estimators.md §3 (the four
+assumptions), docs/statements.md §8 (token correlations).
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ def token_positions(h: Tensor) -> Tensor:
 
 
 def _reference_estimate(inputs: EstimateInputs) -> Tensor:
-    """``M₂ = m₁ + c_attn λ₁²/κ²`` (arXiv 2601.09719; SPEC §3)."""
+    """``M₂ = m₁ + c_attn λ₁²/κ²`` (arXiv 2601.09719; docs/estimators.md §2)."""
     return estimate_post_attention_mean_square(inputs.mean_square_in, inputs.c_attn, inputs.lam_in, inputs.kappa)
 
 

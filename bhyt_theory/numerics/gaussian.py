@@ -91,7 +91,7 @@ def tanh_square_moment(a: float) -> float:
     """``E tanh²(aZ)``, Z ~ N(0, 1), to ~1e-12 absolute (adaptive quadrature).
 
     The linear-tanh assumption of BHyT's estimate replaces it by ``a²``; the
-    asymptotic series is ``a² − 2a⁴ + (17/3)a⁶ − …`` (SPEC §3).
+    asymptotic series is ``a² − 2a⁴ + (17/3)a⁶ − …`` (docs/estimators.md §3).
     """
     return _quad_moment(lambda x: math.tanh(x) ** 2, a)
 

@@ -1,9 +1,9 @@
-"""A small Llama-style decoder stack with every normalisation scheme of SPEC §3.
+"""A small Llama-style decoder stack with every normalisation scheme of docs/schemes.md §2.
 
 Causal multi-head attention with RoPE and optional GQA, a SwiGLU MLP, and a
 residual stream. The stack takes hidden states (no embedding, no LM head) so
 that depth behaviour can be studied on inputs of any scale. ``Block.forward``
-is SPEC §3's table, a few lines per scheme.
+is the table of docs/schemes.md §2, a few lines per scheme.
 
 Schemes
 -------
@@ -241,7 +241,7 @@ class Attention(nn.Module):
         return scores.masked_fill(future, -math.inf).softmax(-1)
 
     def variance_constant(self, seq_len: int) -> Tensor:
-        """``c_attn`` of this layer's current weights (SPEC §3)."""
+        """``c_attn`` of this layer's current weights (docs/estimators.md §1)."""
         return attention_variance_constant(
             self.v_proj.weight, self.o_proj.weight, seq_len, self.heads, self.kv_heads
         )

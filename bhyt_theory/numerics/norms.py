@@ -2,7 +2,7 @@
 
 Each normaliser is a plain function (the formula, written once) and a thin
 ``torch.nn.Module`` that only holds its learnable parameters and calls the
-function. Notation follows ``shared/SPEC.md`` §1–2: ``m(h) = mean_i h_i²`` per
+function. Notation follows docs/notation.md and docs/normalisers.md: ``m(h) = mean_i h_i²`` per
 token, ``ε = 1e-6`` inside every square root.
 
 Numerics
@@ -157,7 +157,7 @@ def dyt(h: Tensor, alpha: float | Tensor, gamma: Tensor | None = None, beta: Ten
     """Dynamic Tanh (Zhu et al., arXiv 2503.10622): ``γ ⊙ tanh(α h) + β``.
 
     No token statistic: the tanh argument scales with the input, so for any
-    fixed α the saturated fraction tends to 1 as the input scale grows (SPEC §5;
+    fixed α the saturated fraction tends to 1 as the input scale grows (docs/statements.md §2;
     claim C2).
     """
     return _apply_affine(torch.tanh(dyt_argument(h, alpha)), gamma, beta, h.dtype)
@@ -283,7 +283,7 @@ def attention_variance_constant(
     In the orientation ``h ↦ h W``: ``W_V = w_vᵀ`` expanded over query groups is
     ``d × (n_heads·head_dim)`` and ``W_O = w_oᵀ``. Under uniform attention over
     ``T`` uncorrelated isotropic tokens with ``m(u) = 1``, ``E m(a) = c_attn``
-    (SPEC §3; proofs/variance_approximation.md).
+    (docs/estimators.md §1; proofs/variance_approximation.md).
 
     Computed in float64 without expanding the heads: the g query heads sharing KV
     head j all read ``B_j`` (that head's slice of ``w_vᵀ``), so
@@ -327,7 +327,7 @@ def value_output_maps(w_v: Tensor, w_o: Tensor, n_heads: int, n_kv_heads: int) -
     Query head ``k`` reads KV head ``k // g`` (``g = n_heads / n_kv_heads``), as
     attention repeats them: ``W_V^k`` is that KV head's ``d × head_dim`` slice of
     ``w_vᵀ`` and ``W_O^k`` the ``head_dim × d`` slice of ``w_oᵀ``. Their sum is
-    ``W_V W_O`` of ``attention_variance_constant`` (SPEC §3; claim C5). Memory is
+    ``W_V W_O`` of ``attention_variance_constant`` (docs/estimators.md §1; claim C5). Memory is
     ``n_heads · d²`` doubles: for per-head analyses at small and moderate width.
     """
     d = w_o.shape[0]
@@ -340,7 +340,7 @@ def estimate_post_attention_mean_square(
 ) -> Tensor:
     """BHyT's second-norm estimate ``M₂ = m₁ + c_attn · λ₁² / κ²`` (no second reduction).
 
-    ``lam`` is the *input-side* λ₁ (SPEC §3).
+    ``lam`` is the *input-side* λ₁ (docs/estimators.md §2).
     """
     return mean_square + c_attn * (lam / kappa) ** 2
 

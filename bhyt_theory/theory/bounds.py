@@ -5,7 +5,7 @@ vectorised over numpy arrays where its arguments are scalars. The Gaussian
 moments the bounds are compared with live in :mod:`bhyt_theory.gaussian` and are
 re-exported here, so the theory has one import point and one home per formula.
 
-Statements served (SPEC §5): bounded argument (``max_argument_bound``),
+Statements served (docs/statements.md §1, §2, §5): bounded argument (``max_argument_bound``),
 distribution-free saturation bound (``saturated_fraction_bound``), Gaussian
 typical case (``gaussian_saturated_fraction``), and the per-token depth bound
 (``depth_bound``) for BHyT and every baseline; claims C3 and C4.
@@ -107,7 +107,7 @@ def saturated_fraction_bound(lam: ArrayLike, kappa: ArrayLike, t: ArrayLike, mea
     ``mean(z²) = (λ/κ)² m/(M + ε) ≤ (λ/κ)² · m/M`` and, by Markov's inequality on
     ``z_i²``, ``#{i : |z_i| ≥ t} / d ≤ mean(z²) / t²``. Attained (up to ε) by an
     input with ``k = d (λ/(κt))²`` equal spikes and zeros elsewhere
-    (``proofs/saturation_bound.md``; SPEC §5, claim C3).
+    (``proofs/saturation_bound.md``; docs/statements.md §2, claim C3).
 
     Examples
     --------
@@ -124,7 +124,7 @@ def max_argument_bound(lam: ArrayLike, kappa: ArrayLike, d: ArrayLike) -> ArrayL
     Notes
     -----
     ``z_i² ≤ Σ_j z_j² = d (λ/κ)² m/(m + ε) ≤ d (λ/κ)²``; attained up to ε by a
-    one-hot input (``proofs/bounded_argument.md``; SPEC §5, claim C3).
+    one-hot input (``proofs/bounded_argument.md``; docs/statements.md §1, claim C3).
     """
     lam, kappa, d = (np.asarray(v, dtype=float) for v in (lam, kappa, d))
     return _scalar_or_array(np.abs(lam) / kappa * np.sqrt(d))
@@ -137,7 +137,7 @@ def gaussian_saturated_fraction(lam: ArrayLike, kappa: ArrayLike, t: ArrayLike) 
     -----
     With Gaussian coordinates and exact ``M``, each ``z_i`` is ``(λ/κ)`` times a
     coordinate standardised by the token's own rms, which tends to N(0, 1) as
-    ``d`` grows (``proofs/gaussian_typical_case.md``; SPEC §5, claim C3).
+    ``d`` grows (``proofs/gaussian_typical_case.md``; docs/statements.md §2, claim C3).
     """
     std = np.abs(np.asarray(lam, dtype=float)) / np.asarray(kappa, dtype=float)
     return _scalar_or_array(np.asarray(gaussian_tail(t, std)))
@@ -421,7 +421,7 @@ def depth_bound(stack: Stack, x: Tensor, data_dependent: bool = True) -> pd.Data
     included. BHyT's constants are smaller than RMSNorm's by λ/κ (attention) and
     (λ/κ)² (MLP, quadratic in ‖v‖) — when its non-saturating route binds. It
     bounds magnitude growth; it does not say growth is absent
-    (``proofs/depth_bound.md``; SPEC §5, claims C1, C4).
+    (``proofs/depth_bound.md``; docs/statements.md §5, claims C1, C4).
     """
     x = hidden_states(x, stack.config)
     batch, length, _ = x.shape

@@ -1,4 +1,4 @@
-"""Mean-field predictions at initialisation: the token Gram recursion of SPEC §5.
+"""Mean-field predictions at initialisation: the token Gram recursion of docs/statements.md §8.
 
 At initialisation every linear weight is drawn iid ``N(0, σ²)`` (``σ = init_std``),
 fresh in every layer, so the residual stream is described by its token-by-token
@@ -173,7 +173,7 @@ def attention_variance_constant_moments(config: StackConfig) -> tuple[float, flo
         Var Q = 2 g² σ⁸ d² d_kv (2d + d_kv + 1)      (GQA raises the relative spread).
 
     Divide by ``T d`` (and its square) for c_attn. The mean is the per-layer
-    constant of BHyT's estimate at initialisation (SPEC §3, claim C5).
+    constant of BHyT's estimate at initialisation (docs/estimators.md §1, claim C5).
     """
     d, sigma2 = config.width, config.init_std**2
     group = config.heads // config.kv_heads
@@ -588,7 +588,7 @@ def predict_per_position(
         training length ``config.seq_len``.
     token_correlations : bool
         ``False`` drops the off-diagonal of K after every residual add: the
-        per-position recursion that treats tokens as uncorrelated (SPEC §5).
+        per-position recursion that treats tokens as uncorrelated (docs/statements.md §8).
     attention_samples : int
         Query/key draws per layer of the "softmax" model (ignored otherwise).
 
@@ -606,7 +606,7 @@ def predict_per_position(
     -----
     The recursion of the module docstring; cost O(depth · T² · n_terms) for
     uniform causal attention (O(depth · T³) for a general P, O(depth · samples · T³)
-    for "softmax"), independent of width. Serves SPEC §5 ("token
+    for "softmax"), independent of width. Serves docs/statements.md §8 ("token
     correlations matter") and claims C1, C3, C4, C5 at initialisation.
     """
     columns = _recursion(config, input_variance, attention, length, token_correlations, attention_samples)
