@@ -348,3 +348,14 @@ def test_trace_command_prints_per_layer_table_and_writes_csv(tmp_path, capsys):
 def test_trace_command_reports_invalid_config_and_exits_2(capsys):
     assert main(["trace", "--scheme", "nope"]) == 2
     assert "scheme 'nope'" in capsys.readouterr().err
+
+
+def test_sweep_preset_supplies_the_fields_the_grid_leaves_alone(tmp_path):
+    csv = tmp_path / "sweep.csv"
+    assert main(["sweep", "--preset", "llama-1b", "--scheme", "rmsnorm", "--depth", "1", "--width", "64",
+                 "--heads", "4", "--kv-heads", "2", "--mlp-width", "96", "--seq-len", "8", "--seeds", "0",
+                 "--batch", "1", "--no-cache", "--no-progress", "--csv", str(csv)]) == 0
+    table = pd.read_csv(csv)
+    # rope_theta is the Llama-3.2 base of the preset; the grid set the shape
+    assert (table["rope_theta"] == 500000.0).all() and (table["width"] == 64).all()
+    assert (table["kv_heads"] == 2).all() and len(table) == 2 * 8
