@@ -354,3 +354,20 @@ def test_softmax_attention_average_is_a_convex_mixture_of_the_gram_matrix():
     assert np.all(diagonal <= 1 + 1e-6)
     assert diagonal[0] == pytest.approx(1.0, abs=1e-6)
     assert np.all(diagonal[1:] > 1.0 / (positions[1:] + 1))
+
+
+def test_per_position_comparison_averages_to_the_position_averaged_one():
+    """Mean squares average plainly over positions (probes.position_average), so the
+    per-position comparison's rows, averaged, are the position-averaged comparison
+    (float64 sums of 8 terms)."""
+    config = StackConfig(scheme="bhyt", depth=2, width=32, heads=4, seq_len=8)
+    statistics = ("mean_square", "estimate_ratio")
+    averaged = compare_with_monte_carlo(config, range(2), batch=1, statistics=statistics)
+    per_position = compare_with_monte_carlo(config, range(2), batch=1, statistics=statistics, per_position=True)
+    assert len(per_position) == len(statistics) * 2 * config.depth * 8
+    regrouped = per_position.groupby(["statistic", "layer", "sublayer"], sort=False)[["mean_field", "monte_carlo"]].mean()
+    expected = averaged.set_index(["statistic", "layer", "sublayer"])[["mean_field", "monte_carlo"]]
+    joined = expected.join(regrouped.add_suffix("_regrouped")).dropna()
+    assert len(joined) > 0
+    for column in ("mean_field", "monte_carlo"):
+        assert np.allclose(joined[column], joined[f"{column}_regrouped"], rtol=1e-13, atol=0)

@@ -28,6 +28,11 @@ iid inputs of variance v; ε the stabiliser of ``norms``):
   dσ² ≪ 1): ``a = P U W_V W_O`` gives
   ``K ↦ K + d σ² · d_full σ² · P K_u Pᵀ`` (E[W_O W_Oᵀ] = dσ² I and, with GQA's
   repeated key/value heads, E[W_V W_Vᵀ] = g · d_kv σ² I = d_full σ² I).
+  ``attention="softmax"`` replaces ``P K_u Pᵀ`` by ``E[P K_u Pᵀ]`` over the causal
+  softmax of Gaussian, RoPE-rotated queries and keys of token covariance
+  ``dσ² K_u`` (``softmax_attention_average``): the uniform model is its dσ² → 0
+  limit and is ~10 % off for RMSNorm-fed attention at dσ² ≈ 0.4 (the paper's
+  374M shape), where the softmax model stays within the Monte Carlo error.
 - SwiGLU ``f = W_down(silu(W_g v) ⊙ W_up v)``: ``W_g v`` and ``W_up v`` are
   independent Gaussian across tokens with covariance ``G = dσ² K_v``, so
   ``K ↦ K + mlp_width σ² · G ∘ S`` with ``S_ts = E silu(X_t) silu(X_s)``, X ~ N(0, G).
@@ -47,9 +52,10 @@ R the unexplained second moment, kept below ``KERNEL_TOLERANCE`` times ``E F²``
 
 What the model leaves out, each an error against a finite stack (measured in
 tests/test_meanfield.py): the O(1/d) fluctuation of each norm's rms
-(``E[1/m̂] ≈ (1 + 2/d)/m`` for Gaussian coordinates); attention that is not
-exactly uniform, which raises ``Σ_j P_tj²`` by a factor ≈ ``exp((dσ² m(u))²)``
-on the uncorrelated part of K; the spread of the realised c_attn around its
+(``E[1/m̂] ≈ (1 + 2/d)/m`` for Gaussian coordinates); under the uniform
+models, attention that is not exactly uniform, which raises ``Σ_j P_tj²`` by a
+factor ≈ ``exp((dσ² m(u))²)`` on the uncorrelated part of K (the "softmax" model
+keeps it, up to the sampling error of its draws); the spread of the realised c_attn around its
 mean; and the rounding of the stack's dtype. The seed-to-seed spread of the
 stack itself is large (the shared, token-correlated component is nearly one
 Gaussian direction per layer), so Monte Carlo needs several seeds.
