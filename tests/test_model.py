@@ -22,6 +22,7 @@ from bhyt_theory.numerics.model import (
     rotary,
 )
 from bhyt_theory.numerics.norms import (
+    EPS,
     BHyT,
     DyT,
     RMSNorm,
@@ -223,7 +224,7 @@ def test_periln_increments_are_rms_normalised_sublayer_outputs():
         rms = (after - before).double().square().mean(-1).sqrt()
         m = o.square().mean(-1)
         # float32 subtraction of states of rms ≤ 3 loses ≤ 3u·2 absolute per coordinate
-        assert torch.allclose(rms, (m / (m + 1e-6)).sqrt(), rtol=0, atol=1e-6)
+        assert torch.allclose(rms, (m / (m + EPS)).sqrt(), rtol=0, atol=1e-6)
 
 
 def test_final_norm_follows_the_scheme():

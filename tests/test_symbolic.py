@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bhyt_theory.numerics import gaussian
-from bhyt_theory.numerics.norms import KAPPA, bhyt, bhyt_argument, mean_square
+from bhyt_theory.numerics.norms import EPS, KAPPA, bhyt, bhyt_argument, mean_square
 from bhyt_theory.theory.symbolic import (
     a,
     bhyt_argument_symbolic,
@@ -130,7 +130,7 @@ def test_jacobian_matches_autograd_of_bhyt_argument(case):
     auto = torch.autograd.functional.jacobian(
         lambda h: bhyt_argument(h, lam, KAPPA), torch.tensor(point, dtype=torch.float64)
     ).numpy()
-    closed = np.array(CLOSED_JACOBIANS[d](*point, lam, KAPPA, 1e-6), dtype=float)
+    closed = np.array(CLOSED_JACOBIANS[d](*point, lam, KAPPA, EPS), dtype=float)
     # Each entry is a short float64 expression of magnitude ≤ ‖J‖: allow 64 d u ‖J‖_max.
     assert np.abs(auto - closed).max() <= 64 * d * U64 * np.abs(closed).max()
 

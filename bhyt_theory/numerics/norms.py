@@ -386,10 +386,6 @@ class DyT(_Affine):
     def argument(self, h: Tensor) -> Tensor:
         return dyt_argument(h, self.alpha)
 
-    def from_argument(self, z: Tensor, dtype: torch.dtype) -> Tensor:
-        """``forward`` given its argument ``z = argument(h)`` (output in ``dtype``)."""
-        return _apply_affine(torch.tanh(z), self.gamma, self.beta, dtype)
-
     def forward(self, h: Tensor) -> Tensor:
         return dyt(h, self.alpha, self.gamma, self.beta)
 
@@ -404,10 +400,6 @@ class Derf(_Affine):
 
     def argument(self, h: Tensor) -> Tensor:
         return derf_argument(h, self.alpha, self.shift)
-
-    def from_argument(self, z: Tensor, dtype: torch.dtype) -> Tensor:
-        """``forward`` given its argument ``z = argument(h)`` (output in ``dtype``)."""
-        return _apply_affine(torch.erf(z), self.gamma, self.beta, dtype)
 
     def forward(self, h: Tensor) -> Tensor:
         return derf(h, self.alpha, self.shift, self.gamma, self.beta)
@@ -428,10 +420,6 @@ class BHyT(_Affine):
 
     def argument(self, h: Tensor, mean_square: Tensor | None = None) -> Tensor:
         return bhyt_argument(h, self.lam, self.kappa, mean_square, self.eps)
-
-    def from_argument(self, z: Tensor, dtype: torch.dtype) -> Tensor:
-        """``forward`` given its argument ``z = argument(h, mean_square)`` (output in ``dtype``)."""
-        return _apply_affine(torch.tanh(z), self.gamma, None, dtype)
 
     def forward(self, h: Tensor, mean_square: Tensor | None = None) -> Tensor:
         return bhyt(h, self.lam, self.kappa, self.gamma, mean_square, self.eps)

@@ -52,7 +52,6 @@ from ..numerics.gaussian import (
     tanh_square_moment,
 )
 from ..numerics.model import (
-    BHYT_ESTIMATE_SCHEMES,
     Attention,
     Block,
     Stack,
@@ -61,6 +60,7 @@ from ..numerics.model import (
 )
 from ..numerics.norms import mean_square, root_mean_square
 from ..numerics.probes import RecordingProbe
+from ..numerics.schemes import scheme_row
 
 __all__ = [
     "saturated_fraction_bound",
@@ -77,6 +77,8 @@ __all__ = [
     "BOUND_KINDS",
     "depth_bound",
     "DEPTH_BOUND_COLUMNS",
+    "NORM_OUTPUT_BOUNDS",
+    "OUTPUT_NORM_TERMS",
 ]
 
 ArrayLike = float | np.ndarray
@@ -125,6 +127,11 @@ def max_argument_bound(lam: ArrayLike, kappa: ArrayLike, d: ArrayLike) -> ArrayL
     -----
     ``z_i² ≤ Σ_j z_j² = d (λ/κ)² m/(m + ε) ≤ d (λ/κ)²``; attained up to ε by a
     one-hot input (``proofs/bounded_argument.md``; docs/statements.md §1, claim C3).
+
+    Examples
+    --------
+    >>> max_argument_bound(2.0, 10.0, 256)  # (2/10) · 16
+    3.2
     """
     lam, kappa, d = (np.asarray(v, dtype=float) for v in (lam, kappa, d))
     return _scalar_or_array(np.abs(lam) / kappa * np.sqrt(d))
@@ -252,10 +259,10 @@ def _gamma_rms(norm: nn.Module) -> float:
     return float(norm.gamma.detach().double().square().mean().sqrt())
 
 
-def _rms_norm_output(norm: nn.Module, scale: float = 1.0) -> NormBound:
+def _rms_norm_output(norm: nn.Module) -> NormBound:
     """RMSNorm: ``‖γ ⊙ h‖ / sqrt(m+ε) ≤ max|γ| ‖h‖ / sqrt(m+ε) = max|γ| √d sqrt(m/(m+ε))``,
-    so ``rms(u) ≤ max|γ|`` (times LNS's ``scale = 1/√l``); attained by a spike on the largest |γ_i|."""
-    return np.asarray(_gamma_max(norm) * scale), np.asarray("normalised")
+    so ``rms(u) ≤ max|γ|``; attained by a spike on the largest |γ_i|."""
+    return np.asarray(_gamma_max(norm)), np.asarray("normalised")
 
 
 def _bhyt_output(norm: nn.Module, argument_rms: float | np.ndarray) -> NormBound:
@@ -277,6 +284,53 @@ def _bounded_tanh_output(norm: nn.Module) -> NormBound:
     """
     total = norm.gamma.detach().double().abs() + norm.beta.detach().double().abs()
     return np.asarray(float(total.square().mean().sqrt())), np.asarray("saturated")
+
+
+def _layer_norm_output(norm: nn.Module) -> NormBound:
+    """LayerNorm: ``rms((h − μ)/sqrt(var + ε)) = sqrt(var/(var + ε)) ≤ 1``, so by the triangle
+    inequality ``rms(γ ⊙ y + β) ≤ max|γ| + rms(β)``; attained up to ε with β = 0 by a
+    zero-mean spike pair on the largest |γ_i|."""
+    beta_rms = float(norm.beta.detach().double().square().mean().sqrt())
+    return np.asarray(_gamma_max(norm) + beta_rms), np.asarray("normalised")
+
+
+NORM_OUTPUT_BOUNDS = {
+    "rmsnorm": lambda norm, argument_rms: _rms_norm_output(norm),
+    "layernorm": lambda norm, argument_rms: _layer_norm_output(norm),
+    "dyt": lambda norm, argument_rms: _bounded_tanh_output(norm),
+    "derf": lambda norm, argument_rms: _bounded_tanh_output(norm),
+    "bhyt": _bhyt_output,
+}
+"""The bound face of each normaliser of ``numerics.schemes.NORMALISERS``:
+``bound(norm, argument_rms) → (bound on rms(u), kind)``, where ``argument_rms``
+bounds BHyT's ``rms(z)`` (the others ignore it; ``BOUND_KINDS``)."""
+
+
+def _output_norm_term(norm: nn.Module, term: ArrayLike) -> ArrayLike:
+    """A unit-rms output norm (Peri-LN's ``N₁ᵒ``, ``N₂ᵒ``) applied to an increment of rms ≤ ``term``:
+    ``max|γᵒ| · sqrt(m/(m+ε))``, increasing in ``m``, at ``m = term²``."""
+    return _gamma_max(norm) * term / np.sqrt(np.square(term) + norm.eps)
+
+
+OUTPUT_NORM_TERMS = {"rmsnorm": _output_norm_term}
+"""Bounds on a sublayer's increment through a row's ``post_norm``, keyed by normaliser
+name: ``term(norm, bound on the un-normalised increment's rms) → bound after it``."""
+
+
+def _norm_side(block: Block, norm: nn.Module, argument_rms: ArrayLike) -> NormBound:
+    """The row's pre-norm bound, times the branch scale (LNS's ``1/√l``)."""
+    bound, kind = NORM_OUTPUT_BOUNDS[block.row.pre_norm](norm, argument_rms)
+    return bound * block.branch_scale, kind
+
+
+def _output_side(block: Block, norm: nn.Module, term: ArrayLike) -> ArrayLike:
+    """``term`` through the row's output norm (unchanged when the row has none)."""
+    name = block.row.post_norm
+    if name is None:
+        return term
+    if name not in OUTPUT_NORM_TERMS:
+        raise ValueError(f"no bound for output norm {name!r}; available: {tuple(OUTPUT_NORM_TERMS)}")
+    return OUTPUT_NORM_TERMS[name](norm, term)
 
 
 # --- the per-token depth bound -------------------------------------------------------------
@@ -307,19 +361,10 @@ def _attention_side(block: Block) -> tuple[NormBound, float]:
     ``max|γᵒ| · sqrt(m(a)/(m(a)+ε))``, increasing in ``m(a)``, evaluated at the
     Pre-LN bound on ``rms(a)``.
     """
-    gain = attention_gain(block.attn)
-    scheme, norm = block.scheme, block.norm_attn
-    if scheme in ("rmsnorm", "periln", "lns"):
-        u = _rms_norm_output(norm, block.branch_scale)
-    elif scheme in ("dyt", "derf"):
-        u = _bounded_tanh_output(norm)
-    else:
-        u = _bhyt_output(norm, abs(float(norm.lam)) / norm.kappa)
-    term = gain * float(u[0])
-    if scheme == "periln":
-        out = block.norm_attn_out
-        term = _gamma_max(out) * term / math.sqrt(term**2 + out.eps)
-    return u, term
+    norm = block.norm_attn
+    u = _norm_side(block, norm, abs(float(norm.lam)) / norm.kappa if block.row.bhyt_family else np.nan)
+    term = attention_gain(block.attn) * float(u[0])
+    return u, float(_output_side(block, block.norm_attn_out, term))
 
 
 def _mlp_side(block: Block, attention_term: float, estimate_ratio: Tensor | None) -> tuple[NormBound, np.ndarray]:
@@ -341,25 +386,19 @@ def _mlp_side(block: Block, attention_term: float, estimate_ratio: Tensor | None
       ``rms(v) ≤ min(rms(γ₂), max|γ₂| (|λ₂|/κ₂) sqrt(m(h')/(M₂ + ε)))`` with the
       measured ``m(h')/(M₂ + ε)`` of each token.
     """
-    gain = swiglu_gain(block.mlp)
-    scheme, norm = block.scheme, block.norm_mlp
+    norm = block.norm_mlp
     d = norm.gamma.shape[0]
-    if scheme in ("rmsnorm", "periln", "lns"):
-        v = _rms_norm_output(norm, block.branch_scale)
-    elif scheme in ("dyt", "derf"):
-        v = _bounded_tanh_output(norm)
-    else:
-        v = _bhyt_output(norm, abs(float(norm.lam)) / norm.kappa * _estimate_factor(block, attention_term, estimate_ratio))
-    term = gain * math.sqrt(d) * np.square(v[0])
-    if scheme == "periln":
-        out = block.norm_mlp_out
-        term = _gamma_max(out) * term / np.sqrt(np.square(term) + out.eps)
-    return v, term
+    argument_rms = np.nan
+    if block.row.bhyt_family:
+        argument_rms = abs(float(norm.lam)) / norm.kappa * _estimate_factor(block, attention_term, estimate_ratio)
+    v = _norm_side(block, norm, argument_rms)
+    term = swiglu_gain(block.mlp) * math.sqrt(d) * np.square(v[0])
+    return v, _output_side(block, block.norm_mlp_out, term)
 
 
 def _estimate_factor(block: Block, attention_term: float, estimate_ratio: Tensor | None) -> float | np.ndarray:
     """A bound on ``sqrt(m(h')/(M + ε))`` for the MLP-side BHyT (``_mlp_side``); ``inf`` when none is claimed."""
-    if block.scheme not in BHYT_ESTIMATE_SCHEMES or block.config.estimator == "exact":
+    if not block.row.estimates_m2 or block.config.estimator == "exact":
         return 1.0
     if estimate_ratio is not None:
         return np.sqrt(estimate_ratio.cpu().numpy())
@@ -428,7 +467,7 @@ def depth_bound(stack: Stack, x: Tensor, data_dependent: bool = True) -> pd.Data
     rms_input = root_mean_square(x)[..., 0].double().cpu().numpy()
     variants = ["scale_free"]
     recorder = RecordingProbe()
-    if data_dependent and stack.config.scheme in BHYT_ESTIMATE_SCHEMES:
+    if data_dependent and scheme_row(stack.config.scheme).estimates_m2:
         stack.residual(x, recorder)
         variants.append("data_dependent")
     positions = np.broadcast_to(np.arange(length), (batch, length)).ravel()
