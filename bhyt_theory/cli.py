@@ -275,7 +275,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     config = config_from_arguments(args)
     if args.compare_seeds:
         inputs = InputSpec(args.batch, args.length, args.input_std)
-        table = compare_with_monte_carlo(config, range(args.compare_seeds), inputs,
+        table = compare_with_monte_carlo(config, range(args.compare_seeds), inputs, tuple(args.statistics),
                                          attention=args.attention, per_position=args.per_position)
     else:
         predictor = predict_per_position if args.per_position else predict
@@ -457,6 +457,8 @@ def _build_parser() -> argparse.ArgumentParser:
                          help="softmax: causal softmax of Gaussian RoPE queries/keys (needed where dσ² ≳ 0.4)")
     predict.add_argument("--attention-samples", type=int, default=SOFTMAX_SAMPLES,
                          help="query/key draws per layer of --attention softmax")
+    predict.add_argument("--statistics", nargs="+", default=["mean_square"],
+                         help="statistics --compare-seeds compares (e.g. mean_square estimate_ratio arg_rms)")
     predict.add_argument("--per-position", action="store_true", help="one row per layer × sublayer × position")
     predict.add_argument("--uncorrelated", action="store_true", help="drop token correlations (per-position recursion)")
     predict.add_argument("--compare-seeds", type=int, default=0, help="Monte Carlo seeds to compare against (0: none)")
