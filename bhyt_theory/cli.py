@@ -304,6 +304,123 @@ def _add_sweep_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true")
 
 
+# --- issue 9's new statements: backward pass, stale c_attn, position estimator, decode path (C9) ---
+
+
+def _cmd_gradients(args: argparse.Namespace) -> int:
+    from .experiments.gradients import (
+        GRADIENT_SCHEMES,
+        gradient_growth,
+        gradient_study,
+        gradient_table,
+    )
+
+    config = config_from_arguments(args)
+    study = gradient_study(config, schemes=tuple(args.schemes or GRADIENT_SCHEMES), seeds=tuple(args.seeds),
+                           batch=args.batch, input_std=args.input_std, probes=args.probes,
+                           progress=not args.no_progress)
+    write_table(study, args.csv, args.json)
+    layers = sorted({0, 1, 4, 16, config.depth // 2, config.depth - 1, config.depth})
+    table = gradient_table(study, layers)
+    for column in ("growth", "mean_field_growth", "predicted_growth", "correlated_growth"):
+        print(f"\n{column} = ||dL/dh_l|| / ||dL/dh_L|| (mean over seeds):")
+        show(table.pivot(index="scheme", columns="layer", values=column).loc[list(dict.fromkeys(study.scheme))])
+    print("\ngrowth from the top to the input, 95 % Student-t interval over seeds:")
+    show(gradient_growth(study), index=False)
+    return 0
+
+
+def _cmd_staleness(args: argparse.Namespace) -> int:
+    from .experiments.staleness import staleness_study, staleness_summary
+
+    study = staleness_study(config_from_arguments(args, scheme="bhyt"), deltas=tuple(args.deltas),
+                            seeds=tuple(args.seeds), batch=args.batch, input_std=args.input_std)
+    write_table(study, args.csv, args.json)
+    show(staleness_summary(study), index=False)
+    return 0
+
+
+def _cmd_position(args: argparse.Namespace) -> int:
+    from .experiments.position_estimator import (
+        peaked_attention_study,
+        worst_peaked_error,
+    )
+
+    study = peaked_attention_study(config_from_arguments(args, scheme="bhyt", depth=1), peaks=tuple(args.peaks),
+                                   seeds=tuple(args.seeds), batch=args.batch, input_std=args.input_std)
+    write_table(study, args.csv, args.json)
+    show(worst_peaked_error(study), index=False)
+    return 0
+
+
+def _cmd_decode(args: argparse.Namespace) -> int:
+    from .experiments.decode import decode_exactness
+
+    table = decode_exactness(dtypes=tuple(args.dtypes), seeds=tuple(args.seeds), steps=args.steps)
+    write_table(table, args.csv, args.json)
+    show(table, index=False)
+    return 0
+
+
+def _add_new_statement_commands(commands) -> None:
+    gradients = commands.add_parser(
+        "gradients", help="gradient norms through depth at init per scheme: measured and predicted",
+        description="||dL/dh_l|| for L = <R, h_L> (R iid N(0,1)) per scheme x layer x seed, against the "
+        "isotropic-cotangent prediction prod ||J_k||_F^2/(T d) and the token-Gram recursion "
+        "(experiments.gradients; proofs/backward_pass.md). Defaults: depth 64, width 64, T 32, float64.",
+    )
+    add_config_arguments(gradients)
+    gradients.set_defaults(depth=64, width=64, seq_len=32, dtype="float64")
+    gradients.add_argument("--schemes", nargs="+", default=None, help="default: all but bhytline")
+    gradients.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    gradients.add_argument("--batch", type=int, default=2)
+    gradients.add_argument("--probes", type=int, default=4)
+    gradients.add_argument("--input-std", type=float, default=0.02)
+    gradients.add_argument("--no-progress", action="store_true")
+    _add_output_options(gradients)
+    gradients.set_defaults(run=_cmd_gradients)
+
+    staleness = commands.add_parser(
+        "staleness", help="size of the stale-c_attn error term after a controlled weight perturbation",
+        description="experiments.staleness (proofs/trained_parameters.md): bhyt stacks, weights moved by a "
+        "relative delta (random noise, or W_V, W_O scaled) after c_attn was computed. Defaults: depth 8, "
+        "width 256, T 64, float64.",
+    )
+    add_config_arguments(staleness)
+    staleness.set_defaults(depth=8, width=256, seq_len=64, dtype="float64")
+    staleness.add_argument("--deltas", type=float, nargs="+", default=[0.03, 0.07, 0.3])
+    staleness.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    staleness.add_argument("--batch", type=int, default=4)
+    staleness.add_argument("--input-std", type=float, default=0.02)
+    _add_output_options(staleness)
+    staleness.set_defaults(run=_cmd_staleness)
+
+    position = commands.add_parser(
+        "position", help="M2 estimators under forced peaked attention: worst error per estimator x peak",
+        description="experiments.position_estimator (proofs/position_estimator.md): one bhyt block, attention "
+        "forced to mass p on token 0 and 1-p uniform causal, iid Gaussian tokens. Defaults: width 128, T 32.",
+    )
+    add_config_arguments(position)
+    position.set_defaults(width=128, seq_len=32, dtype="float64")
+    position.add_argument("--peaks", type=float, nargs="+", default=[0.0, 0.1, 0.25, 0.5, 0.9, 1.0])
+    position.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    position.add_argument("--batch", type=int, default=256)
+    position.add_argument("--input-std", type=float, default=0.02)
+    _add_output_options(position)
+    position.set_defaults(run=_cmd_position)
+
+    decode = commands.add_parser(
+        "decode", help="bit-exactness of the decode-time precomputation (C9), float32 and bfloat16",
+        description="experiments.decode (proofs/decode_precomputation.md): fraction of outputs differing, "
+        "max ulps and greedy-decoding agreement per dtype x order of operations.",
+    )
+    decode.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
+    decode.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    decode.add_argument("--steps", type=int, default=16)
+    _add_output_options(decode)
+    decode.set_defaults(run=_cmd_decode)
+
+
 def _build_parser() -> argparse.ArgumentParser:
     from .experiments import block_jacobian, variance_study
     from .theory.meanfield import compare_with_monte_carlo
@@ -467,6 +584,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_output_options(predict)
     predict.set_defaults(run=_cmd_predict)
 
+    _add_new_statement_commands(commands)
     return parser
 
 
