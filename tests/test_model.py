@@ -12,11 +12,11 @@ from hypothesis import strategies as st
 
 from bhyt_theory.cli import main
 from bhyt_theory.numerics.model import (
+    PRESETS,
     SCHEMES,
     Attention,
     Stack,
     StackConfig,
-    PRESETS,
     build_block,
     layer_seed,
     rotary,

@@ -146,7 +146,7 @@ class StackConfig:
         return self.kappa * KAPPA_SCHEDULES[self.kappa_schedule](layer + 1)
 
     @classmethod
-    def from_preset(cls, name: str, **overrides) -> "StackConfig":
+    def from_preset(cls, name: str, **overrides) -> StackConfig:
         """The paper-scale shape ``PRESETS[name]`` with ``overrides`` (any field,
         the preset's own included) applied on top.
 
