@@ -31,6 +31,7 @@ from bhyt_theory.theory.meanfield import (
     gaussian_kernel,
     predict,
     predict_per_position,
+    softmax_attention_average,
 )
 
 ROUNDING = 1e-14  # float64 sums of O(100) terms of size ≤ 1
@@ -322,3 +323,76 @@ def test_mean_field_argument_and_estimate_statistics_match_monte_carlo(scheme, r
     input_std = regime.get("input_std", 0.02)
     allowed = _allowed_relative_error(config, table, input_std)
     assert np.all(np.abs(table["relative_error"].to_numpy()) <= allowed), table.to_string()
+
+
+# Width 256 at σ = 0.04: dσ² = 0.41 (the paper's 374M shape has 0.41 too), where the
+# logits of RMSNorm-fed attention have variance ≈ (dσ²)² ≈ 0.17 and uniform attention
+# is visibly wrong.
+SOFTMAX_REGIME = {"scheme": "rmsnorm", "depth": 4, "width": 256, "heads": 4, "seq_len": 32, "init_std": 0.04}
+SOFTMAX_SEEDS = range(16)
+
+
+@lru_cache(maxsize=None)
+def _softmax_regime_comparison():
+    config = StackConfig(**SOFTMAX_REGIME)
+    return config, compare_with_monte_carlo(config, SOFTMAX_SEEDS, InputSpec(batch=2), attention="softmax")
+
+
+def test_softmax_attention_mean_field_matches_monte_carlo_where_uniform_attention_fails():
+    """Error model: 4 standard errors across 16 seeds (t with 15 dof: p < 0.002 per row)
+    plus the 4/d finite-width bias of the norms (``_allowed_relative_error``); the
+    mean field's own sampling error (32 draws per layer; its spread over draw seeds
+    measured 0.1–0.3 % here) is added as 0.5 %.
+    The uniform causal model, held to the same allowance, must fail somewhere."""
+    config, table = _softmax_regime_comparison()
+    allowed = 4 * table["relative_standard_error"].to_numpy() + 4 / config.width + 0.005
+    assert np.all(np.abs(table["relative_error"].to_numpy()) <= allowed), table.to_string()
+    uniform = predict(config, 0.02**2, "uniform_causal")["mean_square"].to_numpy()
+    uniform_error = uniform / table["monte_carlo"].to_numpy() - 1
+    assert np.any(np.abs(uniform_error) > allowed), (uniform_error, allowed)
+
+
+def test_softmax_attention_tends_to_uniform_causal_as_logits_vanish():
+    """σ → 0 makes every logit ~σ² → 0, so P → the uniform causal average exactly;
+    the remaining difference is first order in the logits (std ≈ dσ² ≈ 6e-6 here)."""
+    config = StackConfig(scheme="rmsnorm", width=64, heads=4, seq_len=12, init_std=3e-4)
+    rng = np.random.default_rng(0)
+    factor = rng.standard_normal((12, 12))
+    gram = factor @ factor.T / 12 + np.eye(12)
+    p = attention_matrix(12)
+    expected = p @ gram @ p.T
+    got = softmax_attention_average(gram, config, samples=8)
+    assert np.allclose(got, expected, rtol=1e-4, atol=0)
+
+
+def test_softmax_attention_average_is_a_convex_mixture_of_the_gram_matrix():
+    """Each row of P is a probability vector over j ≤ t, so E[P K Pᵀ] with K = 1 1ᵀ is
+    exactly 1 1ᵀ (up to float32 rounding of the products), and with K = I the diagonal
+    E Σ_j P_tj² lies in [1/(t+1), 1], strictly above 1/(t+1) once logits vary
+    (t ≥ 1, dσ² = 1)."""
+    config = StackConfig(scheme="rmsnorm", width=64, heads=4, seq_len=8, init_std=0.125)
+    ones = softmax_attention_average(np.ones((8, 8)), config, samples=8)
+    assert np.allclose(ones, 1.0, rtol=0, atol=1e-5)
+    diagonal = np.diag(softmax_attention_average(np.eye(8), config, samples=8))
+    positions = np.arange(8)
+    assert np.all(diagonal <= 1 + 1e-6)
+    assert diagonal[0] == pytest.approx(1.0, abs=1e-6)
+    assert np.all(diagonal[1:] > 1.0 / (positions[1:] + 1))
+
+
+def test_per_position_comparison_averages_to_the_position_averaged_one():
+    """Mean squares average plainly over positions (probes.position_average), so the
+    per-position comparison's rows, averaged, are the position-averaged comparison
+    (float64 sums of 8 terms)."""
+    config = StackConfig(scheme="bhyt", depth=2, width=32, heads=4, seq_len=8)
+    statistics = ("mean_square", "estimate_ratio")
+    averaged = compare_with_monte_carlo(config, range(2), InputSpec(batch=1), statistics=statistics)
+    per_position = compare_with_monte_carlo(config, range(2), InputSpec(batch=1), statistics=statistics,
+                                           per_position=True)
+    assert len(per_position) == len(statistics) * 2 * config.depth * 8
+    regrouped = per_position.groupby(["statistic", "layer", "sublayer"], sort=False)[["mean_field", "monte_carlo"]].mean()
+    expected = averaged.set_index(["statistic", "layer", "sublayer"])[["mean_field", "monte_carlo"]]
+    joined = expected.join(regrouped.add_suffix("_regrouped")).dropna()
+    assert len(joined) > 0
+    for column in ("mean_field", "monte_carlo"):
+        assert np.allclose(joined[column], joined[f"{column}_regrouped"], rtol=1e-13, atol=0)

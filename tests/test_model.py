@@ -13,11 +13,13 @@ from strategies import kappa_schedules, kappas
 
 from bhyt_theory.cli import main
 from bhyt_theory.numerics.model import (
+    PRESETS,
     SCHEMES,
     Attention,
     Stack,
     StackConfig,
     build_block,
+    layer_seed,
     rotary,
 )
 from bhyt_theory.numerics.norms import (
@@ -98,6 +100,50 @@ def test_build_block_rebuilds_the_stacks_block_alone(scheme):
     for (name, p), q in zip(stack.blocks[2].named_parameters(), block.parameters()):
         assert torch.equal(p, q), name
     assert torch.equal(stack.blocks[2].c_attn, block.c_attn)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("kv_heads", [4, 2])
+def test_block_weights_are_the_seeded_float32_draws_in_module_order(dtype, kv_heads):
+    """The drawing rule, restated from scratch: block l's generator is seeded with
+    layer_seed(seed, l) and each projection, in the order q, k, v, o, gate, up, down,
+    is ``randn(shape) · init_std`` in float32, then cast. Bit for bit: a seed must
+    mean the same weights however the block is built."""
+    config = StackConfig(scheme="bhyt", dtype=dtype, kv_heads=kv_heads, init_std=0.03, **SMALL)
+    block = build_block(config, 1, seed=5)
+    generator = torch.Generator().manual_seed(layer_seed(5, 1))
+    projections = [block.attn.q_proj, block.attn.k_proj, block.attn.v_proj, block.attn.o_proj,
+                   block.mlp.gate_proj, block.mlp.up_proj, block.mlp.down_proj]
+    for projection in projections:
+        expected = torch.randn(projection.weight.shape, generator=generator) * 0.03
+        assert torch.equal(projection.weight, expected.to(config.torch_dtype))
+
+
+def test_preset_gives_the_paper_shape_and_explicit_fields_override_it():
+    config = StackConfig.from_preset("llama-374m", scheme="rmsnorm", depth=3)
+    assert (config.width, config.heads, config.kv_heads, config.mlp_width, config.head_dim, config.seq_len) == (
+        1024, 16, 4, 4096, 64, 1024)
+    assert (config.scheme, config.depth) == ("rmsnorm", 3)
+    one_b, three_b = StackConfig.from_preset("llama-1b"), StackConfig.from_preset("llama-3b")
+    assert (one_b.width, one_b.depth, one_b.heads, one_b.kv_heads, one_b.mlp_width) == (2048, 16, 32, 8, 8192)
+    assert (three_b.width, three_b.depth, three_b.heads, three_b.kv_heads, three_b.head_dim) == (3072, 28, 24, 8, 128)
+    with pytest.raises(ValueError, match="preset 'llama-7b' is not one of"):
+        StackConfig.from_preset("llama-7b")
+
+
+def test_cli_preset_sets_the_shape_and_options_given_override_it(tmp_path):
+    csv = tmp_path / "trace.csv"
+    assert main(["trace", "--preset", "llama-374m", "--depth", "1", "--width", "64", "--heads", "4",
+                 "--kv-heads", "2", "--mlp-width", "96", "--seq-len", "8", "--batch", "1", "--csv", str(csv)]) == 0
+    assert len(pd.read_csv(csv)) == 1 * 2 * 8
+    from bhyt_theory.cli import _build_parser, config_from_arguments
+
+    args = _build_parser().parse_args(["variance", "--preset", "llama-1b", "--heads", "16"])
+    config = config_from_arguments(args)
+    # the preset's depth wins over the command's own default depth (65); --heads wins over the preset
+    assert (config.depth, config.width, config.heads, config.kv_heads) == (16, 2048, 16, 8)
+    assert config == StackConfig.from_preset("llama-1b", heads=16)
+    assert set(PRESETS) == {"llama-374m", "llama-1b", "llama-3b"}
 
 
 def test_weights_are_gaussian_with_init_std():
@@ -341,3 +387,14 @@ def test_bhyt_estimate_uses_each_layers_scheduled_kappa(schedule, kappa, depth, 
         got = recorder.estimates[block.layer]
         assert torch.allclose(got, expected, rtol=4 * (16 + 8) * 2.0**-53, atol=0), (block.layer, schedule)
         h = recorder.states[block.layer, "mlp"]
+
+
+def test_sweep_preset_supplies_the_fields_the_grid_leaves_alone(tmp_path):
+    csv = tmp_path / "sweep.csv"
+    assert main(["sweep", "--preset", "llama-1b", "--scheme", "rmsnorm", "--depth", "1", "--width", "64",
+                 "--heads", "4", "--kv-heads", "2", "--mlp-width", "96", "--seq-len", "8", "--seeds", "0",
+                 "--batch", "1", "--no-cache", "--no-progress", "--csv", str(csv)]) == 0
+    table = pd.read_csv(csv)
+    # rope_theta is the Llama-3.2 base of the preset; the grid set the shape
+    assert (table["rope_theta"] == 500000.0).all() and (table["width"] == 64).all()
+    assert (table["kv_heads"] == 2).all() and len(table) == 2 * 8
