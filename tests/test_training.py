@@ -24,9 +24,17 @@ from bhyt_theory.experiments.corpus import (
     load_corpus,
     training_batch,
 )
-from bhyt_theory.experiments.trained_analysis import analyse, angular_distances, layer_skip_profile
+from bhyt_theory.experiments.trained_analysis import (
+    analyse,
+    angular_distances,
+    layer_skip_profile,
+)
 from bhyt_theory.experiments.training import LanguageModel, TrainConfig, train
-from bhyt_theory.numerics.estimators import ESTIMATORS, LEARNABLE_ESTIMATORS, EstimateInputs
+from bhyt_theory.numerics.estimators import (
+    ESTIMATORS,
+    LEARNABLE_ESTIMATORS,
+    EstimateInputs,
+)
 from bhyt_theory.numerics.model import Stack, StackConfig
 from bhyt_theory.numerics.norms import mean_square
 

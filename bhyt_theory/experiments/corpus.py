@@ -93,12 +93,12 @@ class Corpus:
     evaluation: Tensor
 
     @classmethod
-    def from_bytes(cls, data: bytes, eval_fraction: float = DEFAULT_EVAL_FRACTION) -> "Corpus":
+    def from_bytes(cls, data: bytes, eval_fraction: float = DEFAULT_EVAL_FRACTION) -> Corpus:
         """Split ``data``: the last ``eval_fraction`` of the bytes is held out."""
         if not 0 < eval_fraction < 1:
             raise ValueError(f"eval_fraction must be in (0, 1), got {eval_fraction}")
         tokens = torch.from_numpy(np.frombuffer(data, dtype=np.uint8).astype(np.int64))
-        cut = len(tokens) - int(round(eval_fraction * len(tokens)))
+        cut = len(tokens) - round(eval_fraction * len(tokens))
         return cls(tokens[:cut], tokens[cut:])
 
     def check_length(self, seq_len: int) -> None:

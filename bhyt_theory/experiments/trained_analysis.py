@@ -29,18 +29,18 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-from torch import Tensor  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
 
-from ..numerics.norms import root_mean_square  # noqa: E402
-from ..numerics.probes import RecordingProbe  # noqa: E402
-from ..theory.bounds import depth_bound  # noqa: E402
-from .block_jacobian import jacobian_layers, jacobian_study  # noqa: E402
-from .growth import fit_growth  # noqa: E402
-from .training import EMBEDDING_LAYER, LanguageModel, TrainingRun, trace_language_model  # noqa: E402
+from ..numerics.norms import root_mean_square
+from ..numerics.probes import RecordingProbe
+from ..theory.bounds import depth_bound
+from .block_jacobian import jacobian_layers, jacobian_study
+from .growth import fit_growth
+from .training import EMBEDDING_LAYER, LanguageModel, TrainingRun, trace_language_model
 
 RUN_KEYS = ["run_id", "label", "scheme", "seed"]
 

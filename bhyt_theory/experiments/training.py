@@ -62,15 +62,16 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import math
 import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -176,7 +177,7 @@ class TrainConfig:
         digest = hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True).encode()).hexdigest()[:8]
         return f"{self.name}_s{self.seed}_{digest}"
 
-    def replace(self, **changes) -> "TrainConfig":
+    def replace(self, **changes) -> TrainConfig:
         """A copy with ``changes``; ``StackConfig`` fields go to ``stack`` (re-derived as in
         ``StackConfig.replace``)."""
         stack_fields = {f.name for f in dataclasses.fields(StackConfig)}
@@ -253,7 +254,7 @@ def position_bands(length: int) -> list[tuple[str, int, int]]:
     """Position bands ``(name, first, end)`` for per-band estimate ratios: position 0,
     1–3, 4 … T/4−1, T/4 … T−1 (those that are not empty)."""
     edges = sorted({0, min(1, length), min(4, length), max(min(4, length), length // 4), length})
-    return [(f"{a}-{b - 1}", a, b) for a, b in zip(edges, edges[1:]) if b > a]
+    return [(f"{a}-{b - 1}", a, b) for a, b in itertools.pairwise(edges) if b > a]
 
 
 class _AttentionInputs:
@@ -380,7 +381,9 @@ class TrainingRun:
     """The outcome of ``train``: the model at its last step, the log table and a
     one-row run record (``run_id``, ``label``, ``scheme``, ``seed``, ``steps_done``,
     ``diverged``, ``divergence_step``, ``divergence_layer``, ``divergence_reason``,
-    ``final_eval_loss``, ``tokens_seen``, ``seconds``, ``tokens_per_second``)."""
+    ``final_eval_loss``, ``tokens_seen``, ``seconds`` (wall), ``cpu_seconds`` (this
+    process's CPU time; with one thread, a contention-robust measure of the work),
+    ``tokens_per_second`` (wall))."""
 
     config: TrainConfig
     model: LanguageModel
@@ -449,7 +452,7 @@ def train(
     stats_tokens = eval_batches[0][0][: config.stats_batch]
     keys = {"run_id": config.run_id, "label": config.name, "scheme": stack_config.scheme, "seed": config.seed}
     rows: list[dict] = []
-    state = {"step": 0, "running_min": math.inf, "record": {}, "seconds": 0.0}
+    state = {"step": 0, "running_min": math.inf, "record": {}, "seconds": 0.0, "cpu_seconds": 0.0}
     path = checkpoint_path(out_dir, config) if out_dir is not None else None
     if path is not None and path.exists():
         saved = torch.load(path, weights_only=True)
@@ -478,6 +481,7 @@ def train(
     bar = tqdm(total=config.steps, initial=state["step"], desc=config.run_id, leave=False,
                disable=not _show_progress(progress))
     started = time.perf_counter() - state["seconds"]
+    cpu_started = time.process_time() - state["cpu_seconds"]
     try:
         while state["step"] < config.steps and not state["record"] and (stop_after is None or state["step"] < stop_after):
             step = state["step"]
@@ -516,6 +520,7 @@ def train(
             log(step, "grad_norm", total.item())
             state["step"] = step + 1
             state["seconds"] = time.perf_counter() - started
+            state["cpu_seconds"] = time.process_time() - cpu_started
             bar.update(1)
             bar.set_postfix(loss=f"{value:.3f}", refresh=False)
             if state["step"] % config.checkpoint_every == 0:
@@ -538,6 +543,7 @@ def train(
         "divergence_reason": state["record"].get("divergence_reason", ""),
         "final_eval_loss": float(eval_losses["value"].iloc[-1]) if finished else math.nan,
         "tokens_seen": state["step"] * config.tokens_per_step, "seconds": state["seconds"],
+        "cpu_seconds": state["cpu_seconds"],
         "tokens_per_second": state["step"] * config.tokens_per_step / state["seconds"] if state["seconds"] else math.nan,
     }
     return TrainingRun(config, model, table, record)

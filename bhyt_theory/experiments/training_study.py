@@ -25,15 +25,14 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
-from ..numerics.model import StackConfig
 from .bench import block_matmul_flops, dense_matmul_operands
 from .corpus import VOCAB_SIZE, Corpus, evaluation_batches, load_corpus, training_batch
 from .montecarlo import confidence_interval
@@ -104,7 +103,8 @@ def _write_pickle(table: object, path: Path) -> None:
 def run_one(config: TrainConfig, out_dir: str | Path, analysis: bool = True, progress: bool | None = None) -> dict:
     """Train and analyse one configuration, or read its cached result.
 
-    Returns ``{"record": dict, "log": DataFrame, "analysis": {name: DataFrame}}``.
+    Returns ``{"record": dict, "log": DataFrame, "analysis": {name: DataFrame}}``; the
+    record is ``TrainingRun.record`` plus ``analysis_cpu_seconds``.
     """
     path = Path(out_dir) / "runs" / f"{config.run_id}.pkl"
     if path.exists():
@@ -112,11 +112,12 @@ def run_one(config: TrainConfig, out_dir: str | Path, analysis: bool = True, pro
     torch.set_num_threads(1)
     corpus = Corpus.from_bytes(load_corpus(config.corpus, config.text_field), config.eval_fraction)
     run = train(config, out_dir, corpus, progress=progress)
-    tables = {}
+    tables, started = {}, time.process_time()
     if analysis:
         batches = evaluation_batches(corpus, config.eval_batches, config.batch_size, config.stack.seq_len)
         tables = analyse(run, batches, config.stats_batch)
-    result = {"record": run.record, "log": run.log, "analysis": tables}
+    record = {**run.record, "analysis_cpu_seconds": time.process_time() - started}
+    result = {"record": record, "log": run.log, "analysis": tables}
     _write_pickle(result, path)
     return result
 
@@ -124,7 +125,8 @@ def run_one(config: TrainConfig, out_dir: str | Path, analysis: bool = True, pro
 def _one_line(record: dict) -> str:
     state = (f"diverged at step {record['divergence_step']} (layer {record['divergence_layer']}, "
              f"{record['divergence_reason']})" if record["diverged"] else f"eval loss {record['final_eval_loss']:.4f}")
-    return f"{record['run_id']}: {state}, {record['steps_done']} steps, {record['seconds']:.1f} s"
+    return (f"{record['run_id']}: {state}, {record['steps_done']} steps, {record['seconds']:.1f} s wall, "
+            f"{record['cpu_seconds']:.1f} + {record['analysis_cpu_seconds']:.1f} s CPU (training + analysis)")
 
 
 def _run_all(configs: Sequence[TrainConfig], out_dir: Path, workers: int, analysis: bool,
