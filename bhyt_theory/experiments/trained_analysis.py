@@ -30,6 +30,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 import numpy as np
 import pandas as pd
 import torch
@@ -224,7 +225,8 @@ def training_summary(runs: pd.DataFrame, log: pd.DataFrame, analysis: dict[str, 
         ``mean_abs_baseline_ratio``, ``variance_baseline_ratio`` (baseline's last-
         layer value over this label's: the paper's RMSNorm/BHyT ≈ 5.7 and ≈ 30);
         ``estimate_ratio_min``, ``estimate_ratio_max`` (BHyT's M₂/m(h') over
-        layers × bands × seeds at the last step), ``stale_share_median`` (C5);
+        layers × bands × seeds at the last step), ``stale_share_median`` (there) and
+        ``stale_share_max`` (over every statistics step) (C5);
         ``skip_increase_last_half`` (mean loss increase from skipping a block of
         the deeper half; present with ``analysis``); ``tokens_per_second`` (seed mean,
         this machine, not a ratio).
@@ -250,6 +252,7 @@ def training_summary(runs: pd.DataFrame, log: pd.DataFrame, analysis: dict[str, 
         summary["estimate_ratio_min"] = last.groupby("label")["estimate_ratio"].min()
         summary["estimate_ratio_max"] = last.groupby("label")["estimate_ratio"].max()
         summary["stale_share_median"] = last.groupby("label")["stale_share"].median()
+        summary["stale_share_max"] = errors.groupby("label")["stale_share"].max()
     if analysis and "layer_skip" in analysis:
         skip = analysis["layer_skip"]
         depth = skip.groupby("run_id")["layer"].transform("max") + 1
@@ -295,6 +298,7 @@ def training_figures(log: pd.DataFrame, analysis: dict[str, pd.DataFrame], out_d
                           label=f"{label} ({when})" if statistic == "mean_abs" else None)
             axis.set(xlabel="layer (−1: embedding output)", ylabel=statistic, yscale="log",
                      title=f"per-layer {statistic} of the residual stream")
+            axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0].legend(fontsize=7, ncol=2)
     paths.append(out_dir / "fig3_magnitudes.png")
     figure.tight_layout()

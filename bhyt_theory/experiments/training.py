@@ -40,9 +40,10 @@ parameter (``param:norm_attn.lam``, ``param:norm_mlp.alpha``,
 Divergence
 ----------
 A run stops cleanly at the first step whose training loss is not finite, or,
-after warm-up, exceeds ``spike_ratio`` × the running minimum of the training loss
-(default 1.5: a byte model's loss never climbs 50 % above its best while
-training normally). ``TrainingRun.record`` keeps the step and the layer: the
+after warm-up, whose smoothed training loss (the mean of the last
+``SPIKE_WINDOW`` = 5 batch losses, so one unlucky batch is no spike) exceeds
+``spike_ratio`` × the running minimum of that smoothed loss (default 1.5: a byte
+model's loss never climbs 50 % above its best while training normally). ``TrainingRun.record`` keeps the step and the layer: the
 first block whose output is not finite on that batch, else the first block with a
 non-finite gradient, else (a finite spike) the block with the largest gradient norm.
 
@@ -89,6 +90,7 @@ LOG_KEYS = ("run_id", "label", "scheme", "seed", "step", "layer", "sublayer", "b
 LOG_COLUMNS = LOG_KEYS + ("quantity", "value")
 STATE_QUANTITIES = ("mean_abs", "variance", "rms")
 ARGUMENT_QUANTITIES = ("arg_rms", "saturated_fraction_1", "saturated_fraction_2", "saturated_fraction_3")
+SPIKE_WINDOW = 5  # batch losses averaged by the spike rule ("Divergence")
 EMBEDDING_LAYER = -1  # ``layer`` of the embedding output and of run-level quantities
 _EMBEDDING_STREAM, _HEAD_STREAM = 2**20, 2**20 + 1  # weight streams beyond any layer's
 
@@ -452,7 +454,7 @@ def train(
     stats_tokens = eval_batches[0][0][: config.stats_batch]
     keys = {"run_id": config.run_id, "label": config.name, "scheme": stack_config.scheme, "seed": config.seed}
     rows: list[dict] = []
-    state = {"step": 0, "running_min": math.inf, "record": {}, "seconds": 0.0, "cpu_seconds": 0.0}
+    state = {"step": 0, "running_min": math.inf, "recent": [], "record": {}, "seconds": 0.0, "cpu_seconds": 0.0}
     path = checkpoint_path(out_dir, config) if out_dir is not None else None
     if path is not None and path.exists():
         saved = torch.load(path, weights_only=True)
@@ -496,7 +498,10 @@ def train(
                 group["lr"] = learning_rate(config, step)
             loss = model.loss(tokens, targets)
             value = loss.item()
-            spike = step >= config.warmup_steps and value > config.spike_ratio * state["running_min"]
+            recent = (state["recent"] + [value])[-SPIKE_WINDOW:]
+            smoothed = sum(recent) / len(recent)
+            spike = (step >= config.warmup_steps and len(recent) == SPIKE_WINDOW
+                     and smoothed > config.spike_ratio * state["running_min"])
             if not math.isfinite(value) or spike:
                 optimiser.zero_grad(set_to_none=True)
                 gradient_norms = None
@@ -507,7 +512,9 @@ def train(
                                    "divergence_layer": divergence_layer(model, tokens, gradient_norms)}
                 log(step, "train_loss", value)
                 break
-            state["running_min"] = min(state["running_min"], value)
+            state["recent"] = recent
+            if len(recent) == SPIKE_WINDOW:
+                state["running_min"] = min(state["running_min"], smoothed)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             if stats_step:
