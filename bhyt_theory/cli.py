@@ -445,7 +445,8 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     add_config_arguments(variance)
     variance.set_defaults(depth=65)
-    variance.add_argument("--estimators", nargs="+", default=None, help="default: every estimator except exact")
+    variance.add_argument("--estimators", nargs="+", default=None,
+                          help="default: every estimator except exact and the training-only ones")
     variance.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="weight seeds (inputs: seed + 10000)")
     variance.add_argument("--batch", type=int, default=4)
     variance.add_argument("--input-std", type=float, default=0.02)

@@ -48,7 +48,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from ..numerics.estimators import ESTIMATORS
+from ..numerics.estimators import ESTIMATORS, TRAINING_ESTIMATORS
 from ..numerics.inputs import INPUT_SEED_OFFSET, gaussian_inputs
 from ..numerics.model import (
     BHYT_ESTIMATE_SCHEMES,
@@ -298,7 +298,7 @@ def estimator_comparison(
     """The ratio M₂/m(h') of each estimator, per layer × position, mean and spread over seeds.
 
     ``estimators`` defaults to every entry of ``ESTIMATORS`` but "exact" (whose
-    ratio is 1 by definition). One ``Stack`` runs per estimator and seed (an estimator changes every later
+    ratio is 1 by definition) and the ``TRAINING_ESTIMATORS``. One ``Stack`` runs per estimator and seed (an estimator changes every later
     layer's forward pass, through the MLP-side norm), on the same inputs
     N(0, input_std²) of length ``config.seq_len`` (seed + 10000) and the same
     weights (seed). The ratio is ``Stack.trace``'s ``estimate_ratio``: per
@@ -314,7 +314,8 @@ def estimator_comparison(
     if config.scheme not in BHYT_ESTIMATE_SCHEMES:
         raise ValueError(f"estimators apply to {BHYT_ESTIMATE_SCHEMES}, not {config.scheme!r}")
     positions = table_positions(config.seq_len) if positions is None else tuple(positions)
-    estimators = tuple(name for name in ESTIMATORS if name != "exact") if estimators is None else tuple(estimators)
+    if estimators is None:
+        estimators = tuple(name for name in ESTIMATORS if name != "exact" and name not in TRAINING_ESTIMATORS)
     layers = tuple(layer for layer in layers if layer < config.depth)
     rows = []
     for estimator in estimators:

@@ -184,6 +184,11 @@ ESTIMATORS.update(
     }
 )
 
+TRAINING_ESTIMATORS = (*LEARNABLE_ESTIMATORS, "hybrid")
+"""Estimators meant for training: at initialisation the learnable ones equal the
+reference (or m₁) and "hybrid" is exact or the reference layer by layer, so the
+studies at initialisation leave them out by default."""
+
 
 def estimator_parameters(estimator: str) -> dict[str, float]:
     """The learnable scalars (name → initial value) a ``Block`` holds for ``estimator``;
