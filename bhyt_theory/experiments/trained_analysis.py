@@ -311,8 +311,10 @@ def training_figures(log: pd.DataFrame, analysis: dict[str, pd.DataFrame], out_d
         for index, label in enumerate(dict.fromkeys(skip["label"])):
             curve = skip[skip["label"] == label].groupby("layer")["loss_increase"].mean()
             axis.plot(curve.index, curve.values, "o-", color=f"C{labels.index(label) % 10}", label=label)
-        axis.set(xlabel="skipped layer", ylabel="held-out loss increase (nats/byte)", yscale="symlog",
-                 title="loss increase when one layer is skipped")
+        axis.axhline(0.0, color="grey", lw=0.8)
+        axis.set(xlabel="skipped layer", ylabel="held-out loss increase (nats/byte)",
+                 title="loss increase when one layer is skipped (seed mean)")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.legend(fontsize=8)
         paths.append(out_dir / "layer_skip.png")
         figure.tight_layout()
