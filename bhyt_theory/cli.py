@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import os
 import sys
 import typing
@@ -17,7 +18,7 @@ import pandas as pd
 import torch
 
 from .experiments.training import TrainConfig
-from .numerics.inputs import INPUT_SEED_OFFSET, gaussian_inputs
+from .numerics.inputs import InputSpec
 from .numerics.model import Stack, StackConfig
 from .numerics.probes import position_average
 
@@ -47,6 +48,11 @@ def config_from_arguments(args: argparse.Namespace, **overrides) -> StackConfig:
     return StackConfig(**values)
 
 
+def library_default(function, name: str):
+    """The default of parameter ``name`` of ``function``: CLI defaults are the library's."""
+    return inspect.signature(function).parameters[name].default
+
+
 def write_table(table: pd.DataFrame, csv: Path | None = None, json: Path | None = None) -> None:
     """Write ``table`` as CSV and/or JSON records, creating parent folders."""
     if csv is not None:
@@ -67,8 +73,7 @@ def show(table: pd.DataFrame, float_format: str = "{:.4g}", index: bool = True) 
 def _cmd_trace(args: argparse.Namespace) -> int:
     config = config_from_arguments(args)
     stack = Stack(config, seed=args.seed)
-    x = gaussian_inputs(config.width, args.batch, args.length or config.seq_len, args.input_std, args.seed + INPUT_SEED_OFFSET)
-    table = stack.trace(x)
+    table = stack.trace(InputSpec(args.batch, args.length, args.input_std).hidden_states(config, args.seed))
     write_table(table, args.csv, args.json)
     if args.per_position:
         shown = table
@@ -100,13 +105,14 @@ def _cmd_checks(args: argparse.Namespace) -> int:
 
 def _cmd_variance(args: argparse.Namespace) -> int:
     from .experiments.variance_study import (
-        ERROR_TERMS,
         TABLE_LAYERS,
+        decomposition_summary,
+        decomposition_table,
         estimator_comparison,
+        grid_summary,
         ratio_table,
         table_positions,
         variance_grid,
-        variance_study,
     )
 
     config = config_from_arguments(args)
@@ -120,40 +126,26 @@ def _cmd_variance(args: argparse.Namespace) -> int:
         base = config.replace(estimator=args.estimators[0] if args.estimators else config.estimator)
         table = variance_grid(
             base, seq_lens=tuple(args.grid_seq_lens), lams=tuple(lams), widths=tuple(args.grid_widths),
-            input_stds=tuple(args.grid_input_stds), seeds=tuple(args.seeds), batch=args.batch, layers=args.layers,
+            input_stds=tuple(args.grid_input_stds), seeds=tuple(args.seeds), inputs=InputSpec(args.batch),
+            layers=args.layers,
         )
         write_table(table, args.csv, args.json)
-        keys = ["seq_len", "lam_in", "lam_post", "width", "input_std"]
-        worst = table.loc[table.groupby(keys, sort=False)["reference_ratio"].idxmin()]
-        # The term that moves the ratio most at the worst token says which assumption failed there.
-        largest = worst[list(ERROR_TERMS)].abs().idxmax(axis=1)
-        summary = worst[[*keys, "reference_ratio", "seed", "layer", "position"]].rename(
-            columns={"reference_ratio": "min_reference_ratio"})
-        summary["largest_term"] = largest.to_numpy()
-        summary["largest_term_value"] = [row[name] for (_, row), name in zip(worst.iterrows(), largest)]
         print(f"minimum over seeds {list(args.seeds)} × layers × positions of the paper's M₂/m(h') "
               f"(batch means of per-token ratios; terms relative to m(h'); depth {base.depth}, "
               f"heads {base.heads}, estimator {base.estimator!r} drives the stack)")
-        show(summary, "{:.4g}", index=False)
+        show(grid_summary(table), "{:.4g}", index=False)
         return 0
     layers = tuple(args.layers) if args.layers else TABLE_LAYERS
     positions = tuple(args.positions) if args.positions else table_positions(config.seq_len)
     if args.decomposition:
         config = config.replace(estimator=args.estimators[0] if args.estimators else config.estimator)
-        parts = []
-        for seed in args.seeds:
-            x = gaussian_inputs(config.width, args.batch, config.seq_len, args.input_std, seed + INPUT_SEED_OFFSET)
-            parts.append(variance_study(Stack(config, seed), x, layers))
-        table = pd.concat(parts, ignore_index=True)
-        table = table[table["position"].isin(positions)]
+        table = decomposition_table(config, args.seeds, InputSpec(args.batch, std=args.input_std), layers, positions)
         write_table(table, args.csv, args.json)
-        columns = ["estimate_ratio", "reference_ratio", *ERROR_TERMS, "lam_post_effective", "saturation_bound_1"]
-        shown = table.groupby(["layer", "position"])[columns].mean()
-        show(shown, "{:.4f}")
+        show(decomposition_summary(table), "{:.4f}")
         return 0
     comparison = estimator_comparison(
-        config, args.estimators, seeds=tuple(args.seeds), batch=args.batch,
-        input_std=args.input_std, layers=layers, positions=positions,
+        config, args.estimators, seeds=tuple(args.seeds), inputs=InputSpec(args.batch, std=args.input_std),
+        layers=layers, positions=positions,
     )
     write_table(comparison, args.csv, args.json)
     show(ratio_table(comparison), "{:.3f}")
@@ -167,6 +159,7 @@ def _cmd_jacobian(args: argparse.Namespace) -> int:
     from .experiments.block_jacobian import (
         JACOBIAN_SCHEMES,
         deviation_table,
+        input_rms_table,
         jacobian_comparison,
         jacobian_layers,
     )
@@ -175,12 +168,12 @@ def _cmd_jacobian(args: argparse.Namespace) -> int:
     table = jacobian_comparison(
         config, schemes=tuple(args.schemes or JACOBIAN_SCHEMES),
         layers=tuple(args.layers) if args.layers else jacobian_layers(config.depth),
-        seeds=tuple(args.seeds), batch=args.batch, probes=args.probes, input_std=args.input_std,
+        seeds=tuple(args.seeds), inputs=InputSpec(args.batch, std=args.input_std), probes=args.probes,
     )
     write_table(table, args.csv, args.json)
     show(deviation_table(table))
     print("\nrms(h_l) at each layer's input:")
-    show(table.pivot_table(index="scheme", columns="layer", values="rms_in", sort=False))
+    show(input_rms_table(table))
     return 0
 
 
@@ -199,7 +192,7 @@ def _sweep_grid(args: argparse.Namespace, defaults: dict | None = None) -> dict:
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from .experiments.montecarlo import RUN_COLUMNS, summarise, sweep
 
-    table = sweep(_sweep_grid(args), args.seeds, batch=args.batch, cache_dir=None if args.no_cache else args.cache_dir,
+    table = sweep(_sweep_grid(args), args.seeds, InputSpec(args.batch), cache_dir=None if args.no_cache else args.cache_dir,
                   progress=not args.no_progress)
     write_table(table, args.csv, args.json)
     summary = summarise(table, args.statistics, per_position=args.per_position, level=args.level)
@@ -218,7 +211,7 @@ def _cmd_growth(args: argparse.Namespace) -> int:
     from .numerics.model import SCHEMES
 
     defaults = {"scheme": SCHEMES, **{name: [value] for name, value in DEFAULT_GROWTH.items()}}
-    table = sweep(_sweep_grid(args, defaults), args.seeds, batch=args.batch,
+    table = sweep(_sweep_grid(args, defaults), args.seeds, InputSpec(args.batch),
                   cache_dir=None if args.no_cache else args.cache_dir, progress=not args.no_progress)
     fits = fit_growth(table, first_layer=args.first_layer, level=args.level).assign(source="monte carlo")
     if args.meanfield:
@@ -273,7 +266,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     config = config_from_arguments(args)
     if args.compare_seeds:
-        table = compare_with_monte_carlo(config, range(args.compare_seeds), args.batch, args.length, args.input_std)
+        inputs = InputSpec(args.batch, args.length, args.input_std)
+        table = compare_with_monte_carlo(config, range(args.compare_seeds), inputs)
     else:
         predictor = predict_per_position if args.per_position else predict
         table = predictor(config, args.input_std**2, args.attention, args.length, not args.uncorrelated)
@@ -391,17 +385,138 @@ def _add_output_options(parser: argparse.ArgumentParser, what: str = "the table"
 
 def _add_sweep_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by the cached Monte Carlo commands (``sweep``, ``growth``)."""
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="weight seeds (inputs: seed + 10000)")
-    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="weight seeds (inputs: numerics.inputs.input_seed)")
+    parser.add_argument("--batch", type=int, default=InputSpec().batch)
     parser.add_argument("--length", type=int, nargs="+", default=None, help="input length T (default: seq_len)")
-    parser.add_argument("--input-std", type=float, nargs="+", default=None, help="input scale (default 0.02)")
+    parser.add_argument("--input-std", type=float, nargs="+", default=None,
+                        help=f"input scale (default {InputSpec().std})")
     parser.add_argument("--level", type=float, default=0.95, help="confidence level of the intervals")
     parser.add_argument("--cache-dir", type=Path, default=Path("results/cache"))
     parser.add_argument("--no-cache", action="store_true")
     parser.add_argument("--no-progress", action="store_true")
 
 
+# --- issue 9's new statements: backward pass, stale c_attn, position estimator, decode path (C9) ---
+
+
+def _cmd_gradients(args: argparse.Namespace) -> int:
+    from .experiments.gradients import (
+        GRADIENT_SCHEMES,
+        gradient_growth,
+        gradient_study,
+        gradient_table,
+    )
+
+    config = config_from_arguments(args)
+    study = gradient_study(config, schemes=tuple(args.schemes or GRADIENT_SCHEMES), seeds=tuple(args.seeds),
+                           batch=args.batch, input_std=args.input_std, probes=args.probes,
+                           progress=not args.no_progress)
+    write_table(study, args.csv, args.json)
+    layers = sorted({0, 1, 4, 16, config.depth // 2, config.depth - 1, config.depth})
+    table = gradient_table(study, layers)
+    for column in ("growth", "mean_field_growth", "predicted_growth", "correlated_growth"):
+        print(f"\n{column} = ||dL/dh_l|| / ||dL/dh_L|| (mean over seeds):")
+        show(table.pivot(index="scheme", columns="layer", values=column).loc[list(dict.fromkeys(study.scheme))])
+    print("\ngrowth from the top to the input, 95 % Student-t interval over seeds:")
+    show(gradient_growth(study), index=False)
+    return 0
+
+
+def _cmd_staleness(args: argparse.Namespace) -> int:
+    from .experiments.staleness import staleness_study, staleness_summary
+
+    study = staleness_study(config_from_arguments(args, scheme="bhyt"), deltas=tuple(args.deltas),
+                            seeds=tuple(args.seeds), batch=args.batch, input_std=args.input_std)
+    write_table(study, args.csv, args.json)
+    show(staleness_summary(study), index=False)
+    return 0
+
+
+def _cmd_position(args: argparse.Namespace) -> int:
+    from .experiments.position_estimator import (
+        peaked_attention_study,
+        worst_peaked_error,
+    )
+
+    study = peaked_attention_study(config_from_arguments(args, scheme="bhyt", depth=1), peaks=tuple(args.peaks),
+                                   seeds=tuple(args.seeds), batch=args.batch, input_std=args.input_std)
+    write_table(study, args.csv, args.json)
+    show(worst_peaked_error(study), index=False)
+    return 0
+
+
+def _cmd_decode(args: argparse.Namespace) -> int:
+    from .experiments.decode import decode_exactness
+
+    table = decode_exactness(dtypes=tuple(args.dtypes), seeds=tuple(args.seeds), steps=args.steps)
+    write_table(table, args.csv, args.json)
+    show(table, index=False)
+    return 0
+
+
+def _add_new_statement_commands(commands) -> None:
+    gradients = commands.add_parser(
+        "gradients", help="gradient norms through depth at init per scheme: measured and predicted",
+        description="||dL/dh_l|| for L = <R, h_L> (R iid N(0,1)) per scheme x layer x seed, against the "
+        "isotropic-cotangent prediction prod ||J_k||_F^2/(T d) and the token-Gram recursion "
+        "(experiments.gradients; proofs/backward_pass.md). Defaults: depth 64, width 64, T 32, float64.",
+    )
+    add_config_arguments(gradients)
+    gradients.set_defaults(depth=64, width=64, seq_len=32, dtype="float64")
+    gradients.add_argument("--schemes", nargs="+", default=None, help="default: all but bhytline")
+    gradients.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    gradients.add_argument("--batch", type=int, default=2)
+    gradients.add_argument("--probes", type=int, default=4)
+    gradients.add_argument("--input-std", type=float, default=0.02)
+    gradients.add_argument("--no-progress", action="store_true")
+    _add_output_options(gradients)
+    gradients.set_defaults(run=_cmd_gradients)
+
+    staleness = commands.add_parser(
+        "staleness", help="size of the stale-c_attn error term after a controlled weight perturbation",
+        description="experiments.staleness (proofs/trained_parameters.md): bhyt stacks, weights moved by a "
+        "relative delta (random noise, or W_V, W_O scaled) after c_attn was computed. Defaults: depth 8, "
+        "width 256, T 64, float64.",
+    )
+    add_config_arguments(staleness)
+    staleness.set_defaults(depth=8, width=256, seq_len=64, dtype="float64")
+    staleness.add_argument("--deltas", type=float, nargs="+", default=[0.03, 0.07, 0.3])
+    staleness.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    staleness.add_argument("--batch", type=int, default=4)
+    staleness.add_argument("--input-std", type=float, default=0.02)
+    _add_output_options(staleness)
+    staleness.set_defaults(run=_cmd_staleness)
+
+    position = commands.add_parser(
+        "position", help="M2 estimators under forced peaked attention: worst error per estimator x peak",
+        description="experiments.position_estimator (proofs/position_estimator.md): one bhyt block, attention "
+        "forced to mass p on token 0 and 1-p uniform causal, iid Gaussian tokens. Defaults: width 128, T 32.",
+    )
+    add_config_arguments(position)
+    position.set_defaults(width=128, seq_len=32, dtype="float64")
+    position.add_argument("--peaks", type=float, nargs="+", default=[0.0, 0.1, 0.25, 0.5, 0.9, 1.0])
+    position.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    position.add_argument("--batch", type=int, default=256)
+    position.add_argument("--input-std", type=float, default=0.02)
+    _add_output_options(position)
+    position.set_defaults(run=_cmd_position)
+
+    decode = commands.add_parser(
+        "decode", help="bit-exactness of the decode-time precomputation (C9), float32 and bfloat16",
+        description="experiments.decode (proofs/decode_precomputation.md): fraction of outputs differing, "
+        "max ulps and greedy-decoding agreement per dtype x order of operations.",
+    )
+    decode.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
+    decode.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    decode.add_argument("--steps", type=int, default=16)
+    _add_output_options(decode)
+    decode.set_defaults(run=_cmd_decode)
+
+
 def _build_parser() -> argparse.ArgumentParser:
+    from .experiments import block_jacobian, variance_study
+    from .theory.meanfield import compare_with_monte_carlo
+
     parser = argparse.ArgumentParser(prog="bhyt-theory", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -411,10 +526,10 @@ def _build_parser() -> argparse.ArgumentParser:
         "(position-averaged) statistics; --per-position prints every row.",
     )
     add_config_arguments(trace)
-    trace.add_argument("--seed", type=int, default=0, help="weight seed (inputs use seed + 10000)")
-    trace.add_argument("--batch", type=int, default=4)
+    trace.add_argument("--seed", type=int, default=0, help="weight seed (inputs: numerics.inputs.input_seed)")
+    trace.add_argument("--batch", type=int, default=InputSpec().batch)
     trace.add_argument("--length", type=int, default=None, help="input length T (default: seq_len)")
-    trace.add_argument("--input-std", type=float, default=0.02)
+    trace.add_argument("--input-std", type=float, default=InputSpec().std)
     trace.add_argument("--per-position", action="store_true")
     _add_output_options(trace)
     trace.set_defaults(run=_cmd_trace)
@@ -438,7 +553,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "variance", help="BHyT's M₂ estimate/exact ratio per estimator × layer × position (claim C5)",
         description="One bhyt stack per estimator and seed on inputs ~ N(0, input_std²) of length seq_len; "
         "prints M₂/m(h') at the chosen layers × positions (default 0, 1, 7, T/2, T−1). "
-        "--decomposition prints the four error terms of SPEC §3 instead (for --estimators[0]). "
+        "--decomposition prints the four error terms of docs/estimators.md §3 instead (for --estimators[0]). "
         "--grid runs variance_study over --grid-seq-lens × --grid-lams × --grid-widths × --grid-input-stds "
         "× --seeds (every layer unless --layers) and prints the minimum reference ratio per grid point, "
         "where it occurs and its largest error term.",
@@ -447,19 +562,25 @@ def _build_parser() -> argparse.ArgumentParser:
     variance.set_defaults(depth=65)
     variance.add_argument("--estimators", nargs="+", default=None,
                           help="default: every estimator except exact and the training-only ones")
-    variance.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="weight seeds (inputs: seed + 10000)")
-    variance.add_argument("--batch", type=int, default=4)
-    variance.add_argument("--input-std", type=float, default=0.02)
+    comparison_inputs = library_default(variance_study.estimator_comparison, "inputs")
+    variance.add_argument("--seeds", type=int, nargs="+",
+                          default=list(library_default(variance_study.estimator_comparison, "seeds")),
+                          help="weight seeds (inputs: numerics.inputs.input_seed)")
+    variance.add_argument("--batch", type=int, default=comparison_inputs.batch)
+    variance.add_argument("--input-std", type=float, default=comparison_inputs.std)
     variance.add_argument("--layers", type=int, nargs="+", default=None,
                           help="default 0 1 4 16 64; with --grid, every layer")
     variance.add_argument("--positions", type=int, nargs="+", default=None)
     variance.add_argument("--decomposition", action="store_true")
     variance.add_argument("--grid", action="store_true", help="sweep T × (λ₁, λ₂) × width × input scale")
-    variance.add_argument("--grid-seq-lens", type=int, nargs="+", default=[8, 32], help="T values of --grid")
-    variance.add_argument("--grid-lams", nargs="+", default=["2,1", "3,3"], help="λ₁,λ₂ pairs of --grid")
-    variance.add_argument("--grid-widths", type=int, nargs="+", default=[32, 64], help="widths of --grid")
-    variance.add_argument("--grid-input-stds", type=float, nargs="+", default=[0.02, 1.0],
-                          help="input scales of --grid")
+    variance.add_argument("--grid-seq-lens", type=int, nargs="+", default=list(variance_study.GRID_SEQ_LENS),
+                          help="T values of --grid (default %(default)s)")
+    variance.add_argument("--grid-lams", nargs="+", default=[f"{a:g},{b:g}" for a, b in variance_study.GRID_LAMS],
+                          help="λ₁,λ₂ pairs of --grid (default %(default)s)")
+    variance.add_argument("--grid-widths", type=int, nargs="+", default=list(variance_study.GRID_WIDTHS),
+                          help="widths of --grid (default %(default)s)")
+    variance.add_argument("--grid-input-stds", type=float, nargs="+", default=list(variance_study.GRID_INPUT_STDS),
+                          help="input scales of --grid (default %(default)s)")
     _add_output_options(variance)
     variance.set_defaults(run=_cmd_variance)
 
@@ -471,10 +592,12 @@ def _build_parser() -> argparse.ArgumentParser:
     add_config_arguments(jacobian)
     jacobian.set_defaults(depth=32)
     jacobian.add_argument("--schemes", nargs="+", default=None, help="default: every scheme but bhytline (= bhyt)")
-    jacobian.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    jacobian.add_argument("--batch", type=int, default=2)
-    jacobian.add_argument("--probes", type=int, default=16)
-    jacobian.add_argument("--input-std", type=float, default=0.02)
+    jacobian_inputs = library_default(block_jacobian.jacobian_comparison, "inputs")
+    jacobian.add_argument("--seeds", type=int, nargs="+",
+                          default=list(library_default(block_jacobian.jacobian_comparison, "seeds")))
+    jacobian.add_argument("--batch", type=int, default=jacobian_inputs.batch)
+    jacobian.add_argument("--probes", type=int, default=library_default(block_jacobian.jacobian_comparison, "probes"))
+    jacobian.add_argument("--input-std", type=float, default=jacobian_inputs.std)
     jacobian.add_argument("--layers", type=int, nargs="+", default=None)
     _add_output_options(jacobian)
     jacobian.set_defaults(run=_cmd_jacobian)
@@ -544,10 +667,12 @@ def _build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--per-position", action="store_true", help="one row per layer × sublayer × position")
     predict.add_argument("--uncorrelated", action="store_true", help="drop token correlations (per-position recursion)")
     predict.add_argument("--compare-seeds", type=int, default=0, help="Monte Carlo seeds to compare against (0: none)")
-    predict.add_argument("--batch", type=int, default=2, help="Monte Carlo batch per seed")
+    predict.add_argument("--batch", type=int, default=library_default(compare_with_monte_carlo, "inputs").batch,
+                         help="Monte Carlo batch per seed")
     _add_output_options(predict)
     predict.set_defaults(run=_cmd_predict)
 
+    _add_new_statement_commands(commands)
     _add_train_parser(commands)
 
     return parser

@@ -25,6 +25,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from .experiments.montecarlo import source_fingerprint, summarise, sweep  # noqa: E402
+from .numerics.inputs import InputSpec  # noqa: E402
 from .numerics.model import SCHEMES  # noqa: E402
 
 
@@ -51,7 +52,7 @@ def section_depth_trace(out_dir: Path, quick: bool) -> Section:
     """Per-layer rms of the residual stream for every scheme at initialisation (claims C1, C4)."""
     config = dict(depth=8 if quick else 32, width=64 if quick else 256, heads=4, seq_len=32 if quick else 128)
     seeds = list(range(2 if quick else 4))
-    table = sweep({"scheme": list(SCHEMES)}, seeds, batch=4, input_std=0.02, base=config, cache_dir=out_dir / "cache")
+    table = sweep({"scheme": list(SCHEMES)}, seeds, InputSpec(batch=4, std=0.02), base=config, cache_dir=out_dir / "cache")
     table.to_csv(out_dir / "depth_trace.csv", index=False)
     summary = summarise(table[table.sublayer == "mlp"], statistics=("rms",))
     wide = summary.pivot(index="layer", columns="scheme", values="mean")[list(SCHEMES)]
@@ -114,6 +115,7 @@ def section_variance(out_dir: Path, quick: bool) -> Section:
     """BHyT's M₂ estimate/exact ratio per estimator × layer × position (C5; `bhyt-theory variance`)."""
     from .experiments.variance_study import (
         estimator_comparison,
+        estimator_errors,
         ratio_table,
         table_positions,
     )
@@ -123,7 +125,7 @@ def section_variance(out_dir: Path, quick: bool) -> Section:
     layers = (0, 1, 4, 16) if quick else (0, 1, 4, 16, 64)
     comparison = estimator_comparison(config, seeds=(0,) if quick else (0, 1, 2), layers=layers, positions=table_positions(config.seq_len))
     comparison.to_csv(out_dir / "variance_estimators.csv", index=False)
-    error = comparison.assign(error=(comparison["ratio"] - 1).abs()).groupby("estimator", sort=False)["error"].agg(["mean", "max"])
+    error = estimator_errors(comparison)
     text = (
         f"M₂ / m(h') at init: width {config.width}, T {config.seq_len}, depth {config.depth}, inputs N(0, 0.02²); "
         "1 = exact, < 1 = the second BHyT sees a larger argument than designed.\n"
@@ -137,6 +139,7 @@ def section_jacobian(out_dir: Path, quick: bool) -> Section:
     """Identity-likeness of blocks: ‖∂h_{l+1}/∂h_l − I‖_F/‖I‖_F per scheme × layer (C1, C4; `bhyt-theory jacobian`)."""
     from .experiments.block_jacobian import (
         deviation_table,
+        input_rms_table,
         jacobian_comparison,
         jacobian_layers,
     )
@@ -145,7 +148,7 @@ def section_jacobian(out_dir: Path, quick: bool) -> Section:
     config = StackConfig(depth=8 if quick else 32, width=64 if quick else 256, heads=4, seq_len=32 if quick else 128)
     table = jacobian_comparison(config, layers=jacobian_layers(config.depth), seeds=(0,) if quick else (0, 1), probes=4 if quick else 16)
     table.to_csv(out_dir / "jacobian.csv", index=False)
-    rms = table.pivot_table(index="scheme", columns="layer", values="rms_in", sort=False)
+    rms = input_rms_table(table)
     text = (
         f"Deviation from the identity at init (depth {config.depth}, width {config.width}, T {config.seq_len}), "
         "± the Hutchinson probes' standard error; smaller = more identity-like.\n"
@@ -157,24 +160,22 @@ def section_jacobian(out_dir: Path, quick: bool) -> Section:
 def section_meanfield(out_dir: Path, quick: bool) -> Section:
     """Mean-field prediction vs Monte Carlo of the per-layer mean square, every scheme (`bhyt-theory predict --compare-seeds`)."""
     from .numerics.model import StackConfig
-    from .theory.meanfield import compare_with_monte_carlo
+    from .theory.meanfield import compare_with_monte_carlo, comparison_summary
 
     depth, width, seq_len, seeds = (8, 64, 16, range(2)) if quick else (64, 256, 64, range(8))
     parts = []
     for scheme in SCHEMES:
         config = StackConfig(scheme=scheme, depth=depth, width=width, heads=4, seq_len=seq_len)
-        parts.append(compare_with_monte_carlo(config, seeds, batch=2).assign(scheme=scheme))
+        parts.append(compare_with_monte_carlo(config, seeds, InputSpec(batch=2)).assign(scheme=scheme))
     table = pd.concat(parts, ignore_index=True)
     table.to_csv(out_dir / "meanfield_vs_montecarlo.csv", index=False)
-    table["z"] = (table["mean_field"] - table["monte_carlo"]) / table["standard_error"]
-    last = table[(table.layer == depth - 1) & (table.sublayer == "mlp")].set_index("scheme")
-    worst = table.loc[table.groupby("scheme", sort=False)["relative_error"].apply(lambda e: e.abs().idxmax())].set_index("scheme")
+    numbers = comparison_summary(table)
     summary = pd.DataFrame({
-        "last layer MF/MC − 1": last["relative_error"].map("{:+.2%}".format),
-        "(MF − MC)/SE": last["z"].map("{:+.1f}".format),
-        "largest |MF/MC − 1|": worst["relative_error"].map("{:+.2%}".format),
-        "at layer, sublayer": worst["layer"].astype(str) + ", " + worst["sublayer"],
-        "(MF − MC)/SE there": worst["z"].map("{:+.1f}".format),
+        "last layer MF/MC − 1": numbers["last_relative_error"].map("{:+.2%}".format),
+        "(MF − MC)/SE": numbers["last_z"].map("{:+.1f}".format),
+        "largest |MF/MC − 1|": numbers["worst_relative_error"].map("{:+.2%}".format),
+        "at layer, sublayer": numbers["worst_layer"].astype(str) + ", " + numbers["worst_sublayer"],
+        "(MF − MC)/SE there": numbers["worst_z"].map("{:+.1f}".format),
     })
     text = (
         f"Position-averaged mean square, width {width}, depth {depth}, T {seq_len}, {len(seeds)} seeds × batch 2, "
@@ -189,7 +190,8 @@ def section_growth(out_dir: Path, quick: bool) -> Section:
     from .experiments.growth import DEFAULT_GROWTH, fit_growth, meanfield_growth
 
     base = {**DEFAULT_GROWTH, **({"depth": 32, "width": 64, "seq_len": 16} if quick else {})}
-    table = sweep({"scheme": list(SCHEMES)}, [0, 1] if quick else [0, 1, 2], batch=4, base=base, cache_dir=out_dir / "cache")
+    table = sweep({"scheme": list(SCHEMES)}, [0, 1] if quick else [0, 1, 2], InputSpec(batch=4), base=base,
+                  cache_dir=out_dir / "cache")
     fits = pd.concat([fit_growth(table).assign(source="monte carlo"), meanfield_growth(table).assign(source="mean field")])
     fits.to_csv(out_dir / "growth_fits.csv", index=False)
     best = fits[fits["best"]][["scheme", "source", "form", "law", "slope", "slope_ci_low", "slope_ci_high", "r2", "rms_first", "rms_last"]]
@@ -224,7 +226,7 @@ def reproduce(out_dir: Path, quick: bool = False, echo: Callable[[str], None] = 
     out_dir.mkdir(parents=True, exist_ok=True)
     saved = out_dir / "sections"
     saved.mkdir(exist_ok=True)
-    key = {"sources": source_fingerprint(*sorted(Path(__file__).parent.glob("*.py"))), "quick": quick}
+    key = {"sources": source_fingerprint(*sorted(Path(__file__).parent.rglob("*.py"))), "quick": quick}
     sections = []
     for make in SECTIONS:
         echo(f"== {make.__doc__.splitlines()[0]}")

@@ -86,3 +86,8 @@ def hidden_states(draw, dtypes=("float32", "float64", "bfloat16", "float16"), mi
 lams = st.floats(min_value=0.1, max_value=8.0)
 kappas = st.floats(min_value=1.0, max_value=20.0)
 thresholds = st.floats(min_value=0.01, max_value=5.0)
+
+
+def signed_lambdas() -> st.SearchStrategy[float]:
+    """λ of either sign, zero, small and beyond κ = 10 (trained parameters): any value in [-40, 40]."""
+    return st.one_of(st.just(0.0), st.floats(-40.0, 40.0, allow_nan=False, allow_infinity=False))

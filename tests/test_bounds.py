@@ -1,4 +1,4 @@
-"""Unit values and tightness of ``bhyt_theory.bounds`` (SPEC §5; proofs/saturation_bound.md,
+"""Unit values and tightness of ``bhyt_theory.bounds`` (docs/statements.md §2, §5; proofs/saturation_bound.md,
 proofs/gaussian_typical_case.md, proofs/depth_bound.md).
 
 Error models are stated next to each assert. u = 2⁻²⁴ is float32's unit roundoff;

@@ -1,5 +1,5 @@
 """Hypothesis searches for violations of every bound of ``bhyt_theory.bounds`` on the real
-``Stack`` (SPEC §5; proofs/depth_bound.md, proofs/saturation_bound.md).
+``Stack`` (docs/statements.md §2, §5; proofs/depth_bound.md, proofs/saturation_bound.md).
 
 Weights are the model's Gaussian ones, scaled, or overwritten in place with
 adversarial ones (large norms, rank-1 value/output maps aligned with the input,

@@ -1,6 +1,6 @@
-"""BHyT's M₂ estimators (SPEC §3; issue 4 item 4) against hand-derived values.
+"""BHyT's M₂ estimators (docs/estimators.md §6; issue 4 item 4) against hand-derived values.
 
-Every expected value below is written from the formula in SPEC §3, not read
+Every expected value below is written from the formulas in docs/estimators.md §3 and §6, not read
 off the code: reference ``m₁ + c λ²/κ²``; position-aware ``m₁ + c (T/(t+1)) λ²/κ²``;
 tanh-corrected ``m₁ + c E tanh²(λ/κ Z)``; γ-aware ``m₁ + c mean(γ²) λ²/κ²``.
 """
@@ -74,7 +74,7 @@ def test_position_estimate_at_first_token_is_seq_len_times_the_increment():
 
 
 def test_tanh_estimate_uses_the_exact_gaussian_moment():
-    # SPEC §3: at a = λ/κ = 0.5, E tanh²(aZ) = 0.1735 (to the 4 digits quoted), where
+    # docs/estimators.md §3: at a = λ/κ = 0.5, E tanh²(aZ) = 0.1735 (to the 4 digits quoted), where
     # the linear assumption gives a² = 0.25. Tolerance: the quoted rounding, 5e-5.
     got = ESTIMATORS["tanh"](inputs([0.0], c_attn=1.0, lam=5.0, kappa=10.0)).item()
     assert abs(got - 0.1735) <= 5e-5
@@ -112,7 +112,7 @@ def test_position_tanh_gamma_estimate_multiplies_all_three_corrections():
     got = ESTIMATORS["position+tanh+gamma"](
         inputs([2.0, 2.0, 2.0], c_attn=1.0, lam=lam, kappa=kappa, gamma=(1.0, 3.0), seq_len=seq_len)
     ).flatten()
-    # Increment at 0-based t: 1 · (16/(t+1)) · 0.1735 · 5 (SPEC's 4-digit moment: 5e-5 absolute on it).
+    # Increment at 0-based t: 1 · (16/(t+1)) · 0.1735 · 5 (docs/estimators.md §3's 4-digit moment: 5e-5 absolute).
     for t, value in enumerate(got.tolist()):
         assert abs(value - (2.0 + 16 / (t + 1) * 0.1735 * 5)) <= 16 / (t + 1) * 5 * 5e-5
 

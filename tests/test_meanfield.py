@@ -1,5 +1,5 @@
 """The mean-field Gram recursion (``bhyt_theory.meanfield``) against hand derivations,
-independent quadrature and Monte Carlo stacks (SPEC §5, "token correlations matter")."""
+independent quadrature and Monte Carlo stacks (docs/statements.md §8, token correlations)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy import special
+from scipy import integrate, special
 
 from bhyt_theory.numerics.gaussian import (
     bivariate_gaussian_expectation,
@@ -19,6 +19,7 @@ from bhyt_theory.numerics.gaussian import (
     gaussian_expectation,
     tanh_square_moment,
 )
+from bhyt_theory.numerics.inputs import InputSpec
 from bhyt_theory.numerics.model import SCHEMES, StackConfig
 from bhyt_theory.numerics.norms import EPS, attention_variance_constant
 from bhyt_theory.theory.meanfield import (
@@ -113,9 +114,12 @@ def test_erf_closed_form_matches_bivariate_quadrature(alpha_x, alpha_y, variance
 
 
 @given(alpha=st.floats(0.01, 10.0))
-def test_erf_closed_form_reduces_to_the_second_moment(alpha):
-    # Two independent formulas (arcsine kernel at ρ = 1 vs gaussian.erf_square_moment).
-    assert abs(float(erf_kernel(alpha, alpha, 1.0, 1.0, 1.0)) - erf_square_moment(alpha)) <= 1e-15
+def test_erf_square_moment_matches_adaptive_quadrature(alpha):
+    # erf_square_moment is erf_kernel's diagonal; the independent route is adaptive
+    # quadrature of E erf²(αZ) (requested to 1e-13 absolute), plus float64 rounding.
+    value, _ = integrate.quad(lambda z: special.erf(alpha * z) ** 2 * math.exp(-0.5 * z * z) / math.sqrt(2 * math.pi),
+                              -math.inf, math.inf, epsabs=1e-13, epsrel=1e-13, limit=200)
+    assert abs(erf_square_moment(alpha) - value) <= 1e-12
 
 
 @pytest.mark.parametrize("heads, kv_heads", [(4, 4), (4, 2), (4, 1)])
@@ -230,7 +234,7 @@ STATISTICS = ("mean_square", "arg_rms", "estimate_ratio")
 @lru_cache(maxsize=None)
 def _monte_carlo(scheme: str, init_std: float = 0.02, input_std: float = 0.02):
     config = StackConfig(scheme=scheme, init_std=init_std, **MONTE_CARLO)
-    return config, compare_with_monte_carlo(config, SEEDS, batch=2, input_std=input_std, statistics=STATISTICS)
+    return config, compare_with_monte_carlo(config, SEEDS, InputSpec(batch=2, std=input_std), statistics=STATISTICS)
 
 
 def _comparison(scheme: str, init_std: float = 0.02, input_std: float = 0.02, statistic: str = "mean_square"):
@@ -269,7 +273,7 @@ def test_mean_field_matches_monte_carlo_in_the_nonlinear_regime(scheme):
 
 @pytest.mark.parametrize("scheme", ["rmsnorm", "bhyt"])
 def test_uncorrelated_recursion_is_rejected_by_the_same_comparison(scheme):
-    """SPEC §5: treating tokens as uncorrelated underestimates the growth; the same
+    """docs/statements.md §8: treating tokens as uncorrelated underestimates the growth; the same
     error model that accepts the Gram recursion must reject it (the test has power)."""
     config, table = _comparison(scheme)
     uncorrelated = predict(config, 0.02**2, token_correlations=False)["mean_square"].to_numpy()

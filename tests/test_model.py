@@ -1,4 +1,4 @@
-"""The block stack: SPEC §3's schemes, their identities, and the trace table."""
+"""The block stack: the schemes of docs/schemes.md §2, their identities, and the trace table."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from bhyt_theory.numerics.model import (
     rotary,
 )
 from bhyt_theory.numerics.norms import (
+    EPS,
     BHyT,
     DyT,
     RMSNorm,
@@ -177,7 +178,7 @@ def test_periln_increments_are_rms_normalised_sublayer_outputs():
         rms = (after - before).double().square().mean(-1).sqrt()
         m = o.square().mean(-1)
         # float32 subtraction of states of rms ≤ 3 loses ≤ 3u·2 absolute per coordinate
-        assert torch.allclose(rms, (m / (m + 1e-6)).sqrt(), rtol=0, atol=1e-6)
+        assert torch.allclose(rms, (m / (m + EPS)).sqrt(), rtol=0, atol=1e-6)
 
 
 def test_final_norm_follows_the_scheme():

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from bhyt_theory.experiments import montecarlo
-from bhyt_theory.numerics.inputs import INPUT_SEED_OFFSET, gaussian_inputs
+from bhyt_theory.numerics.inputs import INPUT_SEED_OFFSET, InputSpec, gaussian_inputs
 from bhyt_theory.numerics.model import SCHEMES, Stack, StackConfig
 
 SMALL = {"depth": 3, "width": 16, "heads": 2, "seq_len": 6}
@@ -48,7 +48,7 @@ def test_streamed_run_is_identical_to_stack_trace(scheme):
 def test_run_uses_the_documented_inputs():
     config = small_config("rmsnorm")
     x = gaussian_inputs(config.width, 3, config.seq_len, 0.5, 7 + INPUT_SEED_OFFSET)
-    table = montecarlo.run(config, 7, batch=3, input_std=0.5, cache_dir=None)
+    table = montecarlo.run(config, 7, InputSpec(batch=3, std=0.5), cache_dir=None)
     pd.testing.assert_frame_equal(table, Stack(config, 7).trace(x), check_exact=True)
 
 

@@ -1,4 +1,4 @@
-"""Properties of the normalisers (SPEC §2, §5; proofs/bounded_argument.md,
+"""Properties of the normalisers (docs/normalisers.md, docs/statements.md; proofs/bounded_argument.md,
 proofs/saturation_bound.md, proofs/scale_invariance.md, proofs/output_bound.md).
 
 Float32 error model used below (u = 2⁻²⁴, unit roundoff). Every statistic is

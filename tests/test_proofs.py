@@ -32,6 +32,10 @@ REQUIRED_PROOFS = (
     "jacobian.md",
     "variance_approximation.md",
     "depth_growth_assessment.md",
+    "backward_pass.md",
+    "trained_parameters.md",
+    "position_estimator.md",
+    "decode_precomputation.md",
 )
 
 

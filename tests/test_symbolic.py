@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bhyt_theory.numerics import gaussian
-from bhyt_theory.numerics.norms import KAPPA, bhyt, bhyt_argument, mean_square
+from bhyt_theory.numerics.norms import EPS, KAPPA, bhyt, bhyt_argument, mean_square
 from bhyt_theory.theory.symbolic import (
     a,
     bhyt_argument_symbolic,
@@ -55,7 +55,7 @@ moments = st.sampled_from(sorted(SERIES))
 
 
 def test_tanh_square_series_has_the_stated_leading_terms():
-    # SPEC §3 states a² − 2a⁴ + (17/3)a⁶ − (62/3)a⁸ (independently of this code).
+    # docs/estimators.md §3 states a² − 2a⁴ + (17/3)a⁶ − (62/3)a⁸ (independently of this code).
     stated = a**2 - 2 * a**4 + sp.Rational(17, 3) * a**6 - sp.Rational(62, 3) * a**8
     assert sp.expand(tanh_square_moment_series(4) - stated) == 0
 
@@ -130,7 +130,7 @@ def test_jacobian_matches_autograd_of_bhyt_argument(case):
     auto = torch.autograd.functional.jacobian(
         lambda h: bhyt_argument(h, lam, KAPPA), torch.tensor(point, dtype=torch.float64)
     ).numpy()
-    closed = np.array(CLOSED_JACOBIANS[d](*point, lam, KAPPA, 1e-6), dtype=float)
+    closed = np.array(CLOSED_JACOBIANS[d](*point, lam, KAPPA, EPS), dtype=float)
     # Each entry is a short float64 expression of magnitude ≤ ‖J‖: allow 64 d u ‖J‖_max.
     assert np.abs(auto - closed).max() <= 64 * d * U64 * np.abs(closed).max()
 

@@ -1,4 +1,4 @@
-"""The M₂ error decomposition of claim C5 (SPEC §3) and the attention probabilities it reads.
+"""The M₂ error decomposition of claim C5 (docs/estimators.md §3) and the attention probabilities it reads.
 
 The central check is an identity: the reference estimate plus the error terms,
 each measured by swapping in one exact quantity, equals the exact ``m(h')`` of the
@@ -21,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bhyt_theory.experiments.variance_study import (
+    ERROR_TERM_GROUPS,
     ERROR_TERMS,
     decompose_block,
     estimator_comparison,
@@ -28,9 +29,13 @@ from bhyt_theory.experiments.variance_study import (
     variance_grid,
     variance_study,
 )
-from bhyt_theory.numerics.inputs import gaussian_inputs
+from bhyt_theory.numerics.inputs import InputSpec, gaussian_inputs
 from bhyt_theory.numerics.model import Block, Stack, StackConfig
 from bhyt_theory.numerics.norms import EPS, attention_variance_constant
+from bhyt_theory.theory.symbolic import (
+    post_attention_error_terms,
+    variance_decomposition,
+)
 
 U64 = 2.0**-53  # float64 unit roundoff
 U32 = 2.0**-24  # float32 unit roundoff
@@ -74,6 +79,40 @@ def test_reference_plus_error_terms_equals_exact_mean_square(config, input_std, 
     # and the telescoping terms add O(u) each; all relative to the magnitudes involved.
     scale = q["mean_square_in"] + q["mean_square_a"] + q["cross"].abs() + q["exact"]
     assert torch.all((total - q["exact"]).abs() <= 4 * (config.width + 8) * U64 * scale)
+
+
+def test_error_term_groups_partition_both_decompositions():
+    symbolic_terms = [t for group in ERROR_TERM_GROUPS.values() for t in group]
+    study_terms = [t for group in ERROR_TERM_GROUPS for t in group]
+    assert sorted(symbolic_terms) == sorted(variance_decomposition().error_terms)
+    assert sorted(study_terms) == sorted(ERROR_TERMS)
+
+
+@settings(max_examples=10, deadline=None)
+@given(small_configs(), st.sampled_from([0.02, 1.0]), st.integers(0, 3))
+def test_study_terms_regroup_the_derivations_terms(config, input_std, seed):
+    # decompose_block (batched, no (T, T, d, d) tensor) and post_attention_error_terms
+    # (the derivation's seven terms from C_tj) are two computations of one decomposition:
+    # per token, each group of study columns sums to its group of derivation terms.
+    stack = Stack(config, seed)
+    x = gaussian_inputs(config.width, 1, config.seq_len, input_std, seed + 100)
+    block = stack.blocks[-1]
+    with torch.no_grad():
+        h = _last_block_input(stack, x)
+        _, q = decompose_block(block, h)
+        u = block.norm_attn(h)
+        terms = post_attention_error_terms(
+            h[0], block.attn.probabilities(u)[0], block.attn.v_proj.weight, block.attn.o_proj.weight,
+            config.kv_heads, config.seq_len, float(block.norm_attn.lam), block.norm_attn.kappa,
+            block.norm_attn.gamma.detach(),
+        )
+    # Error model (float64): both sides are sums of d- and T-term reductions of the same
+    # quantities, each relative error ≤ (d + T)·u, relative to the magnitudes involved.
+    scale = q["mean_square_in"][0] + q["mean_square_a"][0] + q["cross"][0].abs() + q["exact"][0]
+    for study, derivation in ERROR_TERM_GROUPS.items():
+        ours = sum(q[name][0] for name in study)
+        theirs = sum(terms[name] for name in derivation)
+        assert torch.all((ours - theirs).abs() <= 16 * (config.width + config.seq_len) * U64 * scale), study
 
 
 def test_identity_holds_in_float32_within_float32_rounding():
@@ -296,7 +335,7 @@ def test_second_norm_columns_use_the_exact_to_estimated_ratio():
 
 def test_estimator_comparison_reads_each_estimator_from_its_own_stack():
     config = StackConfig(scheme="bhyt", depth=2, width=32, heads=2, seq_len=8)
-    table = estimator_comparison(config, ["reference", "exact"], seeds=(0, 1), batch=2, layers=(0, 1))
+    table = estimator_comparison(config, ["reference", "exact"], seeds=(0, 1), inputs=InputSpec(batch=2), layers=(0, 1))
     assert len(table) == 2 * 2 * 4  # estimators × layers × positions {0, 1, 7, T/2 = 4, T−1 = 7}
     exact = table[table["estimator"] == "exact"]
     # M₂ = m(h') makes every ratio 1 up to the rounding of one float64 quotient.
@@ -362,7 +401,23 @@ def test_variance_grid_keeps_an_explicit_mlp_width_across_widths():
     # An MLP width set by hand (24, not the 48 derived from width 16) is part of the
     # architecture: at width 32 the grid must run it, not the derived 88.
     base = StackConfig(depth=2, heads=2, width=16, mlp_width=24, seq_len=4)
-    table = variance_grid(base, seq_lens=(4,), lams=((2.0, 1.0),), widths=(32,), input_stds=(1.0,), batch=1)
+    table = variance_grid(base, seq_lens=(4,), lams=((2.0, 1.0),), widths=(32,), input_stds=(1.0,), inputs=InputSpec(batch=1))
     direct = variance_study(Stack(base.replace(width=32), 0), gaussian_inputs(32, 1, 4, 1.0, 10_000))
     # Same stack, same inputs: identical numbers (layer 1 reads layer 0's MLP output).
     assert np.array_equal(table["reference_ratio"].to_numpy(), direct["reference_ratio"].to_numpy())
+
+
+def test_cli_grid_defaults_are_the_library_defaults():
+    import inspect
+
+    from bhyt_theory.cli import _build_parser
+
+    args = _build_parser().parse_args(["variance", "--grid"])
+    grid = inspect.signature(variance_grid).parameters
+    assert tuple(args.grid_seq_lens) == grid["seq_lens"].default
+    assert tuple(args.grid_widths) == grid["widths"].default
+    assert tuple(args.grid_input_stds) == grid["input_stds"].default
+    assert tuple(tuple(float(v) for v in pair.split(",")) for pair in args.grid_lams) == grid["lams"].default
+    comparison = inspect.signature(estimator_comparison).parameters
+    assert tuple(args.seeds) == comparison["seeds"].default
+    assert (args.batch, args.input_std) == (comparison["inputs"].default.batch, comparison["inputs"].default.std)

@@ -7,7 +7,7 @@ actually receives is
     δ_l = ‖∂h_{l+1}/∂h_l − I‖_F / ‖I‖_F,   ‖I‖_F = sqrt(T d) per sequence.
 
 δ_l → 0 is the "curse of depth" (Sun et al., arXiv 2502.05795): a block that
-acts as the identity contributes nothing. SPEC §5's Jacobian statement,
+acts as the identity contributes nothing. The Jacobian statement of docs/statements.md §6,
 ``∂z/∂h = (λ/(κ sqrt(M+ε))) (I − h hᵀ/(d(M+ε)))``, says a normalised branch's
 sensitivity falls like ``1/rms(h)`` — for RMSNorm and BHyT alike — so δ_l is
 expected to track the branch gain over ``rms(h_l)``; ``deviation_times_rms``
@@ -41,7 +41,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from ..numerics.inputs import INPUT_SEED_OFFSET, gaussian_inputs
+from ..numerics.inputs import InputSpec
 from ..numerics.model import SCHEMES, Stack, StackConfig, hidden_states
 from ..numerics.norms import mean_square
 
@@ -205,20 +205,23 @@ def jacobian_comparison(
     schemes: Sequence[str] = JACOBIAN_SCHEMES,
     layers: Sequence[int] | None = None,
     seeds: Sequence[int] = (0,),
-    batch: int = 2,
+    inputs: InputSpec = InputSpec(batch=2),
     probes: int = 8,
-    input_std: float = 0.02,
 ) -> pd.DataFrame:
-    """``jacobian_study`` per scheme and seed on inputs N(0, input_std²) of length
-    ``config.seq_len`` (seed + 10000); default layers 0, 1, 4, 16, L−1."""
+    """``jacobian_study`` per scheme and seed on ``inputs.hidden_states(config, seed)``
+    (the seeding rule of ``numerics.inputs``); default layers 0, 1, 4, 16, L−1."""
     layers = jacobian_layers(config.depth) if layers is None else layers
     parts = []
     for scheme in schemes:
         scheme_config = config.replace(scheme=scheme)
         for seed in seeds:
-            x = gaussian_inputs(config.width, batch, config.seq_len, input_std, seed + INPUT_SEED_OFFSET)
-            parts.append(jacobian_study(Stack(scheme_config, seed), x, layers, probes, seed))
+            parts.append(jacobian_study(Stack(scheme_config, seed), inputs.hidden_states(config, seed), layers, probes, seed))
     return pd.concat(parts, ignore_index=True)
+
+
+def input_rms_table(comparison: pd.DataFrame) -> pd.DataFrame:
+    """``jacobian_comparison``'s ``rms_in`` (rms of each block's input state) as scheme × layer, seed-averaged."""
+    return comparison.pivot_table(index="scheme", columns="layer", values="rms_in", sort=False)
 
 
 def deviation_table(comparison: pd.DataFrame) -> pd.DataFrame:

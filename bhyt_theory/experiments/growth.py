@@ -1,4 +1,4 @@
-"""Growth laws of the residual stream with depth (claims C1, C2, C4 of SPEC §4).
+"""Growth laws of the residual stream with depth (claims C1, C2, C4 of docs/claims.md).
 
 For each scheme the per-layer rms of the residual stream (state after the MLP
 residual add, position-averaged: ``sqrt`` of the position-mean of ``m(h)``) is

@@ -19,7 +19,7 @@ name and renamed, so an interrupted sweep leaves only complete runs behind and
 the next call recomputes only what is missing.
 
 Serves claims C1, C2, C4 (depth-wise growth) and C5 (the variance estimate) of
-SPEC §4 with measurements; ``summarise`` gives per-layer means across seeds
+docs/claims.md with measurements; ``summarise`` gives per-layer means across seeds
 with Student-t confidence intervals.
 
 References: Byun et al., arXiv 2601.09719 (BHyT); Sun et al., arXiv 2502.05795
@@ -44,7 +44,8 @@ from scipy import stats
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..numerics import inputs, model, norms, probes
+from ..numerics import model, norms, probes, schemes
+from ..numerics.inputs import InputSpec
 from ..numerics.model import StackConfig, build_block
 from ..numerics.probes import STATISTICS, TRACE_COLUMNS, TraceProbe, position_average
 
@@ -60,7 +61,7 @@ def source_fingerprint(*files: str | Path) -> str:
     return digest.hexdigest()[:12]
 
 
-CODE_TAG = f"bhyt_theory {__version__}, sources {source_fingerprint(norms.__file__, model.__file__, probes.__file__, __file__)}"
+CODE_TAG = f"bhyt_theory {__version__}, sources {source_fingerprint(norms.__file__, model.__file__, probes.__file__, schemes.__file__, __file__)}"
 # Runs at least this deep get a per-layer progress bar of their own.
 LAYER_BAR_MIN_DEPTH = 64
 
@@ -167,9 +168,7 @@ def _read_cached(path: Path) -> pd.DataFrame:
 def run(
     config: StackConfig,
     seed: int,
-    batch: int = 4,
-    length: int | None = None,
-    input_std: float = 0.02,
+    inputs: InputSpec = InputSpec(),
     cache_dir: Path | str | None = DEFAULT_CACHE_DIR,
     progress: bool = False,
     tag: str = CODE_TAG,
@@ -180,14 +179,10 @@ def run(
     ----------
     config : StackConfig
     seed : int
-        Weight seed; the inputs are ``inputs.gaussian_inputs(config.width, batch, length,
-        input_std, seed + inputs.INPUT_SEED_OFFSET)``.
-    batch : int
-        Independent input sequences averaged by every statistic.
-    length : int or None
-        Input length T; ``None`` means ``config.seq_len``.
-    input_std : float
-        Standard deviation of the input hidden states.
+        Weight seed; the inputs are ``inputs.hidden_states(config, seed)`` (the
+        seeding rule of ``numerics.inputs``).
+    inputs : InputSpec
+        Batch, length (``None``: ``config.seq_len``) and scale of the input hidden states.
     cache_dir : path or None
         Folder of cached runs; ``None`` computes without reading or writing.
     progress : bool
@@ -202,13 +197,13 @@ def run(
         ``layer``, ``sublayer``, ``position`` and the statistics of
         ``probes.TRACE_COLUMNS``).
     """
-    length = config.seq_len if length is None else length
+    length = inputs.length_for(config.seq_len)
     path = None
     if cache_dir is not None:
-        path = _cache_path(Path(cache_dir), config, run_key(config, seed, batch, length, input_std, tag))
+        path = _cache_path(Path(cache_dir), config, run_key(config, seed, inputs.batch, length, inputs.std, tag))
         if path.exists():
             return _read_cached(path)
-    x = inputs.gaussian_inputs(config.width, batch, length, input_std, seed + inputs.INPUT_SEED_OFFSET)
+    x = inputs.hidden_states(config, seed)
     table = stream_trace(config, seed, x, progress=progress)
     if path is not None:
         _write_atomically(table, path)
@@ -219,9 +214,10 @@ def grid_configs(grid: Mapping[str, Sequence], base: Mapping[str, object] | None
     """Every point of ``grid`` as ``(StackConfig, run options)``.
 
     ``grid`` maps ``StackConfig`` fields and the run options ``batch``,
-    ``length``, ``input_std`` to sequences of values; fields it omits come from
-    ``base`` (a mapping of ``StackConfig`` fields), then from ``StackConfig``'s
-    defaults, options it omits from ``sweep``'s arguments. Derived fields
+    ``length``, ``input_std`` (the fields of an ``InputSpec``) to sequences of
+    values; fields it omits come from ``base`` (a mapping of ``StackConfig``
+    fields), then from ``StackConfig``'s defaults, options it omits from
+    ``sweep``'s ``inputs``. Derived fields
     (``kv_heads``, ``mlp_width``) left unset are derived per point, so a grid
     over ``width`` or ``heads`` gets matching defaults. Every configuration is
     validated here, before anything runs.
@@ -242,9 +238,7 @@ def grid_configs(grid: Mapping[str, Sequence], base: Mapping[str, object] | None
 def sweep(
     grid: Mapping[str, Sequence],
     seeds: Iterable[int],
-    batch: int = 4,
-    length: int | None = None,
-    input_std: float = 0.02,
+    inputs: InputSpec = InputSpec(),
     base: Mapping[str, object] | None = None,
     cache_dir: Path | str | None = DEFAULT_CACHE_DIR,
     progress: bool = True,
@@ -259,9 +253,10 @@ def sweep(
         ``StackConfig`` field (or ``batch``/``length``/``input_std``) → values;
         see ``grid_configs``.
     seeds : iterable of int
-        Weight seeds (inputs use ``seed + inputs.INPUT_SEED_OFFSET``).
-    batch, length, input_std :
-        Run options for grid points that do not set them (see ``run``).
+        Weight seeds (inputs by the seeding rule of ``numerics.inputs``).
+    inputs : InputSpec
+        The inputs of grid points that do not set ``batch``/``length``/``input_std``
+        (see ``run``).
     base : mapping, optional
         ``StackConfig`` field → value for the fields the grid does not vary.
     cache_dir : path or None
@@ -283,7 +278,7 @@ def sweep(
     """
     seeds = list(seeds)
     points = grid_configs(grid, base)
-    defaults = {"batch": batch, "length": length, "input_std": input_std}
+    defaults = {"batch": inputs.batch, "length": inputs.length, "input_std": inputs.std}
     tables = []
     runs = tqdm(
         list(itertools.product(points, seeds)), desc="Monte Carlo runs", unit="run", disable=None if progress else True
@@ -291,7 +286,8 @@ def sweep(
     for (config, options), seed in runs:
         options = {**defaults, **options}
         options["length"] = config.seq_len if options["length"] is None else options["length"]
-        table = run(config, seed, cache_dir=cache_dir, progress=progress, tag=tag, **options)
+        spec = InputSpec(options["batch"], options["length"], options["input_std"])
+        table = run(config, seed, spec, cache_dir=cache_dir, progress=progress, tag=tag)
         if on_run is not None:
             on_run(config, seed, options)
         described = {**config.as_dict(), **options}

@@ -81,7 +81,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ..numerics.model import BHYT_ESTIMATE_SCHEMES, TANH_SCHEMES, Stack, StackConfig
+from ..numerics.model import BHYT_ESTIMATE_SCHEMES, Stack, StackConfig
 from ..numerics.norms import rms_norm
 from ..numerics.probes import TraceProbe, position_average, state_statistics
 from .corpus import VOCAB_SIZE, Corpus, evaluation_batches, load_corpus, training_batch
@@ -332,10 +332,10 @@ def layer_statistics(model: LanguageModel, tokens: Tensor) -> list[dict]:
         value = np.sqrt(np.mean(embedded["mean_square"])) if quantity == "rms" else np.mean(embedded[quantity])
         add(EMBEDDING_LAYER, "embedding", quantity, value)
     averaged = position_average(table, ["layer", "sublayer"])
-    quantities = STATE_QUANTITIES + (ARGUMENT_QUANTITIES if model.stack.config.scheme in TANH_SCHEMES else ())
     for row in averaged.itertuples(index=False):
-        for quantity in quantities:
-            add(row.layer, row.sublayer, quantity, getattr(row, quantity))
+        for quantity in STATE_QUANTITIES + ARGUMENT_QUANTITIES:
+            if pd.notna(getattr(row, quantity)):  # argument statistics exist for tanh/erf norms only
+                add(row.layer, row.sublayer, quantity, getattr(row, quantity))
     if model.stack.config.scheme in BHYT_ESTIMATE_SCHEMES:
         fresh = _fresh_estimate_ratios(model, tokens)
         for name, source in (("estimate_ratio", table), ("estimate_ratio_fresh", fresh)):

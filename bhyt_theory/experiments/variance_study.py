@@ -2,7 +2,7 @@
 estimate ``M₂`` is, where, and why.
 
 BHyT replaces the second reduction ``m(h')`` by ``M₂ = m₁ + c_attn λ₁²/κ²``
-(SPEC §3). Writing ``a = Attn(u)``, ``u = BHyT_λ₁(h; m₁)``, ``h' = h + a``,
+(docs/estimators.md §2). Writing ``a = Attn(u)``, ``u = BHyT_λ₁(h; m₁)``, ``h' = h + a``,
 
     m(h') = m₁ + (2/d)⟨h, a⟩ + m(a),
 
@@ -23,8 +23,8 @@ exact quantity one at a time, in this order (per token t, ``F = ‖W_V W_O‖_F�
 (i) cross term:  ``(2/d)⟨h_t, a_t⟩``.
 
 They telescope: reference + (iv) + (iii) + (ii) + (i) = ``m(h')``, an identity
-that the tests check to float rounding. With a single head ``V_t`` is the
-SPEC's ``Σ_j P_tj² ‖W_V W_O‖_F²/d · m(u)``; with several heads the cross-head
+that the tests check to float rounding. With a single head ``V_t`` is
+docs/estimators.md §3's ``Σ_j P_tj² ‖W_V W_O‖_F²/d · m(u)``; with several heads the cross-head
 products are kept, because heads attend differently.
 
 The study also reports the effective λ the second BHyT sees,
@@ -35,12 +35,13 @@ next to the measured saturated fraction.
 
 References
 ----------
-Byun et al., arXiv 2601.09719 (BHyT, the estimate ``M₂``). SPEC §3 (the four
-assumptions), §5 (token correlations).
+Byun et al., arXiv 2601.09719 (BHyT, the estimate ``M₂``). docs/estimators.md §3 (the four
+assumptions), docs/statements.md §8 (token correlations).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -48,8 +49,8 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from ..numerics.estimators import ESTIMATORS, TRAINING_ESTIMATORS
-from ..numerics.inputs import INPUT_SEED_OFFSET, gaussian_inputs
+from ..numerics.estimators import ESTIMATORS, TRAINING_ESTIMATORS, causal_key_counts
+from ..numerics.inputs import InputSpec
 from ..numerics.model import (
     BHYT_ESTIMATE_SCHEMES,
     Block,
@@ -63,7 +64,8 @@ from ..numerics.norms import (
     mean_square,
     value_output_maps,
 )
-from ..numerics.probes import SATURATION_THRESHOLDS, RecordingProbe
+from ..numerics.probes import SATURATION_THRESHOLDS, RecordingProbe, saturated_fraction
+from ..numerics.schemes import scheme_row
 from ..theory.bounds import saturated_fraction_bound
 
 __all__ = [
@@ -79,7 +81,30 @@ __all__ = [
 ]
 
 ERROR_TERMS = ("tanh_gamma", "concentration_causal", "concentration_beyond_causal", "correlation", "cross")
+ERROR_TERM_GROUPS: dict[tuple[str, ...], tuple[str, ...]] = {
+    ("cross",): ("cross",),
+    ("correlation",): ("correlation", "anisotropy"),
+    ("tanh_gamma", "concentration_causal", "concentration_beyond_causal"): (
+        "concentration", "gamma", "curvature", "epsilon",
+    ),
+}
+"""How the ``ERROR_TERMS`` regroup the terms of the one M₂ decomposition,
+``theory.symbolic.variance_decomposition`` (evaluated by
+``theory.symbolic.post_attention_error_terms``): per token, each group of columns
+here sums to its group of terms there. The study's "correlation" is the
+derivation's token correlation plus anisotropy (both are ``m(a_t) − V_t``); its
+three attention/tanh columns split ``V_t − c_attn λ₁²/κ²`` at the *uniform*
+average of ``m(u_j)`` over the sequence (then the uniform causal one), where the
+derivation splits it at the attention-weighted average ``m̄_t``."""
 TABLE_LAYERS = (0, 1, 4, 16, 64)
+# The default grid of ``variance_grid`` (and of ``bhyt-theory variance --grid``).
+GRID_SEQ_LENS = (32, 128)
+GRID_LAMS = ((2.0, 1.0), (3.0, 3.0))
+GRID_WIDTHS = (128, 256)
+GRID_INPUT_STDS = (0.02, 1.0)
+GRID_KEYS = ("seq_len", "lam_in", "lam_post", "width", "input_std")
+DECOMPOSITION_SUMMARY_COLUMNS = ("estimate_ratio", "reference_ratio", *ERROR_TERMS, "lam_post_effective",
+                                 "saturation_bound_1")
 
 
 def table_positions(length: int) -> tuple[int, ...]:
@@ -135,8 +160,8 @@ def decompose_block(block: Block, h: Tensor) -> tuple[Tensor, dict[str, Tensor]]
     ``block.forward``, so ``reference + Σ terms = exact`` holds only if the two
     agree — the identity the tests check.
     """
-    if block.scheme not in BHYT_ESTIMATE_SCHEMES:
-        raise ValueError(f"the M₂ decomposition needs a {BHYT_ESTIMATE_SCHEMES} block, got {block.scheme!r}")
+    if not block.row.estimates_m2:
+        raise ValueError(f"the M₂ decomposition needs a block that estimates M₂ {BHYT_ESTIMATE_SCHEMES}, got {block.scheme!r}")
     recorder = RecordingProbe()
     h_next = block(h, recorder)
     m1 = mean_square(h)
@@ -154,8 +179,8 @@ def decompose_block(block: Block, h: Tensor) -> tuple[Tensor, dict[str, Tensor]]
     reference = squeeze(estimate_post_attention_mean_square(m1, c_attn, lam, kappa))
     m1, m_u, m_a = squeeze(m1), squeeze(mean_square(u)), squeeze(mean_square(a))
     uniform = c_attn * m_u.mean(-1, keepdim=True)
-    positions = torch.arange(1, length + 1, dtype=torch.float64, device=h.device)
-    uniform_causal = c_attn * block.config.seq_len * m_u.cumsum(-1) / positions**2
+    counts = causal_key_counts(torch.arange(length, dtype=torch.float64, device=h.device))
+    uniform_causal = c_attn * block.config.seq_len * m_u.cumsum(-1) / counts**2
     gram = head_value_output_gram(block).to(h.device)
     uncorrelated = torch.einsum("bktj,bltj,bj,kl->bt", probabilities, probabilities, m_u, gram) / d
 
@@ -176,7 +201,7 @@ def decompose_block(block: Block, h: Tensor) -> tuple[Tensor, dict[str, Tensor]]
         "argument_rms": z.square().mean(-1).sqrt(),
     }
     for t in SATURATION_THRESHOLDS:
-        quantities[f"saturated_fraction_{t:g}"] = (z.abs() >= t).double().mean(-1)
+        quantities[f"saturated_fraction_{t:g}"] = saturated_fraction(z, t)
     return h_next, quantities
 
 
@@ -258,19 +283,21 @@ def variance_study(stack: Stack, x: Tensor, layers: Iterable[int] | None = None)
 
 def variance_grid(
     base: StackConfig,
-    seq_lens: Sequence[int] = (32, 128),
-    lams: Sequence[tuple[float, float]] = ((2.0, 1.0), (3.0, 3.0)),
-    widths: Sequence[int] = (128, 256),
-    input_stds: Sequence[float] = (0.02, 1.0),
+    seq_lens: Sequence[int] = GRID_SEQ_LENS,
+    lams: Sequence[tuple[float, float]] = GRID_LAMS,
+    widths: Sequence[int] = GRID_WIDTHS,
+    input_stds: Sequence[float] = GRID_INPUT_STDS,
     seeds: Sequence[int] = (0,),
-    batch: int = 4,
+    inputs: InputSpec = InputSpec(),
     layers: Iterable[int] | None = None,
 ) -> pd.DataFrame:
     """``variance_study`` over T × (λ₁, λ₂) × width × input scale × seed, one tidy table.
 
-    Inputs are N(0, input_std²) of length T drawn from ``seed + 10000``; the
-    input scale is a column (``input_std``). A derived ``mlp_width`` follows the
-    width (``StackConfig.replace``); one set by hand is kept.
+    At each grid point the inputs are ``inputs`` with ``std`` set to the point's
+    input scale and, when ``inputs.length`` is None, of length T, drawn by the
+    seeding rule of ``numerics.inputs``; the input scale is a column
+    (``input_std``). A derived ``mlp_width`` follows the width
+    (``StackConfig.replace``); one set by hand is kept.
     """
     parts = []
     for seq_len in seq_lens:
@@ -279,19 +306,58 @@ def variance_grid(
                 config = base.replace(seq_len=seq_len, lam_in=lam_in, lam_post=lam_post, width=width)
                 for std in input_stds:
                     for seed in seeds:
-                        x = gaussian_inputs(config.width, batch, seq_len, std, seed + INPUT_SEED_OFFSET)
+                        x = dataclasses.replace(inputs, std=std).hidden_states(config, seed)
                         part = variance_study(Stack(config, seed), x, layers)
                         part.insert(7, "input_std", std)
                         parts.append(part)
     return pd.concat(parts, ignore_index=True)
 
 
+def grid_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """The worst token of each grid point of a ``variance_grid`` table, and why.
+
+    One row per (``GRID_KEYS``) point: ``min_reference_ratio`` (the smallest
+    paper's M₂/m(h') over seeds × layers × positions), the ``seed``, ``layer`` and
+    ``position`` where it occurs, and the error term of largest magnitude there
+    (``largest_term``, ``largest_term_value``, relative to m(h')): the assumption
+    that failed most where the estimate is worst.
+    """
+    keys = list(GRID_KEYS)
+    worst = table.loc[table.groupby(keys, sort=False)["reference_ratio"].idxmin()]
+    largest = worst[list(ERROR_TERMS)].abs().idxmax(axis=1)
+    summary = worst[[*keys, "reference_ratio", "seed", "layer", "position"]].rename(
+        columns={"reference_ratio": "min_reference_ratio"})
+    summary["largest_term"] = largest.to_numpy()
+    summary["largest_term_value"] = [row[name] for (_, row), name in zip(worst.iterrows(), largest)]
+    return summary
+
+
+def decomposition_table(
+    config: StackConfig,
+    seeds: Sequence[int] = (0, 1, 2),
+    inputs: InputSpec = InputSpec(),
+    layers: Iterable[int] | None = None,
+    positions: Sequence[int] | None = None,
+) -> pd.DataFrame:
+    """``variance_study`` per seed on ``inputs.hidden_states(config, seed)``, stacked,
+    restricted to ``positions`` (default ``table_positions(T)`` of the inputs)."""
+    parts = [variance_study(Stack(config, seed), inputs.hidden_states(config, seed), layers) for seed in seeds]
+    table = pd.concat(parts, ignore_index=True)
+    length = inputs.length_for(config.seq_len)
+    positions = table_positions(length) if positions is None else tuple(positions)
+    return table[table["position"].isin(positions)]
+
+
+def decomposition_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """A ``decomposition_table`` averaged over seeds: ``DECOMPOSITION_SUMMARY_COLUMNS`` per layer × position."""
+    return table.groupby(["layer", "position"])[list(DECOMPOSITION_SUMMARY_COLUMNS)].mean()
+
+
 def estimator_comparison(
     config: StackConfig,
     estimators: Sequence[str] | None = None,
     seeds: Sequence[int] = (0, 1, 2),
-    batch: int = 4,
-    input_std: float = 0.02,
+    inputs: InputSpec = InputSpec(),
     layers: Sequence[int] = TABLE_LAYERS,
     positions: Sequence[int] | None = None,
 ) -> pd.DataFrame:
@@ -300,8 +366,8 @@ def estimator_comparison(
     ``estimators`` defaults to every entry of ``ESTIMATORS`` but "exact" (whose
     ratio is 1 by definition) and the ``TRAINING_ESTIMATORS``. One ``Stack`` runs per estimator and seed (an estimator changes every later
     layer's forward pass, through the MLP-side norm), on the same inputs
-    N(0, input_std²) of length ``config.seq_len`` (seed + 10000) and the same
-    weights (seed). The ratio is ``Stack.trace``'s ``estimate_ratio``: per
+    ``inputs.hidden_states(config, seed)`` (the seeding rule of ``numerics.inputs``)
+    and the same weights (seed). The ratio is ``Stack.trace``'s ``estimate_ratio``: per
     token, then batch-averaged.
 
     Returns
@@ -311,8 +377,8 @@ def estimator_comparison(
         ``ratio_se`` (standard error over seeds, ``std/√n``; NaN for one seed),
         ``ratio_min``/``ratio_max`` over seeds, ``seeds``, ``batch``.
     """
-    if config.scheme not in BHYT_ESTIMATE_SCHEMES:
-        raise ValueError(f"estimators apply to {BHYT_ESTIMATE_SCHEMES}, not {config.scheme!r}")
+    if not scheme_row(config.scheme).estimates_m2:
+        raise ValueError(f"estimators apply to schemes that estimate M₂ {BHYT_ESTIMATE_SCHEMES}, not {config.scheme!r}")
     positions = table_positions(config.seq_len) if positions is None else tuple(positions)
     if estimators is None:
         estimators = tuple(name for name in ESTIMATORS if name != "exact" and name not in TRAINING_ESTIMATORS)
@@ -321,16 +387,21 @@ def estimator_comparison(
     for estimator in estimators:
         stack_config = config.replace(estimator=estimator)
         for seed in seeds:
-            x = gaussian_inputs(config.width, batch, config.seq_len, input_std, seed + INPUT_SEED_OFFSET)
-            trace = Stack(stack_config, seed).trace(x)
+            trace = Stack(stack_config, seed).trace(inputs.hidden_states(config, seed))
             trace = trace[(trace["sublayer"] == "attn") & trace["layer"].isin(layers) & trace["position"].isin(positions)]
             rows.append(trace.assign(estimator=estimator)[["estimator", "seed", "layer", "position", "estimate_ratio"]])
     per_seed = pd.concat(rows, ignore_index=True)
     grouped = per_seed.groupby(["estimator", "layer", "position"], sort=False)["estimate_ratio"]
     table = grouped.agg(ratio="mean", ratio_min="min", ratio_max="max", seeds="count").reset_index()
     table["ratio_se"] = grouped.std(ddof=1).to_numpy() / np.sqrt(table["seeds"].to_numpy())
-    table["batch"] = batch
+    table["batch"] = inputs.batch
     return table
+
+
+def estimator_errors(comparison: pd.DataFrame) -> pd.DataFrame:
+    """``|ratio − 1|`` of an ``estimator_comparison`` per estimator: ``mean`` and ``max`` over its cells."""
+    error = comparison.assign(error=(comparison["ratio"] - 1).abs())
+    return error.groupby("estimator", sort=False)["error"].agg(["mean", "max"])
 
 
 def ratio_table(comparison: pd.DataFrame, value: str = "ratio") -> pd.DataFrame:

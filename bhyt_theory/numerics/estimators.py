@@ -29,6 +29,7 @@ from functools import lru_cache, partial
 from itertools import combinations
 from typing import Callable, Mapping
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -67,8 +68,32 @@ def token_positions(h: Tensor) -> Tensor:
     return torch.arange(h.shape[-2], dtype=torch.float64, device=h.device)[:, None]
 
 
+def causal_key_counts(positions: Tensor | np.ndarray) -> Tensor | np.ndarray:
+    """``t + 1``: the keys a query at 0-based position ``t`` attends to under a causal mask.
+
+    Uniform causal attention (the limit of causal softmax with vanishing logits)
+    has ``P_tj = 1/(t+1)`` for ``j ≤ t``, so its concentration is
+    ``Σ_j P_tj² = 1/(t+1)`` (``uniform_causal_concentration``); the position
+    correction of M₂, the mean-field attention average and the M₂ error
+    decomposition all divide by these counts (docs/estimators.md).
+    """
+    return positions + 1.0
+
+
+def uniform_causal_concentration(positions: Tensor | np.ndarray) -> Tensor | np.ndarray:
+    """``Σ_j P_tj² = 1/(t+1)`` of uniform causal attention at 0-based ``positions``
+    (also its weight ``P_tj``, j ≤ t).
+
+    Examples
+    --------
+    >>> uniform_causal_concentration(np.arange(4))
+    array([1.        , 0.5       , 0.33333333, 0.25      ])
+    """
+    return 1.0 / causal_key_counts(positions)
+
+
 def _reference_estimate(inputs: EstimateInputs) -> Tensor:
-    """``M₂ = m₁ + c_attn λ₁²/κ²`` (arXiv 2601.09719; SPEC §3)."""
+    """``M₂ = m₁ + c_attn λ₁²/κ²`` (arXiv 2601.09719; docs/estimators.md §2)."""
     return estimate_post_attention_mean_square(inputs.mean_square_in, inputs.c_attn, inputs.lam_in, inputs.kappa)
 
 
@@ -79,7 +104,7 @@ def _position_correction(inputs: EstimateInputs) -> Tensor:
     ``‖W_V W_O‖_F²/d · λ₁²/κ² / (t+1)``: T cancels, and the correction is right
     for inputs of any length, longer than T included.
     """
-    return inputs.seq_len / (inputs.positions + 1.0)
+    return inputs.seq_len / causal_key_counts(inputs.positions)
 
 
 @lru_cache(maxsize=4096)

@@ -1,9 +1,10 @@
-"""A small Llama-style decoder stack with every normalisation scheme of SPEC §3.
+"""A small Llama-style decoder stack with every normalisation scheme of docs/schemes.md §2.
 
 Causal multi-head attention with RoPE and optional GQA, a SwiGLU MLP, and a
 residual stream. The stack takes hidden states (no embedding, no LM head) so
-that depth behaviour can be studied on inputs of any scale. ``Block.forward``
-is SPEC §3's table, a few lines per scheme.
+that depth behaviour can be studied on inputs of any scale. Each scheme is a
+row of ``schemes.SCHEME_TABLE`` and ``Block.forward`` reads the row: the table
+of docs/schemes.md §2, one line per sublayer, the same for every scheme.
 
 Schemes
 -------
@@ -35,20 +36,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import schemes
 from .estimators import ESTIMATORS, EstimateInputs, estimator_parameters, token_positions
-from .norms import (
-    BHyT,
-    Derf,
-    DyT,
-    RMSNorm,
-    attention_variance_constant,
-    mean_square,
-)
-from .probes import TraceProbe
+from .norms import BHyT, attention_variance_constant, mean_square
+from .probes import NO_PROBE, Probe, TraceProbe
+from .schemes import NORMALISERS, SCHEME_TABLE, scheme_row
 
-SCHEMES = ("rmsnorm", "periln", "lns", "dyt", "derf", "bhyt", "bhytline", "bhytstar")
-BHYT_ESTIMATE_SCHEMES = ("bhyt", "bhytline")
-TANH_SCHEMES = ("dyt", "derf", "bhyt", "bhytline", "bhytstar")
+SCHEMES = tuple(SCHEME_TABLE)
+"""The built-in schemes (rows of ``schemes.SCHEME_TABLE``)."""
+BHYT_ESTIMATE_SCHEMES = tuple(name for name, row in SCHEME_TABLE.items() if row.estimates_m2)
 KAPPA_SCHEDULES = {
     "constant": lambda layer: 1.0,
     "decay": lambda layer: layer**-0.5,
@@ -98,8 +94,9 @@ class StackConfig:
         if self.mlp_width is None:
             object.__setattr__(self, "mlp_width", 8 * math.ceil(8 * self.width / 3 / 8))
         problems = []
-        if self.scheme not in SCHEMES:
-            problems.append(f"scheme {self.scheme!r} is not one of {SCHEMES}")
+        table = schemes.SCHEME_TABLE  # read at call time: a table extended at run time is seen
+        if self.scheme not in table:
+            problems.append(f"scheme {self.scheme!r} is not one of {tuple(table)}")
         for name in ("depth", "width", "heads", "kv_heads", "mlp_width", "seq_len"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be ≥ 1, got {getattr(self, name)}")
@@ -110,7 +107,7 @@ class StackConfig:
                 problems.append(f"head_dim {self.width // self.heads} must be even for RoPE")
             if self.heads % self.kv_heads:
                 problems.append(f"heads {self.heads} is not a multiple of kv_heads {self.kv_heads}")
-        if self.lam_final and self.scheme not in ("bhyt", "bhytline", "bhytstar"):
+        if self.lam_final and self.scheme in table and not table[self.scheme].bhyt_family:
             problems.append(f"lam_final (a last-layer BHyT) applies to BHyT schemes only, not {self.scheme!r}")
         if self.kappa <= 0:
             problems.append(f"kappa must be > 0, got {self.kappa}")
@@ -207,7 +204,7 @@ class Attention(nn.Module):
         return scores.masked_fill(future, -math.inf).softmax(-1)
 
     def variance_constant(self, seq_len: int) -> Tensor:
-        """``c_attn`` of this layer's current weights (SPEC §3)."""
+        """``c_attn`` of this layer's current weights (docs/estimators.md §1)."""
         return attention_variance_constant(
             self.v_proj.weight, self.o_proj.weight, seq_len, self.heads, self.kv_heads
         )
@@ -227,34 +224,30 @@ class SwiGLU(nn.Module):
 
 
 def make_norm(config: StackConfig, lam: float, layer: int) -> nn.Module:
-    """The pre-norm of ``config.scheme`` at 0-based ``layer``."""
-    d = config.width
-    if config.scheme == "dyt":
-        return DyT(d, config.dyt_alpha)
-    if config.scheme == "derf":
-        return Derf(d, config.derf_alpha)
-    if config.scheme in ("bhyt", "bhytline", "bhytstar"):
-        return BHyT(d, lam, config.kappa_at(layer))
-    return RMSNorm(d)
+    """The pre-norm of ``config.scheme``'s row at 0-based ``layer``."""
+    return NORMALISERS[scheme_row(config.scheme).pre_norm].build(config, lam, layer)
 
 
-Probe = TraceProbe | None
+def _make_output_norm(config: StackConfig, layer: int) -> nn.Module:
+    """The norm after each sublayer of ``config.scheme``'s row; ``nn.Identity`` for none."""
+    name = scheme_row(config.scheme).post_norm
+    return nn.Identity() if name is None else NORMALISERS[name].build(config, 0.0, layer)
 
 
 class Block(nn.Module):
-    """One Llama block under ``config.scheme`` (module docstring: the table)."""
+    """One Llama block under ``config.scheme`` (its row of ``schemes.SCHEME_TABLE``)."""
 
     def __init__(self, config: StackConfig, layer: int):
         super().__init__()
         self.scheme, self.layer, self.config = config.scheme, layer, config
+        self.row = scheme_row(config.scheme)
         self.norm_attn = make_norm(config, config.lam_in, layer)
         self.norm_mlp = make_norm(config, config.lam_post, layer)
         self.attn = Attention(config)
         self.mlp = SwiGLU(config)
-        if self.scheme == "periln":
-            self.norm_attn_out = RMSNorm(config.width)
-            self.norm_mlp_out = RMSNorm(config.width)
-        self.branch_scale = 1.0 / math.sqrt(layer + 1) if self.scheme == "lns" else 1.0
+        self.norm_attn_out = _make_output_norm(config, layer)
+        self.norm_mlp_out = _make_output_norm(config, layer)
+        self.branch_scale = 1.0 / self.row.branch_divisor(layer)
         self.register_buffer("c_attn", torch.zeros((), dtype=torch.float64))
         # The learnable scalars of a learnable M₂ estimator (empty otherwise).
         learnable = estimator_parameters(config.estimator) if self.scheme in BHYT_ESTIMATE_SCHEMES else {}
@@ -275,44 +268,36 @@ class Block(nn.Module):
         ~50 times per training run)."""
         self.c_attn.copy_(self.attn.variance_constant(self.config.seq_len).detach())
 
-    def _probe_argument(self, probe: Probe, sublayer: str, norm: nn.Module, h: Tensor, **kwargs) -> None:
-        if probe is not None and self.scheme in TANH_SCHEMES:
-            probe.argument(self.layer, sublayer, norm.argument(h, **kwargs))
+    def forward(self, h: Tensor, probe: Probe = NO_PROBE) -> Tensor:
+        """``h_{l+1}`` from ``h_l`` (shape ``(B, T, d)``); ``probe`` records statistics.
 
-    def forward(self, h: Tensor, probe: Probe = None) -> Tensor:
-        """``h_{l+1}`` from ``h_l`` (shape ``(B, T, d)``); ``probe`` records statistics."""
-        if self.scheme in BHYT_ESTIMATE_SCHEMES:
-            return self._forward_bhyt(h, probe)
-        self._probe_argument(probe, "attn", self.norm_attn, h)
-        a = self.attn(self.norm_attn(h) * self.branch_scale)
-        h = h + (self.norm_attn_out(a) if self.scheme == "periln" else a)
-        if probe is not None:
-            probe.state(self.layer, "attn", h)
-        self._probe_argument(probe, "mlp", self.norm_mlp, h)
-        f = self.mlp(self.norm_mlp(h) * self.branch_scale)
-        h = h + (self.norm_mlp_out(f) if self.scheme == "periln" else f)
-        if probe is not None:
-            probe.state(self.layer, "mlp", h)
+        One line per sublayer, as in docs/schemes.md: ``h' = h + N₁ᵒ(Attn(N₁(h)/s))``,
+        ``h'' = h' + N₂ᵒ(MLP(N₂(h')/s))``, with the row's pre-norm N, output norm Nᵒ
+        (identity if none) and divisor s. On a row that estimates M₂, N₁ is fed
+        ``m₁ = m(h)`` and N₂ the estimate ``M₂`` (``{}``: the norm reduces its input itself).
+        """
+        attn_statistic = {"mean_square": mean_square(h)} if self.row.estimates_m2 else {}
+        probe.argument(self.layer, "attn", self.norm_attn, h, **attn_statistic)
+        h_after = h + self.norm_attn_out(self.attn(self.norm_attn(h, **attn_statistic) * self.branch_scale))
+        mlp_statistic = self._mlp_statistic(h, h_after, attn_statistic)
+        probe.state(self.layer, "attn", h_after, estimate=mlp_statistic.get("mean_square"))
+        probe.argument(self.layer, "mlp", self.norm_mlp, h_after, **mlp_statistic)
+        h = h_after + self.norm_mlp_out(self.mlp(self.norm_mlp(h_after, **mlp_statistic) * self.branch_scale))
+        probe.state(self.layer, "mlp", h)
         return h
 
-    def _forward_bhyt(self, h: Tensor, probe: Probe) -> Tensor:
-        m1 = mean_square(h)
-        self._probe_argument(probe, "attn", self.norm_attn, h, mean_square=m1)
-        h_after = h + self.attn(self.norm_attn(h, mean_square=m1))
+    def _mlp_statistic(self, h: Tensor, h_after: Tensor, attn_statistic: dict) -> dict:
+        """``{"mean_square": M₂}`` of ``config.estimator`` on a row that estimates M₂, else ``{}``."""
+        if not self.row.estimates_m2:
+            return {}
         m2 = ESTIMATORS[self.config.estimator](
             EstimateInputs(
-                m1, self.c_attn, self.norm_attn.lam, self.norm_attn.kappa, self.norm_attn.gamma, h_after,
-                token_positions(h), self.config.seq_len, dict(self.estimator_parameters),
-                self.layer, self.config.exact_layers,
+                attn_statistic["mean_square"], self.c_attn, self.norm_attn.lam, self.norm_attn.kappa,
+                self.norm_attn.gamma, h_after, token_positions(h), self.config.seq_len,
+                dict(self.estimator_parameters), self.layer, self.config.exact_layers,
             )
         )
-        if probe is not None:
-            probe.state(self.layer, "attn", h_after, estimate=m2)
-        self._probe_argument(probe, "mlp", self.norm_mlp, h_after, mean_square=m2)
-        h = h_after + self.mlp(self.norm_mlp(h_after, mean_square=m2))
-        if probe is not None:
-            probe.state(self.layer, "mlp", h)
-        return h
+        return {"mean_square": m2}
 
 
 def layer_seed(seed: int, layer: int) -> int:
@@ -364,12 +349,11 @@ class Stack(nn.Module):
         super().__init__()
         self.config, self.seed = config, seed
         self.blocks = nn.ModuleList(build_block(config, layer, seed) for layer in range(config.depth))
-        if config.scheme in ("dyt", "derf"):
-            self.final_norm = make_norm(config, 0.0, config.depth - 1)
-        elif config.lam_final > 0:
+        if config.lam_final > 0:
             self.final_norm = BHyT(config.width, config.lam_final, config.kappa_at(config.depth - 1))
         else:
-            self.final_norm = RMSNorm(config.width)
+            final = NORMALISERS[scheme_row(config.scheme).final_norm]
+            self.final_norm = final.build(config, 0.0, config.depth - 1)
         self.final_norm.to(device=config.device, dtype=config.torch_dtype)
 
     @torch.no_grad()
@@ -378,7 +362,7 @@ class Stack(nn.Module):
         for block in self.blocks:
             block.refresh_variance_constant()
 
-    def residual(self, x: Tensor, probe: Probe = None) -> Tensor:
+    def residual(self, x: Tensor, probe: Probe = NO_PROBE) -> Tensor:
         """The residual stream after the last block (before the final norm)."""
         h = hidden_states(x, self.config)
         for block in self.blocks:

@@ -2,7 +2,7 @@
 
 Each normaliser is a plain function (the formula, written once) and a thin
 ``torch.nn.Module`` that only holds its learnable parameters and calls the
-function. Notation follows ``shared/SPEC.md`` §1–2: ``m(h) = mean_i h_i²`` per
+function. Notation follows docs/notation.md and docs/normalisers.md: ``m(h) = mean_i h_i²`` per
 token, ``ε = 1e-6`` inside every square root.
 
 Numerics
@@ -31,6 +31,7 @@ Derf: arXiv 2512.10938.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -54,6 +55,10 @@ __all__ = [
     "attention_variance_constant",
     "value_output_maps",
     "estimate_post_attention_mean_square",
+    "DECODE_ORDERS",
+    "DecodeConstants",
+    "precompute_decode_constants",
+    "bhyt_decode",
     "RMSNorm",
     "LayerNorm",
     "DyT",
@@ -157,7 +162,7 @@ def dyt(h: Tensor, alpha: float | Tensor, gamma: Tensor | None = None, beta: Ten
     """Dynamic Tanh (Zhu et al., arXiv 2503.10622): ``γ ⊙ tanh(α h) + β``.
 
     No token statistic: the tanh argument scales with the input, so for any
-    fixed α the saturated fraction tends to 1 as the input scale grows (SPEC §5;
+    fixed α the saturated fraction tends to 1 as the input scale grows (docs/statements.md §2;
     claim C2).
     """
     return _apply_affine(torch.tanh(dyt_argument(h, alpha)), gamma, beta, h.dtype)
@@ -283,7 +288,7 @@ def attention_variance_constant(
     In the orientation ``h ↦ h W``: ``W_V = w_vᵀ`` expanded over query groups is
     ``d × (n_heads·head_dim)`` and ``W_O = w_oᵀ``. Under uniform attention over
     ``T`` uncorrelated isotropic tokens with ``m(u) = 1``, ``E m(a) = c_attn``
-    (SPEC §3; proofs/variance_approximation.md).
+    (docs/estimators.md §1; proofs/variance_approximation.md).
     """
     if n_heads % n_kv_heads:
         raise ValueError(f"n_heads={n_heads} is not a multiple of n_kv_heads={n_kv_heads}")
@@ -314,7 +319,7 @@ def value_output_maps(w_v: Tensor, w_o: Tensor, n_heads: int, n_kv_heads: int) -
     Query head ``k`` reads KV head ``k // g`` (``g = n_heads / n_kv_heads``), as
     attention repeats them: ``W_V^k`` is that KV head's ``d × head_dim`` slice of
     ``w_vᵀ`` and ``W_O^k`` the ``head_dim × d`` slice of ``w_oᵀ``. Their sum is
-    ``W_V W_O`` of ``attention_variance_constant`` (SPEC §3; claim C5). Memory is
+    ``W_V W_O`` of ``attention_variance_constant`` (docs/estimators.md §1; claim C5). Memory is
     ``n_heads · d²`` doubles: for per-head analyses at small and moderate width.
     """
     d = w_o.shape[0]
@@ -327,9 +332,119 @@ def estimate_post_attention_mean_square(
 ) -> Tensor:
     """BHyT's second-norm estimate ``M₂ = m₁ + c_attn · λ₁² / κ²`` (no second reduction).
 
-    ``lam`` is the *input-side* λ₁ (SPEC §3).
+    ``lam`` is the *input-side* λ₁ (docs/estimators.md §2).
     """
     return mean_square + c_attn * (lam / kappa) ** 2
+
+
+DECODE_ORDERS = ("matched", "fused_scale", "float64_constants")
+"""Orders of operations of the decode-time fast path (``bhyt_decode``):
+
+``"matched"``: ``λ₂/κ`` and ``c_attn (λ₁/κ)²`` rounded exactly as the unfused
+``bhyt`` and ``estimate_post_attention_mean_square`` round them (``λ/κ`` in λ's
+dtype, squared in λ's dtype, times the float64 ``c_attn``), and the argument
+formed as ``(x · s/sqrt(M₂+ε)) · λ₂/κ``, two multiplies per element, as ``bhyt_argument``;
+``"fused_scale"``: the same constants, but one per-token multiplier
+``s/sqrt(M₂+ε) · λ₂/κ`` formed in float64 and one multiply per element;
+``"float64_constants"``: the constants from λ in float64 (``λ₂/κ`` and
+``c_attn λ₁²/κ²`` never rounded to λ's dtype), then the matched order."""
+
+
+@dataclass(frozen=True)
+class DecodeConstants:
+    """The two per-layer scalars of the decode-time fast path (docs/estimators.md; claim C9).
+
+    ``ratio`` is ``λ₂/κ`` (0-dim, in λ's dtype or float64) and ``increment`` is
+    ``c_attn λ₁²/κ²`` (0-dim float64); ``order`` is the ``DECODE_ORDERS`` entry they
+    were made for.
+    """
+
+    ratio: Tensor
+    increment: Tensor
+    order: str
+
+
+def _check_order(order: str) -> None:
+    if order not in DECODE_ORDERS:
+        raise ValueError(f"order must be one of {DECODE_ORDERS}, got {order!r}")
+
+
+def precompute_decode_constants(
+    c_attn: Tensor | float, lam_in: Tensor | float, lam_post: Tensor | float, kappa: float = KAPPA,
+    order: str = "matched",
+) -> DecodeConstants:
+    """``λ₂/κ`` and ``c_attn λ₁²/κ²``, computed once per layer for decoding (claim C9).
+
+    Parameters
+    ----------
+    c_attn : float or 0-dim Tensor
+        The layer's attention variance constant (``attention_variance_constant``).
+    lam_in, lam_post : float or 0-dim Tensor
+        λ₁ of the norm before attention and λ₂ of the norm before the MLP, in the
+        dtype the model holds them (bfloat16 in a bfloat16 model).
+    kappa : float
+        κ of the layer (its scheduled value).
+    order : one of ``DECODE_ORDERS``
+
+    Returns
+    -------
+    DecodeConstants
+
+    Notes
+    -----
+    The reference implementation's README says the decode path precomputes these
+    two scalars and is exact (arXiv 2601.09719; claim C9). With ``order="matched"``
+    the scalars are the very values the unfused computation forms on every call,
+    ``lam / kappa`` and ``c_attn * (lam / kappa) ** 2`` in the same dtypes, so
+    ``bhyt_decode`` is bit-identical to ``bhyt`` fed ``estimate_post_attention_mean_square``
+    (proofs/decode_precomputation.md).
+    """
+    _check_order(order)
+    c_attn = torch.as_tensor(c_attn, dtype=torch.float64)
+    lam_in, lam_post = torch.as_tensor(lam_in).detach(), torch.as_tensor(lam_post).detach()
+    if order == "float64_constants":
+        lam_in, lam_post = lam_in.double(), lam_post.double()
+        return DecodeConstants(lam_post / kappa, c_attn * lam_in**2 / kappa**2, order)
+    return DecodeConstants(lam_post / kappa, c_attn * (lam_in / kappa) ** 2, order)
+
+
+def bhyt_decode(
+    h_after: Tensor, mean_square_in: Tensor, constants: DecodeConstants, gamma: Tensor | None = None,
+    eps: float = EPS,
+) -> Tensor:
+    """The MLP-side BHyT of a ``bhyt`` block from precomputed constants (decode fast path).
+
+    ``γ₂ ⊙ tanh(x · s/sqrt(M₂ + ε) · λ₂/κ)`` with ``h' = s · x`` (``s = max|h'_i|``)
+    and ``M₂ = m₁ + c_attn λ₁²/κ²``, the constants taken from ``constants`` instead
+    of being formed from λ₁, λ₂, κ and ``c_attn`` on every call.
+
+    Parameters
+    ----------
+    h_after : Tensor, shape ``(..., d)``
+        The residual state after attention, ``h'``.
+    mean_square_in : Tensor broadcastable to ``h_after[..., :1]``
+        ``m₁ = m(h)`` of the block input (``mean_square``, float64).
+    constants : DecodeConstants
+        From ``precompute_decode_constants``; its ``order`` fixes the order of operations.
+    gamma : Tensor, optional
+        γ₂.
+
+    Returns
+    -------
+    Tensor in ``h_after``'s dtype: with ``order="matched"`` bit-identical to
+    ``bhyt(h_after, λ₂, κ, γ₂, estimate_post_attention_mean_square(m₁, c_attn, λ₁, κ))``
+    (proofs/decode_precomputation.md; claim C9).
+    """
+    _check_order(constants.order)
+    estimate = _check_mean_square(h_after, mean_square_in) + constants.increment
+    x, scale = _scaled(h_after)
+    factor = scale.double() / (estimate.double() + eps).sqrt()
+    factor = torch.where(torch.isfinite(estimate), factor, torch.full_like(factor, math.nan))
+    if constants.order == "fused_scale":
+        z = x * (factor * constants.ratio.double()).to(x.dtype)
+    else:
+        z = x * factor.to(x.dtype) * constants.ratio
+    return _apply_affine(torch.tanh(z), gamma, None, h_after.dtype)
 
 
 class _Affine(nn.Module):

@@ -9,10 +9,12 @@ token position.
 
 from __future__ import annotations
 
+from typing import Protocol, runtime_checkable
+
 import numpy as np
 import pandas as pd
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from .norms import mean_square
 
@@ -32,6 +34,59 @@ TRACE_COLUMNS = ("layer", "sublayer", "position") + STATISTICS
 _ROOT_MEAN_SQUARE_STATISTICS = ("rms", "arg_rms")
 _MAXIMUM_STATISTICS = ("arg_max_abs",)
 
+
+
+def saturated_fraction(z: Tensor, threshold: float) -> Tensor:
+    """Per token, the fraction of coordinates of a tanh/erf argument with ``|z_i| ≥ threshold``.
+
+    ``#{i : |z_i| ≥ t} / d`` over the last dimension, in float64, shape ``z.shape[:-1]``:
+    the quantity the saturation bound ``bounds.saturated_fraction_bound`` and the
+    Gaussian typical case speak of (docs/statements.md).
+
+    Examples
+    --------
+    >>> saturated_fraction(torch.tensor([[0.5, -1.0, 2.0, 0.0]]), 1.0)
+    tensor([0.5000], dtype=torch.float64)
+    """
+    return (z.abs() >= threshold).double().mean(-1)
+
+
+@runtime_checkable
+class Probe(Protocol):
+    """What ``Block.forward`` reports to, at every sublayer of every layer.
+
+    ``state(layer, sublayer, h, estimate)``: the residual state right after that
+    sublayer's residual add (``sublayer`` is "attn" or "mlp"); ``estimate`` is the
+    M₂ the MLP-side norm is fed on rows that estimate it, else ``None``.
+    ``argument(layer, sublayer, norm, h, **statistic)``: the norm feeding that
+    sublayer and its input (``statistic``: the ``mean_square`` it is fed, if any);
+    a probe that wants the tanh/erf argument calls :func:`norm_argument`, so a probe
+    that does not want it costs nothing.
+    """
+
+    def state(self, layer: int, sublayer: str, h: Tensor, estimate: Tensor | None = None) -> None: ...
+
+    def argument(self, layer: int, sublayer: str, norm: nn.Module, h: Tensor, **statistic: Tensor) -> None: ...
+
+
+class NullProbe:
+    """The probe that records nothing (``Block.forward``'s default)."""
+
+    def state(self, layer: int, sublayer: str, h: Tensor, estimate: Tensor | None = None) -> None:
+        """Records nothing."""
+
+    def argument(self, layer: int, sublayer: str, norm: nn.Module, h: Tensor, **statistic: Tensor) -> None:
+        """Records nothing."""
+
+
+NO_PROBE = NullProbe()
+
+
+def norm_argument(norm: nn.Module, h: Tensor, **statistic: Tensor) -> Tensor | None:
+    """The element-wise tanh/erf argument of ``norm`` on input ``h`` (``norm.argument``),
+    or ``None`` for a normaliser without one (RMSNorm, LayerNorm)."""
+    argument = getattr(norm, "argument", None)
+    return None if argument is None else argument(h, **statistic)
 
 
 def _batch_mean(per_token: Tensor) -> np.ndarray:
@@ -69,16 +124,16 @@ def argument_statistics(z: Tensor) -> dict[str, np.ndarray]:
         "arg_max_abs": z64.abs().amax(-1).amax(0).cpu().numpy(),
     }
     for t in SATURATION_THRESHOLDS:
-        stats[f"saturated_fraction_{t:g}"] = _batch_mean((z64.abs() >= t).double().mean(-1))
+        stats[f"saturated_fraction_{t:g}"] = _batch_mean(saturated_fraction(z64, t))
     return stats
 
 
 class TraceProbe:
     """Collects the statistics a ``Stack`` reports through its hooks.
 
-    The stack calls ``state`` after each residual add and ``argument`` with the
-    tanh/erf argument of the norm feeding each sublayer (tanh-based schemes only).
-    ``frame()`` assembles the tidy table.
+    A :class:`Probe`: the stack calls ``state`` after each residual add and
+    ``argument`` with the norm feeding each sublayer, whose tanh/erf argument (if it
+    has one) is summarised. ``frame()`` assembles the tidy table.
     """
 
     def __init__(self) -> None:
@@ -97,8 +152,10 @@ class TraceProbe:
             entry["estimate_ratio"] = _batch_mean(estimate.expand_as(exact) / exact)
 
     @torch.no_grad()
-    def argument(self, layer: int, sublayer: str, z: Tensor) -> None:
-        self._entry(layer, sublayer).update(argument_statistics(z))
+    def argument(self, layer: int, sublayer: str, norm: nn.Module, h: Tensor, **statistic: Tensor) -> None:
+        z = norm_argument(norm, h, **statistic)
+        if z is not None:
+            self._entry(layer, sublayer).update(argument_statistics(z))
 
     def frame(self) -> pd.DataFrame:
         parts = []
@@ -135,7 +192,7 @@ def position_average(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 
 
 class RecordingProbe:
-    """Keeps the tensors a ``Block.forward`` reports, for analyses that need more
+    """A :class:`Probe` that keeps the tensors a ``Block.forward`` reports, for analyses that need more
     than statistics (bounds, tightness, the M₂ decomposition, tests).
 
     ``states[(layer, sublayer)]``: the residual state after that sublayer's add;
@@ -155,8 +212,10 @@ class RecordingProbe:
         if estimate is not None:
             self.estimates[layer] = estimate.detach()
 
-    def argument(self, layer: int, sublayer: str, z: Tensor) -> None:
-        self.arguments[layer, sublayer] = z.detach()
+    def argument(self, layer: int, sublayer: str, norm: nn.Module, h: Tensor, **statistic: Tensor) -> None:
+        z = norm_argument(norm, h, **statistic)
+        if z is not None:
+            self.arguments[layer, sublayer] = z.detach()
 
     def mean_square_ratio(self, layer: int) -> Tensor:
         """``m(h')/M₂`` per token (float64, shape ``(B, T)``) at ``layer``'s MLP-side BHyT."""

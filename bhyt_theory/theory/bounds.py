@@ -5,7 +5,7 @@ vectorised over numpy arrays where its arguments are scalars. The Gaussian
 moments the bounds are compared with live in :mod:`bhyt_theory.gaussian` and are
 re-exported here, so the theory has one import point and one home per formula.
 
-Statements served (SPEC §5): bounded argument (``max_argument_bound``),
+Statements served (docs/statements.md §1, §2, §5): bounded argument (``max_argument_bound``),
 distribution-free saturation bound (``saturated_fraction_bound``), Gaussian
 typical case (``gaussian_saturated_fraction``), and the per-token depth bound
 (``depth_bound``) for BHyT and every baseline; claims C3 and C4.
@@ -52,7 +52,6 @@ from ..numerics.gaussian import (
     tanh_square_moment,
 )
 from ..numerics.model import (
-    BHYT_ESTIMATE_SCHEMES,
     Attention,
     Block,
     Stack,
@@ -61,6 +60,7 @@ from ..numerics.model import (
 )
 from ..numerics.norms import mean_square, root_mean_square
 from ..numerics.probes import RecordingProbe
+from ..numerics.schemes import scheme_row
 
 __all__ = [
     "saturated_fraction_bound",
@@ -77,6 +77,15 @@ __all__ = [
     "BOUND_KINDS",
     "depth_bound",
     "DEPTH_BOUND_COLUMNS",
+    "NORM_OUTPUT_BOUNDS",
+    "OUTPUT_NORM_TERMS",
+    "bhyt_output_rms_bound",
+    "staleness_error",
+    "stale_saturation_factor_range",
+    "variance_constant_ceiling",
+    "mlp_scale_free_threshold",
+    "peaked_attention_sum_squares",
+    "increment_ratio",
 ]
 
 ArrayLike = float | np.ndarray
@@ -107,7 +116,7 @@ def saturated_fraction_bound(lam: ArrayLike, kappa: ArrayLike, t: ArrayLike, mea
     ``mean(z²) = (λ/κ)² m/(M + ε) ≤ (λ/κ)² · m/M`` and, by Markov's inequality on
     ``z_i²``, ``#{i : |z_i| ≥ t} / d ≤ mean(z²) / t²``. Attained (up to ε) by an
     input with ``k = d (λ/(κt))²`` equal spikes and zeros elsewhere
-    (``proofs/saturation_bound.md``; SPEC §5, claim C3).
+    (``proofs/saturation_bound.md``; docs/statements.md §2, claim C3).
 
     Examples
     --------
@@ -124,7 +133,12 @@ def max_argument_bound(lam: ArrayLike, kappa: ArrayLike, d: ArrayLike) -> ArrayL
     Notes
     -----
     ``z_i² ≤ Σ_j z_j² = d (λ/κ)² m/(m + ε) ≤ d (λ/κ)²``; attained up to ε by a
-    one-hot input (``proofs/bounded_argument.md``; SPEC §5, claim C3).
+    one-hot input (``proofs/bounded_argument.md``; docs/statements.md §1, claim C3).
+
+    Examples
+    --------
+    >>> max_argument_bound(2.0, 10.0, 256)  # (2/10) · 16
+    3.2
     """
     lam, kappa, d = (np.asarray(v, dtype=float) for v in (lam, kappa, d))
     return _scalar_or_array(np.abs(lam) / kappa * np.sqrt(d))
@@ -137,7 +151,7 @@ def gaussian_saturated_fraction(lam: ArrayLike, kappa: ArrayLike, t: ArrayLike) 
     -----
     With Gaussian coordinates and exact ``M``, each ``z_i`` is ``(λ/κ)`` times a
     coordinate standardised by the token's own rms, which tends to N(0, 1) as
-    ``d`` grows (``proofs/gaussian_typical_case.md``; SPEC §5, claim C3).
+    ``d`` grows (``proofs/gaussian_typical_case.md``; docs/statements.md §2, claim C3).
     """
     std = np.abs(np.asarray(lam, dtype=float)) / np.asarray(kappa, dtype=float)
     return _scalar_or_array(np.asarray(gaussian_tail(t, std)))
@@ -252,10 +266,10 @@ def _gamma_rms(norm: nn.Module) -> float:
     return float(norm.gamma.detach().double().square().mean().sqrt())
 
 
-def _rms_norm_output(norm: nn.Module, scale: float = 1.0) -> NormBound:
+def _rms_norm_output(norm: nn.Module) -> NormBound:
     """RMSNorm: ``‖γ ⊙ h‖ / sqrt(m+ε) ≤ max|γ| ‖h‖ / sqrt(m+ε) = max|γ| √d sqrt(m/(m+ε))``,
-    so ``rms(u) ≤ max|γ|`` (times LNS's ``scale = 1/√l``); attained by a spike on the largest |γ_i|."""
-    return np.asarray(_gamma_max(norm) * scale), np.asarray("normalised")
+    so ``rms(u) ≤ max|γ|``; attained by a spike on the largest |γ_i|."""
+    return np.asarray(_gamma_max(norm)), np.asarray("normalised")
 
 
 def _bhyt_output(norm: nn.Module, argument_rms: float | np.ndarray) -> NormBound:
@@ -277,6 +291,53 @@ def _bounded_tanh_output(norm: nn.Module) -> NormBound:
     """
     total = norm.gamma.detach().double().abs() + norm.beta.detach().double().abs()
     return np.asarray(float(total.square().mean().sqrt())), np.asarray("saturated")
+
+
+def _layer_norm_output(norm: nn.Module) -> NormBound:
+    """LayerNorm: ``rms((h − μ)/sqrt(var + ε)) = sqrt(var/(var + ε)) ≤ 1``, so by the triangle
+    inequality ``rms(γ ⊙ y + β) ≤ max|γ| + rms(β)``; attained up to ε with β = 0 by a
+    zero-mean spike pair on the largest |γ_i|."""
+    beta_rms = float(norm.beta.detach().double().square().mean().sqrt())
+    return np.asarray(_gamma_max(norm) + beta_rms), np.asarray("normalised")
+
+
+NORM_OUTPUT_BOUNDS = {
+    "rmsnorm": lambda norm, argument_rms: _rms_norm_output(norm),
+    "layernorm": lambda norm, argument_rms: _layer_norm_output(norm),
+    "dyt": lambda norm, argument_rms: _bounded_tanh_output(norm),
+    "derf": lambda norm, argument_rms: _bounded_tanh_output(norm),
+    "bhyt": _bhyt_output,
+}
+"""The bound face of each normaliser of ``numerics.schemes.NORMALISERS``:
+``bound(norm, argument_rms) → (bound on rms(u), kind)``, where ``argument_rms``
+bounds BHyT's ``rms(z)`` (the others ignore it; ``BOUND_KINDS``)."""
+
+
+def _output_norm_term(norm: nn.Module, term: ArrayLike) -> ArrayLike:
+    """A unit-rms output norm (Peri-LN's ``N₁ᵒ``, ``N₂ᵒ``) applied to an increment of rms ≤ ``term``:
+    ``max|γᵒ| · sqrt(m/(m+ε))``, increasing in ``m``, at ``m = term²``."""
+    return _gamma_max(norm) * term / np.sqrt(np.square(term) + norm.eps)
+
+
+OUTPUT_NORM_TERMS = {"rmsnorm": _output_norm_term}
+"""Bounds on a sublayer's increment through a row's ``post_norm``, keyed by normaliser
+name: ``term(norm, bound on the un-normalised increment's rms) → bound after it``."""
+
+
+def _norm_side(block: Block, norm: nn.Module, argument_rms: ArrayLike) -> NormBound:
+    """The row's pre-norm bound, times the branch scale (LNS's ``1/√l``)."""
+    bound, kind = NORM_OUTPUT_BOUNDS[block.row.pre_norm](norm, argument_rms)
+    return bound * block.branch_scale, kind
+
+
+def _output_side(block: Block, norm: nn.Module, term: ArrayLike) -> ArrayLike:
+    """``term`` through the row's output norm (unchanged when the row has none)."""
+    name = block.row.post_norm
+    if name is None:
+        return term
+    if name not in OUTPUT_NORM_TERMS:
+        raise ValueError(f"no bound for output norm {name!r}; available: {tuple(OUTPUT_NORM_TERMS)}")
+    return OUTPUT_NORM_TERMS[name](norm, term)
 
 
 # --- the per-token depth bound -------------------------------------------------------------
@@ -307,19 +368,10 @@ def _attention_side(block: Block) -> tuple[NormBound, float]:
     ``max|γᵒ| · sqrt(m(a)/(m(a)+ε))``, increasing in ``m(a)``, evaluated at the
     Pre-LN bound on ``rms(a)``.
     """
-    gain = attention_gain(block.attn)
-    scheme, norm = block.scheme, block.norm_attn
-    if scheme in ("rmsnorm", "periln", "lns"):
-        u = _rms_norm_output(norm, block.branch_scale)
-    elif scheme in ("dyt", "derf"):
-        u = _bounded_tanh_output(norm)
-    else:
-        u = _bhyt_output(norm, abs(float(norm.lam)) / norm.kappa)
-    term = gain * float(u[0])
-    if scheme == "periln":
-        out = block.norm_attn_out
-        term = _gamma_max(out) * term / math.sqrt(term**2 + out.eps)
-    return u, term
+    norm = block.norm_attn
+    u = _norm_side(block, norm, abs(float(norm.lam)) / norm.kappa if block.row.bhyt_family else np.nan)
+    term = attention_gain(block.attn) * float(u[0])
+    return u, float(_output_side(block, block.norm_attn_out, term))
 
 
 def _mlp_side(block: Block, attention_term: float, estimate_ratio: Tensor | None) -> tuple[NormBound, np.ndarray]:
@@ -341,25 +393,19 @@ def _mlp_side(block: Block, attention_term: float, estimate_ratio: Tensor | None
       ``rms(v) ≤ min(rms(γ₂), max|γ₂| (|λ₂|/κ₂) sqrt(m(h')/(M₂ + ε)))`` with the
       measured ``m(h')/(M₂ + ε)`` of each token.
     """
-    gain = swiglu_gain(block.mlp)
-    scheme, norm = block.scheme, block.norm_mlp
+    norm = block.norm_mlp
     d = norm.gamma.shape[0]
-    if scheme in ("rmsnorm", "periln", "lns"):
-        v = _rms_norm_output(norm, block.branch_scale)
-    elif scheme in ("dyt", "derf"):
-        v = _bounded_tanh_output(norm)
-    else:
-        v = _bhyt_output(norm, abs(float(norm.lam)) / norm.kappa * _estimate_factor(block, attention_term, estimate_ratio))
-    term = gain * math.sqrt(d) * np.square(v[0])
-    if scheme == "periln":
-        out = block.norm_mlp_out
-        term = _gamma_max(out) * term / np.sqrt(np.square(term) + out.eps)
-    return v, term
+    argument_rms = np.nan
+    if block.row.bhyt_family:
+        argument_rms = abs(float(norm.lam)) / norm.kappa * _estimate_factor(block, attention_term, estimate_ratio)
+    v = _norm_side(block, norm, argument_rms)
+    term = swiglu_gain(block.mlp) * math.sqrt(d) * np.square(v[0])
+    return v, _output_side(block, block.norm_mlp_out, term)
 
 
 def _estimate_factor(block: Block, attention_term: float, estimate_ratio: Tensor | None) -> float | np.ndarray:
     """A bound on ``sqrt(m(h')/(M + ε))`` for the MLP-side BHyT (``_mlp_side``); ``inf`` when none is claimed."""
-    if block.scheme not in BHYT_ESTIMATE_SCHEMES or block.config.estimator == "exact":
+    if not block.row.estimates_m2 or block.config.estimator == "exact":
         return 1.0
     if estimate_ratio is not None:
         return np.sqrt(estimate_ratio.cpu().numpy())
@@ -421,14 +467,14 @@ def depth_bound(stack: Stack, x: Tensor, data_dependent: bool = True) -> pd.Data
     included. BHyT's constants are smaller than RMSNorm's by λ/κ (attention) and
     (λ/κ)² (MLP, quadratic in ‖v‖) — when its non-saturating route binds. It
     bounds magnitude growth; it does not say growth is absent
-    (``proofs/depth_bound.md``; SPEC §5, claims C1, C4).
+    (``proofs/depth_bound.md``; docs/statements.md §5, claims C1, C4).
     """
     x = hidden_states(x, stack.config)
     batch, length, _ = x.shape
     rms_input = root_mean_square(x)[..., 0].double().cpu().numpy()
     variants = ["scale_free"]
     recorder = RecordingProbe()
-    if data_dependent and stack.config.scheme in BHYT_ESTIMATE_SCHEMES:
+    if data_dependent and scheme_row(stack.config.scheme).estimates_m2:
         stack.residual(x, recorder)
         variants.append("data_dependent")
     positions = np.broadcast_to(np.arange(length), (batch, length)).ravel()
@@ -469,3 +515,161 @@ def depth_bound(stack: Stack, x: Tensor, data_dependent: bool = True) -> pd.Data
                 )
             )
     return pd.concat(parts, ignore_index=True).reindex(columns=list(DEPTH_BOUND_COLUMNS))
+
+
+# --- trained parameters: any λ, any γ, a stale c_attn (proofs/trained_parameters.md) -------
+
+
+def bhyt_output_rms_bound(
+    lam: ArrayLike, kappa: ArrayLike, gamma_max: ArrayLike = 1.0, gamma_rms: ArrayLike = 1.0,
+    mean_square_ratio: ArrayLike = 1.0,
+) -> ArrayLike:
+    """``rms(u) ≤ min(rms(γ), max|γ| · tanh(|λ|/κ · sqrt(m(h)/(M+ε))))`` for any λ and γ.
+
+    Parameters
+    ----------
+    lam, kappa : float or array
+        λ of either sign and any size (λ < 0, λ > κ included), κ > 0.
+    gamma_max, gamma_rms : float or array
+        ``max_i |γ_i|`` and ``rms(γ)`` of the norm's gain.
+    mean_square_ratio : float or array, default 1
+        ``m(h)/(M + ε)`` for a norm fed the estimate ``M`` (1 bounds the exact ``M``).
+
+    Returns
+    -------
+    The bound, broadcast over the arguments.
+
+    Notes
+    -----
+    ``s ↦ tanh²(√s)`` is concave on ``s ≥ 0`` (its derivative ``tanh(x) sech²(x)/x``,
+    ``x = √s``, is a product of positive decreasing factors), so by Jensen
+    ``mean_i γ_i² tanh²(z_i) ≤ max γ² · tanh²(sqrt(mean z²))`` and
+    ``mean(z²) = (λ/κ)² m/(M + ε)`` (proofs/bounded_argument.md); ``|tanh| ≤ 1`` gives
+    ``rms(γ)``. Attained for ``|γ_i|`` constant by a dense token ``h_i = ±c`` at
+    ``ε = 0``. It is never looser than ``max|γ| min(1, |λ|/κ)`` of
+    proofs/output_bound.md and strictly tighter for every λ ≠ 0 — most visibly for
+    ``|λ| > κ``, where ``min(1, ·)`` gives ``max|γ|`` and this gives ``max|γ| tanh(|λ|/κ)``
+    (proofs/trained_parameters.md, statement 1; claims C3, C4).
+    """
+    lam, kappa, gmax, grms, ratio = (np.asarray(v, dtype=float) for v in (lam, kappa, gamma_max, gamma_rms,
+                                                                           mean_square_ratio))
+    return _scalar_or_array(np.minimum(grms, np.abs(gmax) * np.tanh(np.abs(lam) / kappa * np.sqrt(ratio))))
+
+
+def staleness_error(c_stale: ArrayLike, c_fresh: ArrayLike, lam_in: ArrayLike, kappa: ArrayLike) -> ArrayLike:
+    """The extra error term of ``M₂`` from a stale ``c_attn``: ``(c_stale − c_fresh) · λ₁²/κ²``.
+
+    Notes
+    -----
+    ``M₂^stale = m₁ + c_stale λ₁²/κ² = M₂^fresh + (c_stale − c_fresh) λ₁²/κ²``, so the
+    decomposition of proofs/variance_approximation.md gains this one term, whatever
+    the input (proofs/trained_parameters.md, statement 2; claim C5). The reference
+    implementation refreshes ``c_attn`` about 50 times per run.
+    """
+    c_stale, c_fresh, lam, kappa = (np.asarray(v, dtype=float) for v in (c_stale, c_fresh, lam_in, kappa))
+    return _scalar_or_array((c_stale - c_fresh) * (lam / kappa) ** 2)
+
+
+def stale_saturation_factor_range(c_stale: ArrayLike, c_fresh: ArrayLike) -> tuple[ArrayLike, ArrayLike]:
+    """Range of ``(M₂^fresh + ε)/(M₂^stale + ε)``, the factor a stale ``c_attn`` puts on the
+    MLP-side saturation bound, for every input: ``[1/(1 + ρ), 1/(1 − ρ)]`` with
+    ``ρ = |c_stale/c_fresh − 1|`` (upper end ``inf`` for ``ρ ≥ 1``).
+
+    Notes
+    -----
+    The saturation bound under an estimate is ``min(1, (λ₂/(κt))² m(h')/(M₂ + ε))``
+    (proofs/saturation_bound.md), so the stale bound is the fresh one times
+    ``(M₂^fresh + ε)/(M₂^stale + ε) = 1/(1 + Δ)``, ``Δ = (c_stale − c_fresh) λ₁²/κ² / (M₂^fresh + ε)``,
+    and ``|Δ| ≤ ρ`` because ``M₂^fresh + ε ≥ c_fresh λ₁²/κ²`` (proofs/trained_parameters.md,
+    statement 2). The ends are approached when ``m₁ + ε ≪ c_fresh λ₁²/κ²``.
+    """
+    c_stale, c_fresh = np.asarray(c_stale, dtype=float), np.asarray(c_fresh, dtype=float)
+    rho = np.abs(c_stale / c_fresh - 1.0)
+    with np.errstate(divide="ignore"):
+        upper = np.where(rho < 1.0, 1.0 / np.maximum(1.0 - rho, 0.0), np.inf)
+    return _scalar_or_array(1.0 / (1.0 + rho)), _scalar_or_array(upper)
+
+
+def variance_constant_ceiling(gain: ArrayLike, head_dim: ArrayLike, seq_len: ArrayLike, width: ArrayLike) -> ArrayLike:
+    """``c_attn ≤ head_dim · G_A² / (T d)`` for every weight, ``G_A`` = :func:`attention_gain`.
+
+    Notes
+    -----
+    ``‖W_V W_O‖_F² = ‖[W_V^1 … W_V^H] W_O‖_F² ≤ ‖W_O‖₂² Σ_k ‖W_V^k‖_F²`` and
+    ``‖W_V^k‖_F² ≤ head_dim ‖W_V^k‖₂²`` (rank ≤ head_dim), so
+    ``‖W_V W_O‖_F² ≤ head_dim · G_A²``; divide by ``T d``. Equality when every head's
+    ``W_V^k`` has ``head_dim`` equal singular values and ``W_O`` is a scaled isometry
+    (proofs/trained_parameters.md, statement 3).
+    """
+    gain, head_dim, seq_len, width = (np.asarray(v, dtype=float) for v in (gain, head_dim, seq_len, width))
+    return _scalar_or_array(head_dim * gain**2 / (seq_len * width))
+
+
+def mlp_scale_free_threshold(
+    lam_in: ArrayLike, kappa: ArrayLike, seq_len: ArrayLike, width: ArrayLike, head_dim: ArrayLike,
+    gamma_in_max: ArrayLike = 1.0, gamma_in_rms: ArrayLike = 1.0, gamma_post_max: ArrayLike = 1.0,
+    gamma_post_rms: ArrayLike = 1.0,
+) -> ArrayLike:
+    """Largest ``|λ₂|`` for which ``bhyt``'s input-scale-free MLP bound can beat the saturated one.
+
+    Returns
+    -------
+    ``κ · rms(γ₂) / (max|γ₂| · sqrt(1 + (T d/head_dim) (ū κ/λ₁)²))`` with
+    ``ū = min(rms(γ₁), max|γ₁| |λ₁|/κ)``: for any weights, the Cauchy–Schwarz route
+    ``max|γ₂| (|λ₂|/κ) sqrt(1 + A_l²/b)`` of proofs/depth_bound.md is below the saturated
+    ``rms(γ₂)`` only if ``|λ₂|`` is below this (in the limit ``ε ≪ c_attn λ₁²/κ²``).
+
+    Notes
+    -----
+    ``A_l = G_A ū`` and, by :func:`variance_constant_ceiling`,
+    ``b = c_attn λ₁²/κ² ≤ head_dim G_A² λ₁²/(T d κ²)``, so
+    ``A_l²/b ≥ (T d/head_dim)(ū κ/λ₁)²`` whatever the weights; the threshold is
+    attained (the condition is sharp) by the equality weights of
+    :func:`variance_constant_ceiling`. At γ = 1, |λ₁| ≤ κ it is
+    ``κ/sqrt(1 + T d/head_dim)``: 0.078 for κ = 10, T = 1024, d/head_dim = 16 heads,
+    far below the paper's λ₂ ∈ {1, 3} (proofs/trained_parameters.md, statement 3; claim C4).
+    """
+    lam, kappa, seq_len, width, head_dim, g1max, g1rms, g2max, g2rms = (
+        np.asarray(v, dtype=float)
+        for v in (lam_in, kappa, seq_len, width, head_dim, gamma_in_max, gamma_in_rms, gamma_post_max, gamma_post_rms)
+    )
+    norm_output = np.minimum(g1rms, np.abs(g1max) * np.abs(lam) / kappa)
+    factor = np.sqrt(1.0 + seq_len * width / head_dim * (norm_output * kappa / np.abs(lam)) ** 2)
+    return _scalar_or_array(kappa * g2rms / (np.abs(g2max) * factor))
+
+
+# --- the position-aware estimator under non-uniform attention (proofs/position_estimator.md) ---
+
+
+def peaked_attention_sum_squares(p: ArrayLike, position: ArrayLike) -> ArrayLike:
+    """``Σ_j P_tj²`` of the causal row ``P_tj = p·[j = j*] + (1 − p)/(t+1)``, ``j ≤ t``:
+    ``p² + (1 − p²)/(t + 1)`` (t 0-based; p = 0 uniform causal, p = 1 one-hot)."""
+    p, t = np.asarray(p, dtype=float), np.asarray(position, dtype=float)
+    return _scalar_or_array(p**2 + (1.0 - p**2) / (t + 1.0))
+
+
+def increment_ratio(sum_squares: ArrayLike, position: ArrayLike, seq_len: ArrayLike, estimator: str) -> ArrayLike:
+    """Estimated / expected attention increment of an M₂ estimator, for uncorrelated isotropic tokens.
+
+    Parameters
+    ----------
+    sum_squares : ``S_t = Σ_j P_tj²`` of the attention row (all heads sharing it)
+    position : 0-based t
+    seq_len : the T inside ``c_attn``
+    estimator : ``"reference"`` (``1/(T S_t)``) or ``"position"`` (``1/((t+1) S_t)``)
+
+    Notes
+    -----
+    Under uncorrelated isotropic tokens with ``m(u_j) = μ``, ``E m(a_t) = ‖W_V W_O‖_F²/d · S_t μ``;
+    the reference increment is ``c_attn μ = ‖W_V W_O‖_F²/(T d) μ`` and the position one
+    ``‖W_V W_O‖_F²/((t+1) d) μ``. Since ``1/(t+1) ≤ S_t ≤ 1`` for a causal row (Cauchy–Schwarz,
+    equality iff uniform causal), the position ratio lies in ``[1/(t+1), 1]`` and is 1
+    iff attention is uniform causal; for ``t + 1 ≤ T`` the reference ratio is never
+    closer to 1 (proofs/position_estimator.md; claim C5).
+    """
+    s, t, seq_len = (np.asarray(v, dtype=float) for v in (sum_squares, position, seq_len))
+    if estimator == "reference":
+        return _scalar_or_array(1.0 / (seq_len * s))
+    if estimator == "position":
+        return _scalar_or_array(1.0 / ((t + 1.0) * s))
+    raise ValueError(f"estimator must be 'reference' or 'position', got {estimator!r}")

@@ -1,4 +1,4 @@
-"""Mean-field predictions at initialisation: the token Gram recursion of SPEC §5.
+"""Mean-field predictions at initialisation: the token Gram recursion of docs/statements.md §8.
 
 At initialisation every linear weight is drawn iid ``N(0, σ²)`` (``σ = init_std``),
 fresh in every layer, so the residual stream is described by its token-by-token
@@ -72,14 +72,24 @@ import numpy as np
 import pandas as pd
 import torch
 from scipy import special
-from scipy.linalg import blas
 
-from ..numerics.estimators import ESTIMATORS, EstimateInputs
-from ..numerics.gaussian import gaussian_tail, hermite_rule
-from ..numerics.inputs import INPUT_SEED_OFFSET, gaussian_inputs
-from ..numerics.model import BHYT_ESTIMATE_SCHEMES, Stack, StackConfig
+from ..numerics.estimators import (
+    ESTIMATORS,
+    EstimateInputs,
+    causal_key_counts,
+    uniform_causal_concentration,
+)
+from ..numerics.gaussian import (
+    KERNEL_TOLERANCE,
+    erf_kernel,
+    gaussian_kernel,
+    gaussian_tail,
+)
+from ..numerics.inputs import InputSpec
+from ..numerics.model import Stack, StackConfig
 from ..numerics.norms import EPS
 from ..numerics.probes import SATURATION_THRESHOLDS, position_average
+from ..numerics.schemes import scheme_row
 
 __all__ = [
     "ATTENTION_MODELS",
@@ -88,20 +98,16 @@ __all__ = [
     "attention_variance_constant_moments",
     "erf_kernel",
     "gaussian_kernel",
+    "NORM_KERNELS",
+    "OUTPUT_NORM_KERNELS",
     "PREDICTION_COLUMNS",
     "predict_per_position",
     "predict",
     "compare_with_monte_carlo",
+    "comparison_summary",
 ]
 
 ATTENTION_MODELS = ("uniform_causal", "uniform")
-KERNEL_TOLERANCE = 1e-10
-# Quadrature tiers (nodes, Hermite orders): the first two serve the near-linear
-# tanh/SiLU arguments of BHyT and RMSNorm (rms ≲ 0.7 and ≲ 1.2); DyT deep in a stack has tanh
-# arguments of rms ≳ 2, whose Hermite coefficients decay slowly. 360 nodes is the
-# largest rule numpy's hermegauss returns finite weights for.
-_TIERS = ((24, 16), (64, 40), (160, 110), (360, 260))
-_MAX_RELATIVE_TAIL = 1e-2
 
 Elementwise = Callable[[np.ndarray], np.ndarray]
 
@@ -129,7 +135,7 @@ def attention_matrix(length: int, attention: str | np.ndarray = "uniform_causal"
     """
     if isinstance(attention, str):
         if attention == "uniform_causal":
-            return np.tril(np.ones((length, length))) / np.arange(1, length + 1)[:, None]
+            return np.tril(np.ones((length, length))) / causal_key_counts(np.arange(length))[:, None]
         if attention == "uniform":
             return np.full((length, length), 1.0 / length)
         raise ValueError(f"attention {attention!r} is not one of {ATTENTION_MODELS} or a matrix")
@@ -169,7 +175,7 @@ def attention_variance_constant_moments(config: StackConfig) -> tuple[float, flo
         Var Q = 2 g² σ⁸ d² d_kv (2d + d_kv + 1)      (GQA raises the relative spread).
 
     Divide by ``T d`` (and its square) for c_attn. The mean is the per-layer
-    constant of BHyT's estimate at initialisation (SPEC §3, claim C5).
+    constant of BHyT's estimate at initialisation (docs/estimators.md §1, claim C5).
     """
     d, sigma2 = config.width, config.init_std**2
     group = config.heads // config.kv_heads
@@ -179,137 +185,6 @@ def attention_variance_constant_moments(config: StackConfig) -> tuple[float, flo
     mean = d * d * d_full * sigma2**2
     variance = 2.0 * group**2 * sigma2**4 * d * d * d_kv * (2 * d + d_kv + 1)
     return mean / scale, variance / scale**2
-
-
-def erf_kernel(
-    alpha_x: np.ndarray | float,
-    alpha_y: np.ndarray | float,
-    variance_x: np.ndarray | float,
-    variance_y: np.ndarray | float,
-    covariance: np.ndarray | float,
-) -> np.ndarray:
-    """``E erf(α_x X) erf(α_y Y)`` for centred jointly Gaussian (X, Y), closed form.
-
-    Notes
-    -----
-    ``erf(y) = E_W sign(√2 y − W)`` for W ~ N(0, 1), and Sheppard's
-    ``E sign(U) sign(V) = (2/π) arcsin corr(U, V)`` give
-
-        E erf(aX) erf(bY) = (2/π) arcsin( 2ab c / sqrt((1 + 2a² v_x)(1 + 2b² v_y)) ),
-
-    c = Cov(X, Y). With a = b, X = Y, v = 1 it is ``gaussian.erf_square_moment``.
-    This is Derf's pre-norm kernel map (shift s = 0 at init).
-    """
-    a = np.asarray(alpha_x, dtype=float)
-    b = np.asarray(alpha_y, dtype=float)
-    argument = (
-        2 * a * b * np.asarray(covariance, dtype=float)
-        / np.sqrt((1 + 2 * a**2 * np.asarray(variance_x)) * (1 + 2 * b**2 * np.asarray(variance_y)))
-    )
-    return 2.0 / math.pi * np.arcsin(np.clip(argument, -1.0, 1.0))
-
-
-@lru_cache(maxsize=None)
-def _hermite_functions(nodes: int, n_terms: int) -> tuple[np.ndarray, np.ndarray]:
-    """Gauss–Hermite nodes and the weighted ``φ_n(x_k) = √w_k · He_n(x_k)/√(n!)``.
-
-    The recurrence ``φ_{n+1} = (x φ_n − √n φ_{n−1}) / √(n+1)`` is run on the
-    weighted values, which stay below 1, so high orders neither overflow at
-    the outer nodes nor lose the tiny weights there.
-    """
-    x, w = hermite_rule(nodes)
-    phi = np.empty((n_terms, nodes))
-    phi[0] = np.sqrt(w)
-    if n_terms > 1:
-        phi[1] = x * phi[0]
-    for n in range(1, n_terms - 1):
-        phi[n + 1] = (x * phi[n] - math.sqrt(n) * phi[n - 1]) / math.sqrt(n + 1)
-    return x, phi
-
-
-@lru_cache(maxsize=None)
-def _upper_ones(n: int) -> np.ndarray:
-    """``U`` with ``(A U)[:, k] = Σ_{n≤k} A[:, n]`` (a cumulative sum as one product)."""
-    return np.triu(np.ones((n, n)))
-
-
-def _mehler_coefficients(f: Elementwise, scales: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Coefficients ``c_n(t) = E[f(s_t X) ψ_n(X)]`` and ``E f(s_t X)²``.
-
-    Returns the orders n kept, the coefficients of those orders (T × kept) and
-    the second moments. Orders are kept up to the first N whose unexplained
-    second moment ``R = E f² − Σ_{n<N} c_n²`` is below ``KERNEL_TOLERANCE``
-    (relative to the largest ``E f²``; ``_MAX_RELATIVE_TAIL`` at worst); orders
-    whose ``c_n²`` is below 1e-3 of that tolerance for every token (e.g. the
-    even orders of an odd f) are skipped.
-    """
-    for tier, (nodes, n_terms) in enumerate(_TIERS):
-        # Gauss–Hermite with n nodes on f(s·x), f analytic in |Im x| < π/2 (tanh; SiLU's
-        # strip is twice as wide), errs by ~exp(−(π/s)·sqrt(2n)); skip too coarse a tier.
-        widest_allowed = math.pi * math.sqrt(2 * nodes) / -math.log(1e-3 * KERNEL_TOLERANCE)
-        if tier < len(_TIERS) - 1 and scales.max() > widest_allowed:
-            continue
-        x, phi = _hermite_functions(nodes, n_terms)
-        weighted = f(scales[:, None] * x[None, :]) * phi[0]
-        second = (weighted**2).sum(1)
-        coefficients = weighted @ phi.T
-        largest = max(second.max(), np.finfo(float).tiny)
-        relative = (second[:, None] - coefficients**2 @ _upper_ones(n_terms)).max(0) / largest
-        enough = np.nonzero(relative <= KERNEL_TOLERANCE)[0]
-        if enough.size:
-            break
-    if not enough.size and relative[-1] > _MAX_RELATIVE_TAIL:
-        raise ValueError(
-            f"Hermite expansion leaves {relative[-1]:.2g} of the second moment unexplained "
-            f"(arguments of rms up to {scales.max():.3g} are too saturated for the mean-field kernel)"
-        )
-    coefficients = coefficients[:, : enough[0] + 1] if enough.size else coefficients
-    orders = np.nonzero((coefficients**2).max(0) > 1e-3 * KERNEL_TOLERANCE * largest)[0]
-    return orders, coefficients[:, orders], second
-
-
-def gaussian_kernel(f: Elementwise, scales: np.ndarray, correlation: np.ndarray) -> np.ndarray:
-    """``E f(s_t X_t) f(s_s X_s)`` for standard Gaussians of correlation ``ρ_ts``.
-
-    Parameters
-    ----------
-    f : element-wise map (numpy)
-    scales : array of shape ``(T,)``
-        The standard deviations ``s_t`` of the arguments.
-    correlation : array of shape ``(T, T)``
-        ``ρ``, symmetric with unit diagonal.
-
-    Returns
-    -------
-    array of shape ``(T, T)``.
-
-    Notes
-    -----
-    Mehler: ``Σ_{n<N} c_n(t) c_n(s) ρ_tsⁿ`` (Horner in ρ), with the diagonal
-    replaced by the quadrature of ``E f(s_t X)²``; the off-diagonal truncation
-    error is at most ``|ρ_ts|^N sqrt(R_t R_s) ≤ KERNEL_TOLERANCE · max_t E f²``
-    (for tanh arguments of rms ≳ 3, where tanh is nearly a sign, only
-    ``_MAX_RELATIVE_TAIL`` = 1 %, reached at rms ≈ 25; at rms 8 the measured error
-    against 360-node bivariate quadrature is ~5e-4 of ``E f²``). The Gauss–Hermite tier is chosen so that its error estimate
-    ``exp(−(π/s)·sqrt(2·nodes))`` (f analytic in the strip |Im x| < π/2, as tanh
-    and SiLU are) is below ``1e-3 · KERNEL_TOLERANCE``.
-    """
-    orders, coefficients, second = _mehler_coefficients(f, np.asarray(scales, dtype=float))
-    if not orders.size:
-        return np.diag(second)
-    powers: dict[int, np.ndarray] = {1: correlation}
-    kernel = np.outer(coefficients[:, -1], coefficients[:, -1])
-    for k in range(len(orders) - 2, -1, -1):
-        gap = int(orders[k + 1] - orders[k])
-        if gap not in powers:
-            powers[gap] = correlation**gap
-        kernel *= powers[gap]
-        # In-place rank-one update (BLAS ger) on the Fortran view of the symmetric kernel.
-        blas.dger(1.0, coefficients[:, k], coefficients[:, k], a=kernel.T, overwrite_a=True)
-    if orders[0]:
-        kernel *= correlation ** int(orders[0])
-    np.fill_diagonal(kernel, second)
-    return kernel
 
 
 def _correlation(gram: np.ndarray) -> np.ndarray:
@@ -323,29 +198,61 @@ def _correlation(gram: np.ndarray) -> np.ndarray:
     return rho
 
 
-def _pre_norm(
-    gram: np.ndarray, config: StackConfig, lam: float, layer: int, estimate: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray | float]:
-    """Gram matrix of a pre-norm's output and the variance of its tanh/erf argument
-    (NaN for the RMSNorm schemes, which have none).
+NormKernel = Callable[..., tuple[np.ndarray, "np.ndarray | float"]]
 
-    ``estimate`` is BHyT's M per token (``None``: the exact ``M = K_tt``).
-    """
-    scheme, diagonal = config.scheme, np.diag(gram)
-    if scheme in ("rmsnorm", "periln", "lns"):
-        inverse_root = 1.0 / np.sqrt(diagonal + EPS) / (math.sqrt(layer + 1) if scheme == "lns" else 1.0)
-        return gram * inverse_root[:, None] * inverse_root, np.nan
-    if scheme == "derf":
-        alpha = config.derf_alpha
-        return erf_kernel(alpha, alpha, diagonal[:, None], diagonal[None, :], gram), alpha**2 * diagonal
-    rho = _correlation(gram)
-    if scheme == "dyt":
-        argument_variance = config.dyt_alpha**2 * diagonal
-        return gaussian_kernel(np.tanh, np.sqrt(argument_variance), rho), argument_variance
+
+def _rms_kernel(gram: np.ndarray, config: StackConfig, lam: float, layer: int, estimate, divisor: float):
+    """RMSNorm (and LayerNorm, whose feature mean is O(1/√d) under the Gaussian-coordinate
+    model): ``K_ts / sqrt((K_tt+ε)(K_ss+ε))``, divided by the branch divisor²; no argument."""
+    inverse_root = 1.0 / np.sqrt(np.diag(gram) + EPS) / divisor
+    return gram * inverse_root[:, None] * inverse_root, np.nan
+
+
+def _derf_kernel(gram: np.ndarray, config: StackConfig, lam: float, layer: int, estimate, divisor: float):
+    """Derf: the arcsine kernel ``erf_kernel`` (shift 0 at init)."""
+    alpha, diagonal = config.derf_alpha, np.diag(gram)
+    kernel = erf_kernel(alpha, alpha, diagonal[:, None], diagonal[None, :], gram)
+    return kernel / divisor**2, alpha**2 * diagonal
+
+
+def _dyt_kernel(gram: np.ndarray, config: StackConfig, lam: float, layer: int, estimate, divisor: float):
+    """DyT: ``E tanh(α h_t) tanh(α h_s)`` (Mehler, ``gaussian_kernel``)."""
+    argument_variance = config.dyt_alpha**2 * np.diag(gram)
+    kernel = gaussian_kernel(np.tanh, np.sqrt(argument_variance), _correlation(gram))
+    return kernel / divisor**2, argument_variance
+
+
+def _bhyt_kernel(gram: np.ndarray, config: StackConfig, lam: float, layer: int, estimate, divisor: float):
+    """BHyT: ``E tanh(a_t X) tanh(a_s Y)``, ``a_t = (λ/κ) sqrt(K_tt / (M_t + ε))``
+    (``estimate=None``: the exact ``M_t = K_tt``)."""
+    diagonal = np.diag(gram)
     mean_square = diagonal if estimate is None else estimate
     ratio = lam / config.kappa_at(layer)
     argument_variance = ratio**2 * diagonal / (mean_square + EPS)
-    return gaussian_kernel(np.tanh, np.sqrt(argument_variance), rho), argument_variance
+    kernel = gaussian_kernel(np.tanh, np.sqrt(argument_variance), _correlation(gram))
+    return kernel / divisor**2, argument_variance
+
+
+NORM_KERNELS: dict[str, NormKernel] = {
+    "rmsnorm": _rms_kernel,
+    "layernorm": _rms_kernel,
+    "dyt": _dyt_kernel,
+    "derf": _derf_kernel,
+    "bhyt": _bhyt_kernel,
+}
+"""The mean-field face of each normaliser of ``numerics.schemes.NORMALISERS``, as a
+pre-norm: ``kernel(K, config, λ, layer, M, divisor) → (K_u, Var z)``, the Gram matrix of
+its output (divided by the row's branch divisor²) and the variance of its tanh/erf
+argument (NaN where it has none); ``M`` is BHyT's fed mean square per token (``None``:
+the exact one)."""
+
+
+def _pre_norm(
+    gram: np.ndarray, config: StackConfig, lam: float, layer: int, estimate: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | float]:
+    """Gram matrix of the row's pre-norm output and the variance of its tanh/erf argument."""
+    row = scheme_row(config.scheme)
+    return NORM_KERNELS[row.pre_norm](gram, config, lam, layer, estimate, row.branch_divisor(layer))
 
 
 @lru_cache(maxsize=64)
@@ -380,7 +287,7 @@ def _attention_average(length: int, attention: str | np.ndarray) -> Callable[[np
     """``K ↦ P K Pᵀ`` for symmetric K. Uniform causal ``P = D L`` (L lower ones,
     D = diag(1/(t+1))) runs as two cumulative sums, ``L K Lᵀ = L (L K)ᵀ``: O(T²)."""
     if isinstance(attention, str) and attention == "uniform_causal":
-        inverse_counts = 1.0 / np.arange(1, length + 1)
+        inverse_counts = uniform_causal_concentration(np.arange(length))
         scale = np.outer(inverse_counts, inverse_counts)
         return lambda gram: np.add.accumulate(np.add.accumulate(gram, 0).T, 0) * scale
     probabilities = attention_matrix(length, attention)
@@ -388,9 +295,27 @@ def _attention_average(length: int, attention: str | np.ndarray) -> Callable[[np
 
 
 def _normalised_increment(increment: np.ndarray) -> np.ndarray:
-    """Peri-LN's output RMSNorm: the increment's Gram divided to unit diagonal."""
+    """An output RMSNorm (Peri-LN; LayerNorm up to O(1/d)): the increment's Gram divided to unit diagonal."""
     root = np.sqrt(np.diag(increment) + EPS)
     return increment / np.outer(root, root)
+
+
+OUTPUT_NORM_KERNELS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "rmsnorm": _normalised_increment,
+    "layernorm": _normalised_increment,
+}
+"""The mean-field face of a normaliser used after a sublayer (a row's ``post_norm``):
+the increment's Gram matrix ↦ that of its normalised version. Only the unit-rms
+normalisers are available as output norms here."""
+
+
+def _output_norm(config: StackConfig) -> Callable[[np.ndarray], np.ndarray]:
+    name = scheme_row(config.scheme).post_norm
+    if name is None:
+        return lambda increment: increment
+    if name not in OUTPUT_NORM_KERNELS:
+        raise ValueError(f"no mean-field kernel for output norm {name!r}; available: {tuple(OUTPUT_NORM_KERNELS)}")
+    return OUTPUT_NORM_KERNELS[name]
 
 
 PREDICTION_COLUMNS = (
@@ -415,16 +340,15 @@ def _recursion(
     d, sigma2 = config.width, config.init_std**2
     attention_gain = d * sigma2 * config.heads * config.head_dim * sigma2
     c_attn = attention_variance_constant_moments(config)[0]
-    estimated = config.scheme in BHYT_ESTIMATE_SCHEMES
+    estimated = scheme_row(config.scheme).estimates_m2
+    output_norm = _output_norm(config)
     shape = (2 * config.depth, length)
     mean_square, estimate_column, argument_variance = np.empty(shape), np.full(shape, np.nan), np.full(shape, np.nan)
     gram = input_variance * np.eye(length)
     for layer in range(config.depth):
         attn, mlp = 2 * layer, 2 * layer + 1
         normalised, argument_variance[attn] = _pre_norm(gram, config, config.lam_in, layer)
-        increment = attention_gain * average(normalised)
-        if config.scheme == "periln":
-            increment = _normalised_increment(increment)
+        increment = output_norm(attention_gain * average(normalised))
         after_attention = gram + increment
         if not token_correlations:
             after_attention = np.diag(np.diag(after_attention))
@@ -440,9 +364,7 @@ def _recursion(
         normalised, argument_variance[mlp] = _pre_norm(after_attention, config, config.lam_post, layer, estimate)
         gate = d * sigma2 * normalised
         silu_kernel = gaussian_kernel(_silu, np.sqrt(np.diag(gate)), _correlation(gate))
-        increment = config.mlp_width * sigma2 * gate * silu_kernel
-        if config.scheme == "periln":
-            increment = _normalised_increment(increment)
+        increment = output_norm(config.mlp_width * sigma2 * gate * silu_kernel)
         gram = after_attention + increment
         if not token_correlations:
             gram = np.diag(np.diag(gram))
@@ -483,7 +405,7 @@ def predict_per_position(
         training length ``config.seq_len``.
     token_correlations : bool
         ``False`` drops the off-diagonal of K after every residual add: the
-        per-position recursion that treats tokens as uncorrelated (SPEC §5).
+        per-position recursion that treats tokens as uncorrelated (docs/statements.md §8).
 
     Returns
     -------
@@ -498,7 +420,7 @@ def predict_per_position(
     Notes
     -----
     The recursion of the module docstring; cost O(depth · T² · n_terms) for
-    uniform causal attention (O(depth · T³) for a general P), independent of width. Serves SPEC §5 ("token
+    uniform causal attention (O(depth · T³) for a general P), independent of width. Serves docs/statements.md §8 ("token
     correlations matter") and claims C1, C3, C4, C5 at initialisation.
     """
     columns = _recursion(config, input_variance, attention, length, token_correlations)
@@ -537,19 +459,39 @@ def predict(
     return averaged.reindex(columns=[c for c in PREDICTION_COLUMNS if c != "position"])
 
 
+def comparison_summary(comparison: pd.DataFrame) -> pd.DataFrame:
+    """Per scheme, the last layer's and the worst relative error of ``compare_with_monte_carlo`` tables.
+
+    ``comparison`` is one or more tables of ``compare_with_monte_carlo`` with a
+    ``scheme`` column. Returns one row per scheme: ``last_relative_error`` and
+    ``last_z`` (``(mean_field − monte_carlo)/standard_error``) at the last layer's MLP
+    sublayer, and ``worst_relative_error``, ``worst_layer``, ``worst_sublayer``,
+    ``worst_z`` where ``|relative_error|`` is largest.
+    """
+    table = comparison.assign(z=(comparison["mean_field"] - comparison["monte_carlo"]) / comparison["standard_error"])
+    depth = table.groupby("scheme", sort=False)["layer"].transform("max")
+    last = table[(table.layer == depth) & (table.sublayer == "mlp")].set_index("scheme")
+    worst = table.loc[table.groupby("scheme", sort=False)["relative_error"].apply(lambda e: e.abs().idxmax())]
+    worst = worst.set_index("scheme")
+    return pd.DataFrame({
+        "last_relative_error": last["relative_error"], "last_z": last["z"],
+        "worst_relative_error": worst["relative_error"], "worst_layer": worst["layer"],
+        "worst_sublayer": worst["sublayer"], "worst_z": worst["z"],
+    })
+
+
 def compare_with_monte_carlo(
     config: StackConfig,
     seeds: range | list[int],
-    batch: int = 2,
-    length: int | None = None,
-    input_std: float = 0.02,
+    inputs: InputSpec = InputSpec(batch=2),
     statistics: tuple[str, ...] = ("mean_square",),
 ) -> pd.DataFrame:
     """Position-averaged statistics, mean field vs Monte Carlo over weight seeds.
 
-    Runs ``Stack(config, seed).trace(x)`` on inputs ``x ~ N(0, input_std²)``
-    (input seed ``seed + INPUT_SEED_OFFSET``) and compares each of ``statistics`` (columns
-    shared by ``Stack.trace`` and ``PREDICTION_COLUMNS``) with ``predict``.
+    Runs ``Stack(config, seed).trace(inputs.hidden_states(config, seed))`` (the
+    seeding rule of ``numerics.inputs``) and compares each of ``statistics``
+    (columns shared by ``Stack.trace`` and ``PREDICTION_COLUMNS``) with
+    ``predict`` at input variance ``inputs.std²`` and the same length.
 
     Returns
     -------
@@ -560,13 +502,12 @@ def compare_with_monte_carlo(
     ``relative_standard_error``. Rows are NaN where the scheme has no such
     statistic (e.g. ``arg_rms`` of RMSNorm).
     """
-    length = config.seq_len if length is None else length
+    length = inputs.length_for(config.seq_len)
     per_seed = []
     for seed in seeds:
-        x = gaussian_inputs(config.width, batch, length, input_std, seed + INPUT_SEED_OFFSET)
-        trace = Stack(config, seed).trace(x)
+        trace = Stack(config, seed).trace(inputs.hidden_states(config, seed))
         per_seed.append(position_average(trace, ["layer", "sublayer"])[list(statistics)])
-    prediction = predict(config, input_std**2, length=length)
+    prediction = predict(config, inputs.std**2, length=length)
     parts = []
     for statistic in statistics:
         samples = np.array([frame[statistic].to_numpy() for frame in per_seed])

@@ -3,7 +3,7 @@
 Three derivations live here; the checks that re-derive their steps live in
 ``bhyt_theory.theory.checks``, one module per written proof:
 
-- Gaussian moments of tanh and erf as series in ``a = λ/κ`` (SPEC §3, §5):
+- Gaussian moments of tanh and erf as series in ``a = λ/κ`` (docs/estimators.md §3):
   ``E tanh²(aZ) = a² − 2a⁴ + (17/3)a⁶ − (62/3)a⁸ + …`` from the tanh Maclaurin
   series (Bernoulli numbers) and ``E Z^{2k} = (2k−1)!!``; the series diverges
   but every truncation brackets the exact value (proofs/variance_approximation.md);
@@ -137,7 +137,7 @@ def tanh_square_moment_series(n_terms: int) -> sp.Expr:
     series diverges for every ``a > 0``, but it is an *enveloping* series: the
     exact value lies between any two consecutive partial sums, because
     ``sech²(√y)`` is completely monotone in ``y`` (proofs/variance_approximation.md).
-    Serves SPEC §3's tanh-curvature error term (claim C5).
+    Serves the tanh-curvature error term of docs/estimators.md §3 (claim C5).
     """
     return _moment_series(lambda degree: _truncate(tanh_series(degree + 1) ** 2, degree), n_terms)
 
@@ -221,7 +221,7 @@ class VarianceDecomposition:
     error_terms : dict[str, sympy.Expr]
         One entry per dropped assumption; ``exact − reference − Σ error_terms = 0``.
     assumption : dict[str, str]
-        Which of SPEC §3's four assumptions each term measures.
+        Which of the four assumptions of docs/estimators.md §3 each term measures.
     vanishing : dict[sympy.Symbol, sympy.Expr]
         The substitution under which all four assumptions hold exactly.
 
@@ -243,7 +243,7 @@ class VarianceDecomposition:
 
 
 def variance_decomposition() -> VarianceDecomposition:
-    """The derivation of ``M₂`` from SPEC §3's four assumptions, error terms kept.
+    """The derivation of ``M₂`` from the four assumptions of docs/estimators.md §3, error terms kept.
 
     Notes
     -----

@@ -4,14 +4,18 @@ Importing this package registers every check in ``registry.CHECKS``.
 """
 
 from . import (  # noqa: F401  (imported to register their checks)
+    backward_pass,
     bounded_argument,
+    decode_precomputation,
     depth_bound,
     gaussian_typical_case,
     jacobian,
     moment_series,
     output_bound,
+    position_estimator,
     saturation_bound,
     scale_invariance,
+    trained_parameters,
     variance_approximation,
 )
 from .registry import (

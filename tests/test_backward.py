@@ -1,0 +1,129 @@
+"""The backward pass of a bhyt block and gradient norms through depth (proofs/backward_pass.md)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from strategies import signed_lambdas
+
+from bhyt_theory.experiments.gradients import (
+    correlated_gains,
+    gradient_growth,
+    gradient_norms,
+    gradient_study,
+    gradient_table,
+    jacobian_gain,
+)
+from bhyt_theory.numerics.model import Stack, StackConfig, build_block
+from bhyt_theory.theory.backward import bhyt_block_jacobian, lambda_gradients, mean_field_gradient_growth
+
+U64 = 2.0**-53
+
+
+def _block(lam_in: float, lam_post: float, seed: int = 0, width: int = 8, seq_len: int = 5):
+    config = StackConfig(scheme="bhyt", depth=1, width=width, heads=2, seq_len=seq_len, mlp_width=16,
+                         lam_in=lam_in, lam_post=lam_post, init_std=0.4, dtype="float64")
+    block = build_block(config, 0, seed)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        block.norm_mlp.gamma.copy_(torch.randn(width, generator=generator, dtype=torch.float64))
+    return block, generator
+
+
+@pytest.mark.parametrize("scale", [1e-4, 1.0, 1e3])
+def test_block_jacobian_equals_autograd_and_needs_the_mean_square_path(scale):
+    block, generator = _block(2.5, -1.5, seed=11)
+    h = torch.randn(5, 8, generator=generator, dtype=torch.float64) * scale
+    closed = bhyt_block_jacobian(block, h)
+    auto = torch.autograd.functional.jacobian(lambda x: block(x[None])[0], h)
+    # float64 rounding of sums of ≤ T d terms of size ≤ max|J|: 4 T d u max|J|.
+    tolerance = 4 * 5 * 8 * U64 * float(auto.abs().max())
+    assert float((closed["total"] - auto).abs().max()) <= tolerance
+    assert float((closed["total"] - closed["mean_square_path"] - auto).abs().max()) > 100 * tolerance
+
+
+@settings(max_examples=25)
+@given(signed_lambdas(), signed_lambdas(), st.integers(0, 10_000))
+def test_lambda_gradients_equal_autograd_for_any_lambda(lam_in, lam_post, seed):
+    block, generator = _block(lam_in, lam_post, seed=seed)
+    h = torch.randn(5, 8, generator=generator, dtype=torch.float64) * 0.3
+    cotangent = torch.randn(5, 8, generator=generator, dtype=torch.float64)
+    closed = lambda_gradients(block, h, cotangent)
+    (block(h[None])[0] * cotangent).sum().backward()
+    auto = {"lam_in": float(block.norm_attn.lam.grad), "lam_post": float(block.norm_mlp.lam.grad)}
+    # Same O(T d) terms summed in another order: 1e3 u relative to the larger gradient (or 1e-300).
+    scale = max(abs(auto["lam_in"]), abs(auto["lam_post"]), 1e-300)
+    assert max(abs(closed[k] - auto[k]) for k in auto) <= 1e3 * U64 * scale
+
+
+def test_closed_forms_reject_other_schemes_and_batched_input():
+    config = StackConfig(scheme="bhytstar", depth=1, width=8, heads=2, dtype="float64")
+    with pytest.raises(ValueError, match="bhyt"):
+        bhyt_block_jacobian(build_block(config, 0, 0), torch.zeros(3, 8, dtype=torch.float64))
+    block, _ = _block(2.0, 1.0)
+    with pytest.raises(ValueError, match="one float64 sequence"):
+        bhyt_block_jacobian(block, torch.zeros(1, 3, 8, dtype=torch.float64))
+
+
+class _TokenwiseLinear(torch.nn.Module):
+    """h ↦ h A for every token: ‖J‖_F²/(T d) = ‖A‖_F²/d and no token mixing."""
+
+    def __init__(self, matrix: torch.Tensor):
+        super().__init__()
+        self.matrix = torch.nn.Parameter(matrix)
+
+    def forward(self, h):
+        return h @ self.matrix
+
+
+def test_hutchinson_gain_and_token_gram_recursion_on_a_known_jacobian():
+    generator = torch.Generator().manual_seed(0)
+    matrix = torch.randn(16, 16, generator=generator, dtype=torch.float64) / 4
+    block = _TokenwiseLinear(matrix)
+    h = torch.zeros(3, 10, 16, dtype=torch.float64)
+    exact = float(matrix.square().sum()) / 16
+    gain, se = jacobian_gain(block, h, probes=32)
+    assert abs(gain - exact) <= 5 * se  # Hutchinson is unbiased; 5 standard errors
+    # A token-wise map keeps K = I, so each gain is ‖Jᵀ v‖²/‖v‖² for iid v: the same expectation.
+    gains = correlated_gains([block, block], [h, h], probes=32)
+    assert all(abs(g - exact) <= 0.1 * exact for g in gains)  # 32·3·10·16 samples: se ≈ 1 %, allow 10 %
+
+
+def test_gradient_norms_start_at_the_projection_and_match_autograd():
+    config = StackConfig(scheme="rmsnorm", depth=3, width=16, heads=2, seq_len=8, dtype="float64")
+    stack = Stack(config, seed=1)
+    x = torch.randn(2, 8, 16, generator=torch.Generator().manual_seed(2), dtype=torch.float64) * 0.02
+    norms, states = gradient_norms(stack, x, projection_seed=5)
+    projection = torch.randn(2, 8, 16, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    assert norms[-1] == pytest.approx(float(projection.norm()) / math.sqrt(projection.numel()), rel=1e-14)
+    x_grad = x.clone().requires_grad_()
+    (stack.residual(x_grad) * projection).sum().backward()
+    assert norms[0] == pytest.approx(float(x_grad.grad.norm()) / math.sqrt(x.numel()), rel=1e-12)
+    assert len(states) == config.depth and torch.equal(states[0], x)
+
+
+def test_gradient_study_table_is_tidy():
+    config = StackConfig(depth=2, width=8, heads=2, seq_len=4, mlp_width=8, dtype="float64")
+    study = gradient_study(config, schemes=("rmsnorm", "bhyt"), seeds=(0, 1), batch=1, probes=2, progress=False)
+    assert len(study) == 2 * 2 * (config.depth + 1)
+    top = study[study.layer == config.depth]
+    assert (top.growth == 1).all() and (top.predicted_growth == 1).all() and (top.correlated_growth == 1).all()
+    assert (top.mean_field_growth == 1).all()
+    table = gradient_table(study, layers=[0])
+    assert (table.ci_low <= table.growth).all() and (table.growth <= table.ci_high).all()
+    assert set(gradient_growth(study).scheme) == {"rmsnorm", "bhyt"}
+
+
+def test_mean_field_gradient_growth_of_one_token_and_one_layer_is_hand_derived():
+    # T = 1: P = [[1]], so K₀ = K₁ (1 + d d_full σ⁴ s²) with RMSNorm's slope s² = 1/(v + ε) at the input
+    # variance v: growth = sqrt(1 + d d_full σ⁴/(v + ε)).
+    config = StackConfig(scheme="rmsnorm", depth=1, width=32, heads=2, seq_len=1, init_std=0.05)
+    growth = mean_field_gradient_growth(config, input_variance=0.01).mean_field_growth.to_numpy()
+    assert growth[1] == 1.0
+    assert growth[0] == pytest.approx(math.sqrt(1 + 32 * 32 * 0.05**4 / (0.01 + 1e-6)), rel=1e-12)
+    with pytest.raises(ValueError, match="periln"):
+        mean_field_gradient_growth(config.replace(scheme="periln"))

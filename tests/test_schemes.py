@@ -1,0 +1,102 @@
+"""The scheme table: every normaliser has its three faces, and a new scheme is one new row."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from bhyt_theory.numerics import schemes
+from bhyt_theory.numerics.inputs import InputSpec
+from bhyt_theory.numerics.model import Stack, StackConfig
+from bhyt_theory.numerics.norms import LayerNorm, RMSNorm, layer_norm
+from bhyt_theory.numerics.schemes import NORMALISERS, SCHEME_TABLE, Scheme
+from bhyt_theory.theory.bounds import NORM_OUTPUT_BOUNDS, depth_bound
+from bhyt_theory.theory.meanfield import NORM_KERNELS, predict
+
+
+def test_every_normaliser_has_a_module_a_mean_field_kernel_and_an_output_bound():
+    assert set(NORMALISERS) == set(NORM_KERNELS) == set(NORM_OUTPUT_BOUNDS)
+    config = StackConfig(width=8, heads=2)
+    for name, record in NORMALISERS.items():
+        module = record.build(config, 2.0, 0)
+        assert hasattr(module, "argument") == record.has_argument, name
+
+
+def test_every_scheme_row_names_known_normalisers():
+    for name, row in SCHEME_TABLE.items():
+        assert row.pre_norm in NORMALISERS and row.final_norm in NORMALISERS, name
+        assert row.post_norm is None or row.post_norm in NORMALISERS, name
+
+
+def test_a_row_that_estimates_m2_needs_a_bhyt_pre_norm():
+    with pytest.raises(ValueError, match="estimates_m2"):
+        Scheme("rmsnorm", estimates_m2=True)
+    with pytest.raises(ValueError, match="pre_norm"):
+        Scheme("groupnorm")
+
+
+@pytest.fixture
+def preln_layernorm(monkeypatch):
+    """A copy of the table with one added row: Pre-LN with LayerNorm everywhere."""
+    table = {**SCHEME_TABLE, "preln_layernorm": Scheme("layernorm", final_norm="layernorm")}
+    monkeypatch.setattr(schemes, "SCHEME_TABLE", table)
+    return StackConfig(scheme="preln_layernorm", depth=3, width=32, heads=4, seq_len=8)
+
+
+def test_an_added_row_runs_through_stack_mean_field_and_bounds(preln_layernorm):
+    config = preln_layernorm
+    stack = Stack(config, seed=0)
+    assert isinstance(stack.blocks[0].norm_attn, LayerNorm) and isinstance(stack.final_norm, LayerNorm)
+    assert isinstance(stack.blocks[0].norm_attn_out, torch.nn.Identity)
+    x = InputSpec(batch=2, std=1.0).hidden_states(config, 0)
+    # The stack is the table's formula, written out here from the norm function itself.
+    h = x
+    for block in stack.blocks:
+        h = h + block.attn(layer_norm(h, block.norm_attn.gamma, block.norm_attn.beta))
+        h = h + block.mlp(layer_norm(h, block.norm_mlp.gamma, block.norm_mlp.beta))
+    with torch.no_grad():
+        assert torch.equal(stack.residual(x), h.detach())
+    # Mean field: LayerNorm's kernel is RMSNorm's (the feature mean is O(1/√d)), so at
+    # init the prediction equals that of the rmsnorm row exactly.
+    ours = predict(config, 1.0)
+    reference = predict(config.replace(scheme="rmsnorm"), 1.0)
+    np.testing.assert_array_equal(ours["mean_square"].to_numpy(), reference["mean_square"].to_numpy())
+    # Bounds: every measured rms stays below the depth bound (float32 rounding: 1e-5 relative).
+    table = depth_bound(stack, x)
+    measured = [float(x.double().square().mean(-1).sqrt().max())]
+    h = x
+    with torch.no_grad():
+        for block in stack.blocks:
+            h = block(h)
+            measured.append(h.double().square().mean(-1).sqrt())
+    for layer in range(config.depth):
+        bound = table[table.layer == layer]["bound"].to_numpy().reshape(2, 8)
+        assert np.all(measured[layer + 1].numpy() <= bound * (1 + 1e-5)), layer
+    assert (table["attention_bound_kind"] == "normalised").all()
+
+
+def test_an_lns_style_divisor_on_a_bhyt_row_scales_the_norm_output(monkeypatch):
+    # "bhytstar with the LNS divisor": one new row, no other code change.
+    table = {**SCHEME_TABLE, "bhytstar_lns": Scheme("bhyt", branch_divisor=schemes.depth_divisor)}
+    monkeypatch.setattr(schemes, "SCHEME_TABLE", table)
+    config = StackConfig(scheme="bhytstar_lns", depth=3, width=32, heads=4, seq_len=8)
+    stack = Stack(config, seed=1)
+    assert [block.branch_scale for block in stack.blocks] == [1 / math.sqrt(l + 1) for l in range(3)]
+    base = predict(config.replace(scheme="bhytstar"), 0.02**2)
+    scaled = predict(config, 0.02**2)
+    # Layer 0 has divisor 1: identical attention increment; later layers' increments
+    # shrink by 1/l (the Gram of the norm output is divided by l).
+    assert scaled["mean_square"].iloc[0] == base["mean_square"].iloc[0]
+    assert (scaled["mean_square"].iloc[2:].to_numpy() < base["mean_square"].iloc[2:].to_numpy()).all()
+    bounds = depth_bound(stack, InputSpec(batch=1, std=0.02).hidden_states(config, 1))
+    base_bounds = depth_bound(Stack(config.replace(scheme="bhytstar"), seed=1),
+                              InputSpec(batch=1, std=0.02).hidden_states(config, 1))
+    ratio = bounds.groupby("layer")["attention_norm_bound"].first() / base_bounds.groupby("layer")["attention_norm_bound"].first()
+    np.testing.assert_allclose(ratio.to_numpy(), [1 / math.sqrt(l + 1) for l in range(3)], rtol=1e-15)
+
+
+def test_rmsnorm_final_norm_is_built_from_the_row():
+    assert isinstance(Stack(StackConfig(scheme="bhyt", depth=1, width=16, heads=2, seq_len=4)).final_norm, RMSNorm)

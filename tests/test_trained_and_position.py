@@ -1,0 +1,115 @@
+"""Trained parameters, a stale c_attn and the position-aware estimator
+(proofs/trained_parameters.md, proofs/position_estimator.md).
+
+Expected values are written from the formulas of the proofs, not read off the code.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from strategies import hidden_states, signed_lambdas
+
+from bhyt_theory.experiments.position_estimator import (
+    forced_attention,
+    peaked_attention_study,
+    peaked_probabilities,
+    worst_peaked_error,
+)
+from bhyt_theory.experiments.staleness import (
+    perturb,
+    staleness_study,
+    staleness_summary,
+)
+from bhyt_theory.numerics.model import Stack, StackConfig, build_block
+from bhyt_theory.numerics.norms import bhyt, mean_square, root_mean_square
+from bhyt_theory.theory.bounds import (
+    bhyt_output_rms_bound,
+    increment_ratio,
+    mlp_scale_free_threshold,
+    peaked_attention_sum_squares,
+    stale_saturation_factor_range,
+    staleness_error,
+    variance_constant_ceiling,
+)
+
+
+def test_new_bound_functions_at_hand_derived_values():
+    assert bhyt_output_rms_bound(2.0, 10.0) == pytest.approx(math.tanh(0.2), rel=1e-15)
+    assert bhyt_output_rms_bound(-30.0, 10.0, gamma_max=2.0, gamma_rms=1.5) == 1.5
+    assert bhyt_output_rms_bound(30.0, 10.0, gamma_max=2.0, gamma_rms=3.0) == pytest.approx(2 * math.tanh(3.0))
+    assert staleness_error(1.5, 1.0, 2.0, 10.0) == pytest.approx(0.5 * 0.04)
+    assert stale_saturation_factor_range(1.0, 2.0) == pytest.approx((2 / 3, 2.0))
+    assert stale_saturation_factor_range(3.0, 1.0)[1] == math.inf
+    assert variance_constant_ceiling(2.0, 8, 16, 32) == pytest.approx(8 * 4 / (16 * 32))
+    # Llama-374M shapes: κ/sqrt(1 + T·H) with T = 1024, 16 heads.
+    assert mlp_scale_free_threshold(2.0, 10.0, 1024, 1024, 64) == pytest.approx(10 / math.sqrt(1 + 1024 * 16))
+    assert peaked_attention_sum_squares(0.5, 3) == pytest.approx(0.25 + 0.75 / 4)
+    assert increment_ratio(0.5, 3, 16, "position") == pytest.approx(1 / (4 * 0.5))
+    assert increment_ratio(0.5, 3, 16, "reference") == pytest.approx(1 / (16 * 0.5))
+    with pytest.raises(ValueError, match="estimator"):
+        increment_ratio(0.5, 3, 16, "exact")
+
+
+@settings(max_examples=200)
+@given(hidden_states(dtypes=("float64",), min_log_scale=-100, max_log_scale=100), signed_lambdas(), st.floats(0.05, 20.0), st.integers(0, 2**16))
+def test_output_rms_never_exceeds_the_any_lambda_bound(token, lam, factor, seed):
+    # γ with random signs and a peak on the token's largest coordinate (mass and γ peak aligned).
+    # Scales within 1e±100 keep the estimate M = factor · m(h) finite (m overflows near 1e154).
+    h = token[0].reshape(1, -1)
+    d = h.shape[-1]
+    gamma = torch.as_tensor(np.random.default_rng(seed).standard_normal(d))
+    gamma[int(h.abs().argmax())] = 3.0 * float(gamma.abs().max()) + 1.0
+    for estimate in (None, mean_square(h) * factor):
+        u = bhyt(h, lam, 10.0, gamma, estimate)
+        ratio = 1.0 if estimate is None else float(mean_square(h) / (estimate + 1e-6))
+        bound = bhyt_output_rms_bound(lam, 10.0, float(gamma.abs().max()), float(gamma.square().mean().sqrt()), ratio)
+        assert float(root_mean_square(u)) <= bound * (1 + 1e-12)  # float64 evaluation, a few ulps
+
+
+def test_no_perturbation_leaves_no_staleness_and_scaling_moves_c_by_the_fourth_power():
+    config = StackConfig(scheme="bhyt", depth=2, width=32, heads=2, seq_len=8, dtype="float64")
+    study = staleness_study(config, deltas=(0.0, 0.1), kinds=("scaling",), seeds=(0,), batch=1)
+    still = study[study.delta == 0.0]
+    assert (still.staleness_error == 0).all() and np.allclose(still.saturation_factor, 1.0, rtol=0, atol=1e-15)
+    moved = study[study.delta == 0.1]
+    # c_attn ∝ ‖W_V W_O‖_F², both scaled by 1.1.
+    assert np.allclose(moved.relative_change, 1.1**4 - 1, rtol=1e-12)
+    assert ((moved.saturation_factor >= moved.factor_low) & (moved.saturation_factor <= moved.factor_high)).all()
+    assert set(staleness_summary(study).kind) == {"scaling"}
+    with pytest.raises(ValueError, match="kind"):
+        perturb(Stack(config), "rotate", 0.1, 0)
+
+
+def test_forced_uniform_causal_attention_is_the_model_attention_with_zero_logits():
+    config = StackConfig(scheme="bhyt", depth=1, width=32, heads=4, kv_heads=2, seq_len=8, dtype="float64")
+    block = build_block(config, 0, 3)
+    with torch.no_grad():
+        block.attn.q_proj.weight.zero_()
+        block.attn.k_proj.weight.zero_()
+        u = torch.randn(2, 8, 32, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+        assert torch.allclose(forced_attention(block, u, peaked_probabilities(8, 0.0)), block.attn(u),
+                              rtol=0, atol=1e-14)  # float64 rounding of O(d) sums of O(1) terms
+    rows = peaked_probabilities(6, 0.4)
+    assert torch.allclose(rows.sum(1), torch.ones(6, dtype=torch.float64)) and not rows.triu(1).any()
+    with pytest.raises(ValueError, match="p"):
+        peaked_probabilities(4, 1.5)
+
+
+def test_peaked_attention_study_tracks_the_predicted_increment_ratio():
+    config = StackConfig(scheme="bhyt", depth=1, width=64, heads=4, seq_len=8, dtype="float64", init_std=0.05)
+    study = peaked_attention_study(config, peaks=(0.0, 1.0), seeds=(0,), batch=512)
+    # Monte Carlo: ratio = estimate increment / measured mean; relative error ≤ 4.5 se/mean, plus the
+    # finite-d term 4a⁴/(d+2)/E tanh² (≈ 0.2 %) of proofs/position_estimator.md.
+    slack = 4.5 * study.increment_se / study.increment + 0.003
+    assert (np.abs(study.increment_ratio / study.predicted_ratio - 1) <= slack).all()
+    worst = worst_peaked_error(study)
+    assert set(worst.estimator) == {"reference", "position", "position+tanh"}
+    # Uniform causal: the position+tanh estimator is the most accurate of the three.
+    uniform = worst[worst.p == 0.0].set_index("estimator").mean_abs_relative_error
+    assert uniform["position+tanh"] < uniform["reference"]
