@@ -2,6 +2,15 @@
 
 The ``bhyt-theory`` command line: each sub-command is a ``_cmd_*`` function
 registered in ``_build_parser`` (argparse).
+
+Every option is validated before any work starts: each value by its argparse
+``type=`` (``options``: one small function per kind of value — sizes, seeds,
+indices, finite reals in a range, probabilities, devices, output files and
+folders) or ``choices=``, and the options together by one ``_validate_*`` step per command
+(configurations, layer/position indices within them, distinct sweep values).
+A bad option gives one line on stderr (``bhyt-theory trace: error: …``) and
+exit code 2. Ctrl-C gives one line saying what was saved and exit code 130; a
+closed stdout (``… | head``) ends quietly.
 """
 
 from __future__ import annotations
@@ -9,6 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import inspect
+import itertools
 import os
 import sys
 import typing
@@ -18,13 +28,40 @@ import pandas as pd
 import torch
 
 from .experiments.training import TrainConfig
+from .numerics.estimators import ESTIMATORS
 from .numerics.inputs import InputSpec
-from .numerics.model import Stack, StackConfig
-from .numerics.probes import position_average
+from .numerics.model import (
+    DTYPES,
+    SCHEMES,
+    Stack,
+    StackConfig,
+)
+from .numerics.probes import STATISTICS, position_average
+from .numerics.schemes import SCHEME_TABLE
+from .options import (
+    OPTION_RANGES,
+    Parser,
+    choices_help,
+    config_choices,
+    config_type,
+    device,
+    fraction,
+    index,
+    lam_pair,
+    non_negative_real,
+    one_of,
+    output_file,
+    output_folder,
+    positive_real,
+    probability,
+    seed,
+    size,
+)
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, multi: bool = False) -> None:
-    """One ``--option`` per ``StackConfig`` field (``kv_heads`` → ``--kv-heads``).
+    """One ``--option`` per ``StackConfig`` field (``kv_heads`` → ``--kv-heads``),
+    each typed and range-checked as ``StackConfig`` requires.
 
     With ``multi=True`` every option takes one or more values (for sweeps).
     """
@@ -32,16 +69,23 @@ def add_config_arguments(parser: argparse.ArgumentParser, multi: bool = False) -
     for field in dataclasses.fields(StackConfig):
         kind = hints[field.name]
         base = next((t for t in typing.get_args(kind) if t is not type(None)), kind)
+        accepted = ""
+        if field.name in OPTION_RANGES:
+            minimum, strict = OPTION_RANGES[field.name]
+            accepted = "; finite" + ("" if minimum is None else f", {'>' if strict else '≥'} {minimum:g}")
+        elif field.name in config_choices():
+            accepted = "; " + choices_help(config_choices()[field.name])
         parser.add_argument(
             "--" + field.name.replace("_", "-"),
-            type=base,
             nargs="+" if multi else None,
             default=None,
-            help=f"StackConfig.{field.name} (default {field.default})",
+            help=f"StackConfig.{field.name} (default {field.default}{accepted})",
+            **config_type(field.name, base),
         )
 
 
 def config_from_arguments(args: argparse.Namespace, **overrides) -> StackConfig:
+    """The ``StackConfig`` of a single-valued ``add_config_arguments`` parser (validated)."""
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(StackConfig)}
     values = {k: v for k, v in values.items() if v is not None}
     values.update(overrides)
@@ -117,15 +161,9 @@ def _cmd_variance(args: argparse.Namespace) -> int:
 
     config = config_from_arguments(args)
     if args.grid:
-        lams = []
-        for pair in args.grid_lams:
-            values = pair.split(",")
-            if len(values) != 2:
-                raise ValueError(f"--grid-lams takes λ₁,λ₂ pairs such as 2,1; got {pair!r}")
-            lams.append((float(values[0]), float(values[1])))
         base = config.replace(estimator=args.estimators[0] if args.estimators else config.estimator)
         table = variance_grid(
-            base, seq_lens=tuple(args.grid_seq_lens), lams=tuple(lams), widths=tuple(args.grid_widths),
+            base, seq_lens=tuple(args.grid_seq_lens), lams=tuple(args.grid_lams), widths=tuple(args.grid_widths),
             input_stds=tuple(args.grid_input_stds), seeds=tuple(args.seeds), inputs=InputSpec(args.batch),
             layers=args.layers,
         )
@@ -196,22 +234,49 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
                   progress=not args.no_progress)
     write_table(table, args.csv, args.json)
     summary = summarise(table, args.statistics, per_position=args.per_position, level=args.level)
+    write_table(summary, args.summary_csv)
     varying = [c for c in RUN_COLUMNS if c in summary and summary[c].nunique(dropna=False) > 1]
     shown = ["scheme", *varying] if "scheme" not in varying else varying
-    position = ["position"] if args.per_position else []
-    print(f"mean across {len(args.seeds)} seeds, Student-t {args.level:.0%} interval "
+    keys = [*shown, "layer", "sublayer", *(["position"] if args.per_position else [])]
+    excerpt = summary if len(summary) <= SUMMARY_ROWS else _summary_excerpt(summary, args.per_position)
+    print(f"mean [Student-t {args.level:.0%} interval] across {len(args.seeds)} seeds "
           f"({'per position' if args.per_position else 'position-averaged'})")
-    show(summary[[*shown, "layer", "sublayer", *position, "statistic", "mean", "ci_low", "ci_high", "n_seeds"]], index=False)
+    cells = excerpt.assign(cell=[f"{m:.4g} [{lo:.4g}, {hi:.4g}]" for m, lo, hi in
+                                 zip(excerpt["mean"], excerpt["ci_low"], excerpt["ci_high"])])
+    wide = cells.pivot_table(index=keys, columns="statistic", values="cell", aggfunc="first", sort=False)
+    show(wide[[s for s in args.statistics if s in wide.columns]])
+    if excerpt is not summary:
+        print(f"{len(wide)} of {len(summary[keys].drop_duplicates())} rows shown: block outputs (sublayer mlp) at the first, "
+              "middle and last layer" + (" and position" if args.per_position else "") + " of each configuration. "
+              "Every row: --summary-csv PATH; every run's per-position table: --csv PATH.")
     return 0
+
+
+# A sweep summary longer than this is shown as an excerpt (first, middle, last layer).
+SUMMARY_ROWS = 40
+
+
+def _summary_excerpt(summary: pd.DataFrame, per_position: bool) -> pd.DataFrame:
+    """The block-output rows of ``summary`` at the first, middle and last layer (and
+    position) of each configuration: what a reader scans a sweep for."""
+    def ends(values: pd.Series, count: pd.Series) -> pd.Series:
+        return (values == 0) | (values == count // 2) | (values == count - 1)
+
+    rows = (summary["sublayer"] == "mlp") & ends(summary["layer"], summary["depth"])
+    if per_position:
+        rows &= ends(summary["position"], summary["length"])
+    return summary[rows]
+
+
+def _growth_defaults(default_growth: dict) -> dict:
+    return {"scheme": SCHEMES, **{name: [value] for name, value in default_growth.items()}}
 
 
 def _cmd_growth(args: argparse.Namespace) -> int:
     from .experiments.growth import DEFAULT_GROWTH, fit_growth, meanfield_growth
     from .experiments.montecarlo import RUN_COLUMNS, sweep
-    from .numerics.model import SCHEMES
 
-    defaults = {"scheme": SCHEMES, **{name: [value] for name, value in DEFAULT_GROWTH.items()}}
-    table = sweep(_sweep_grid(args, defaults), args.seeds, InputSpec(args.batch),
+    table = sweep(_sweep_grid(args, _growth_defaults(DEFAULT_GROWTH)), args.seeds, InputSpec(args.batch),
                   cache_dir=None if args.no_cache else args.cache_dir, progress=not args.no_progress)
     fits = fit_growth(table, first_layer=args.first_layer, level=args.level).assign(source="monte carlo")
     if args.meanfield:
@@ -378,20 +443,88 @@ def _add_train_parser(commands) -> None:
     train.set_defaults(run=_cmd_train)
 
 
+# --- validation: one step per command, for what the options mean together -----------------
+
+
+def _check_indices(option: str, values: list[int] | None, bound: int, what: str) -> None:
+    """Every 0-based index in ``values`` is ``< bound``."""
+    outside = [value for value in values or () if value >= bound]
+    if outside:
+        raise ValueError(f"{option} {' '.join(map(str, outside))} outside the configuration: {what} is {bound}, "
+                         f"so indices run from 0 to {bound - 1}")
+
+
+def _check_distinct(option: str, values: list | None) -> None:
+    """Repeated values would be counted as independent replicates (or runs) twice."""
+    repeated = sorted({str(v) for v in values or () if list(values).count(v) > 1})
+    if repeated:
+        raise ValueError(f"{option} repeats {' '.join(repeated)}; give each value once")
+
+
+def _validate_config(args: argparse.Namespace) -> None:
+    config_from_arguments(args)
+
+
+def _validate_variance(args: argparse.Namespace) -> None:
+    config = config_from_arguments(args)
+    _check_indices("--layers", args.layers, config.depth, "--depth")
+    if args.grid:
+        for width, seq_len, (lam_in, lam_post) in itertools.product(args.grid_widths, args.grid_seq_lens, args.grid_lams):
+            config.replace(width=width, seq_len=seq_len, lam_in=lam_in, lam_post=lam_post)
+    else:
+        _check_indices("--positions", args.positions, config.seq_len, "--seq-len (the input length)")
+    _check_distinct("--seeds", args.seeds)
+
+
+def _validate_seeded_config(args: argparse.Namespace, **overrides) -> None:
+    config_from_arguments(args, **overrides)
+    _check_distinct("--seeds", args.seeds)
+
+
+def _validate_jacobian(args: argparse.Namespace) -> None:
+    config = config_from_arguments(args)
+    _check_indices("--layers", args.layers, config.depth, "--depth")
+    _check_distinct("--seeds", args.seeds)
+
+
+def _validate_sweep(args: argparse.Namespace, defaults: dict | None = None) -> list[StackConfig]:
+    from .experiments.montecarlo import grid_configs
+
+    for name, values in vars(args).items():
+        if name in {f.name for f in dataclasses.fields(StackConfig)} | {"length", "input_std", "seeds"}:
+            _check_distinct("--" + name.replace("_", "-"), values)
+    return [config for config, _ in grid_configs(_sweep_grid(args, defaults))]
+
+
+def _validate_growth(args: argparse.Namespace) -> None:
+    from .experiments.growth import DEFAULT_GROWTH
+
+    configs = _validate_sweep(args, _growth_defaults(DEFAULT_GROWTH))
+    shallowest = min(config.depth for config in configs)
+    if args.first_layer > shallowest - 3:
+        raise ValueError(f"--first-layer {args.first_layer} leaves fewer than 3 layers to fit at depth {shallowest}")
+
+
+def _saved_runs(args: argparse.Namespace) -> str | None:
+    return None if args.no_cache else f"the runs finished so far (in {args.cache_dir})"
+
+
 def _add_output_options(parser: argparse.ArgumentParser, what: str = "the table") -> None:
-    parser.add_argument("--csv", type=Path, default=None, help=f"write {what} as CSV")
-    parser.add_argument("--json", type=Path, default=None, help=f"write {what} as JSON records")
+    parser.add_argument("--csv", type=output_file, default=None, help=f"write {what} as CSV")
+    parser.add_argument("--json", type=output_file, default=None, help=f"write {what} as JSON records")
 
 
 def _add_sweep_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by the cached Monte Carlo commands (``sweep``, ``growth``)."""
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="weight seeds (inputs: numerics.inputs.input_seed)")
-    parser.add_argument("--batch", type=int, default=InputSpec().batch)
-    parser.add_argument("--length", type=int, nargs="+", default=None, help="input length T (default: seq_len)")
-    parser.add_argument("--input-std", type=float, nargs="+", default=None,
-                        help=f"input scale (default {InputSpec().std})")
-    parser.add_argument("--level", type=float, default=0.95, help="confidence level of the intervals")
-    parser.add_argument("--cache-dir", type=Path, default=Path("results/cache"))
+    parser.add_argument("--seeds", type=seed, nargs="+", default=[0, 1, 2],
+                        help="weight seeds (inputs: numerics.inputs.input_seed)")
+    parser.add_argument("--batch", type=size, default=InputSpec().batch)
+    parser.add_argument("--length", type=size, nargs="+", default=None, help="input length T (default: seq_len)")
+    parser.add_argument("--input-std", type=positive_real, nargs="+", default=None,
+                        help=f"input scale, > 0 (zero inputs make every statistic 0; default {InputSpec().std})")
+    parser.add_argument("--level", type=probability, default=0.95,
+                        help="confidence level of the intervals, in (0, 1)")
+    parser.add_argument("--cache-dir", type=output_folder, default="results/cache")
     parser.add_argument("--no-cache", action="store_true")
     parser.add_argument("--no-progress", action="store_true")
 
@@ -463,14 +596,15 @@ def _add_new_statement_commands(commands) -> None:
     )
     add_config_arguments(gradients)
     gradients.set_defaults(depth=64, width=64, seq_len=32, dtype="float64")
-    gradients.add_argument("--schemes", nargs="+", default=None, help="default: all but bhytline")
-    gradients.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    gradients.add_argument("--batch", type=int, default=2)
-    gradients.add_argument("--probes", type=int, default=4)
-    gradients.add_argument("--input-std", type=float, default=0.02)
+    gradients.add_argument("--schemes", nargs="+", **one_of(tuple(SCHEME_TABLE), "SCHEME"), default=None,
+                           help="default: all but bhytline; " + choices_help(tuple(SCHEME_TABLE)))
+    gradients.add_argument("--seeds", type=seed, nargs="+", default=[0, 1, 2])
+    gradients.add_argument("--batch", type=size, default=2)
+    gradients.add_argument("--probes", type=size, default=4)
+    gradients.add_argument("--input-std", type=positive_real, default=0.02)
     gradients.add_argument("--no-progress", action="store_true")
     _add_output_options(gradients)
-    gradients.set_defaults(run=_cmd_gradients)
+    gradients.set_defaults(run=_cmd_gradients, validate=_validate_seeded_config)
 
     staleness = commands.add_parser(
         "staleness", help="size of the stale-c_attn error term after a controlled weight perturbation",
@@ -480,12 +614,13 @@ def _add_new_statement_commands(commands) -> None:
     )
     add_config_arguments(staleness)
     staleness.set_defaults(depth=8, width=256, seq_len=64, dtype="float64")
-    staleness.add_argument("--deltas", type=float, nargs="+", default=[0.03, 0.07, 0.3])
-    staleness.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    staleness.add_argument("--batch", type=int, default=4)
-    staleness.add_argument("--input-std", type=float, default=0.02)
+    staleness.add_argument("--deltas", type=non_negative_real, nargs="+", default=[0.03, 0.07, 0.3],
+                           help="relative weight perturbations, finite, ≥ 0")
+    staleness.add_argument("--seeds", type=seed, nargs="+", default=[0, 1, 2])
+    staleness.add_argument("--batch", type=size, default=4)
+    staleness.add_argument("--input-std", type=positive_real, default=0.02)
     _add_output_options(staleness)
-    staleness.set_defaults(run=_cmd_staleness)
+    staleness.set_defaults(run=_cmd_staleness, validate=lambda args: _validate_seeded_config(args, scheme="bhyt"))
 
     position = commands.add_parser(
         "position", help="M2 estimators under forced peaked attention: worst error per estimator x peak",
@@ -494,30 +629,33 @@ def _add_new_statement_commands(commands) -> None:
     )
     add_config_arguments(position)
     position.set_defaults(width=128, seq_len=32, dtype="float64")
-    position.add_argument("--peaks", type=float, nargs="+", default=[0.0, 0.1, 0.25, 0.5, 0.9, 1.0])
-    position.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    position.add_argument("--batch", type=int, default=256)
-    position.add_argument("--input-std", type=float, default=0.02)
+    position.add_argument("--peaks", type=fraction, nargs="+", default=[0.0, 0.1, 0.25, 0.5, 0.9, 1.0],
+                          help="attention mass on token 0, each in [0, 1]")
+    position.add_argument("--seeds", type=seed, nargs="+", default=[0, 1, 2])
+    position.add_argument("--batch", type=size, default=256)
+    position.add_argument("--input-std", type=positive_real, default=0.02)
     _add_output_options(position)
-    position.set_defaults(run=_cmd_position)
+    position.set_defaults(run=_cmd_position,
+                          validate=lambda args: _validate_seeded_config(args, scheme="bhyt", depth=1))
 
     decode = commands.add_parser(
         "decode", help="bit-exactness of the decode-time precomputation (C9), float32 and bfloat16",
         description="experiments.decode (proofs/decode_precomputation.md): fraction of outputs differing, "
         "max ulps and greedy-decoding agreement per dtype x order of operations.",
     )
-    decode.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
-    decode.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    decode.add_argument("--steps", type=int, default=16)
+    decode.add_argument("--dtypes", nargs="+", **one_of(DTYPES, "DTYPE"), default=["float32", "bfloat16"],
+                        help="default float32 bfloat16; " + choices_help(DTYPES))
+    decode.add_argument("--seeds", type=seed, nargs="+", default=[0, 1, 2])
+    decode.add_argument("--steps", type=size, default=16)
     _add_output_options(decode)
-    decode.set_defaults(run=_cmd_decode)
+    decode.set_defaults(run=_cmd_decode, validate=lambda args: _check_distinct("--seeds", args.seeds))
 
 
 def _build_parser() -> argparse.ArgumentParser:
     from .experiments import block_jacobian, variance_study
     from .theory.meanfield import compare_with_monte_carlo
 
-    parser = argparse.ArgumentParser(prog="bhyt-theory", description=__doc__.splitlines()[0])
+    parser = Parser(prog="bhyt-theory", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
     trace = commands.add_parser(
@@ -526,21 +664,22 @@ def _build_parser() -> argparse.ArgumentParser:
         "(position-averaged) statistics; --per-position prints every row.",
     )
     add_config_arguments(trace)
-    trace.add_argument("--seed", type=int, default=0, help="weight seed (inputs: numerics.inputs.input_seed)")
-    trace.add_argument("--batch", type=int, default=InputSpec().batch)
-    trace.add_argument("--length", type=int, default=None, help="input length T (default: seq_len)")
-    trace.add_argument("--input-std", type=float, default=InputSpec().std)
+    trace.add_argument("--seed", type=seed, default=0, help="weight seed (inputs: numerics.inputs.input_seed)")
+    trace.add_argument("--batch", type=size, default=InputSpec().batch)
+    trace.add_argument("--length", type=size, default=None, help="input length T (default: seq_len)")
+    trace.add_argument("--input-std", type=positive_real, default=InputSpec().std)
     trace.add_argument("--per-position", action="store_true")
     _add_output_options(trace)
-    trace.set_defaults(run=_cmd_trace)
+    trace.set_defaults(run=_cmd_trace, validate=_validate_config)
 
     reproduce = commands.add_parser(
         "reproduce", help="run every section of the report (tables, figures, report.md)",
         description="Run every section of the report and write CSVs, figures and report.md to --out.",
     )
-    reproduce.add_argument("--out", type=Path, default=Path("results"))
+    reproduce.add_argument("--out", type=output_folder, default="results", help="output folder (created)")
     reproduce.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
-    reproduce.set_defaults(run=_cmd_reproduce)
+    reproduce.set_defaults(run=_cmd_reproduce, saved=lambda args: f"finished sections in {args.out / 'sections'} "
+                           f"and Monte Carlo runs in {args.out / 'cache'}")
 
     checks = commands.add_parser(
         "checks", help="run every registered proof-step check (bhyt_theory.theory.checks.CHECKS)",
@@ -560,29 +699,30 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     add_config_arguments(variance)
     variance.set_defaults(depth=65)
-    variance.add_argument("--estimators", nargs="+", default=None,
-                          help="default: every estimator except exact and the training-only ones")
+    variance.add_argument("--estimators", nargs="+", **one_of(ESTIMATORS, "ESTIMATOR"), default=None,
+                          help="default: every estimator except exact and the training-only ones; " + choices_help(tuple(ESTIMATORS)))
     comparison_inputs = library_default(variance_study.estimator_comparison, "inputs")
-    variance.add_argument("--seeds", type=int, nargs="+",
+    variance.add_argument("--seeds", type=seed, nargs="+",
                           default=list(library_default(variance_study.estimator_comparison, "seeds")),
                           help="weight seeds (inputs: numerics.inputs.input_seed)")
-    variance.add_argument("--batch", type=int, default=comparison_inputs.batch)
-    variance.add_argument("--input-std", type=float, default=comparison_inputs.std)
-    variance.add_argument("--layers", type=int, nargs="+", default=None,
-                          help="default 0 1 4 16 64; with --grid, every layer")
-    variance.add_argument("--positions", type=int, nargs="+", default=None)
+    variance.add_argument("--batch", type=size, default=comparison_inputs.batch)
+    variance.add_argument("--input-std", type=positive_real, default=comparison_inputs.std)
+    variance.add_argument("--layers", type=index, nargs="+", default=None,
+                          help="0-based, < depth; default 0 1 4 16 64; with --grid, every layer")
+    variance.add_argument("--positions", type=index, nargs="+", default=None, help="0-based, < seq_len")
     variance.add_argument("--decomposition", action="store_true")
     variance.add_argument("--grid", action="store_true", help="sweep T × (λ₁, λ₂) × width × input scale")
-    variance.add_argument("--grid-seq-lens", type=int, nargs="+", default=list(variance_study.GRID_SEQ_LENS),
+    variance.add_argument("--grid-seq-lens", type=size, nargs="+", default=list(variance_study.GRID_SEQ_LENS),
                           help="T values of --grid (default %(default)s)")
-    variance.add_argument("--grid-lams", nargs="+", default=[f"{a:g},{b:g}" for a, b in variance_study.GRID_LAMS],
-                          help="λ₁,λ₂ pairs of --grid (default %(default)s)")
-    variance.add_argument("--grid-widths", type=int, nargs="+", default=list(variance_study.GRID_WIDTHS),
+    variance.add_argument("--grid-lams", type=lam_pair, nargs="+", default=list(variance_study.GRID_LAMS),
+                          help="λ₁,λ₂ pairs of --grid, such as 2,1 (default "
+                          + " ".join(f"{a:g},{b:g}" for a, b in variance_study.GRID_LAMS) + ")")
+    variance.add_argument("--grid-widths", type=size, nargs="+", default=list(variance_study.GRID_WIDTHS),
                           help="widths of --grid (default %(default)s)")
-    variance.add_argument("--grid-input-stds", type=float, nargs="+", default=list(variance_study.GRID_INPUT_STDS),
-                          help="input scales of --grid (default %(default)s)")
+    variance.add_argument("--grid-input-stds", type=positive_real, nargs="+",
+                          default=list(variance_study.GRID_INPUT_STDS), help="input scales of --grid (default %(default)s)")
     _add_output_options(variance)
-    variance.set_defaults(run=_cmd_variance)
+    variance.set_defaults(run=_cmd_variance, validate=_validate_variance)
 
     jacobian = commands.add_parser(
         "jacobian", help="relative deviation of each block's Jacobian from I, per scheme × layer",
@@ -591,16 +731,17 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     add_config_arguments(jacobian)
     jacobian.set_defaults(depth=32)
-    jacobian.add_argument("--schemes", nargs="+", default=None, help="default: every scheme but bhytline (= bhyt)")
+    jacobian.add_argument("--schemes", nargs="+", **one_of(tuple(SCHEME_TABLE), "SCHEME"), default=None,
+                          help="default: every scheme but bhytline (= bhyt); " + choices_help(tuple(SCHEME_TABLE)))
     jacobian_inputs = library_default(block_jacobian.jacobian_comparison, "inputs")
-    jacobian.add_argument("--seeds", type=int, nargs="+",
+    jacobian.add_argument("--seeds", type=seed, nargs="+",
                           default=list(library_default(block_jacobian.jacobian_comparison, "seeds")))
-    jacobian.add_argument("--batch", type=int, default=jacobian_inputs.batch)
-    jacobian.add_argument("--probes", type=int, default=library_default(block_jacobian.jacobian_comparison, "probes"))
-    jacobian.add_argument("--input-std", type=float, default=jacobian_inputs.std)
-    jacobian.add_argument("--layers", type=int, nargs="+", default=None)
+    jacobian.add_argument("--batch", type=size, default=jacobian_inputs.batch)
+    jacobian.add_argument("--probes", type=size, default=library_default(block_jacobian.jacobian_comparison, "probes"))
+    jacobian.add_argument("--input-std", type=positive_real, default=jacobian_inputs.std)
+    jacobian.add_argument("--layers", type=index, nargs="+", default=None, help="0-based, < depth")
     _add_output_options(jacobian)
-    jacobian.set_defaults(run=_cmd_jacobian)
+    jacobian.set_defaults(run=_cmd_jacobian, validate=_validate_jacobian)
 
     sweep = commands.add_parser(
         "sweep", help="Monte Carlo sweep over StackConfig values × seeds, cached; per-layer means with CIs",
@@ -610,10 +751,14 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     add_config_arguments(sweep, multi=True)
     _add_sweep_options(sweep)
-    sweep.add_argument("--statistics", nargs="+", default=["mean_square", "rms"])
+    sweep.add_argument("--statistics", nargs="+", **one_of(STATISTICS, "STATISTIC"), default=["mean_square", "rms"],
+                       help="statistics to summarise (default mean_square rms); " + choices_help(STATISTICS))
     sweep.add_argument("--per-position", action="store_true")
+    sweep.add_argument("--summary-csv", type=output_file, default=None,
+                       help="write the whole summary (every layer) as CSV; the terminal shows at most "
+                       f"{SUMMARY_ROWS} rows")
     _add_output_options(sweep, "the full per-position sweep table")
-    sweep.set_defaults(run=_cmd_sweep)
+    sweep.set_defaults(run=_cmd_sweep, validate=_validate_sweep, saved=_saved_runs)
 
     growth = commands.add_parser(
         "growth", help="fit linear / variance-linear / exponential / power growth of rms with depth (C1, C2, C4)",
@@ -622,10 +767,10 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     add_config_arguments(growth, multi=True)
     _add_sweep_options(growth)
-    growth.add_argument("--first-layer", type=int, default=0, help="fit layers ≥ this (0-based)")
+    growth.add_argument("--first-layer", type=index, default=0, help="fit layers ≥ this (0-based)")
     growth.add_argument("--meanfield", action="store_true", help="also fit the mean-field curves")
     _add_output_options(growth, "the fit table")
-    growth.set_defaults(run=_cmd_growth)
+    growth.set_defaults(run=_cmd_growth, validate=_validate_growth, saved=_saved_runs)
 
     bench = commands.add_parser(
         "bench", help="Monte Carlo FLOP/s vs dense matmul, mean-field time, streamed peak memory (reports only)",
@@ -633,11 +778,11 @@ def _build_parser() -> argparse.ArgumentParser:
         "streamed run over a dense torch.matmul measured in the same run, meanfield.predict time at depth "
         "1024, peak RSS of a streamed run at depth 1024 over depth 16. Reports; asserts nothing.",
     )
-    bench.add_argument("--widths", type=int, nargs="+", default=[512, 1024])
-    bench.add_argument("--memory-width", type=int, default=256)
-    bench.add_argument("--meanfield-lengths", type=int, nargs="+", default=[64])
-    bench.add_argument("--device", default="cpu")
-    bench.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    bench.add_argument("--widths", type=size, nargs="+", default=[512, 1024])
+    bench.add_argument("--memory-width", type=size, default=256)
+    bench.add_argument("--meanfield-lengths", type=size, nargs="+", default=[64])
+    bench.add_argument("--device", type=device, default="cpu")
+    bench.add_argument("--threads", type=size, default=None, help="torch CPU threads (default: torch's)")
     _add_output_options(bench)
     bench.set_defaults(run=_cmd_bench)
 
@@ -647,10 +792,10 @@ def _build_parser() -> argparse.ArgumentParser:
         "largest measured/bound ratio of bhyt_theory.bounds on real Stacks, every scheme, plus the ratio at "
         "the default initialisation. A ratio above 1 would be a counterexample.",
     )
-    bounds.add_argument("--seed", type=int, default=0)
-    bounds.add_argument("--random-trials", type=int, default=6, help="random configurations per scheme")
-    bounds.add_argument("--hill-climb-steps", type=int, default=40)
-    bounds.add_argument("--threads", type=int, default=1, help="torch CPU threads (the search is sized for one core)")
+    bounds.add_argument("--seed", type=seed, default=0)
+    bounds.add_argument("--random-trials", type=size, default=6, help="random configurations per scheme")
+    bounds.add_argument("--hill-climb-steps", type=index, default=40)
+    bounds.add_argument("--threads", type=size, default=1, help="torch CPU threads (the search is sized for one core)")
     _add_output_options(bounds)
     bounds.set_defaults(run=_cmd_bounds)
 
@@ -661,16 +806,17 @@ def _build_parser() -> argparse.ArgumentParser:
         "for bhyt/bhytline, the estimate/exact ratio. --compare-seeds N also runs N Monte Carlo stacks.",
     )
     add_config_arguments(predict)
-    predict.add_argument("--input-std", type=float, default=0.02, help="inputs iid N(0, input_std²)")
-    predict.add_argument("--length", type=int, default=None, help="input length T (default: seq_len)")
-    predict.add_argument("--attention", choices=("uniform_causal", "uniform"), default="uniform_causal")
+    predict.add_argument("--input-std", type=positive_real, default=0.02, help="inputs iid N(0, input_std²)")
+    predict.add_argument("--length", type=size, default=None, help="input length T (default: seq_len)")
+    predict.add_argument("--attention", **one_of(("uniform_causal", "uniform"), "ATTENTION"), default="uniform_causal",
+                         help="attention pattern of the mean field; " + choices_help(("uniform_causal", "uniform")))
     predict.add_argument("--per-position", action="store_true", help="one row per layer × sublayer × position")
     predict.add_argument("--uncorrelated", action="store_true", help="drop token correlations (per-position recursion)")
-    predict.add_argument("--compare-seeds", type=int, default=0, help="Monte Carlo seeds to compare against (0: none)")
-    predict.add_argument("--batch", type=int, default=library_default(compare_with_monte_carlo, "inputs").batch,
+    predict.add_argument("--compare-seeds", type=index, default=0, help="Monte Carlo seeds to compare against (0: none)")
+    predict.add_argument("--batch", type=size, default=library_default(compare_with_monte_carlo, "inputs").batch,
                          help="Monte Carlo batch per seed")
     _add_output_options(predict)
-    predict.set_defaults(run=_cmd_predict)
+    predict.set_defaults(run=_cmd_predict, validate=_validate_config)
 
     _add_new_statement_commands(commands)
     _add_train_parser(commands)
@@ -678,13 +824,51 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _error(args: argparse.Namespace, message: object) -> None:
+    print(f"bhyt-theory {args.command}: error: {' '.join(str(message).split())}", file=sys.stderr)
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so that Python's flush at exit does not hit the closed pipe again."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout is not a real file (e.g. captured in tests)
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _build_parser().parse_args(argv)
+    """Parse, validate every option (exit 2 on the first bad one), then run the command.
+
+    Exit codes: 0 done, 1 a check failed or an output could not be written, 2 bad
+    options, 130 interrupted (Ctrl-C), 141 stdout closed by its reader.
+    """
+    try:
+        args = _build_parser().parse_args(argv)
+    except SystemExit as done:  # --help, or a bad option (argparse has printed why)
+        return 0 if done.code is None else int(done.code)
+    try:
+        getattr(args, "validate", lambda _: None)(args)
+    except ValueError as error:
+        _error(args, error)
+        return 2
     try:
         return args.run(args)
     except ValueError as error:
-        print(f"bhyt-theory {args.command}: {error}", file=sys.stderr)
+        _error(args, error)
         return 2
+    except KeyboardInterrupt:
+        saved = getattr(args, "saved", lambda _: None)(args)
+        # On a terminal, end the line a progress bar may have left open.
+        print(("\n" if sys.stderr.isatty() else "") + f"bhyt-theory {args.command}: interrupted; "
+              + (f"{saved} are saved and rerunning the same command resumes from them" if saved
+                 else "this command keeps no partial results, so a rerun starts again"), file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        _quiet_stdout()
+        return 141
+    except OSError as error:
+        _error(args, error)
+        return 1
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ import torch  # noqa: E402
 from .experiments.montecarlo import source_fingerprint, summarise, sweep  # noqa: E402
 from .numerics.inputs import InputSpec  # noqa: E402
 from .numerics.model import SCHEMES  # noqa: E402
+from .numerics.probes import position_average  # noqa: E402
 
 
 @dataclass
@@ -53,7 +54,9 @@ def section_depth_trace(out_dir: Path, quick: bool) -> Section:
     config = dict(depth=8 if quick else 32, width=64 if quick else 256, heads=4, seq_len=32 if quick else 128)
     seeds = list(range(2 if quick else 4))
     table = sweep({"scheme": list(SCHEMES)}, seeds, InputSpec(batch=4, std=0.02), base=config, cache_dir=out_dir / "cache")
-    table.to_csv(out_dir / "depth_trace.csv", index=False)
+    # The section reads position-averaged statistics only; the per-position detail stays in the cache.
+    keys = ["scheme", "seed", "layer", "sublayer"]
+    position_average(table, keys).to_csv(out_dir / "depth_trace.csv", index=False)
     summary = summarise(table[table.sublayer == "mlp"], statistics=("rms",))
     wide = summary.pivot(index="layer", columns="scheme", values="mean")[list(SCHEMES)]
     depth = config["depth"]
@@ -72,7 +75,8 @@ def section_depth_trace(out_dir: Path, quick: bool) -> Section:
 
     with pd.option_context("display.width", 250, "display.max_columns", None, "display.float_format", "{:.4g}".format):
         text = (
-            f"Config: {config}, init_std 0.02, inputs N(0, 0.02²), batch 4, seeds {list(seeds)}.\n"
+            f"Config: {config}, init_std 0.02, inputs N(0, 0.02²), batch 4, seeds {list(seeds)}; "
+            "depth_trace.csv: position-averaged statistics per scheme × seed × layer × sublayer.\n"
             f"rms after each layer (position-averaged, mean over seeds):\n{wide}\n\n"
             f"rms at layers {picks} (mean ± standard error over seeds):\n{short}"
         )

@@ -247,9 +247,17 @@ def test_rope_scores_depend_only_on_position_difference(i, j, shift):
         (dict(depth=0), "depth"),
         (dict(kappa=0.0), "kappa"),
         (dict(estimator="magic"), "estimator"),
-        (dict(heads=0), "heads must be ≥ 1"),
-        (dict(kv_heads=0), "kv_heads must be ≥ 1"),
+        (dict(heads=0), "heads must be an integer ≥ 1"),
+        (dict(kv_heads=0), "kv_heads must be an integer ≥ 1"),
         (dict(scheme="rmsnorm", lam_final=2.0), "BHyT schemes only"),
+        (dict(init_std=float("nan")), "init_std must be finite and ≥ 0"),
+        (dict(lam_in=float("nan")), "lam_in must be a finite real"),
+        (dict(lam_post=float("-inf")), "lam_post must be a finite real"),
+        (dict(lam_final=-1.0), "lam_final must be finite and ≥ 0"),
+        (dict(kappa=-10.0), "kappa must be finite and > 0"),
+        (dict(rope_theta=float("inf")), "rope_theta must be finite"),
+        (dict(depth=2.5), "depth must be an integer"),
+        (dict(dtype="int32"), "dtype 'int32' is not one of"),
     ],
 )
 def test_invalid_config_is_rejected_with_a_clear_message(changes, message):
@@ -302,4 +310,4 @@ def test_trace_command_prints_per_layer_table_and_writes_csv(tmp_path, capsys):
 
 def test_trace_command_reports_invalid_config_and_exits_2(capsys):
     assert main(["trace", "--scheme", "nope"]) == 2
-    assert "scheme 'nope'" in capsys.readouterr().err
+    assert "--scheme: invalid choice: 'nope'" in capsys.readouterr().err

@@ -91,7 +91,7 @@ def test_interrupted_sweep_resumes_to_the_uninterrupted_result(tmp_path, monkeyp
     with pytest.raises(Interrupt):
         montecarlo.sweep(GRID, SEEDS, cache_dir=tmp_path, progress=False, on_run=interrupt_after(k))
     assert len(calls) == k
-    assert len(list(tmp_path.glob("*.csv"))) == k
+    assert len(list(tmp_path.glob("*.parquet"))) == k
     assert list(tmp_path.glob("*.tmp")) == []
 
     resumed = montecarlo.sweep(GRID, SEEDS, cache_dir=tmp_path, progress=False)
@@ -100,13 +100,11 @@ def test_interrupted_sweep_resumes_to_the_uninterrupted_result(tmp_path, monkeyp
 
 
 def test_interrupted_write_leaves_no_partial_file(tmp_path, monkeypatch):
-    original = pd.DataFrame.to_csv
-
-    def half_written(self, stream, **kwargs):
-        original(self.iloc[: len(self) // 2], stream, **kwargs)
+    def half_written(table, stream, **kwargs):
+        stream.write(b"PAR1" + bytes(100))
         raise Interrupt
 
-    monkeypatch.setattr(pd.DataFrame, "to_csv", half_written)
+    monkeypatch.setattr(montecarlo.pq, "write_table", half_written)
     with pytest.raises(Interrupt):
         montecarlo.run(small_config(), 0, cache_dir=tmp_path)
     assert list(tmp_path.iterdir()) == []

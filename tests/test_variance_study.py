@@ -417,7 +417,7 @@ def test_cli_grid_defaults_are_the_library_defaults():
     assert tuple(args.grid_seq_lens) == grid["seq_lens"].default
     assert tuple(args.grid_widths) == grid["widths"].default
     assert tuple(args.grid_input_stds) == grid["input_stds"].default
-    assert tuple(tuple(float(v) for v in pair.split(",")) for pair in args.grid_lams) == grid["lams"].default
+    assert tuple(args.grid_lams) == grid["lams"].default  # parsed into (λ₁, λ₂) pairs by cli.lam_pair
     comparison = inspect.signature(estimator_comparison).parameters
     assert tuple(args.seeds) == comparison["seeds"].default
     assert (args.batch, args.input_std) == (comparison["inputs"].default.batch, comparison["inputs"].default.std)

@@ -12,11 +12,18 @@ before block ``l + 1`` is built. Memory is therefore that of one block plus the
 ``O(depth · T)`` statistics, whatever the depth, and the table is identical to
 ``Stack(config, seed).trace(x)``.
 
-Each run's table is written to its own file in a cache folder, named by a hash
-of everything that determines it (the full ``StackConfig``, seed, batch,
-length, input scale and a code-version tag). Files are written to a temporary
-name and renamed, so an interrupted sweep leaves only complete runs behind and
-the next call recomputes only what is missing.
+Each run's table is written to its own Parquet file in a cache folder, named
+by a hash of everything that determines it (the full ``StackConfig``, seed,
+batch, length, input scale and a code-version tag). Files are written to a
+temporary name and renamed, so an interrupted sweep leaves only complete runs
+behind and the next call recomputes only what is missing. Each file carries
+what is needed to verify it on read (``read_cached``): its run key, the row
+count its configuration implies (``depth · 2 · length``), its columns, and a
+SHA-256 of its values. A file that fails any check — truncated, emptied,
+overwritten, a row short — is never used: it is logged by name (logger
+``bhyt_theory.cache``), moved aside to ``<name>.corrupt-<UTC time>`` and the
+run is recomputed. Files are created with the process umask, like any other
+output.
 
 Serves claims C1, C2, C4 (depth-wise growth) and C5 (the variance estimate) of
 docs/claims.md with measurements; ``summarise`` gives per-layer means across seeds
@@ -32,13 +39,17 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import logging
 import os
-import tempfile
+import secrets
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import torch
 from scipy import stats
 from tqdm.auto import tqdm
@@ -47,7 +58,7 @@ from .. import __version__
 from ..numerics import model, norms, probes, schemes
 from ..numerics.inputs import InputSpec
 from ..numerics.model import StackConfig, build_block
-from ..numerics.probes import STATISTICS, TRACE_COLUMNS, TraceProbe, position_average
+from ..numerics.probes import TRACE_COLUMNS, TraceProbe, position_average
 
 DEFAULT_CACHE_DIR = Path("results/cache")
 
@@ -141,28 +152,116 @@ def run_key(config: StackConfig, seed: int, batch: int, length: int, input_std: 
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _cache_path(cache_dir: Path, config: StackConfig, key: str) -> Path:
-    return cache_dir / f"{config.scheme}-{key}.csv"
+CACHE_SUFFIX = ".parquet"
+RUN_TABLE_COLUMNS = ("scheme", "seed") + TRACE_COLUMNS
+log = logging.getLogger("bhyt_theory.cache")
 
 
-def _write_atomically(table: pd.DataFrame, path: Path) -> None:
-    """Write ``table`` as CSV under a temporary name, then rename: a reader (or a
-    resumed sweep) sees either no file or the whole file."""
+class CorruptCacheFile(ValueError):
+    """A cache file that fails verification; the message says which check failed."""
+
+
+def cache_path(cache_dir: Path | str, config: StackConfig, key: str) -> Path:
+    """The cache file of the run with key ``key`` (``run_key``)."""
+    return Path(cache_dir) / f"{config.scheme}-{key}{CACHE_SUFFIX}"
+
+
+def expected_rows(config: StackConfig, length: int) -> int:
+    """Rows of a run's table: one per layer × sublayer (attn, mlp) × position."""
+    return config.depth * 2 * length
+
+
+def table_checksum(table: pd.DataFrame) -> str:
+    """SHA-256 (hex) of a table's column names and values, independent of the file format.
+
+    Numbers are hashed as little-endian float64/int64 bytes (NaN included, so a
+    statistic a scheme does not measure is covered), text as UTF-8.
+    """
+    digest = hashlib.sha256()
+    for name in table.columns:
+        column = table[name]
+        digest.update(name.encode() + b"\0")
+        if pd.api.types.is_float_dtype(column):
+            digest.update(column.to_numpy("<f8").tobytes())
+        elif pd.api.types.is_integer_dtype(column):
+            digest.update(column.to_numpy("<i8").tobytes())
+        else:
+            digest.update("\0".join(column.astype(str)).encode())
+    return digest.hexdigest()
+
+
+def _metadata(key: str, rows: int, checksum: str) -> dict[bytes, bytes]:
+    record = {"run_key": key, "rows": rows, "columns": list(RUN_TABLE_COLUMNS), "sha256": checksum}
+    return {b"bhyt_theory.cache": json.dumps(record).encode()}
+
+
+def write_cached(table: pd.DataFrame, path: Path, key: str, rows: int) -> None:
+    """Write a run's table as Parquet with its verification record, atomically.
+
+    The file is written under a unique temporary name in the same folder and then
+    renamed over ``path``, so a reader (or a resumed sweep) sees no file or the
+    whole file. Compression: zstd, dictionary-encoded text, byte-stream-split
+    floats (each float64 round-trips exactly). The file mode follows the umask.
+    """
+    if list(table.columns) != list(RUN_TABLE_COLUMNS) or len(table) != rows:
+        raise ValueError(f"not a run table of {rows} rows with columns {RUN_TABLE_COLUMNS}")
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    arrow = arrow.replace_schema_metadata({**arrow.schema.metadata, **_metadata(key, rows, table_checksum(table))})
+    floats = [name for name in table.columns if pd.api.types.is_float_dtype(table[name])]
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    temporary = path.with_name(f"{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     try:
-        with os.fdopen(handle, "w", newline="") as stream:
-            # 17 significant digits round-trip every float64 exactly.
-            table.to_csv(stream, index=False, float_format="%.17g")
+        # os.open with mode 0o666 lets the umask decide the permissions (mkstemp forces 0600).
+        with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as stream:
+            pq.write_table(arrow, stream, compression="zstd", use_dictionary=["scheme", "sublayer"],
+                           use_byte_stream_split=floats)
         os.replace(temporary, path)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
 
 
-def _read_cached(path: Path) -> pd.DataFrame:
-    # Explicit dtypes: a statistic that is 0 at every row would otherwise read back as int.
-    return pd.read_csv(path, dtype={"scheme": str, "sublayer": str, **{s: "float64" for s in STATISTICS}})
+def read_cached(path: Path, key: str, rows: int) -> pd.DataFrame:
+    """A cached run's table, verified against its run ``key`` and expected ``rows``.
+
+    Raises
+    ------
+    CorruptCacheFile
+        The file is not readable Parquet, has no verification record, belongs to
+        another run, has the wrong columns or number of rows, or its values do not
+        match their SHA-256.
+    """
+    try:
+        arrow = pq.read_table(path)
+        record = json.loads((arrow.schema.metadata or {})[b"bhyt_theory.cache"])
+    except (pa.ArrowException, OSError, KeyError, ValueError) as error:
+        raise CorruptCacheFile(f"not a readable cache file: {type(error).__name__}: {error}") from None
+    table = arrow.to_pandas()
+    problems = [
+        f"{name} {found!r}, expected {wanted!r}"
+        for name, found, wanted in [
+            ("run key", record.get("run_key"), key),
+            ("rows in the record", record.get("rows"), rows),
+            ("rows in the file", len(table), rows),
+            ("columns", list(table.columns), list(RUN_TABLE_COLUMNS)),
+        ]
+        if found != wanted
+    ]
+    if not problems and table_checksum(table) != record.get("sha256"):
+        problems.append("values do not match their SHA-256")
+    if problems:
+        raise CorruptCacheFile("; ".join(problems))
+    return table
+
+
+def _set_aside(path: Path, reason: str) -> None:
+    """Move a failed cache file to ``<name>.corrupt-<UTC time>`` and log it by name."""
+    aside = path.with_name(f"{path.name}.corrupt-{datetime.now(timezone.utc):%Y%m%dT%H%M%S.%fZ}")
+    try:
+        os.replace(path, aside)
+    except FileNotFoundError:  # another process set it aside first
+        return
+    log.warning("cache file %s failed verification (%s); moved to %s, recomputing", path, reason, aside.name)
 
 
 def run(
@@ -184,7 +283,9 @@ def run(
     inputs : InputSpec
         Batch, length (``None``: ``config.seq_len``) and scale of the input hidden states.
     cache_dir : path or None
-        Folder of cached runs; ``None`` computes without reading or writing.
+        Folder of cached runs; ``None`` computes without reading or writing. A
+        cached file is verified before use (``read_cached``); one that fails is
+        logged, set aside and recomputed.
     progress : bool
         Per-layer progress bar for deep runs.
     tag : str
@@ -199,14 +300,19 @@ def run(
     """
     length = inputs.length_for(config.seq_len)
     path = None
+    rows = expected_rows(config, length)
     if cache_dir is not None:
-        path = _cache_path(Path(cache_dir), config, run_key(config, seed, inputs.batch, length, inputs.std, tag))
+        key = run_key(config, seed, inputs.batch, length, inputs.std, tag)
+        path = cache_path(cache_dir, config, key)
         if path.exists():
-            return _read_cached(path)
+            try:
+                return read_cached(path, key, rows)
+            except CorruptCacheFile as error:
+                _set_aside(path, str(error))
     x = inputs.hidden_states(config, seed)
     table = stream_trace(config, seed, x, progress=progress)
     if path is not None:
-        _write_atomically(table, path)
+        write_cached(table, path, key, rows)
     return table
 
 
@@ -260,7 +366,7 @@ def sweep(
     base : mapping, optional
         ``StackConfig`` field → value for the fields the grid does not vary.
     cache_dir : path or None
-        One CSV file per finished run; ``None`` disables the cache.
+        One verified Parquet file per finished run; ``None`` disables the cache.
     progress : bool
         Progress bar over runs (and over layers of runs ≥ ``LAYER_BAR_MIN_DEPTH`` deep).
     on_run : callable, optional

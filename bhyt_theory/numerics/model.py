@@ -28,6 +28,7 @@ References: Byun et al., arXiv 2601.09719 (BHyT); Sun et al., arXiv 2502.05795
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
@@ -38,7 +39,7 @@ from torch import Tensor, nn
 
 from . import schemes
 from .estimators import ESTIMATORS, EstimateInputs, estimator_parameters, token_positions
-from .norms import BHyT, attention_variance_constant, mean_square
+from .norms import BHyT, attention_variance_constant, check_real, mean_square
 from .probes import NO_PROBE, Probe, TraceProbe
 from .schemes import NORMALISERS, SCHEME_TABLE, scheme_row
 
@@ -50,6 +51,22 @@ KAPPA_SCHEDULES = {
     "decay": lambda layer: layer**-0.5,
     "grow": lambda layer: layer**0.5,
     "mild_grow": lambda layer: layer**0.25,
+}
+DTYPES = ("float32", "float64", "bfloat16", "float16")
+INTEGER_FIELDS = ("depth", "width", "heads", "kv_heads", "mlp_width", "seq_len")
+# Accepted range of each real field: (minimum or None, strict); every value must be finite.
+# λ₁, λ₂ may take any sign: a trained λ may reach or cross zero (λ = 0 switches the branch
+# off, λ < 0 negates γ; norms module docstring, "Validation"). lam_final = 0 means "no
+# last-layer BHyT", so it is ≥ 0.
+REAL_RANGES = {
+    "lam_in": (None, False),
+    "lam_post": (None, False),
+    "lam_final": (0.0, False),
+    "kappa": (0.0, True),
+    "dyt_alpha": (0.0, True),
+    "derf_alpha": (0.0, True),
+    "init_std": (0.0, False),
+    "rope_theta": (0.0, True),
 }
 
 
@@ -97,9 +114,15 @@ class StackConfig:
         table = schemes.SCHEME_TABLE  # read at call time: a table extended at run time is seen
         if self.scheme not in table:
             problems.append(f"scheme {self.scheme!r} is not one of {tuple(table)}")
-        for name in ("depth", "width", "heads", "kv_heads", "mlp_width", "seq_len"):
-            if getattr(self, name) < 1:
-                problems.append(f"{name} must be ≥ 1, got {getattr(self, name)}")
+        for name in INTEGER_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                problems.append(f"{name} must be an integer ≥ 1, got {value!r}")
+        for name, (minimum, strict) in REAL_RANGES.items():
+            try:
+                check_real(getattr(self, name), name, minimum, strict)
+            except (TypeError, ValueError) as error:
+                problems.append(str(error))
         if not problems:  # the divisibility checks need positive sizes
             if self.width % self.heads:
                 problems.append(f"width {self.width} is not a multiple of heads {self.heads}")
@@ -109,18 +132,14 @@ class StackConfig:
                 problems.append(f"heads {self.heads} is not a multiple of kv_heads {self.kv_heads}")
         if self.lam_final and self.scheme in table and not table[self.scheme].bhyt_family:
             problems.append(f"lam_final (a last-layer BHyT) applies to BHyT schemes only, not {self.scheme!r}")
-        if self.kappa <= 0:
-            problems.append(f"kappa must be > 0, got {self.kappa}")
         if self.kappa_schedule not in KAPPA_SCHEDULES:
             problems.append(f"kappa_schedule {self.kappa_schedule!r} is not one of {tuple(KAPPA_SCHEDULES)}")
         if self.estimator not in ESTIMATORS:
             problems.append(f"estimator {self.estimator!r} is not one of {tuple(ESTIMATORS)}")
         if self.exact_layers < 0:
             problems.append(f"exact_layers must be ≥ 0, got {self.exact_layers}")
-        if self.init_std < 0:
-            problems.append(f"init_std must be ≥ 0, got {self.init_std}")
-        if self.dtype not in ("float32", "float64", "bfloat16", "float16"):
-            problems.append(f"dtype {self.dtype!r} is not float32, float64, bfloat16 or float16")
+        if self.dtype not in DTYPES:
+            problems.append(f"dtype {self.dtype!r} is not one of {DTYPES}")
         if problems:
             raise ValueError("invalid StackConfig: " + "; ".join(problems))
 

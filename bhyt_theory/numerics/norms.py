@@ -18,9 +18,27 @@ not form it and stays correct there).
 
 Non-finite input propagates, as torch does, and never turns into a finite
 wrong number: a NaN or ±Inf anywhere in a token makes the whole token's output
-NaN for the token-statistic norms (RMSNorm, LayerNorm, BHyT); a non-finite
-mean-square estimate ``M`` does the same for BHyT. The element-wise DyT and
-Derf keep torch's element-wise limits (``tanh(±inf) = ±1``, ``NaN → NaN``).
+NaN for the token-statistic norms (RMSNorm, LayerNorm, BHyT — BHyT with a
+supplied estimate ``M`` included, because the per-token scale ``max_i |h_i|``
+is a statistic of the whole token); a non-finite mean-square estimate ``M``
+does the same for BHyT. The element-wise DyT and Derf keep torch's
+element-wise limits (``tanh(±inf) = ±1``, ``NaN → NaN``).
+
+Validation
+----------
+What cannot be computed correctly is rejected, naming the argument:
+hidden states must be floating tensors (float16, bfloat16, float32, float64;
+an integer, bool or complex ``h`` would come back truncated to integers or
+with its imaginary part dropped → ``TypeError``) with at least one dimension
+and a non-empty last (feature) dimension (→ ``ValueError``); ``κ`` must be
+finite and > 0, ``ε`` finite and ≥ 0 (→ ``ValueError``). ``λ`` may be any
+finite real: ``λ = 0`` gives the zero output (the sublayer's branch is off)
+and ``λ < 0`` is ``BHyT`` with ``γ`` negated, since tanh is odd. The reference
+implementation trains λ as an unconstrained parameter, so a trained λ may
+reach or cross zero and must still be computable; the bounds use ``|λ|``.
+``model.StackConfig`` accepts any finite λ too; only the command line, which
+sets initial values, requires λ₁, λ₂ > 0. A tensor λ
+is used as is (checking its value would synchronise a GPU on every call).
 
 References
 ----------
@@ -31,6 +49,7 @@ Derf: arXiv 2512.10938.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import torch
@@ -42,6 +61,8 @@ KAPPA = 10.0
 __all__ = [
     "EPS",
     "KAPPA",
+    "check_hidden_states",
+    "check_real",
     "mean_square",
     "root_mean_square",
     "rms_norm",
@@ -72,15 +93,73 @@ def _stat_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
+def check_hidden_states(h: Tensor, name: str = "h") -> None:
+    """Reject a ``h`` no normaliser can compute correctly (module docstring, "Validation").
+
+    Raises
+    ------
+    TypeError
+        ``h`` is not a tensor, or its dtype is not floating (integer, bool, complex).
+    ValueError
+        ``h`` is 0-dimensional or its last (feature) dimension is empty.
+    """
+    if not isinstance(h, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(h).__name__}")
+    if not h.is_floating_point():
+        raise TypeError(
+            f"{name} must have a floating dtype (float16, bfloat16, float32 or float64), got {h.dtype}; "
+            f"convert it explicitly first ({name}.float() for integers or bool, {name}.real for complex)"
+        )
+    if h.ndim == 0:
+        raise ValueError(f"{name} must have at least one dimension (the features), got a 0-dim tensor")
+    if h.shape[-1] == 0:
+        raise ValueError(f"{name} must have a non-empty last (feature) dimension, got shape {tuple(h.shape)}")
+
+
+def check_real(value: float | Tensor, name: str, minimum: float | None = None, strict: bool = False) -> None:
+    """Reject a scalar parameter outside its range: a real number, finite, and
+    ``> minimum`` (``strict``) or ``≥ minimum``; a real tensor is accepted as is.
+
+    Raises
+    ------
+    TypeError
+        ``value`` is not a real number (bool, complex, string) or a complex tensor.
+    ValueError
+        ``value`` is NaN, infinite, or below ``minimum``.
+    """
+    if isinstance(value, Tensor):
+        if value.is_complex() or value.dtype == torch.bool:
+            raise TypeError(f"{name} must be a real tensor, got dtype {value.dtype}")
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    if not math.isfinite(value) or (minimum is not None and (value <= minimum if strict else value < minimum)):
+        accepted = "a finite real" if minimum is None else f"finite and {'>' if strict else '≥'} {minimum:g}"
+        raise ValueError(f"{name} must be {accepted}, got {value!r}")
+
+
+def _check_bhyt_scalars(lam: float | Tensor, kappa: float, eps: float) -> None:
+    check_real(lam, "lam")
+    check_real(kappa, "kappa", minimum=0.0, strict=True)
+    check_real(eps, "eps", minimum=0.0)
+
+
+def _statistics_input(h: Tensor) -> Tensor:
+    """``h`` validated and cast to the statistics dtype."""
+    check_hidden_states(h)
+    return h.to(_stat_dtype(h.dtype))
+
+
 def _scaled(h: Tensor) -> tuple[Tensor, Tensor]:
     """Split ``h = s · x`` with ``s = max |h_i|`` per token, so ``|x_i| ≤ 1``.
 
-    Rows of zeros get ``s = 1``. A NaN or Inf in a row makes its ``s`` non-finite,
-    and ``x`` then holds NaN, which propagates to every statistic of that row.
+    Rows of zeros get ``s = 1``. A NaN or Inf in a row makes its ``s`` non-finite
+    (``amax`` propagates NaN), and ``x`` then holds NaN, which propagates to every
+    statistic of that row and to BHyT's output under a supplied estimate ``M``.
     """
-    h = h.to(_stat_dtype(h.dtype))
+    h = _statistics_input(h)
     scale = h.abs().amax(dim=-1, keepdim=True)
-    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    scale = torch.where(scale == 0, torch.ones_like(scale), scale)
     x = h / scale
     x = torch.where(torch.isfinite(scale), x, torch.full_like(x, math.nan))
     return x, scale
@@ -141,6 +220,7 @@ def rms_norm(h: Tensor, gamma: Tensor | None = None, eps: float = EPS) -> Tensor
     >>> rms_norm(torch.tensor([3.0, 4.0]))  # m = 12.5
     tensor([0.8485, 1.1314])
     """
+    check_real(eps, "eps", minimum=0.0)
     x, scale = _scaled(h)
     return _apply_affine(_inverse_root(x, scale, eps), gamma, None, h.dtype)
 
@@ -149,13 +229,14 @@ def layer_norm(
     h: Tensor, gamma: Tensor | None = None, beta: Tensor | None = None, eps: float = EPS
 ) -> Tensor:
     """LayerNorm: ``γ ⊙ (h − μ) / sqrt(var(h) + ε) + β`` (biased variance)."""
+    check_real(eps, "eps", minimum=0.0)
     x, scale = _scaled(h)
     return _apply_affine(_inverse_root(x, scale, eps, centred=True), gamma, beta, h.dtype)
 
 
 def dyt_argument(h: Tensor, alpha: float | Tensor) -> Tensor:
     """DyT's tanh argument ``α h``, in the statistics dtype."""
-    return alpha * h.to(_stat_dtype(h.dtype))
+    return alpha * _statistics_input(h)
 
 
 def dyt(h: Tensor, alpha: float | Tensor, gamma: Tensor | None = None, beta: Tensor | None = None) -> Tensor:
@@ -170,7 +251,7 @@ def dyt(h: Tensor, alpha: float | Tensor, gamma: Tensor | None = None, beta: Ten
 
 def derf_argument(h: Tensor, alpha: float | Tensor, shift: float | Tensor = 0.0) -> Tensor:
     """Derf's erf argument ``α h + s``, in the statistics dtype."""
-    return alpha * h.to(_stat_dtype(h.dtype)) + shift
+    return alpha * _statistics_input(h) + shift
 
 
 def derf(
@@ -185,7 +266,10 @@ def derf(
 
 
 def _check_mean_square(h: Tensor, estimate: Tensor | float) -> Tensor:
+    """The estimate ``M`` as a real tensor broadcastable to ``h[..., :1]``."""
     estimate = torch.as_tensor(estimate, device=h.device)
+    if estimate.is_complex() or estimate.dtype == torch.bool:
+        raise TypeError(f"mean_square must be real, got dtype {estimate.dtype}")
     if estimate.shape[-1:] not in ((1,), ()):
         raise ValueError(
             f"mean_square must be broadcastable to h[..., :1]; got shape {tuple(estimate.shape)} "
@@ -205,15 +289,23 @@ def bhyt_argument(
 
     Parameters
     ----------
-    h : Tensor, shape ``(..., d)``
+    h : Tensor, shape ``(..., d)``, floating dtype, ``d ≥ 1``
     lam : float or scalar Tensor
-        λ (learnable in the model).
+        λ (learnable in the model), any finite real: 0 gives ``z = 0``, a negative
+        λ flips the sign of ``z`` (module docstring, "Validation").
     kappa : float
-        κ, fixed (10 in the paper).
+        κ > 0, fixed (10 in the paper).
     mean_square : Tensor broadcastable to ``h[..., :1]``, optional
         The estimate ``M``. ``None`` means the exact ``m(h)`` (BHyT*), computed
         overflow-safely.
     eps : float
+        ε ≥ 0.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For ``h``, ``lam``, ``kappa``, ``eps`` outside the ranges above
+        (``check_hidden_states``, ``check_real``).
 
     Returns
     -------
@@ -225,6 +317,7 @@ def bhyt_argument(
     ``max|z_i| ≤ (λ/κ)√d`` (proofs/bounded_argument.md). A non-finite ``M``
     gives NaN, never the silent zeros ``h / sqrt(inf)`` would.
     """
+    _check_bhyt_scalars(lam, kappa, eps)
     ratio = lam / kappa
     if mean_square is None:
         x, scale = _scaled(h)
@@ -334,6 +427,7 @@ def estimate_post_attention_mean_square(
 
     ``lam`` is the *input-side* λ₁ (docs/estimators.md §2).
     """
+    check_real(kappa, "kappa", minimum=0.0, strict=True)
     return mean_square + c_attn * (lam / kappa) ** 2
 
 
@@ -400,6 +494,7 @@ def precompute_decode_constants(
     (proofs/decode_precomputation.md).
     """
     _check_order(order)
+    check_real(kappa, "kappa", minimum=0.0, strict=True)
     c_attn = torch.as_tensor(c_attn, dtype=torch.float64)
     lam_in, lam_post = torch.as_tensor(lam_in).detach(), torch.as_tensor(lam_post).detach()
     if order == "float64_constants":
@@ -436,6 +531,7 @@ def bhyt_decode(
     (proofs/decode_precomputation.md; claim C9).
     """
     _check_order(constants.order)
+    check_real(eps, "eps", minimum=0.0)
     estimate = _check_mean_square(h_after, mean_square_in) + constants.increment
     x, scale = _scaled(h_after)
     factor = scale.double() / (estimate.double() + eps).sqrt()
@@ -516,6 +612,7 @@ class BHyT(_Affine):
 
     def __init__(self, d: int, lam: float = 2.0, kappa: float = KAPPA, eps: float = EPS):
         super().__init__(d, bias=False)
+        _check_bhyt_scalars(lam, kappa, eps)
         self.lam = nn.Parameter(torch.tensor(float(lam)))
         self.kappa = float(kappa)
         self.eps = eps
