@@ -128,9 +128,11 @@ def _cmd_trace(args: argparse.Namespace) -> int:
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from .experiments import executor
     from .report import reproduce
 
-    reproduce(args.out, quick=args.quick)
+    with executor.backend(args.workers, args.scheduler):
+        reproduce(args.out, quick=args.quick)
     return 0
 
 
@@ -228,10 +230,12 @@ def _sweep_grid(args: argparse.Namespace, defaults: dict | None = None) -> dict:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
+    from .experiments import executor
     from .experiments.montecarlo import RUN_COLUMNS, summarise, sweep
 
-    table = sweep(_sweep_grid(args), args.seeds, InputSpec(args.batch), cache_dir=None if args.no_cache else args.cache_dir,
-                  progress=not args.no_progress)
+    with executor.backend(args.workers, args.scheduler):
+        table = sweep(_sweep_grid(args), args.seeds, InputSpec(args.batch),
+                      cache_dir=None if args.no_cache else args.cache_dir, progress=not args.no_progress)
     write_table(table, args.csv, args.json)
     summary = summarise(table, args.statistics, per_position=args.per_position, level=args.level)
     write_table(summary, args.summary_csv)
@@ -273,11 +277,13 @@ def _growth_defaults(default_growth: dict) -> dict:
 
 
 def _cmd_growth(args: argparse.Namespace) -> int:
+    from .experiments import executor
     from .experiments.growth import DEFAULT_GROWTH, fit_growth, meanfield_growth
     from .experiments.montecarlo import RUN_COLUMNS, sweep
 
-    table = sweep(_sweep_grid(args, _growth_defaults(DEFAULT_GROWTH)), args.seeds, InputSpec(args.batch),
-                  cache_dir=None if args.no_cache else args.cache_dir, progress=not args.no_progress)
+    with executor.backend(args.workers, args.scheduler):
+        table = sweep(_sweep_grid(args, _growth_defaults(DEFAULT_GROWTH)), args.seeds, InputSpec(args.batch),
+                      cache_dir=None if args.no_cache else args.cache_dir, progress=not args.no_progress)
     fits = fit_growth(table, first_layer=args.first_layer, level=args.level).assign(source="monte carlo")
     if args.meanfield:
         fits = pd.concat([fits, meanfield_growth(table, first_layer=args.first_layer).assign(source="mean field")])
@@ -527,6 +533,16 @@ def _add_sweep_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", type=output_folder, default="results/cache")
     parser.add_argument("--no-cache", action="store_true")
     parser.add_argument("--no-progress", action="store_true")
+    _add_backend_options(parser)
+
+
+def _add_backend_options(parser: argparse.ArgumentParser) -> None:
+    """``--workers N`` / ``--scheduler ADDRESS``: run each Monte Carlo run as a Dask task (default: serial)."""
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=size, default=None,
+                       help="run on a local Dask cluster of N worker processes, one thread each")
+    where.add_argument("--scheduler", default=None,
+                       help="run on an existing Dask cluster: its scheduler's address (tcp://host:8786)")
 
 
 # --- issue 9's new statements: backward pass, stale c_attn, position estimator, decode path (C9) ---
@@ -678,6 +694,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     reproduce.add_argument("--out", type=output_folder, default="results", help="output folder (created)")
     reproduce.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
+    _add_backend_options(reproduce)
     reproduce.set_defaults(run=_cmd_reproduce, saved=lambda args: f"finished sections in {args.out / 'sections'} "
                            f"and Monte Carlo runs in {args.out / 'cache'}")
 
@@ -840,8 +857,11 @@ def main(argv: list[str] | None = None) -> int:
     """Parse, validate every option (exit 2 on the first bad one), then run the command.
 
     Exit codes: 0 done, 1 a check failed or an output could not be written, 2 bad
-    options, 130 interrupted (Ctrl-C), 141 stdout closed by its reader.
+    options or an unreachable Dask scheduler, 130 interrupted (Ctrl-C), 141 stdout
+    closed by its reader.
     """
+    from .experiments.executor import SchedulerUnreachable
+
     try:
         args = _build_parser().parse_args(argv)
     except SystemExit as done:  # --help, or a bad option (argparse has printed why)
@@ -853,7 +873,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.run(args)
-    except ValueError as error:
+    # SchedulerUnreachable is an OSError: caught here, before OSError's exit 1.
+    except (ValueError, SchedulerUnreachable) as error:
         _error(args, error)
         return 2
     except KeyboardInterrupt:

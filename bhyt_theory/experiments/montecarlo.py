@@ -36,6 +36,7 @@ References: Byun et al., arXiv 2601.09719 (BHyT); Sun et al., arXiv 2502.05795
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import itertools
 import json
@@ -59,6 +60,7 @@ from ..numerics import model, norms, probes, schemes
 from ..numerics.inputs import InputSpec
 from ..numerics.model import StackConfig, build_block
 from ..numerics.probes import TRACE_COLUMNS, TraceProbe, position_average
+from . import executor
 
 DEFAULT_CACHE_DIR = Path("results/cache")
 
@@ -316,6 +318,13 @@ def run(
     return table
 
 
+def _run_task(spec: tuple[StackConfig, int, dict], cache_dir: Path | str | None, progress: bool, tag: str) -> pd.DataFrame:
+    """One run of a sweep from its ``(config, seed, run options)``: the task ``sweep`` maps."""
+    config, seed, options = spec
+    inputs = InputSpec(options["batch"], options["length"], options["input_std"])
+    return run(config, seed, inputs, cache_dir=cache_dir, progress=progress, tag=tag)
+
+
 def grid_configs(grid: Mapping[str, Sequence], base: Mapping[str, object] | None = None) -> list[tuple[StackConfig, dict]]:
     """Every point of ``grid`` as ``(StackConfig, run options)``.
 
@@ -353,6 +362,10 @@ def sweep(
 ) -> pd.DataFrame:
     """Run every grid point × seed (cached runs are read, not recomputed).
 
+    Each run is one task of ``executor.map_runs``: computed in this process by
+    default, on a Dask cluster inside ``with executor.backend(workers=N)`` (or
+    ``scheduler=ADDRESS``); the table is the same, bit for bit.
+
     Parameters
     ----------
     grid : mapping
@@ -370,8 +383,9 @@ def sweep(
     progress : bool
         Progress bar over runs (and over layers of runs ≥ ``LAYER_BAR_MIN_DEPTH`` deep).
     on_run : callable, optional
-        Called as ``on_run(config, seed, options)`` after each run is finished
-        and stored (a hook for logging, or for interrupting a sweep).
+        Called as ``on_run(config, seed, options)`` in this process after each
+        run is finished and stored (a hook for logging, or for interrupting a
+        sweep); on a Dask backend in the order runs finish.
     tag : str
         Code-version tag of the cache key.
 
@@ -385,21 +399,23 @@ def sweep(
     seeds = list(seeds)
     points = grid_configs(grid, base)
     defaults = {"batch": inputs.batch, "length": inputs.length, "input_std": inputs.std}
-    tables = []
-    runs = tqdm(
-        list(itertools.product(points, seeds)), desc="Monte Carlo runs", unit="run", disable=None if progress else True
-    )
-    for (config, options), seed in runs:
+    runs = []
+    for (config, options), seed in itertools.product(points, seeds):
         options = {**defaults, **options}
         options["length"] = config.seq_len if options["length"] is None else options["length"]
-        spec = InputSpec(options["batch"], options["length"], options["input_std"])
-        table = run(config, seed, spec, cache_dir=cache_dir, progress=progress, tag=tag)
-        if on_run is not None:
-            on_run(config, seed, options)
-        described = {**config.as_dict(), **options}
-        tables.append(table.drop(columns=["scheme", "seed"]).assign(**described, seed=seed))
-    if not tables:
+        runs.append((config, seed, options))
+    if not runs:
         raise ValueError("empty sweep: the grid or the seeds are empty")
+    # An absolute cache path: a worker on another machine has another working directory.
+    cache_dir = None if cache_dir is None else Path(cache_dir).absolute()
+    # Per-layer bars only in this process: a cluster's workers have no terminal.
+    task = functools.partial(_run_task, cache_dir=cache_dir, progress=progress and executor.current().in_process, tag=tag)
+    finished = None if on_run is None else (lambda index, table: on_run(*runs[index]))
+    results = executor.map_runs(task, runs, desc="Monte Carlo runs", progress=progress, on_result=finished)
+    tables = [
+        table.drop(columns=["scheme", "seed"]).assign(**config.as_dict(), **options, seed=seed)
+        for (config, seed, options), table in zip(runs, results)
+    ]
     result = pd.concat(tables, ignore_index=True)
     leading = list(RUN_COLUMNS) + ["seed"]
     return result[leading + [c for c in result.columns if c not in leading]]
