@@ -32,6 +32,7 @@ from .numerics.estimators import ESTIMATORS
 from .numerics.inputs import InputSpec
 from .numerics.model import (
     DTYPES,
+    PRESETS,
     SCHEMES,
     Stack,
     StackConfig,
@@ -57,6 +58,7 @@ from .options import (
     seed,
     size,
 )
+from .theory.meanfield import ATTENTION_MODELS, SOFTMAX_SAMPLES
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, multi: bool = False) -> None:
@@ -64,7 +66,11 @@ def add_config_arguments(parser: argparse.ArgumentParser, multi: bool = False) -
     each typed and range-checked as ``StackConfig`` requires.
 
     With ``multi=True`` every option takes one or more values (for sweeps).
+    ``--preset`` starts from a paper-scale shape (``model.PRESETS``); options given
+    explicitly override its fields.
     """
+    parser.add_argument("--preset", choices=tuple(PRESETS), default=None,
+                        help="paper-scale shape (explicit options override its fields)")
     hints = typing.get_type_hints(StackConfig)
     for field in dataclasses.fields(StackConfig):
         kind = hints[field.name]
@@ -85,9 +91,12 @@ def add_config_arguments(parser: argparse.ArgumentParser, multi: bool = False) -
 
 
 def config_from_arguments(args: argparse.Namespace, **overrides) -> StackConfig:
-    """The ``StackConfig`` of a single-valued ``add_config_arguments`` parser (validated)."""
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(StackConfig)}
-    values = {k: v for k, v in values.items() if v is not None}
+    """``StackConfig`` from, in increasing precedence: the command's own defaults
+    (``config_defaults``), ``--preset``, the options given, ``overrides``."""
+    values = dict(getattr(args, "config_defaults", {}))
+    values.update(PRESETS[args.preset] if getattr(args, "preset", None) else {})
+    values.update({f.name: getattr(args, f.name) for f in dataclasses.fields(StackConfig)
+                   if getattr(args, f.name) is not None})
     values.update(overrides)
     return StackConfig(**values)
 
@@ -234,7 +243,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from .experiments.montecarlo import RUN_COLUMNS, summarise, sweep
 
     with executor.backend(args.workers, args.scheduler):
-        table = sweep(_sweep_grid(args), args.seeds, InputSpec(args.batch),
+        table = sweep(_sweep_grid(args), args.seeds, InputSpec(args.batch), base=PRESETS.get(args.preset),
                       cache_dir=None if args.no_cache else args.cache_dir, progress=not args.no_progress)
     write_table(table, args.csv, args.json)
     summary = summarise(table, args.statistics, per_position=args.per_position, level=args.level)
@@ -272,8 +281,10 @@ def _summary_excerpt(summary: pd.DataFrame, per_position: bool) -> pd.DataFrame:
     return summary[rows]
 
 
-def _growth_defaults(default_growth: dict) -> dict:
-    return {"scheme": SCHEMES, **{name: [value] for name, value in default_growth.items()}}
+def _growth_defaults(default_growth: dict, preset: str | None = None) -> dict:
+    """``growth``'s grid defaults; a ``--preset`` shape replaces the default shape fields it sets."""
+    shape = PRESETS.get(preset, {})
+    return {"scheme": SCHEMES, **{name: [value] for name, value in default_growth.items() if name not in shape}}
 
 
 def _cmd_growth(args: argparse.Namespace) -> int:
@@ -282,7 +293,8 @@ def _cmd_growth(args: argparse.Namespace) -> int:
     from .experiments.montecarlo import RUN_COLUMNS, sweep
 
     with executor.backend(args.workers, args.scheduler):
-        table = sweep(_sweep_grid(args, _growth_defaults(DEFAULT_GROWTH)), args.seeds, InputSpec(args.batch),
+        table = sweep(_sweep_grid(args, _growth_defaults(DEFAULT_GROWTH, args.preset)), args.seeds,
+                      InputSpec(args.batch), base=PRESETS.get(args.preset),
                       cache_dir=None if args.no_cache else args.cache_dir, progress=not args.no_progress)
     fits = fit_growth(table, first_layer=args.first_layer, level=args.level).assign(source="monte carlo")
     if args.meanfield:
@@ -338,10 +350,12 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     config = config_from_arguments(args)
     if args.compare_seeds:
         inputs = InputSpec(args.batch, args.length, args.input_std)
-        table = compare_with_monte_carlo(config, range(args.compare_seeds), inputs)
+        table = compare_with_monte_carlo(config, range(args.compare_seeds), inputs, tuple(args.statistics),
+                                         attention=args.attention, per_position=args.per_position)
     else:
         predictor = predict_per_position if args.per_position else predict
-        table = predictor(config, args.input_std**2, args.attention, args.length, not args.uncorrelated)
+        table = predictor(config, args.input_std**2, args.attention, args.length, not args.uncorrelated,
+                          args.attention_samples)
     write_table(table, args.csv, args.json)
     show(table, index=False)
     return 0
@@ -499,13 +513,13 @@ def _validate_sweep(args: argparse.Namespace, defaults: dict | None = None) -> l
     for name, values in vars(args).items():
         if name in {f.name for f in dataclasses.fields(StackConfig)} | {"length", "input_std", "seeds"}:
             _check_distinct("--" + name.replace("_", "-"), values)
-    return [config for config, _ in grid_configs(_sweep_grid(args, defaults))]
+    return [config for config, _ in grid_configs(_sweep_grid(args, defaults), PRESETS.get(args.preset))]
 
 
 def _validate_growth(args: argparse.Namespace) -> None:
     from .experiments.growth import DEFAULT_GROWTH
 
-    configs = _validate_sweep(args, _growth_defaults(DEFAULT_GROWTH))
+    configs = _validate_sweep(args, _growth_defaults(DEFAULT_GROWTH, args.preset))
     shallowest = min(config.depth for config in configs)
     if args.first_layer > shallowest - 3:
         raise ValueError(f"--first-layer {args.first_layer} leaves fewer than 3 layers to fit at depth {shallowest}")
@@ -715,7 +729,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "where it occurs and its largest error term.",
     )
     add_config_arguments(variance)
-    variance.set_defaults(depth=65)
+    variance.set_defaults(config_defaults={"depth": 65})
     variance.add_argument("--estimators", nargs="+", **one_of(ESTIMATORS, "ESTIMATOR"), default=None,
                           help="default: every estimator except exact and the training-only ones; " + choices_help(tuple(ESTIMATORS)))
     comparison_inputs = library_default(variance_study.estimator_comparison, "inputs")
@@ -747,7 +761,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "~ N(0, input_std²), by Hutchinson probes (± standard error over probes), at layers 0, 1, 4, 16, L−1.",
     )
     add_config_arguments(jacobian)
-    jacobian.set_defaults(depth=32)
+    jacobian.set_defaults(config_defaults={"depth": 32})
     jacobian.add_argument("--schemes", nargs="+", **one_of(tuple(SCHEME_TABLE), "SCHEME"), default=None,
                           help="default: every scheme but bhytline (= bhyt); " + choices_help(tuple(SCHEME_TABLE)))
     jacobian_inputs = library_default(block_jacobian.jacobian_comparison, "inputs")
@@ -825,8 +839,13 @@ def _build_parser() -> argparse.ArgumentParser:
     add_config_arguments(predict)
     predict.add_argument("--input-std", type=positive_real, default=0.02, help="inputs iid N(0, input_std²)")
     predict.add_argument("--length", type=size, default=None, help="input length T (default: seq_len)")
-    predict.add_argument("--attention", **one_of(("uniform_causal", "uniform"), "ATTENTION"), default="uniform_causal",
-                         help="attention pattern of the mean field; " + choices_help(("uniform_causal", "uniform")))
+    predict.add_argument("--attention", **one_of(ATTENTION_MODELS, "ATTENTION"), default="uniform_causal",
+                         help="attention pattern of the mean field (softmax: causal softmax of Gaussian RoPE "
+                         "queries/keys, needed where dσ² ≳ 0.4); " + choices_help(ATTENTION_MODELS))
+    predict.add_argument("--attention-samples", type=size, default=SOFTMAX_SAMPLES,
+                         help="query/key draws per layer of --attention softmax")
+    predict.add_argument("--statistics", nargs="+", **one_of(STATISTICS, "STATISTIC"), default=["mean_square"],
+                         help="statistics --compare-seeds compares; " + choices_help(STATISTICS))
     predict.add_argument("--per-position", action="store_true", help="one row per layer × sublayer × position")
     predict.add_argument("--uncorrelated", action="store_true", help="drop token correlations (per-position recursion)")
     predict.add_argument("--compare-seeds", type=index, default=0, help="Monte Carlo seeds to compare against (0: none)")

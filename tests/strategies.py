@@ -84,8 +84,25 @@ def hidden_states(draw, dtypes=("float32", "float64", "bfloat16", "float16"), mi
 
 
 lams = st.floats(min_value=0.1, max_value=8.0)
-kappas = st.floats(min_value=1.0, max_value=20.0)
+kappas = st.floats(min_value=0.5, max_value=50.0)  # drawn continuously: no special value of κ is assumed
 thresholds = st.floats(min_value=0.01, max_value=5.0)
+
+
+@st.composite
+def gamma_peaks(draw, d: int) -> tuple[np.ndarray, int]:
+    """A spiky γ of width ``d``: ones, with one coordinate ``i`` raised to a peak of
+    2 … 50 (so max|γ| ≫ rms(γ)), and the peak's index ``i``.
+
+    Used to align the input mass, the γ peak and the value direction on one
+    coordinate: the construction that separates a bound using max|γ| from one
+    using rms(γ) (proofs/output_bound.md)."""
+    peak = draw(st.integers(0, d - 1))
+    gamma = np.ones(d)
+    gamma[peak] = draw(st.floats(2.0, 50.0)) * draw(st.sampled_from([-1.0, 1.0]))
+    return gamma, peak
+
+
+kappa_schedules = st.sampled_from(["decay", "grow", "mild_grow"])  # the non-constant ones
 
 
 # --- bad input: every dtype torch has for a hidden state, and any shape ------------------

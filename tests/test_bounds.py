@@ -253,3 +253,27 @@ def test_depth_bound_attained_by_aligned_rank_one_stack(scheme):
         "bhyt": min(math.tanh(x1) / x1, (math.tanh(x2) / x2) ** 2) / (1 + EPS) * (1 - 1e-8),
     }[scheme]
     assert expected_floor * (1 - 1e-9) <= ratio <= 1 + 1e-12
+
+
+@pytest.mark.parametrize("scheme", ["dyt", "derf"])
+def test_saturated_norm_bound_is_rms_of_gamma_plus_beta_and_is_attained(scheme):
+    # DyT/Derf: rms(u) ≤ rms(|γ| + |β|), written here from scratch with β ≠ 0 and signs of γ,
+    # β mixed; attained when the input saturates every coordinate with the sign of γ_i β_i
+    # (u_i = γ_i sign(γ_i β_i) + β_i = ±(|γ_i| + |β_i|)). α h_i = ±1e3 saturates tanh and erf to
+    # 1 exactly in float64, so the attained ratio is 1 up to the float64 rms (8 d u).
+    d = 8
+    config = StackConfig(scheme=scheme, depth=1, width=d, heads=2, seq_len=2, dtype="float64")
+    stack = Stack(config, seed=0)
+    gamma = torch.tensor([1.0, -2.0, 0.5, 3.0, -1.0, 0.25, 2.0, -0.5], dtype=torch.float64)
+    beta = torch.tensor([0.5, 1.0, -1.5, -0.25, 2.0, -1.0, 0.75, 0.0], dtype=torch.float64)
+    norm = stack.blocks[0].norm_attn
+    with torch.no_grad():
+        norm.gamma.copy_(gamma)
+        norm.beta.copy_(beta)
+    x = (torch.sign(gamma * beta) + (beta == 0)).expand(1, 2, d) * 1e3 / float(norm.alpha.detach())
+    bound = float(depth_bound(stack, x, data_dependent=False).attention_norm_bound.iloc[0])
+    from_scratch = float((gamma.abs() + beta.abs()).square().mean().sqrt())
+    assert bound == pytest.approx(from_scratch, rel=8 * d * 2.0**-53)
+    with torch.no_grad():
+        attained = float(norm(x).square().mean(-1).sqrt().max())
+    assert attained == pytest.approx(bound, rel=8 * d * 2.0**-53)

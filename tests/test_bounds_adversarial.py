@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import gamma_peaks
 
 from bhyt_theory.experiments.tightness import align_weights, sign_direction
 from bhyt_theory.numerics.model import (
@@ -131,6 +132,47 @@ def adversarial_stacks(draw, schemes=SCHEMES) -> tuple[Stack, torch.Tensor, str]
     return stack, x, f"{config.scheme}: weights={weights}, norms={norms_kind}, inputs={inputs}, scale=1e{log_scale:.1f}"
 
 
+@st.composite
+def aligned_gamma_peak_stacks(draw) -> tuple[Stack, torch.Tensor, str]:
+    """A BHyT-family Stack whose input mass, γ peak and value direction sit on one coordinate i.
+
+    Every token is ``c √d e_i`` (one-hot on i), every norm's γ has its peak on i
+    (``strategies.gamma_peaks``) and every block is rank-1 along ``e_i``
+    (``experiments.tightness.align_weights``), so each norm output is
+    ``γ_i tanh(z_i) e_i`` and attention passes it on at full gain. With ``(λ/κ)√d``
+    moderate, tanh is near-linear and rms(u) ≈ max|γ| · λ/κ ≫ rms(γ) · λ/κ: the
+    construction on which a bound using rms(γ) in place of max|γ| fails.
+    """
+    width = draw(st.sampled_from([8, 16, 32]))
+    heads = draw(st.sampled_from([h for h in (1, 2, 4) if (width // h) % 2 == 0]))
+    config = StackConfig(
+        scheme=draw(st.sampled_from(BHYT_SCHEMES)),
+        depth=draw(st.integers(1, 4)),
+        width=width,
+        heads=heads,
+        kv_heads=draw(st.sampled_from([k for k in (1, 2, 4) if heads % k == 0])),
+        seq_len=draw(st.integers(1, 8)),
+        lam_in=draw(st.floats(0.05, 3.0)),
+        lam_post=draw(st.floats(0.05, 3.0)),
+        kappa=draw(st.floats(5.0, 20.0)),
+        kappa_schedule=draw(st.sampled_from(sorted(KAPPA_SCHEDULES))),
+        estimator=draw(st.sampled_from(["reference", "exact"])),
+    )
+    stack = Stack(config, draw(st.integers(0, 2**16)))
+    gamma, peak = draw(gamma_peaks(width))
+    direction = torch.zeros(width)
+    direction[peak] = 1.0
+    align_weights(stack, direction, value_scale=10 ** draw(st.floats(-1, 1)), output_scale=10 ** draw(st.floats(-1, 1)))
+    with torch.no_grad():
+        for block in stack.blocks:
+            block.norm_attn.gamma.copy_(torch.as_tensor(gamma, dtype=torch.float32))
+            block.norm_mlp.gamma.copy_(torch.as_tensor(gamma, dtype=torch.float32))
+    batch, length = draw(st.integers(1, 2)), draw(st.integers(1, 8))
+    scale = 10 ** draw(st.floats(-4.0, 4.0))
+    x = (math.sqrt(width) * scale * direction).expand(batch, length, width).clone()
+    return stack, x, f"{config.scheme}: gamma peak {gamma[peak]:.3g} on coordinate {peak}, input scale {scale:.3g}"
+
+
 def run(stack: Stack, x: torch.Tensor) -> RecordingProbe:
     recorder = RecordingProbe()
     with torch.no_grad():
@@ -218,3 +260,9 @@ def test_saturated_fraction_never_exceeds_bound_in_stack(case, t):
             f"{description}; layer {layer} {sublayer} (estimated M={estimated}): "
             f"fraction {fraction.max()} > bound at t={t}"
         )
+
+
+@settings(max_examples=150)
+@given(case=aligned_gamma_peak_stacks())
+def test_depth_bound_holds_when_input_mass_gamma_peak_and_values_align(case):
+    _assert_depth_bound_holds(*case)

@@ -13,6 +13,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import kappas
 
 from bhyt_theory.numerics.estimators import ESTIMATOR_COSTS, ESTIMATORS, EstimateInputs
 from bhyt_theory.numerics.gaussian import tanh_square_moment
@@ -44,7 +45,7 @@ def estimates() -> st.SearchStrategy:
         st.lists(st.floats(1e-6, 1e3), min_size=1, max_size=24),
         st.floats(1e-4, 10.0),
         st.floats(0.1, 5.0),
-        st.sampled_from([1.0, 10.0, 30.0]),
+        kappas,
         st.integers(1, 8),
     )
 
@@ -55,7 +56,7 @@ def test_reference_estimate_is_m1_plus_c_lambda_squared_over_kappa_squared():
     assert torch.allclose(got.flatten(), torch.tensor([1.012, 2.012], dtype=torch.float64), rtol=8 * U64, atol=0)
 
 
-@settings(max_examples=40)
+@settings(max_examples=300)
 @given(estimates())
 def test_position_estimate_scales_increment_by_seq_len_over_position(case):
     m1, c_attn, lam, kappa, seq_len = case
@@ -80,7 +81,7 @@ def test_tanh_estimate_uses_the_exact_gaussian_moment():
     assert abs(got - 0.1735) <= 5e-5
 
 
-@settings(max_examples=20)
+@settings(max_examples=100)
 @given(estimates())
 def test_tanh_estimate_replaces_lambda_ratio_squared_by_tanh_moment(case):
     m1, c_attn, lam, kappa, seq_len = case

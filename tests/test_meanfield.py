@@ -31,6 +31,7 @@ from bhyt_theory.theory.meanfield import (
     gaussian_kernel,
     predict,
     predict_per_position,
+    softmax_attention_average,
 )
 
 ROUNDING = 1e-14  # float64 sums of O(100) terms of size ≤ 1
@@ -59,7 +60,7 @@ def _quadrature_with_error(f, s1: float, s2: float, rho: float) -> tuple[float, 
     return fine, abs(fine - coarse)
 
 
-@settings(max_examples=25)
+@settings(max_examples=150)
 @given(s1=moderate_scales(), s2=moderate_scales(), rho=correlations(), name=st.sampled_from(["tanh", "silu"]))
 def test_mehler_kernel_matches_bivariate_quadrature(s1, s2, rho, name):
     f = {"tanh": np.tanh, "silu": silu}[name]
@@ -73,7 +74,7 @@ def test_mehler_kernel_matches_bivariate_quadrature(s1, s2, rho, name):
     assert kernel[0, 1] == kernel[1, 0]
 
 
-@settings(max_examples=20)
+@settings(max_examples=100)
 @given(scale=moderate_scales())
 def test_kernel_diagonal_is_the_exact_tanh_second_moment(scale):
     kernel = gaussian_kernel(np.tanh, np.array([scale]), np.ones((1, 1)))
@@ -99,7 +100,7 @@ def test_saturated_tanh_kernel_stays_within_its_documented_tail_bound():
     assert abs(kernel[0, 1] - fine) <= 1e-3 * kernel.max() + abs(fine - coarse)
 
 
-@settings(max_examples=30)
+@settings(max_examples=150)
 @given(
     alpha_x=st.floats(0.05, 2.0), alpha_y=st.floats(0.05, 2.0),
     variance_x=st.floats(0.05, 2.0), variance_y=st.floats(0.05, 2.0), rho=correlations(),
@@ -242,17 +243,31 @@ def _comparison(scheme: str, init_std: float = 0.02, input_std: float = 0.02, st
     return config, table[table["statistic"] == statistic].reset_index(drop=True)
 
 
-def _allowed_relative_error(config: StackConfig, table, input_std: float) -> np.ndarray:
-    """4 standard errors across seeds plus the finite-width bias the mean field ignores:
-    each norm divides by the realised rms (E[1/m̂] = (1 + 2/d)/m for Gaussian coordinates,
-    two norms per layer feeding ≤ the whole increment: ≤ 4/d), and attention logits of
-    variance (dσ² m_u)² ≠ 0 raise Σ_j P_tj² by a factor ≈ e^{var} on the uncorrelated part;
-    m_u ≤ min(1, max arg_rms²) (|tanh z|, |erf z| ≤ min(1, |z|·1.13)) or 1 for RMSNorm."""
+def _finite_width_bias(config: StackConfig, input_std: float) -> float:
+    """The relative bias of the mean field on the *increment* over the input, from what it
+    ignores: each norm divides by the realised rms (E[1/m̂] = (1 + 2/d)/m for Gaussian
+    coordinates, two norms per layer feeding ≤ the whole increment: ≤ 4/d), and attention
+    logits of variance (dσ² m_u)² ≠ 0 raise Σ_j P_tj² by a factor ≈ e^{var} on the
+    uncorrelated part; m_u ≤ min(1, max arg_rms²) (|tanh z|, |erf z| ≤ min(1, |z|·1.13)) or 1
+    for RMSNorm."""
     arg_rms = predict(config, input_std**2)["arg_rms"].max()
     m_u = 1.0 if np.isnan(arg_rms) else min(1.0, 1.3 * arg_rms**2)
     logit_variance = (config.width * config.init_std**2 * m_u) ** 2
-    bias = 4 / config.width + math.expm1(logit_variance)
-    return 4 * table["relative_standard_error"].to_numpy() + bias
+    return 4 / config.width + math.expm1(logit_variance)
+
+
+def _allowed_relative_error(config: StackConfig, table, input_std: float) -> np.ndarray:
+    """4 standard errors across seeds plus the finite-width bias (``_finite_width_bias``),
+    taken relative to the whole mean square (the increment is at most all of it)."""
+    return 4 * table["relative_standard_error"].to_numpy() + _finite_width_bias(config, input_std)
+
+
+def _allowed_absolute_error_on_growth(config: StackConfig, table, input_std: float) -> np.ndarray:
+    """4 standard errors across seeds plus the finite-width bias applied to the measured
+    increment m_l − input_std² only: the bias acts on what the blocks add, not on the input."""
+    monte_carlo = table["monte_carlo"].to_numpy()
+    growth = np.abs(monte_carlo - input_std**2)
+    return 4 * table["relative_standard_error"].to_numpy() * monte_carlo + _finite_width_bias(config, input_std) * growth
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)
@@ -264,11 +279,17 @@ def test_mean_field_matches_monte_carlo_per_layer(scheme):
 
 @pytest.mark.parametrize("scheme", ["dyt", "derf"])
 def test_mean_field_matches_monte_carlo_in_the_nonlinear_regime(scheme):
+    # DyT and Derf barely grow at init, so an allowance relative to the whole mean square
+    # would accept a prediction of no growth at all. The error is measured on the growth
+    # instead, and the same allowance must reject "no growth" (m_l = input_std²) at the last
+    # layer: the test can fail whatever the mean field predicts.
+    input_std = NONLINEAR_REGIME["input_std"]
     config, table = _comparison(scheme, **NONLINEAR_REGIME)
-    # Non-vacuous: the stack grows by > 5 %, ≫ the ~0.6 % relative standard error.
-    assert table["monte_carlo"].iloc[-1] > 1.05 * NONLINEAR_REGIME["input_std"] ** 2
-    allowed = _allowed_relative_error(config, table, NONLINEAR_REGIME["input_std"])
-    assert np.all(np.abs(table["relative_error"].to_numpy()) <= allowed), table.to_string()
+    allowed = _allowed_absolute_error_on_growth(config, table, input_std)
+    error = np.abs(table["mean_field"].to_numpy() - table["monte_carlo"].to_numpy())
+    assert np.all(error <= allowed), table.to_string()
+    no_growth_error = abs(input_std**2 - table["monte_carlo"].iloc[-1])
+    assert no_growth_error > allowed[-1], (no_growth_error, allowed[-1])
 
 
 @pytest.mark.parametrize("scheme", ["rmsnorm", "bhyt"])
@@ -302,3 +323,76 @@ def test_mean_field_argument_and_estimate_statistics_match_monte_carlo(scheme, r
     input_std = regime.get("input_std", 0.02)
     allowed = _allowed_relative_error(config, table, input_std)
     assert np.all(np.abs(table["relative_error"].to_numpy()) <= allowed), table.to_string()
+
+
+# Width 256 at σ = 0.04: dσ² = 0.41 (the paper's 374M shape has 0.41 too), where the
+# logits of RMSNorm-fed attention have variance ≈ (dσ²)² ≈ 0.17 and uniform attention
+# is visibly wrong.
+SOFTMAX_REGIME = {"scheme": "rmsnorm", "depth": 4, "width": 256, "heads": 4, "seq_len": 32, "init_std": 0.04}
+SOFTMAX_SEEDS = range(16)
+
+
+@lru_cache(maxsize=None)
+def _softmax_regime_comparison():
+    config = StackConfig(**SOFTMAX_REGIME)
+    return config, compare_with_monte_carlo(config, SOFTMAX_SEEDS, InputSpec(batch=2), attention="softmax")
+
+
+def test_softmax_attention_mean_field_matches_monte_carlo_where_uniform_attention_fails():
+    """Error model: 4 standard errors across 16 seeds (t with 15 dof: p < 0.002 per row)
+    plus the 4/d finite-width bias of the norms (``_allowed_relative_error``); the
+    mean field's own sampling error (32 draws per layer; its spread over draw seeds
+    measured 0.1–0.3 % here) is added as 0.5 %.
+    The uniform causal model, held to the same allowance, must fail somewhere."""
+    config, table = _softmax_regime_comparison()
+    allowed = 4 * table["relative_standard_error"].to_numpy() + 4 / config.width + 0.005
+    assert np.all(np.abs(table["relative_error"].to_numpy()) <= allowed), table.to_string()
+    uniform = predict(config, 0.02**2, "uniform_causal")["mean_square"].to_numpy()
+    uniform_error = uniform / table["monte_carlo"].to_numpy() - 1
+    assert np.any(np.abs(uniform_error) > allowed), (uniform_error, allowed)
+
+
+def test_softmax_attention_tends_to_uniform_causal_as_logits_vanish():
+    """σ → 0 makes every logit ~σ² → 0, so P → the uniform causal average exactly;
+    the remaining difference is first order in the logits (std ≈ dσ² ≈ 6e-6 here)."""
+    config = StackConfig(scheme="rmsnorm", width=64, heads=4, seq_len=12, init_std=3e-4)
+    rng = np.random.default_rng(0)
+    factor = rng.standard_normal((12, 12))
+    gram = factor @ factor.T / 12 + np.eye(12)
+    p = attention_matrix(12)
+    expected = p @ gram @ p.T
+    got = softmax_attention_average(gram, config, samples=8)
+    assert np.allclose(got, expected, rtol=1e-4, atol=0)
+
+
+def test_softmax_attention_average_is_a_convex_mixture_of_the_gram_matrix():
+    """Each row of P is a probability vector over j ≤ t, so E[P K Pᵀ] with K = 1 1ᵀ is
+    exactly 1 1ᵀ (up to float32 rounding of the products), and with K = I the diagonal
+    E Σ_j P_tj² lies in [1/(t+1), 1], strictly above 1/(t+1) once logits vary
+    (t ≥ 1, dσ² = 1)."""
+    config = StackConfig(scheme="rmsnorm", width=64, heads=4, seq_len=8, init_std=0.125)
+    ones = softmax_attention_average(np.ones((8, 8)), config, samples=8)
+    assert np.allclose(ones, 1.0, rtol=0, atol=1e-5)
+    diagonal = np.diag(softmax_attention_average(np.eye(8), config, samples=8))
+    positions = np.arange(8)
+    assert np.all(diagonal <= 1 + 1e-6)
+    assert diagonal[0] == pytest.approx(1.0, abs=1e-6)
+    assert np.all(diagonal[1:] > 1.0 / (positions[1:] + 1))
+
+
+def test_per_position_comparison_averages_to_the_position_averaged_one():
+    """Mean squares average plainly over positions (probes.position_average), so the
+    per-position comparison's rows, averaged, are the position-averaged comparison
+    (float64 sums of 8 terms)."""
+    config = StackConfig(scheme="bhyt", depth=2, width=32, heads=4, seq_len=8)
+    statistics = ("mean_square", "estimate_ratio")
+    averaged = compare_with_monte_carlo(config, range(2), InputSpec(batch=1), statistics=statistics)
+    per_position = compare_with_monte_carlo(config, range(2), InputSpec(batch=1), statistics=statistics,
+                                           per_position=True)
+    assert len(per_position) == len(statistics) * 2 * config.depth * 8
+    regrouped = per_position.groupby(["statistic", "layer", "sublayer"], sort=False)[["mean_field", "monte_carlo"]].mean()
+    expected = averaged.set_index(["statistic", "layer", "sublayer"])[["mean_field", "monte_carlo"]]
+    joined = expected.join(regrouped.add_suffix("_regrouped")).dropna()
+    assert len(joined) > 0
+    for column in ("mean_field", "monte_carlo"):
+        assert np.allclose(joined[column], joined[f"{column}_regrouped"], rtol=1e-13, atol=0)

@@ -154,7 +154,7 @@ def seed_samples():
                                                          st.lists(values, min_size=n, max_size=n)))
 
 
-@settings(max_examples=40)
+@settings(max_examples=200)
 @given(samples=seed_samples(), level=st.sampled_from([0.8, 0.9, 0.95, 0.99]))
 def test_summary_interval_is_scipy_student_t(samples, level):
     rows = [{"scheme": "bhyt", "seed": seed, "layer": layer, "sublayer": "mlp", "position": 0, "mean_square": value}

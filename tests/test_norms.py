@@ -24,7 +24,9 @@ from strategies import DTYPES, hidden_states, kappas, lams, thresholds
 from bhyt_theory.numerics.norms import (
     EPS,
     BHyT,
+    Derf,
     DyT,
+    RMSNorm,
     attention_variance_constant,
     bhyt,
     bhyt_argument,
@@ -176,8 +178,9 @@ def test_output_never_exceeds_gamma(sample, lam, kappa, seed):
     assert out.dtype == h.dtype
 
 
-@given(hidden_states(dtypes=("float32", "bfloat16", "float16")), lams, kappas, st.integers(-30, 30))
+@given(hidden_states(dtypes=("float32", "float64", "bfloat16", "float16")), lams, kappas, st.integers(-30, 30))
 def test_bhyt_is_scale_invariant_up_to_the_epsilon_term(sample, lam, kappa, k):
+    # float64 inputs: REL = 32 u₃₂ and 8 u₃₂ below over-cover float64's 32 u₆₄ and 8 u₆₄.
     h, shape = sample
     c = 2.0**k  # a power of two: c·h is exact unless it leaves the dtype's range
     ch = h * c
@@ -186,7 +189,9 @@ def test_bhyt_is_scale_invariant_up_to_the_epsilon_term(sample, lam, kappa, k):
     m = mean_square(h).item()
     # Exact effect of ε (proofs/scale_invariance.md): z(ch) = ρ z(h) with
     # ρ = sqrt((m + ε) / (m + ε/c²)), so |Δu_i| ≤ |ρ − 1| |z_i| (tanh is 1-Lipschitz).
-    rho = math.sqrt((m + EPS) / (m + EPS / c**2))
+    # m(h) of a float64 token above ~1.3e154 overflows to +inf (documented in norms); ε is then
+    # negligible and ρ = 1.
+    rho = 1.0 if math.isinf(m) else math.sqrt((m + EPS) / (m + EPS / c**2))
     z = bhyt_argument(h, lam, kappa).double()
     u_dtype = torch.finfo(h.dtype).eps / 2
     # Float error (module docstring): 32u|z| + 4u on the side with argument z and
@@ -203,7 +208,9 @@ def test_epsilon_term_of_scale_invariance_is_real_for_tiny_inputs():
     h = torch.full((8,), 1e-3, dtype=torch.float64) * torch.tensor([1, -1] * 4, dtype=torch.float64)
     c, lam, kappa = 2.0**20, 2.0, 10.0
     m = 1e-6
-    rho = math.sqrt((m + EPS) / (m + EPS / c**2))
+    # m(h) of a float64 token above ~1.3e154 overflows to +inf (documented in norms); ε is then
+    # negligible and ρ = 1.
+    rho = 1.0 if math.isinf(m) else math.sqrt((m + EPS) / (m + EPS / c**2))
     z = bhyt_argument(h, lam, kappa)
     expected = torch.tanh(rho * z) - torch.tanh(z)
     measured = bhyt(c * h, lam, kappa) - bhyt(h, lam, kappa)
@@ -315,3 +322,25 @@ def test_gradient_at_an_all_zero_token_is_the_finite_derivative(norm):
     TOKEN_NORMS[norm](h).sum().backward()
     slope = 1 / math.sqrt(EPS) if norm == "rms_norm" else 0.2 / math.sqrt(EPS)
     assert h.grad.tolist() == pytest.approx([slope] * 4, rel=1e-12)
+
+
+def test_dyt_and_derf_modules_report_their_own_argument():
+    # The probes read Module.argument: DyT's is α h, Derf's α h + s, written here from
+    # scratch with non-default α and s that are exact in float32 (the parameters' init dtype)
+    # and dyadic inputs, so every product and sum is exact: equality, no tolerance.
+    h = torch.tensor([[-2.0, 0.5, 3.0]], dtype=torch.float64)
+    dyt_module, derf_module = DyT(3, alpha=0.75).double(), Derf(3, alpha=0.375).double()
+    with torch.no_grad():
+        derf_module.shift.fill_(0.25)
+    assert torch.equal(dyt_module.argument(h), 0.75 * h)
+    assert torch.equal(derf_module.argument(h), 0.375 * h + 0.25)
+
+
+def test_norm_modules_pass_their_own_epsilon():
+    # A module built with a non-default ε must use it: on a token with m(h) = 1e-6, RMSNorm
+    # with ε = 1e-2 scales by 1/sqrt(m + ε) ≈ 9.9995, not by 1/sqrt(m + 1e-6) ≈ 707 (float64,
+    # same function both sides: bit-identical).
+    h = torch.full((1, 4), 1e-3, dtype=torch.float64)
+    module = RMSNorm(4, eps=1e-2).double()
+    assert torch.equal(module(h), rms_norm(h, module.gamma, eps=1e-2))
+    assert not torch.allclose(module(h), rms_norm(h, module.gamma), rtol=0.1)

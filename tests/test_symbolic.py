@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 import sympy as sp
 import torch
 from hypothesis import given, settings
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 
 from bhyt_theory.numerics import gaussian
 from bhyt_theory.numerics.norms import EPS, KAPPA, bhyt, bhyt_argument, mean_square
+from bhyt_theory.theory import symbolic
 from bhyt_theory.theory.symbolic import (
     a,
     bhyt_argument_symbolic,
@@ -227,3 +229,10 @@ def test_uniform_causal_concentration_is_one_over_position():
     # At t = T uniform causal attention is uniform over T tokens: no concentration error.
     assert abs(float(terms["concentration"][-1])) <= 64 * U64 * float(terms["reference"][-1])
     assert torch.all(terms["gamma"] == 0)  # γ = 1
+
+
+def test_a_series_with_too_few_terms_fails_instead_of_hanging():
+    # A wrong Maclaurin polynomial (here identically zero) has no non-zero moment terms;
+    # the degree search is capped, so this is an error, not an endless loop.
+    with pytest.raises(RuntimeError, match="fewer than 3 non-zero terms"):
+        symbolic._moment_series(lambda degree: sp.Integer(0), 3)

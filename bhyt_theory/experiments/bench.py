@@ -1,13 +1,18 @@
 """Benchmarks behind ``make bench``: they measure and report, they assert nothing.
 
-Three figures, each set against the target of issue 4 and measured in one run:
+Three figures, each set against its target and measured in one run:
 
 1. Monte Carlo throughput: the matmul FLOP/s a streamed run achieves, divided by
    the FLOP/s of a plain dense ``torch.matmul`` of the block's largest shape on
-   the same machine, measured in the same run (target ≥ 0.7 at width ≥ 512).
-   Reported for the forward pass alone and for the whole streamed run (weights
-   drawn, ``c_attn`` computed, probes evaluated).
-2. Mean-field time of ``meanfield.predict`` at depth 1024 (target < 1 s).
+   the same machine, measured in the same run (target ≥ 0.8 at widths 512 and
+   1024, batch × T = 1024). Reported for the forward pass alone and for the whole
+   streamed run (weights drawn, block built, ``c_attn`` computed, probes
+   evaluated). The blocks have the Llama-374M proportions (head dim 64, 4 query
+   heads per KV head, MLP 4·width; at width 1024 the 374M block itself). Each
+   ratio is given twice: per wall-clock second, and per CPU second of the
+   process (all threads), which other processes on shared cores disturb less.
+2. Mean-field time of ``meanfield.predict`` at depth 1024, T 64 (target < 0.5 s;
+   an absolute time, so only meaningful on unshared cores).
 3. Peak resident memory of a streamed Monte Carlo run at depth 1024 over that at
    depth 16 (target ≤ 1.2×), each the high-water mark of a fresh process.
 """
@@ -58,12 +63,13 @@ def _synchronise(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def _wall_time(work: Callable[[], object], device: str) -> float:
+def _times(work: Callable[[], object], device: str) -> tuple[float, float]:
+    """Wall-clock and process CPU seconds (all threads) of ``work()``."""
     _synchronise(device)
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     work()
     _synchronise(device)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - start_cpu
 
 
 def dense_matmul_operands(rows: int, inner: int, columns: int, device: str = "cpu") -> Callable[[], object]:
@@ -84,7 +90,9 @@ def monte_carlo_throughput(config: StackConfig, batch: int, length: int, repeats
     disturbed measurement, and interleaving gives all three the same chances.
 
     Returns a dict with ``flops_per_block``, ``dense``, ``forward`` and
-    ``streamed`` (FLOP/s) and the two ratios.
+    ``streamed`` (FLOP per wall second), the two ratios ``forward_ratio`` and
+    ``streamed_ratio``, and the same ratios per process CPU second
+    (``forward_cpu_ratio``, ``streamed_cpu_ratio``).
     """
     device = config.device
     x = gaussian_inputs(config.width, batch, length, 0.02, 1).to(device)
@@ -103,28 +111,28 @@ def monte_carlo_throughput(config: StackConfig, batch: int, length: int, repeats
         "streamed": lambda: stream_trace(config, 0, x),
     }
     best = {name: math.inf for name in work}
+    best_cpu = dict(best)
     for round_ in range(repeats + 1):
         for name, job in work.items():
-            seconds = _wall_time(job, device)
+            seconds, cpu_seconds = _times(job, device)
             if round_:
                 best[name] = min(best[name], seconds)
+                best_cpu[name] = min(best_cpu[name], cpu_seconds)
     flops = block_matmul_flops(config, batch, length) * config.depth
-    rates = {
-        "dense": 2 * rows * inner * columns / best["dense"],
-        "forward": flops / best["forward"],
-        "streamed": flops / best["streamed"],
-    }
+    work_flops = {"dense": 2 * rows * inner * columns, "forward": flops, "streamed": flops}
+    rates = {name: work_flops[name] / best[name] for name in work}
+    cpu_rates = {name: work_flops[name] / best_cpu[name] for name in work}
     return {
         "flops_per_block": flops / config.depth, **rates,
         "forward_ratio": rates["forward"] / rates["dense"], "streamed_ratio": rates["streamed"] / rates["dense"],
+        "forward_cpu_ratio": cpu_rates["forward"] / cpu_rates["dense"],
+        "streamed_cpu_ratio": cpu_rates["streamed"] / cpu_rates["dense"],
     }
 
 
-def meanfield_seconds(config: StackConfig) -> float:
-    """Wall time of ``meanfield.predict(config)``."""
-    start = time.perf_counter()
-    predict(config)
-    return time.perf_counter() - start
+def meanfield_seconds(config: StackConfig) -> tuple[float, float]:
+    """Wall-clock and process CPU seconds of ``meanfield.predict(config)``."""
+    return _times(lambda: predict(config), "cpu")
 
 
 _CHILD = """
@@ -208,22 +216,25 @@ def run_bench(
 
     for width in widths:
         config = StackConfig(scheme="bhyt", depth=throughput_depth, width=width, heads=width // 64,
-                             seq_len=length, device=device)
+                             kv_heads=max(1, width // 256), mlp_width=4 * width, seq_len=length, device=device)
         log(f"throughput: width {width}")
         t = monte_carlo_throughput(config, batch, length)
-        setting = (f"bhyt, width {width}, heads {config.heads}, MLP {config.mlp_width}, depth {throughput_depth}, "
-                   f"batch {batch}, T {length}, {device}, {torch.get_num_threads()} threads")
+        setting = (f"bhyt, width {width}, heads {config.heads}, KV heads {config.kv_heads}, MLP {config.mlp_width}, "
+                   f"depth {throughput_depth}, batch {batch}, T {length}, {device}, {torch.get_num_threads()} threads")
         add(f"dense matmul GFLOP/s ({batch * length}×{width}·{width}×{config.mlp_width})", t["dense"] / 1e9, setting)
         add("Monte Carlo forward GFLOP/s", t["forward"] / 1e9, setting)
         add("Monte Carlo streamed-run GFLOP/s", t["streamed"] / 1e9, setting)
-        add("forward / dense matmul", t["forward_ratio"], setting, "≥ 0.7", bool(t["forward_ratio"] >= 0.7))
-        add("streamed run / dense matmul", t["streamed_ratio"], setting, "≥ 0.7", bool(t["streamed_ratio"] >= 0.7))
+        for name, key in (("forward", "forward"), ("streamed run", "streamed")):
+            ratio, cpu_ratio = t[f"{key}_ratio"], t[f"{key}_cpu_ratio"]
+            add(f"{name} / dense matmul (wall)", ratio, setting, "≥ 0.8", bool(ratio >= 0.8))
+            add(f"{name} / dense matmul (CPU seconds)", cpu_ratio, setting, "≥ 0.8", bool(cpu_ratio >= 0.8))
 
     for length_mf in meanfield_lengths:
         for scheme in meanfield_schemes:
             config = StackConfig(scheme=scheme, depth=1024, width=256, heads=4, seq_len=length_mf)
             log(f"mean field: {scheme}, T {length_mf}")
-            seconds = meanfield_seconds(config)
-            setting = f"{scheme}, depth 1024, width 256, heads 4, T {length_mf}"
-            add("mean-field predict seconds", seconds, setting, "< 1 s", bool(seconds < 1.0))
+            seconds, cpu_seconds = meanfield_seconds(config)
+            setting = f"{scheme}, depth 1024, width 256, heads 4, T {length_mf}, uniform causal attention"
+            add("mean-field predict seconds (wall)", seconds, setting, "< 0.5 s", bool(seconds < 0.5))
+            add("mean-field predict seconds (CPU)", cpu_seconds, setting, "< 0.5 s", bool(cpu_seconds < 0.5))
     return pd.DataFrame(rows)

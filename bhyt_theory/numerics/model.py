@@ -46,6 +46,19 @@ from .schemes import NORMALISERS, SCHEME_TABLE, scheme_row
 SCHEMES = tuple(SCHEME_TABLE)
 """The built-in schemes (rows of ``schemes.SCHEME_TABLE``)."""
 BHYT_ESTIMATE_SCHEMES = tuple(name for name, row in SCHEME_TABLE.items() if row.estimates_m2)
+# Paper-scale shapes (``StackConfig.from_preset``). Llama-374M is the paper's own
+# model (arXiv 2601.09719: hidden 1024, 16 layers, 16 heads, 4 KV heads, MLP 4096,
+# head dim 64, T 1024; its RoPE base is not stated, so the Llama default 10⁴ is
+# kept); Llama-1B and -3B are the Llama-3.2 shapes (RoPE base 5·10⁵; the Llama-3
+# long-context frequency rescaling is not modelled: it changes only wavelengths
+# above 8192 tokens, which barely turn over T = 1024), at the paper's T 1024.
+PRESETS: dict[str, dict[str, object]] = {
+    "llama-374m": {"width": 1024, "depth": 16, "heads": 16, "kv_heads": 4, "mlp_width": 4096, "seq_len": 1024},
+    "llama-1b": {"width": 2048, "depth": 16, "heads": 32, "kv_heads": 8, "mlp_width": 8192, "seq_len": 1024,
+                 "rope_theta": 500000.0},
+    "llama-3b": {"width": 3072, "depth": 28, "heads": 24, "kv_heads": 8, "mlp_width": 8192, "seq_len": 1024,
+                 "rope_theta": 500000.0},
+}
 KAPPA_SCHEDULES = {
     "constant": lambda layer: 1.0,
     "decay": lambda layer: layer**-0.5,
@@ -155,6 +168,21 @@ class StackConfig:
         """κ of 0-based ``layer`` under ``kappa_schedule`` (l = layer + 1)."""
         return self.kappa * KAPPA_SCHEDULES[self.kappa_schedule](layer + 1)
 
+    @classmethod
+    def from_preset(cls, name: str, **overrides) -> StackConfig:
+        """The paper-scale shape ``PRESETS[name]`` with ``overrides`` (any field,
+        the preset's own included) applied on top.
+
+        Examples
+        --------
+        >>> config = StackConfig.from_preset("llama-374m", scheme="rmsnorm", depth=4)
+        >>> config.width, config.kv_heads, config.mlp_width, config.depth, config.head_dim
+        (1024, 4, 4096, 4, 64)
+        """
+        if name not in PRESETS:
+            raise ValueError(f"preset {name!r} is not one of {tuple(PRESETS)}")
+        return cls(**{**PRESETS[name], **overrides})
+
     def replace(self, **changes) -> "StackConfig":
         """A copy with ``changes`` applied (validated again).
 
@@ -184,17 +212,27 @@ def rotary(x: Tensor, theta: float) -> Tensor:
     return x * cos + torch.cat([-second, first], -1) * sin
 
 
-class Attention(nn.Module):
-    """Causal multi-head attention with RoPE; KV head j serves query heads j·g … j·g+g−1."""
+def linear(inputs: int, outputs: int, empty: bool = False) -> nn.Linear:
+    """A bias-free ``nn.Linear``; ``empty=True`` skips its default initialisation
+    (the weight is uninitialised memory, for a caller that draws it next)."""
+    if empty:
+        return nn.utils.skip_init(nn.Linear, inputs, outputs, bias=False)
+    return nn.Linear(inputs, outputs, bias=False)
 
-    def __init__(self, config: StackConfig):
+
+class Attention(nn.Module):
+    """Causal multi-head attention with RoPE; KV head j serves query heads j·g … j·g+g−1.
+
+    ``empty_linears=True``: weights left uninitialised (``linear``)."""
+
+    def __init__(self, config: StackConfig, empty_linears: bool = False):
         super().__init__()
         d, hd = config.width, config.head_dim
         self.heads, self.kv_heads, self.theta = config.heads, config.kv_heads, config.rope_theta
-        self.q_proj = nn.Linear(d, config.heads * hd, bias=False)
-        self.k_proj = nn.Linear(d, config.kv_heads * hd, bias=False)
-        self.v_proj = nn.Linear(d, config.kv_heads * hd, bias=False)
-        self.o_proj = nn.Linear(config.heads * hd, d, bias=False)
+        self.q_proj = linear(d, config.heads * hd, empty_linears)
+        self.k_proj = linear(d, config.kv_heads * hd, empty_linears)
+        self.v_proj = linear(d, config.kv_heads * hd, empty_linears)
+        self.o_proj = linear(config.heads * hd, d, empty_linears)
 
     def _split(self, x: Tensor, heads: int) -> Tensor:
         batch, length, _ = x.shape
@@ -230,13 +268,13 @@ class Attention(nn.Module):
 
 
 class SwiGLU(nn.Module):
-    """``down(silu(gate(x)) ⊙ up(x))``."""
+    """``down(silu(gate(x)) ⊙ up(x))``; ``empty_linears`` as for ``Attention``."""
 
-    def __init__(self, config: StackConfig):
+    def __init__(self, config: StackConfig, empty_linears: bool = False):
         super().__init__()
-        self.gate_proj = nn.Linear(config.width, config.mlp_width, bias=False)
-        self.up_proj = nn.Linear(config.width, config.mlp_width, bias=False)
-        self.down_proj = nn.Linear(config.mlp_width, config.width, bias=False)
+        self.gate_proj = linear(config.width, config.mlp_width, empty_linears)
+        self.up_proj = linear(config.width, config.mlp_width, empty_linears)
+        self.down_proj = linear(config.mlp_width, config.width, empty_linears)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
@@ -254,16 +292,19 @@ def _make_output_norm(config: StackConfig, layer: int) -> nn.Module:
 
 
 class Block(nn.Module):
-    """One Llama block under ``config.scheme`` (its row of ``schemes.SCHEME_TABLE``)."""
+    """One Llama block under ``config.scheme`` (its row of ``schemes.SCHEME_TABLE``).
 
-    def __init__(self, config: StackConfig, layer: int):
+    ``empty_linears=True`` leaves the linear weights uninitialised, for
+    ``build_block``, which draws them right after."""
+
+    def __init__(self, config: StackConfig, layer: int, empty_linears: bool = False):
         super().__init__()
         self.scheme, self.layer, self.config = config.scheme, layer, config
         self.row = scheme_row(config.scheme)
         self.norm_attn = make_norm(config, config.lam_in, layer)
         self.norm_mlp = make_norm(config, config.lam_post, layer)
-        self.attn = Attention(config)
-        self.mlp = SwiGLU(config)
+        self.attn = Attention(config, empty_linears)
+        self.mlp = SwiGLU(config, empty_linears)
         self.norm_attn_out = _make_output_norm(config, layer)
         self.norm_mlp_out = _make_output_norm(config, layer)
         self.branch_scale = 1.0 / self.row.branch_divisor(layer)
@@ -332,16 +373,29 @@ def layer_seed(seed: int, layer: int) -> int:
 @torch.no_grad()
 def initialise(module: nn.Module, init_std: float, seed: int) -> None:
     """Every ``nn.Linear`` weight of ``module`` ~ N(0, init_std²), drawn on the CPU
-    from ``seed`` in module order (device-independent)."""
+    in float32 from ``seed`` in module order (device-independent).
+
+    Each weight is the float32 product ``randn(shape) · init_std`` of the next
+    ``numel`` standard normals of the seeded generator; a float32 CPU weight is
+    filled in place (``normal_``, the draw ``randn`` makes; no temporary), any other is filled from a CPU float32 draw.
+    """
     generator = torch.Generator().manual_seed(seed)
     for child in module.modules():
         if isinstance(child, nn.Linear):
-            child.weight.copy_(torch.randn(child.weight.shape, generator=generator) * init_std)
+            weight = child.weight
+            if weight.device.type == "cpu" and weight.dtype == torch.float32 and weight.is_contiguous():
+                weight.normal_(generator=generator).mul_(init_std)
+            else:
+                weight.copy_(torch.randn(weight.shape, generator=generator) * init_std)
 
 
 def build_block(config: StackConfig, layer: int, seed: int) -> Block:
-    """Block ``layer`` of ``Stack(config, seed)``, identical weights, built alone."""
-    block = Block(config, layer)
+    """Block ``layer`` of ``Stack(config, seed)``, identical weights, built alone.
+
+    The linear layers are constructed without their default initialisation
+    (``Block(..., empty_linears=True)``), since ``initialise`` overwrites every weight.
+    """
+    block = Block(config, layer, empty_linears=True)
     initialise(block, config.init_std, layer_seed(seed, layer))
     block.to(device=config.device, dtype=config.torch_dtype)
     with torch.no_grad():

@@ -382,6 +382,13 @@ def attention_variance_constant(
     ``d × (n_heads·head_dim)`` and ``W_O = w_oᵀ``. Under uniform attention over
     ``T`` uncorrelated isotropic tokens with ``m(u) = 1``, ``E m(a) = c_attn``
     (docs/estimators.md §1; proofs/variance_approximation.md).
+
+    Computed in float64 without expanding the heads: the g query heads sharing KV
+    head j all read ``B_j`` (that head's slice of ``w_vᵀ``), so
+    ``W_V W_O = B Õ`` with ``Õ_j = Σ_r W_O^{(j, r)}`` (``d_kv × d``, d_kv = n_kv_heads ·
+    head_dim), and ``‖B Õ‖_F² = Σ (BᵀB) ∘ (Õ Õᵀ)``: ``2 d d_kv²`` multiply-adds
+    through the Gram matrices when ``2 d_kv < d``, else ``d² d_kv`` directly
+    (``d² d_full`` for the expanded product).
     """
     if n_heads % n_kv_heads:
         raise ValueError(f"n_heads={n_heads} is not a multiple of n_kv_heads={n_kv_heads}")
@@ -394,8 +401,14 @@ def attention_variance_constant(
             f"inconsistent shapes: w_v {tuple(w_v.shape)}, w_o {tuple(w_o.shape)} "
             f"for n_heads={n_heads}, n_kv_heads={n_kv_heads}"
         )
-    w_v_full = _value_heads(w_v, n_heads, n_kv_heads).reshape(n_heads * head_dim, d).T  # d × d_full
-    return (w_v_full @ w_o.detach().double().T).square().sum() / (seq_len * d)
+    values = w_v.detach().double()  # Bᵀ, d_kv × d
+    group = n_heads // n_kv_heads
+    outputs = w_o.detach().double().reshape(d, n_kv_heads, group, head_dim).sum(2).reshape(d, -1).T  # Õ, d_kv × d
+    if 2 * values.shape[0] < d:
+        squared_norm = ((values @ values.T) * (outputs @ outputs.T)).sum()
+    else:
+        squared_norm = (values.T @ outputs).square().sum()
+    return squared_norm / (seq_len * d)
 
 
 def _value_heads(w_v: Tensor, n_heads: int, n_kv_heads: int) -> Tensor:

@@ -42,6 +42,7 @@ import math
 import numpy as np
 import pandas as pd
 import torch
+from scipy import special
 from torch import Tensor, nn
 
 from ..numerics.gaussian import (
@@ -66,6 +67,7 @@ __all__ = [
     "saturated_fraction_bound",
     "max_argument_bound",
     "gaussian_saturated_fraction",
+    "gaussian_saturated_fraction_finite_width",
     "tanh_square_moment",
     "tanh_prime_moment",
     "tanh_prime_square_moment",
@@ -155,6 +157,48 @@ def gaussian_saturated_fraction(lam: ArrayLike, kappa: ArrayLike, t: ArrayLike) 
     """
     std = np.abs(np.asarray(lam, dtype=float)) / np.asarray(kappa, dtype=float)
     return _scalar_or_array(np.asarray(gaussian_tail(t, std)))
+
+
+def gaussian_saturated_fraction_finite_width(lam: ArrayLike, kappa: ArrayLike, t: ArrayLike, d: ArrayLike) -> ArrayLike:
+    """Exact expected saturated fraction at width ``d`` for Gaussian tokens and exact ``M`` (ε = 0).
+
+    Parameters
+    ----------
+    lam, kappa : float or array
+        λ and κ of the norm (only ``|λ|`` matters).
+    t : float or array, > 0
+        Saturation threshold.
+    d : int or array, ≥ 2
+        Width (the number of coordinates of a token).
+
+    Returns
+    -------
+    ``E s_t = P(|z_i| ≥ t) = P(B ≥ x)``, ``B ~ Beta(1/2, (d−1)/2)``, ``x = t² κ² / (λ² d)``;
+    exactly 0 where ``t > (|λ|/κ) √d`` (``x > 1``: no input reaches such a threshold).
+
+    Notes
+    -----
+    With ε = 0, ``z_i² κ²/(λ² d) = h_i² / Σ_j h_j²``. For iid centred Gaussian
+    coordinates (any σ) that ratio is ``X/(X + Y)`` with independent ``X ~ χ²₁`` and
+    ``Y ~ χ²_{d−1}``, i.e. ``Beta(1/2, (d−1)/2)``; the fraction's mean is the
+    marginal tail, ``I_{1−x}((d−1)/2, 1/2)`` (regularised incomplete beta). As
+    ``d → ∞`` it tends to :func:`gaussian_saturated_fraction`. With ε > 0 every
+    ``|z_i|`` is smaller, so this value bounds the fraction's mean from above
+    (``proofs/gaussian_typical_case.md``; docs/claims.md, claim C3).
+
+    Examples
+    --------
+    >>> gaussian_saturated_fraction_finite_width(2.0, 10.0, 1.0, 16)  # (λ/κ)√d = 0.8 < 1
+    0.0
+    """
+    lam, kappa, t, d = (np.asarray(v, dtype=float) for v in (lam, kappa, t, d))
+    if np.any(d < 2):
+        raise ValueError(f"d must be ≥ 2 (a width-1 token has |z| = (λ/κ) sqrt(m/(m+ε)) always), got {d}")
+    if np.any(t <= 0):
+        raise ValueError(f"t must be > 0, got {t}")
+    x = (t * kappa / lam) ** 2 / d
+    tail = special.betainc((d - 1) / 2, 0.5, np.clip(1 - x, 0.0, 1.0))
+    return _scalar_or_array(np.where(x > 1, 0.0, tail))
 
 
 # --- operator norms ------------------------------------------------------------------------

@@ -28,6 +28,11 @@ iid inputs of variance v; ε the stabiliser of ``norms``):
   dσ² ≪ 1): ``a = P U W_V W_O`` gives
   ``K ↦ K + d σ² · d_full σ² · P K_u Pᵀ`` (E[W_O W_Oᵀ] = dσ² I and, with GQA's
   repeated key/value heads, E[W_V W_Vᵀ] = g · d_kv σ² I = d_full σ² I).
+  ``attention="softmax"`` replaces ``P K_u Pᵀ`` by ``E[P K_u Pᵀ]`` over the causal
+  softmax of Gaussian, RoPE-rotated queries and keys of token covariance
+  ``dσ² K_u`` (``softmax_attention_average``): the uniform model is its dσ² → 0
+  limit and is ~10 % off for RMSNorm-fed attention at dσ² ≈ 0.4 (the paper's
+  374M shape), where the softmax model stays within the Monte Carlo error.
 - SwiGLU ``f = W_down(silu(W_g v) ⊙ W_up v)``: ``W_g v`` and ``W_up v`` are
   independent Gaussian across tokens with covariance ``G = dσ² K_v``, so
   ``K ↦ K + mlp_width σ² · G ∘ S`` with ``S_ts = E silu(X_t) silu(X_s)``, X ~ N(0, G).
@@ -47,9 +52,10 @@ R the unexplained second moment, kept below ``KERNEL_TOLERANCE`` times ``E F²``
 
 What the model leaves out, each an error against a finite stack (measured in
 tests/test_meanfield.py): the O(1/d) fluctuation of each norm's rms
-(``E[1/m̂] ≈ (1 + 2/d)/m`` for Gaussian coordinates); attention that is not
-exactly uniform, which raises ``Σ_j P_tj²`` by a factor ≈ ``exp((dσ² m(u))²)``
-on the uncorrelated part of K; the spread of the realised c_attn around its
+(``E[1/m̂] ≈ (1 + 2/d)/m`` for Gaussian coordinates); under the uniform
+models, attention that is not exactly uniform, which raises ``Σ_j P_tj²`` by a
+factor ≈ ``exp((dσ² m(u))²)`` on the uncorrelated part of K (the "softmax" model
+keeps it, up to the sampling error of its draws); the spread of the realised c_attn around its
 mean; and the rounding of the stack's dtype. The seed-to-seed spread of the
 stack itself is large (the shared, token-correlated component is nearly one
 Gaussian direction per layer), so Monte Carlo needs several seeds.
@@ -64,6 +70,7 @@ arXiv 2512.10938 (Derf); Mehler's formula for bivariate Gaussian moments
 
 from __future__ import annotations
 
+import itertools
 import math
 from functools import lru_cache
 from typing import Callable
@@ -86,7 +93,7 @@ from ..numerics.gaussian import (
     gaussian_tail,
 )
 from ..numerics.inputs import InputSpec
-from ..numerics.model import Stack, StackConfig
+from ..numerics.model import Stack, StackConfig, rotary
 from ..numerics.norms import EPS
 from ..numerics.probes import SATURATION_THRESHOLDS, position_average
 from ..numerics.schemes import scheme_row
@@ -107,7 +114,10 @@ __all__ = [
     "comparison_summary",
 ]
 
-ATTENTION_MODELS = ("uniform_causal", "uniform")
+ATTENTION_MODELS = ("uniform_causal", "uniform", "softmax")
+# Gaussian query/key draws per layer that the "softmax" attention model averages over.
+SOFTMAX_SAMPLES = 32
+SOFTMAX_SEED = 0
 
 Elementwise = Callable[[np.ndarray], np.ndarray]
 
@@ -138,7 +148,8 @@ def attention_matrix(length: int, attention: str | np.ndarray = "uniform_causal"
             return np.tril(np.ones((length, length))) / causal_key_counts(np.arange(length))[:, None]
         if attention == "uniform":
             return np.full((length, length), 1.0 / length)
-        raise ValueError(f"attention {attention!r} is not one of {ATTENTION_MODELS} or a matrix")
+        raise ValueError(f"attention {attention!r} is not 'uniform_causal', 'uniform' or a matrix "
+                         "(the 'softmax' model has random probabilities: softmax_attention_average)")
     matrix = np.asarray(attention, dtype=float)
     if matrix.shape != (length, length):
         raise ValueError(f"attention matrix has shape {matrix.shape}, expected {(length, length)}")
@@ -283,9 +294,101 @@ def _estimate_increment(config: StackConfig, kappa: float, length: int, c_attn: 
     return increment
 
 
-def _attention_average(length: int, attention: str | np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-    """``K ↦ P K Pᵀ`` for symmetric K. Uniform causal ``P = D L`` (L lower ones,
-    D = diag(1/(t+1))) runs as two cumulative sums, ``L K Lᵀ = L (L K)ᵀ``: O(T²)."""
+def _gaussian_factor(gram: torch.Tensor) -> torch.Tensor:
+    """``F`` with ``F Fᵀ = gram`` (symmetric PSD): Cholesky, or the eigen-decomposition
+    with negative rounding-level eigenvalues clipped when the Gram matrix is singular
+    (deep stacks make tokens almost collinear)."""
+    factor, info = torch.linalg.cholesky_ex(gram)
+    if int(info) == 0:
+        return factor
+    values, vectors = torch.linalg.eigh(gram)
+    return vectors * values.clamp(min=0).sqrt()
+
+
+@torch.no_grad()
+def softmax_attention_average(
+    gram: np.ndarray, config: StackConfig, samples: int = SOFTMAX_SAMPLES, seed: int = SOFTMAX_SEED
+) -> np.ndarray:
+    """``E[P K Pᵀ]`` for the causal softmax attention of Gaussian queries and keys.
+
+    Parameters
+    ----------
+    gram : array of shape ``(T, T)``
+        ``K_u``, the token Gram matrix of the attention input u (the pre-norm output).
+    config : StackConfig
+        Uses ``width`` (d), ``init_std`` (σ), ``head_dim`` and ``rope_theta``.
+    samples : int
+        Independent query/key draws (each one attention head) averaged over.
+    seed : int
+        Seed of the draws (the prediction is deterministic).
+
+    Returns
+    -------
+    array of shape ``(T, T)``.
+
+    Notes
+    -----
+    Given u, a head's queries ``q_t = W_Q u_t`` and keys ``k_t = W_K u_t`` are exactly
+    Gaussian over iid ``N(0, σ²)`` weights: independent of each other, coordinates
+    iid, with token covariance ``dσ² K_u`` (the mean field puts the Gram matrix's
+    expectation in place of the realised one). RoPE then rotates them by position,
+    so the logit covariance is
+
+        Cov(s_tj, s_t'j') = (dσ²)² K_tt' K_jj' · c((t − t') − (j − j')),
+        c(n) = (2/head_dim) Σ_f cos(n θ_f),
+
+    the rotation averaged over the frequency pairs θ_f = base^(−2f/head_dim):
+    RoPE decorrelates keys far apart, so even almost collinear tokens (deep
+    layers) get logits that vary with position. Rather than truncate an
+    expansion of the softmax in this covariance, the queries and keys are
+    drawn (``samples`` heads of ``head_dim`` coordinates, ``model.rotary``
+    applied) and ``P = causal softmax(q kᵀ/√head_dim)`` formed exactly. The value
+    path is Gaussian given u and independent of P, so ``E[P K_u Pᵀ]`` is the
+    attention half's Gram increment up to the gain ``dσ² · d_full σ²``; the
+    heads' cross terms vanish with E[W_O] = 0, so one head's P suffices (GQA's
+    shared keys do not matter). The draws' sampling error on the diagonal is
+    ~``sqrt(Var Σ_j P_tj² K_jj / samples)``, a fraction of the (small) part of
+    the increment that non-uniform attention adds.
+
+    Cost per layer: a Cholesky factor of K_u (``T³/3``) and ``samples · 2T³``
+    multiply-adds for ``P K_u Pᵀ`` (float32; the factor in float64): ~7·10¹⁰ at
+    T = 1024, 32 samples.
+    Serves claim C5 at the paper's shapes, where dσ² ≈ 0.4 makes attention
+    visibly non-uniform (docs/estimators.md).
+    """
+    length, head_dim = gram.shape[0], config.head_dim
+    generator = torch.Generator().manual_seed(seed)
+    gram_t = torch.as_tensor(gram, dtype=torch.float64)
+    # The factor in float64 (K_u may be nearly singular), everything after it in float32:
+    # its rounding (~1e-7 relative) is far below the draws' sampling error.
+    factor = _gaussian_factor(config.width * config.init_std**2 * gram_t).float()
+    gram32 = gram_t.float()
+    future = torch.ones(length, length, dtype=torch.bool).triu(1)
+    total = torch.zeros(length, length, dtype=torch.float64)
+    # A few heads at a time keeps the (heads, T, T) temporaries small at T = 1024.
+    for start in range(0, samples, 4):
+        heads = min(4, samples - start)
+        draws = torch.randn(2, heads, length, head_dim, generator=generator)
+        queries, keys = (rotary(factor @ draw, config.rope_theta) for draw in draws)
+        scores = queries @ keys.transpose(-1, -2) / math.sqrt(head_dim)
+        probabilities = scores.masked_fill_(future, -math.inf).softmax(-1)
+        # Σ_n P_n (P_n K)ᵀ as one product over the stacked (n, j) index: a flat GEMM.
+        mixed = (probabilities.reshape(-1, length) @ gram32).reshape(heads, length, length)
+        total += (probabilities.transpose(0, 1).reshape(length, -1) @ mixed.transpose(0, 1).reshape(length, -1).T).double()
+    average = (total / samples).numpy()
+    return (average + average.T) / 2
+
+
+def _attention_average(
+    length: int, attention: str | np.ndarray, config: StackConfig, samples: int
+) -> Callable[[np.ndarray], np.ndarray]:
+    """``K ↦ E[P K Pᵀ]`` for symmetric K. Uniform causal ``P = D L`` (L lower ones,
+    D = diag(1/(t+1))) runs as two cumulative sums, ``L K Lᵀ = L (L K)ᵀ``: O(T²);
+    "softmax" is ``softmax_attention_average`` (its draws seeded per call, so every
+    layer sees fresh, reproducible ones)."""
+    if isinstance(attention, str) and attention == "softmax":
+        seeds = itertools.count(SOFTMAX_SEED)
+        return lambda gram: softmax_attention_average(gram, config, samples, next(seeds))
     if isinstance(attention, str) and attention == "uniform_causal":
         inverse_counts = uniform_causal_concentration(np.arange(length))
         scale = np.outer(inverse_counts, inverse_counts)
@@ -330,13 +433,16 @@ def _recursion(
     attention: str | np.ndarray,
     length: int | None,
     token_correlations: bool,
+    attention_samples: int = SOFTMAX_SAMPLES,
 ) -> dict[str, np.ndarray]:
     """The Gram recursion; every value column as an array of shape ``(2 · depth, T)``,
     row ``2l`` the "attn" and ``2l + 1`` the "mlp" sublayer of layer l."""
     length = config.seq_len if length is None else length
     if input_variance <= 0:
         raise ValueError(f"input_variance must be > 0, got {input_variance}")
-    average = _attention_average(length, attention)
+    if attention_samples < 1:
+        raise ValueError(f"attention_samples must be ≥ 1, got {attention_samples}")
+    average = _attention_average(length, attention, config, attention_samples)
     d, sigma2 = config.width, config.init_std**2
     attention_gain = d * sigma2 * config.heads * config.head_dim * sigma2
     c_attn = attention_variance_constant_moments(config)[0]
@@ -388,6 +494,7 @@ def predict_per_position(
     attention: str | np.ndarray = "uniform_causal",
     length: int | None = None,
     token_correlations: bool = True,
+    attention_samples: int = SOFTMAX_SAMPLES,
 ) -> pd.DataFrame:
     """Mean-field prediction at initialisation, one row per layer × sublayer × position.
 
@@ -397,15 +504,22 @@ def predict_per_position(
         The stack; ``dtype``/``device`` are ignored (exact arithmetic is predicted).
     input_variance : float
         v in ``K₀ = v I``: iid input tokens with iid N(0, v) coordinates.
-    attention : {"uniform_causal", "uniform"} or (T, T) row-stochastic array
-        The attention probabilities (``attention_matrix``); RoPE does not act
-        on values, so it does not enter.
+    attention : {"uniform_causal", "uniform", "softmax"} or (T, T) row-stochastic array
+        The attention probabilities: fixed ones (``attention_matrix``; RoPE acts
+        on queries and keys only, so it does not enter), or "softmax", the causal
+        softmax of Gaussian, RoPE-rotated queries and keys whose covariance
+        follows from the layer's Gram matrix (``softmax_attention_average``).
+        "uniform_causal" is the limit dσ² → 0 of "softmax" and much cheaper;
+        "softmax" is needed where dσ² m(u) ≳ 0.4 (e.g. RMSNorm at the paper's
+        d = 1024, σ = 0.02).
     length : int, optional
         T of the inputs (default ``config.seq_len``). ``c_attn`` always uses the
         training length ``config.seq_len``.
     token_correlations : bool
         ``False`` drops the off-diagonal of K after every residual add: the
         per-position recursion that treats tokens as uncorrelated (docs/statements.md §8).
+    attention_samples : int
+        Query/key draws per layer of the "softmax" model (ignored otherwise).
 
     Returns
     -------
@@ -420,10 +534,11 @@ def predict_per_position(
     Notes
     -----
     The recursion of the module docstring; cost O(depth · T² · n_terms) for
-    uniform causal attention (O(depth · T³) for a general P), independent of width. Serves docs/statements.md §8 ("token
+    uniform causal attention (O(depth · T³) for a general P, O(depth · samples · T³)
+    for "softmax"), independent of width. Serves docs/statements.md §8 ("token
     correlations matter") and claims C1, C3, C4, C5 at initialisation.
     """
-    columns = _recursion(config, input_variance, attention, length, token_correlations)
+    columns = _recursion(config, input_variance, attention, length, token_correlations, attention_samples)
     n_rows, n_positions = columns["mean_square"].shape
     table = pd.DataFrame(
         {name: np.repeat(values, n_positions) for name, values in _index(config.depth).items()}
@@ -440,6 +555,7 @@ def predict(
     attention: str | np.ndarray = "uniform_causal",
     length: int | None = None,
     token_correlations: bool = True,
+    attention_samples: int = SOFTMAX_SAMPLES,
 ) -> pd.DataFrame:
     """Position-averaged mean-field prediction, one row per layer × sublayer.
 
@@ -454,7 +570,8 @@ def predict(
     >>> list(table.columns[:3]), len(table)
     (['layer', 'sublayer', 'mean_square'], 4)
     """
-    per_position = predict_per_position(config, input_variance, attention, length, token_correlations)
+    per_position = predict_per_position(
+        config, input_variance, attention, length, token_correlations, attention_samples)
     averaged = position_average(per_position.drop(columns="position"), ["layer", "sublayer"])
     return averaged.reindex(columns=[c for c in PREDICTION_COLUMNS if c != "position"])
 
@@ -485,33 +602,39 @@ def compare_with_monte_carlo(
     seeds: range | list[int],
     inputs: InputSpec = InputSpec(batch=2),
     statistics: tuple[str, ...] = ("mean_square",),
+    attention: str | np.ndarray = "uniform_causal",
+    per_position: bool = False,
 ) -> pd.DataFrame:
-    """Position-averaged statistics, mean field vs Monte Carlo over weight seeds.
+    """Statistics per layer × sublayer, mean field vs Monte Carlo over weight seeds.
 
     Runs ``Stack(config, seed).trace(inputs.hidden_states(config, seed))`` (the
     seeding rule of ``numerics.inputs``) and compares each of ``statistics``
     (columns shared by ``Stack.trace`` and ``PREDICTION_COLUMNS``) with
-    ``predict`` at input variance ``inputs.std²`` and the same length.
+    ``predict`` under the ``attention`` model, at input variance ``inputs.std²``
+    and the same length; ``per_position=True`` compares every position
+    (``predict_per_position``) instead of position averages.
 
     Returns
     -------
-    DataFrame, one row per statistic × layer × sublayer: ``statistic``,
-    ``layer``, ``sublayer``, ``mean_field``, ``monte_carlo`` (mean over seeds of
+    DataFrame, one row per statistic × layer × sublayer (× position): ``statistic``,
+    ``layer``, ``sublayer``, (``position``), ``mean_field``, ``monte_carlo`` (mean over seeds of
     the position average), ``standard_error`` (sample standard deviation across
     seeds / √n_seeds), ``relative_error`` (mean_field / monte_carlo − 1) and
     ``relative_standard_error``. Rows are NaN where the scheme has no such
     statistic (e.g. ``arg_rms`` of RMSNorm).
     """
     length = inputs.length_for(config.seq_len)
+    keys = ["layer", "sublayer", "position"] if per_position else ["layer", "sublayer"]
     per_seed = []
     for seed in seeds:
         trace = Stack(config, seed).trace(inputs.hidden_states(config, seed))
-        per_seed.append(position_average(trace, ["layer", "sublayer"])[list(statistics)])
-    prediction = predict(config, inputs.std**2, length=length)
+        per_seed.append((trace if per_position else position_average(trace, keys))[list(statistics)])
+    predictor = predict_per_position if per_position else predict
+    prediction = predictor(config, inputs.std**2, attention, length=length)
     parts = []
     for statistic in statistics:
         samples = np.array([frame[statistic].to_numpy() for frame in per_seed])
-        part = prediction[["layer", "sublayer"]].copy()
+        part = prediction[keys].copy()
         part.insert(0, "statistic", statistic)
         part["mean_field"] = prediction[statistic]
         part["monte_carlo"] = samples.mean(0)

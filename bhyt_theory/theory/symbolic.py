@@ -113,17 +113,23 @@ def gaussian_moment_series(polynomial: sp.Expr) -> sp.Expr:
     return sp.Add(*(c * a**k * gaussian_moment(k) for (k,), c in poly.terms()))
 
 
+MAX_EXTRA_DEGREE = 40
+"""How far beyond degree ``4 n_terms`` ``_moment_series`` searches for non-zero terms before it fails."""
+
+
 def _moment_series(maclaurin: Callable[[int], sp.Expr], n_terms: int) -> sp.Expr:
     """The first ``n_terms`` non-zero terms of ``E f(aZ)`` from ``f``'s Maclaurin polynomials."""
     if n_terms < 1:
         raise ValueError(f"n_terms must be ≥ 1, got {n_terms}")
-    degree = 2 * n_terms
-    while True:
+    # Terms of degree ≤ degree are final; a higher truncation cannot change them. A series
+    # with fewer non-zero terms than asked for (a wrong Maclaurin polynomial, e.g. one that is
+    # identically zero) would loop forever: the degree is capped and the failure is an error.
+    max_degree = 4 * n_terms + MAX_EXTRA_DEGREE
+    for degree in range(2 * n_terms, max_degree + 1, 2):
         terms = series_terms(gaussian_moment_series(maclaurin(degree)))
-        # Terms of degree ≤ degree are final; a higher truncation cannot change them.
         if len(terms) >= n_terms:
             return sp.Add(*terms[:n_terms])
-        degree += 2
+    raise RuntimeError(f"fewer than {n_terms} non-zero terms up to degree {max_degree}: the Maclaurin polynomial is wrong")
 
 
 def tanh_square_moment_series(n_terms: int) -> sp.Expr:

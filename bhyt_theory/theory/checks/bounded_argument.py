@@ -26,8 +26,25 @@ def _argument_mean_square_identity() -> CheckResult:
     estimate = sp.Symbol("M", positive=True)
     z = lam_sym * h / (kappa_sym * sp.sqrt(estimate + eps_sym))
     m = sum(c**2 for c in h) / d
-    ok = is_zero(sum(c**2 for c in z) / d - (lam_sym / kappa_sym) ** 2 * m / (estimate + eps_sym))
-    return ok, "mean(z^2) = (lambda/kappa)^2 m(h)/(M + eps) symbolically (d = 4)"
+    symbolic_ok = is_zero(sum(c**2 for c in z) / d - (lam_sym / kappa_sym) ** 2 * m / (estimate + eps_sym))
+    # norms.bhyt_argument against the identity's right-hand side written from scratch, on
+    # adversarial tokens (scales 1e-30..1e30), exact M and estimates M = (1e-3..1e3) m(h), ε = 1e-6
+    # and 0. float64: mean(z²) carries O(d) roundings, allow 16 d u relative.
+    worst = 0.0
+    for d_numeric in (3, 64):
+        tokens = adversarial_tokens(d_numeric, seed=40 + d_numeric)
+        m_numeric = tokens.square().mean(-1, keepdim=True)
+        for lam, kappa in ((2.0, 10.0), (-3.0, 7.0)):
+            for factor in (None, 1e-3, 1.0, 1e3):
+                for eps in (1e-6, 0.0):
+                    estimate_numeric = None if factor is None else m_numeric * factor
+                    z_numeric = bhyt_argument(tokens, lam, kappa, mean_square=estimate_numeric, eps=eps)
+                    used = m_numeric if factor is None else estimate_numeric
+                    expected = (lam / kappa) ** 2 * m_numeric / (used + eps)
+                    worst = max(worst, float(((z_numeric.square().mean(-1, keepdim=True) - expected).abs() / expected).max()))
+    ok = symbolic_ok and worst <= 16 * 64 * U64
+    return ok, (f"mean(z^2) = (lambda/kappa)^2 m(h)/(M + eps) symbolically (d = 4), and norms.bhyt_argument matches it "
+                f"on adversarial tokens with exact and estimated M: max rel. error {worst:.1e}")
 
 
 @check("argument.exact_bounds_adversarial")

@@ -30,7 +30,3 @@ def small_block(scheme: str = "bhytstar", width: int = 32, heads: int = 4, kv_he
     config = StackConfig(scheme=scheme, depth=1, width=width, heads=heads, kv_heads=kv_heads,
                          mlp_width=48, seq_len=16, init_std=init_std, dtype="float64")
     return config, build_block(config, 0, seed)
-
-
-def operator_norm(w: Tensor) -> float:
-    return float(torch.linalg.matrix_norm(w.detach().double(), ord=2))

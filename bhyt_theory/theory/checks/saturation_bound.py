@@ -9,6 +9,8 @@ from ...numerics.norms import (
     bhyt_argument,
     mean_square,
 )
+from ...numerics.probes import saturated_fraction
+from ..bounds import saturated_fraction_bound
 from .fixtures import adversarial_tokens
 from .registry import U64, CheckResult, check
 
@@ -21,8 +23,8 @@ def _saturation_markov() -> CheckResult:
         h = adversarial_tokens(d, seed=100 + d)
         for lam, t in ((2.0, 0.05), (2.0, 0.2), (3.0, 1.0)):
             z = bhyt_argument(h, lam, KAPPA)
-            fraction = (z.abs() >= t).double().mean(-1)
-            bound = torch.clamp((lam / (KAPPA * t)) ** 2 * torch.ones_like(fraction), max=1.0)
+            fraction = saturated_fraction(z, t)
+            bound = saturated_fraction_bound(lam, KAPPA, t)
             worst = max(worst, float((fraction / bound).max()))
     ok = worst <= 1.0
     return ok, f"adversarial tokens: max saturated fraction / min(1, (lambda/(kappa t))^2) = {worst:.4f}"
@@ -37,8 +39,8 @@ def _saturation_spikes() -> CheckResult:
     h[0, :k] = 5.0
     z = bhyt_argument(h, lam, KAPPA, eps=0.0)
     spike = float(z[0, 0])
-    fraction = float((z.abs() >= t * (1 - 8 * U64)).double().mean())
-    bound = (lam / (KAPPA * t)) ** 2
+    fraction = float(saturated_fraction(z, t * (1 - 8 * U64)))
+    bound = saturated_fraction_bound(lam, KAPPA, t)
     ok = abs(spike - t) <= 8 * U64 and fraction == k / d and abs(k / d - bound) <= 4 * U64
     return ok, f"{k} equal spikes in d = {d}: z_spike = {spike!r}, fraction {fraction} = bound {bound}"
 
@@ -54,8 +56,8 @@ def _saturation_estimate() -> CheckResult:
             estimate = m * factor
             for t in (0.1, 0.5, 2.0):
                 z = bhyt_argument(h, 2.0, KAPPA, mean_square=estimate)
-                fraction = (z.abs() >= t).double().mean(-1, keepdim=True)
-                bound = torch.clamp((2.0 / (KAPPA * t)) ** 2 * m / estimate, max=1.0)
-                worst = max(worst, float((fraction / bound).max()))
+                fraction = saturated_fraction(z, t)
+                bound = saturated_fraction_bound(2.0, KAPPA, t, (m / estimate)[..., 0].numpy())
+                worst = max(worst, float((fraction.numpy() / bound).max()))
     ok = worst <= 1.0
     return ok, f"estimated M = (0.01..5) m(h): max fraction / min(1, (lambda/(kappa t))^2 m/M) = {worst:.4f}"

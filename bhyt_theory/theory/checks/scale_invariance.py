@@ -33,7 +33,20 @@ def _scale_identity() -> CheckResult:
     target = lam_sym * h / (kappa_sym * sp.sqrt(m + eps_sym / c**2))
     ok = all(is_zero(p - q) for p, q in zip(scaled, target))
     at_zero = all(is_zero(p - q) for p, q in zip(scaled.subs(eps_sym, 0), z.subs(eps_sym, 0)))
-    return ok and at_zero, "z(c h) = lambda h / (kappa sqrt(m + eps/c^2)); equals z(h) at eps = 0"
+    # norms.bhyt_argument(c h) against λ h/(κ sqrt(m(h) + ε/c²)) written from scratch, for c over
+    # 1e-8..1e8 on Gaussian tokens of rms 1e-3..1 (where ε matters); float64, 16 d u relative.
+    rng = np.random.default_rng(31)
+    worst = 0.0
+    for rms in (1e-3, 1e-2, 1.0):
+        tokens = torch.tensor(rng.standard_normal((4, 32))) * rms
+        m_numeric = tokens.square().mean(-1, keepdim=True)
+        for factor in (1e-8, 1e-3, 0.5, 7.0, 1e8):
+            expected = 2.0 * tokens / (10.0 * (m_numeric + 1e-6 / factor**2).sqrt())
+            measured = bhyt_argument(tokens * factor, 2.0)
+            worst = max(worst, float(((measured - expected).abs() / expected.abs().amax(-1, keepdim=True)).max()))
+    numeric_ok = worst <= 16 * 32 * U64
+    return ok and at_zero and numeric_ok, ("z(c h) = lambda h / (kappa sqrt(m + eps/c^2)); equals z(h) at eps = 0; "
+                                          f"norms.bhyt_argument(c h) matches it for c = 1e-8..1e8: max rel. error {worst:.1e}")
 
 
 @check("scale.invariance_at_zero_eps")
