@@ -122,7 +122,7 @@ def test_invalid_grid_point_fails_before_any_run(tmp_path, monkeypatch):
 OTHER_VALUES = {
     "scheme": "rmsnorm", "depth": 4, "width": 32, "heads": 4, "kv_heads": 1, "mlp_width": 40,
     "seq_len": 7, "lam_in": 3.0, "lam_post": 3.0, "lam_final": 1.0, "kappa": 9.0,
-    "kappa_schedule": "decay", "dyt_alpha": 0.25, "derf_alpha": 0.25, "estimator": "exact",
+    "kappa_schedule": "decay", "dyt_alpha": 0.25, "derf_alpha": 0.25, "estimator": "exact", "exact_layers": 3,
     "init_std": 0.03, "rope_theta": 500.0, "dtype": "float64", "device": "cuda",
 }
 

@@ -49,7 +49,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from ..numerics.estimators import ESTIMATORS, causal_key_counts
+from ..numerics.estimators import ESTIMATORS, TRAINING_ESTIMATORS, causal_key_counts
 from ..numerics.inputs import InputSpec
 from ..numerics.model import (
     BHYT_ESTIMATE_SCHEMES,
@@ -364,7 +364,7 @@ def estimator_comparison(
     """The ratio M₂/m(h') of each estimator, per layer × position, mean and spread over seeds.
 
     ``estimators`` defaults to every entry of ``ESTIMATORS`` but "exact" (whose
-    ratio is 1 by definition). One ``Stack`` runs per estimator and seed (an estimator changes every later
+    ratio is 1 by definition) and the ``TRAINING_ESTIMATORS``. One ``Stack`` runs per estimator and seed (an estimator changes every later
     layer's forward pass, through the MLP-side norm), on the same inputs
     ``inputs.hidden_states(config, seed)`` (the seeding rule of ``numerics.inputs``)
     and the same weights (seed). The ratio is ``Stack.trace``'s ``estimate_ratio``: per
@@ -380,7 +380,8 @@ def estimator_comparison(
     if not scheme_row(config.scheme).estimates_m2:
         raise ValueError(f"estimators apply to schemes that estimate M₂ {BHYT_ESTIMATE_SCHEMES}, not {config.scheme!r}")
     positions = table_positions(config.seq_len) if positions is None else tuple(positions)
-    estimators = tuple(name for name in ESTIMATORS if name != "exact") if estimators is None else tuple(estimators)
+    if estimators is None:
+        estimators = tuple(name for name in ESTIMATORS if name != "exact" and name not in TRAINING_ESTIMATORS)
     layers = tuple(layer for layer in layers if layer < config.depth)
     rows = []
     for estimator in estimators:

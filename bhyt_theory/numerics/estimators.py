@@ -5,14 +5,29 @@ estimate ``M₂ = m₁ + c_attn λ₁²/κ²`` (docs/estimators.md). The correct
 remove one assumption of that estimate each; ``ESTIMATORS`` maps a name
 (``"reference"``, ``"position"``, ``"position+tanh"``, …, ``"exact"``) to the function
 that ``Block`` calls, and ``ESTIMATOR_COSTS`` states the extra cost of each.
+
+The reference implementation (MLAI-Yonsei/BHyT) also offers variants that *learn*
+the correction instead of deriving it; they are here as training options
+(``LEARNABLE_ESTIMATORS``; their scalars are parameters of each ``Block``, created
+from ``estimator_parameters``), together with its "hybrid" (exact M₂ in the first
+``StackConfig.exact_layers`` layers, the reference estimate after):
+
+- ``learnable_scale``:    ``M₂ = m₁ + β · c_attn λ₁²/κ²``,              β = 1 at init;
+- ``learnable_relative``: ``M₂ = m₁ (1 + η)``,                          η = 0 at init;
+- ``residual_aware``:     ``M₂ = m₁ (1 + β_c) + α · c_attn λ₁²/κ²``,    β_c = 0, α = 1 at init;
+- ``hybrid``:             ``M₂ = m(h')`` for layers ``< exact_layers``, else the reference.
+
+``learnable_scale`` and ``residual_aware`` start as the reference estimate;
+``learnable_relative`` starts at ``M₂ = m₁`` (it has no ``c_attn`` to start from)
+and must learn the increment.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from itertools import combinations
-from typing import Callable
+from typing import Callable, Mapping
 
 import numpy as np
 import torch
@@ -30,6 +45,9 @@ class EstimateInputs:
 
     ``positions`` has shape ``(T_in, 1)`` (float64) so that it broadcasts against
     ``m₁`` of shape ``(B, T_in, 1)``; ``seq_len`` is ``StackConfig.seq_len``.
+    ``parameters`` holds the block's learnable estimator scalars
+    (``estimator_parameters``), ``layer`` the block's 0-based index and
+    ``exact_layers`` the ``StackConfig`` field read by the "hybrid" estimator.
     """
 
     mean_square_in: Tensor
@@ -40,6 +58,9 @@ class EstimateInputs:
     state_after_attention: Tensor
     positions: Tensor
     seq_len: int
+    parameters: Mapping[str, Tensor] = field(default_factory=dict)
+    layer: int = 0
+    exact_layers: int = 0
 
 
 def token_positions(h: Tensor) -> Tensor:
@@ -142,12 +163,75 @@ ESTIMATORS.update(
 )
 ESTIMATORS["exact"] = _exact_estimate
 
+
+def _increment(inputs: EstimateInputs) -> Tensor:
+    """The reference increment ``c_attn λ₁²/κ²`` (M₂ − m₁ of the reference estimate)."""
+    return estimate_post_attention_mean_square(0.0, inputs.c_attn, inputs.lam_in, inputs.kappa)
+
+
+def _learnable_scale_estimate(inputs: EstimateInputs) -> Tensor:
+    """``M₂ = m₁ + β · c_attn λ₁²/κ²`` with a learnable β per layer."""
+    return inputs.mean_square_in + inputs.parameters["beta"] * _increment(inputs)
+
+
+def _learnable_relative_estimate(inputs: EstimateInputs) -> Tensor:
+    """``M₂ = m₁ (1 + η)`` with a learnable η per layer (no ``c_attn``)."""
+    return inputs.mean_square_in * (1.0 + inputs.parameters["eta"])
+
+
+def _residual_aware_estimate(inputs: EstimateInputs) -> Tensor:
+    """``M₂ = m₁ (1 + β_c) + α · c_attn λ₁²/κ²``: a learnable share of the residual
+    (standing in for the dropped cross term ``(2/d)⟨h, a⟩``) plus a learnable increment."""
+    parameters = inputs.parameters
+    return inputs.mean_square_in * (1.0 + parameters["beta_c"]) + parameters["alpha"] * _increment(inputs)
+
+
+def _hybrid_estimate(inputs: EstimateInputs) -> Tensor:
+    """The exact ``m(h')`` in layers ``< exact_layers``, the reference estimate after."""
+    if inputs.layer < inputs.exact_layers:
+        return _exact_estimate(inputs)
+    return _reference_estimate(inputs)
+
+
+LEARNABLE_ESTIMATORS: dict[str, dict[str, float]] = {
+    "learnable_scale": {"beta": 1.0},
+    "learnable_relative": {"eta": 0.0},
+    "residual_aware": {"beta_c": 0.0, "alpha": 1.0},
+}
+"""Initial values of each learnable estimator's per-layer scalars (module docstring)."""
+
+ESTIMATORS.update(
+    {
+        "learnable_scale": _learnable_scale_estimate,
+        "learnable_relative": _learnable_relative_estimate,
+        "residual_aware": _residual_aware_estimate,
+        "hybrid": _hybrid_estimate,
+    }
+)
+
+TRAINING_ESTIMATORS = (*LEARNABLE_ESTIMATORS, "hybrid")
+"""Estimators meant for training: at initialisation the learnable ones equal the
+reference (or m₁) and "hybrid" is exact or the reference layer by layer, so the
+studies at initialisation leave them out by default."""
+
+
+def estimator_parameters(estimator: str) -> dict[str, float]:
+    """The learnable scalars (name → initial value) a ``Block`` holds for ``estimator``;
+    empty for the estimators that learn nothing."""
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"estimator {estimator!r} is not one of {tuple(ESTIMATORS)}")
+    return dict(LEARNABLE_ESTIMATORS.get(estimator, {}))
+
 ESTIMATOR_COSTS: dict[str, str] = {
     "reference": "1 add per token (m₁ + a per-layer scalar; the scalar costs ~3 flops per layer and forward)",
     "position": "+1 multiply per token (a per-position increment, T multiplies per layer and forward shared by the batch)",
     "tanh": "+0 per token; one scalar quadrature per distinct λ₁ value per layer (cached), on the host",
     "gamma": "+0 per token; 2d flops per layer and forward for mean(γ₁²)",
     "exact": "+2d flops per token (a second mean-square reduction over h', which the reference avoids)",
+    "learnable_scale": "+1 multiply per layer and forward (β · increment); one scalar parameter per layer",
+    "learnable_relative": "+1 multiply per token (m₁ · (1 + η)), no c_attn; one scalar parameter per layer",
+    "residual_aware": "+1 multiply per token and 1 per layer; two scalar parameters per layer",
+    "hybrid": "as \"exact\" (+2d flops per token) in the first exact_layers layers, as the reference after",
 }
 """Extra cost of each M₂ estimator over the reference; a combination costs the sum
 of its parts (e.g. "position+tanh+gamma": +1 multiply per token, one quadrature per

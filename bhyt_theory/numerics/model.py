@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import schemes
-from .estimators import ESTIMATORS, EstimateInputs, token_positions
+from .estimators import ESTIMATORS, EstimateInputs, estimator_parameters, token_positions
 from .norms import BHyT, attention_variance_constant, check_real, mean_square
 from .probes import NO_PROBE, Probe, TraceProbe
 from .schemes import NORMALISERS, SCHEME_TABLE, scheme_row
@@ -93,7 +93,8 @@ class StackConfig:
     before the MLP. ``lam_final``: λ of a last-layer BHyT* (BHyT schemes only, κ of the last
     layer); 0 means the final norm is
     RMSNorm (DyT/Derf for those schemes). ``estimator``: how ``bhyt``/``bhytline``
-    form M₂ (``ESTIMATORS``; "reference" is the paper's).
+    form M₂ (``ESTIMATORS``; "reference" is the paper's); ``exact_layers``: how many
+    first layers use the exact M₂ under the "hybrid" estimator.
     """
 
     scheme: str = "bhyt"
@@ -111,6 +112,7 @@ class StackConfig:
     dyt_alpha: float = 0.5
     derf_alpha: float = 0.5
     estimator: str = "reference"
+    exact_layers: int = 2
     init_std: float = 0.02
     rope_theta: float = 10000.0
     dtype: str = "float32"
@@ -147,6 +149,8 @@ class StackConfig:
             problems.append(f"kappa_schedule {self.kappa_schedule!r} is not one of {tuple(KAPPA_SCHEDULES)}")
         if self.estimator not in ESTIMATORS:
             problems.append(f"estimator {self.estimator!r} is not one of {tuple(ESTIMATORS)}")
+        if self.exact_layers < 0:
+            problems.append(f"exact_layers must be ≥ 0, got {self.exact_layers}")
         if self.dtype not in DTYPES:
             problems.append(f"dtype {self.dtype!r} is not one of {DTYPES}")
         if problems:
@@ -310,6 +314,11 @@ class Block(nn.Module):
         self.norm_mlp_out = _make_output_norm(config, layer)
         self.branch_scale = 1.0 / self.row.branch_divisor(layer)
         self.register_buffer("c_attn", torch.zeros((), dtype=torch.float64))
+        # The learnable scalars of a learnable M₂ estimator (empty otherwise).
+        learnable = estimator_parameters(config.estimator) if self.scheme in BHYT_ESTIMATE_SCHEMES else {}
+        self.estimator_parameters = nn.ParameterDict(
+            {name: nn.Parameter(torch.tensor(value)) for name, value in learnable.items()}
+        )
 
     def _apply(self, fn, recurse=True):
         # ``.to(dtype)`` casts every floating buffer; c_attn is a statistic and stays
@@ -350,6 +359,7 @@ class Block(nn.Module):
             EstimateInputs(
                 attn_statistic["mean_square"], self.c_attn, self.norm_attn.lam, self.norm_attn.kappa,
                 self.norm_attn.gamma, h_after, token_positions(h), self.config.seq_len,
+                dict(self.estimator_parameters), self.layer, self.config.exact_layers,
             )
         )
         return {"mean_square": m2}
