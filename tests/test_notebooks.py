@@ -18,6 +18,7 @@ SMALL = {
     "02_variance_approximation": dict(widths=[16, 32], depth=3, seq_len=8, seeds=[0, 1], batch=1, layers=[0, 1]),
     "03_stability_across_depth": dict(depth=4, width=16, seq_len=8, seeds=2, meanfield_depth=3, jacobian_depth=3,
                                       probes=4),
+    "04_trained_regime": dict(preset="quick", schemes=["rmsnorm", "bhyt"], seeds=[0, 1], steps=10),
     "05_efficiency_and_claims": dict(width=16, heads=2, seq_len=4, batch=1, rounds=2, compute_missing=False),
 }
 
