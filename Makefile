@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 TORCH  ?= torch==2.13.0
 OUT    ?= results
 
-.PHONY: venv test reproduce claims bench efficiency-gpu notebooks clean mutation mutation-sample
+.PHONY: venv test reproduce claims bench efficiency-gpu clean mutation mutation-sample
 
 venv: $(STAMP)
 

@@ -405,6 +405,13 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 # ---- train (issue 8): CPU pretraining of every scheme --------------------------------------------
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from .experiments import executor
+
+    with executor.backend(scheduler=args.scheduler):
+        return _train(args)
+
+
+def _train(args: argparse.Namespace) -> int:
     from .experiments.training_study import (
         GRID_PRESETS,
         comparison_configs,
@@ -491,8 +498,12 @@ def _add_train_parser(commands) -> None:
                        help="also train bhyt with these M₂ estimators (e.g. position learnable_scale hybrid)")
     train.add_argument("--fixed-embedding-experiment", type=float, default=0.0, metavar="RMS",
                        help="also train rmsnorm and bhyt with each token's embedding output fixed at this rms")
-    train.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
-                       help="runs trained in parallel, one thread each")
+    where = train.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+                       help="runs trained in parallel in local processes, one thread each")
+    where.add_argument("--scheduler", default=None,
+                       help="train each run as a task of an existing Dask cluster: its scheduler's address "
+                       "(tcp://host:8786); --out must be a folder every worker sees at the same path")
     train.add_argument("--grid", action="store_true", help="divergence grid depth × lr × scheme instead")
     train.add_argument("--grid-depths", type=int, nargs="+", default=None)
     train.add_argument("--grid-lrs", type=float, nargs="+", default=None)

@@ -21,11 +21,11 @@ import contextlib
 import datetime
 import importlib
 import json
-import os
 import platform
 import subprocess
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -33,6 +33,7 @@ import pandas as pd
 import torch
 
 from . import __version__
+from .experiments.atomic import write_atomically
 from .experiments.montecarlo import source_fingerprint, summarise, sweep
 from .numerics.inputs import InputSpec
 from .numerics.model import SCHEMES, StackConfig
@@ -427,15 +428,11 @@ class ResultsStore:
         files = {}
         for table_name, table in tables.items():
             files[table_name] = f"{table_name}.csv"
-            temporary = self.folder / f".{table_name}.csv.tmp"
-            table.to_csv(temporary, index=False)
-            os.replace(temporary, self.folder / files[table_name])
+            write_atomically(self.folder / files[table_name], partial(table.to_csv, index=False))
         meta = {"study": name, "quick": quick, "sizes": study.sizes(quick), "sources": study.sources(),
                 "wall_seconds": round(seconds, 1), "files": files, "command": study.command(quick),
                 **provenance(self.device)}
-        temporary = self._meta_path(name).with_suffix(".tmp")
-        temporary.write_text(json.dumps(meta, indent=1))
-        os.replace(temporary, self._meta_path(name))
+        write_atomically(self._meta_path(name), lambda temporary: temporary.write_text(json.dumps(meta, indent=1)))
         self.log(f"finished {name} in {seconds:.0f} s")
         return StudyResult(study, tables, meta)
 

@@ -40,8 +40,6 @@ PACKAGE_MODULES = {
 }
 """Every module of the package, relative to ``bhyt_theory`` (``numerics.norms``, …)."""
 
-PLANNED = {"bhyt_theory.experiments.training"}
-"""Modules the docs announce as planned (docs/claims.md); they may not exist yet."""
 
 # Only for a checkout without git: what `git ls-files` would leave out.
 _UNTRACKED_DIRECTORIES = {".git", ".venv", "results", "__pycache__", ".pytest_cache", ".hypothesis", ".ruff_cache"}
@@ -192,5 +190,5 @@ def documented_package_names(text: str) -> list[str]:
 def test_every_function_the_docs_name_exists(path):
     """The docs name the implementing function of each formula; a rename must reach them."""
     names = documented_package_names(path.read_text(encoding="utf-8"))
-    missing = sorted({name for name in names if name not in PLANNED and not package_object(name)})
+    missing = sorted({name for name in names if not package_object(name)})
     assert not missing, missing

@@ -168,3 +168,17 @@ def test_backend_rejects_workers_and_scheduler_together():
         pass
     with pytest.raises(ValueError, match="workers"), executor.backend(workers=0):
         pass
+
+
+def test_training_runs_on_the_cluster_equal_the_serial_runs(cluster, tmp_path):
+    """`train --scheduler` / `reproduce --workers`: each training run is one Dask task and
+    its logged table is the serial run's, value for value (same seeds, one thread each)."""
+    argv = ["train", "--schemes", "rmsnorm", "bhyt", "--seeds", "0", "--depth", "2", "--width", "16", "--heads",
+            "2", "--seq-len", "16", "--steps", "4", "--batch-size", "4", "--eval-every", "2", "--stats-every", "2",
+            "--eval-batches", "1", "--warmup-steps", "1", "--no-progress"]
+    assert cli.main([*argv, "--workers", "1", "--out", str(tmp_path / "serial")]) == 0
+    assert cli.main([*argv, "--scheduler", cluster.scheduler_address, "--out", str(tmp_path / "dask")]) == 0
+    serial, parallel = (pd.read_csv(tmp_path / name / "log.csv") for name in ("serial", "dask"))
+    pd.testing.assert_frame_equal(serial, parallel)
+    assert sorted(p.name for p in (tmp_path / "dask" / "runs").iterdir()) == sorted(
+        p.name for p in (tmp_path / "serial" / "runs").iterdir())

@@ -42,7 +42,6 @@ from torch import Tensor
 
 from ..numerics.inputs import InputSpec
 from ..numerics.model import (
-    BHYT_ESTIMATE_SCHEMES,
     Block,
     StackConfig,
     build_block,

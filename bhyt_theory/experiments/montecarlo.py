@@ -42,7 +42,6 @@ import itertools
 import json
 import logging
 import os
-import secrets
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
@@ -61,6 +60,7 @@ from ..numerics.inputs import InputSpec
 from ..numerics.model import StackConfig, build_block
 from ..numerics.probes import TRACE_COLUMNS, TraceProbe, position_average
 from . import executor
+from .atomic import write_atomically
 
 DEFAULT_CACHE_DIR = Path("results/cache")
 
@@ -210,17 +210,8 @@ def write_cached(table: pd.DataFrame, path: Path, key: str, rows: int) -> None:
     arrow = pa.Table.from_pandas(table, preserve_index=False)
     arrow = arrow.replace_schema_metadata({**arrow.schema.metadata, **_metadata(key, rows, table_checksum(table))})
     floats = [name for name in table.columns if pd.api.types.is_float_dtype(table[name])]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f"{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-    try:
-        # os.open with mode 0o666 lets the umask decide the permissions (mkstemp forces 0600).
-        with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as stream:
-            pq.write_table(arrow, stream, compression="zstd", use_dictionary=["scheme", "sublayer"],
-                           use_byte_stream_split=floats)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    write_atomically(path, lambda temporary: pq.write_table(
+        arrow, temporary, compression="zstd", use_dictionary=["scheme", "sublayer"], use_byte_stream_split=floats))
 
 
 def read_cached(path: Path, key: str, rows: int) -> pd.DataFrame:

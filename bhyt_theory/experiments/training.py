@@ -66,12 +66,11 @@ import hashlib
 import itertools
 import json
 import math
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +83,7 @@ from tqdm.auto import tqdm
 from ..numerics.model import BHYT_ESTIMATE_SCHEMES, Stack, StackConfig
 from ..numerics.norms import rms_norm
 from ..numerics.probes import TraceProbe, position_average, state_statistics
+from .atomic import write_atomically
 from .corpus import VOCAB_SIZE, Corpus, evaluation_batches, load_corpus, training_batch
 
 LOG_KEYS = ("run_id", "label", "scheme", "seed", "step", "layer", "sublayer", "band")
@@ -393,19 +393,6 @@ class TrainingRun:
     record: dict = field(default_factory=dict)
 
 
-def _write_checkpoint(path: Path, state: dict) -> None:
-    """``torch.save`` to a temporary file in the same folder, then an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(handle)
-    try:
-        torch.save(state, temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def checkpoint_path(out_dir: str | Path, config: TrainConfig) -> Path:
     return Path(out_dir) / "checkpoints" / f"{config.run_id}.pt"
 
@@ -470,8 +457,9 @@ def train(
 
     def save():
         if path is not None:
-            _write_checkpoint(path, {"config": config.as_dict(), "model": model.state_dict(),
-                                     "optimizer": optimiser.state_dict(), "rows": rows, "state": state})
+            checkpoint = {"config": config.as_dict(), "model": model.state_dict(),
+                          "optimizer": optimiser.state_dict(), "rows": rows, "state": state}
+            write_atomically(path, partial(torch.save, checkpoint))
 
     def observe(step, gradient_norms=None):
         if step % config.eval_every == 0 or step == config.steps:

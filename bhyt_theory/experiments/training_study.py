@@ -21,18 +21,19 @@ from __future__ import annotations
 
 import math
 import multiprocessing
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
+from . import executor
+from .atomic import write_atomically
 from .bench import block_matmul_flops, dense_matmul_operands
 from .corpus import VOCAB_SIZE, Corpus, evaluation_batches, load_corpus, training_batch
 from .montecarlo import confidence_interval
@@ -88,18 +89,6 @@ def comparison_configs(
     return configs
 
 
-def _write_pickle(table: object, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(handle)
-    try:
-        pd.to_pickle(table, temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def run_one(config: TrainConfig, out_dir: str | Path, analysis: bool = True, progress: bool | None = None) -> dict:
     """Train and analyse one configuration, or read its cached result.
 
@@ -118,7 +107,7 @@ def run_one(config: TrainConfig, out_dir: str | Path, analysis: bool = True, pro
         tables = analyse(run, batches, config.stats_batch)
     record = {**run.record, "analysis_cpu_seconds": time.process_time() - started}
     result = {"record": record, "log": run.log, "analysis": tables}
-    _write_pickle(result, path)
+    write_atomically(path, partial(pd.to_pickle, result))
     return result
 
 
@@ -131,7 +120,13 @@ def _one_line(record: dict) -> str:
 
 def _run_all(configs: Sequence[TrainConfig], out_dir: Path, workers: int, analysis: bool,
              progress: bool | None, log: Callable[[str], None]) -> list[dict]:
-    """``run_one`` for every configuration, in order, ``workers`` processes at a time."""
+    """``run_one`` for every configuration, in order: one task per run on the current Dask
+    backend when one is active (``executor.backend``: ``--scheduler`` or ``reproduce
+    --workers``), else ``workers`` local processes at a time (one thread each)."""
+    if not executor.current().in_process:
+        task = partial(run_one, out_dir=out_dir.resolve(), analysis=analysis, progress=False)
+        return executor.map_runs(task, configs, desc="training runs", progress=progress is not False,
+                                 on_result=lambda index, result: log(_one_line(result["record"])))
     if workers <= 1:
         results = []
         for config in configs:
