@@ -29,7 +29,7 @@ from strategies import (
     scalar_parameters,
 )
 
-from bhyt_theory import cli, options
+from bhyt_theory import cli, commands, options
 from bhyt_theory.experiments import montecarlo
 from bhyt_theory.numerics import model
 from bhyt_theory.numerics.estimators import ESTIMATORS
@@ -219,7 +219,7 @@ def test_closed_stdout_ends_quietly(monkeypatch):
     def closed(*args, **kwargs):
         raise BrokenPipeError
 
-    monkeypatch.setattr(cli, "show", closed)
+    monkeypatch.setattr(commands, "show", closed)
     code, _, err = run_cli(["trace", *CLI_BASES["trace"]])
     assert (code, err) == (141, "")
 

@@ -4,6 +4,7 @@ cache key sees every field, and the confidence intervals are Student-t's."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -100,8 +101,8 @@ def test_interrupted_sweep_resumes_to_the_uninterrupted_result(tmp_path, monkeyp
 
 
 def test_interrupted_write_leaves_no_partial_file(tmp_path, monkeypatch):
-    def half_written(table, stream, **kwargs):
-        stream.write(b"PAR1" + bytes(100))
+    def half_written(table, where, **kwargs):
+        Path(where).write_bytes(b"PAR1" + bytes(100))
         raise Interrupt
 
     monkeypatch.setattr(montecarlo.pq, "write_table", half_written)
