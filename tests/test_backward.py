@@ -19,7 +19,11 @@ from bhyt_theory.experiments.gradients import (
     jacobian_gain,
 )
 from bhyt_theory.numerics.model import Stack, StackConfig, build_block
-from bhyt_theory.theory.backward import bhyt_block_jacobian, lambda_gradients, mean_field_gradient_growth
+from bhyt_theory.theory.backward import (
+    bhyt_block_jacobian,
+    lambda_gradients,
+    mean_field_gradient_growth,
+)
 
 U64 = 2.0**-53
 

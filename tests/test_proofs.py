@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 from bhyt_theory import cli
-from bhyt_theory.theory.checks import registry
 from bhyt_theory.theory.checks import (
     CHECKS,
     PROOF_SECTIONS,
     check_references,
     proof_sections,
+    registry,
 )
 
 PROOFS = Path(__file__).resolve().parent.parent / "proofs"

@@ -28,7 +28,7 @@ from bhyt_theory.experiments.staleness import (
 )
 from bhyt_theory.numerics.model import Stack, StackConfig, build_block
 from bhyt_theory.numerics.norms import bhyt, mean_square, root_mean_square
-from bhyt_theory.theory.bounds import (
+from bhyt_theory.theory.trained_bounds import (
     bhyt_output_rms_bound,
     increment_ratio,
     mlp_scale_free_threshold,

@@ -47,7 +47,12 @@ from ..numerics.model import (
     build_block,
     rotary,
 )
-from ..numerics.norms import DecodeConstants, bhyt_decode, mean_square, precompute_decode_constants
+from ..numerics.norms import (
+    DecodeConstants,
+    bhyt_decode,
+    mean_square,
+    precompute_decode_constants,
+)
 from .montecarlo import confidence_interval
 
 EFFICIENCY_SCHEMES = ("rmsnorm", "dyt", "bhytstar", "bhyt")

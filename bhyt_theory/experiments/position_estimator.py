@@ -5,11 +5,11 @@ uniform-over-T attention by uniform *causal* attention, ``Σ_j P_tj² = 1/(t+1)`
 proofs/position_estimator.md proves it unbiased for the attention increment when
 every head attends uniformly causally over uncorrelated isotropic tokens, and
 that otherwise its increment is ``1/((t+1) S_t)`` of the expected one,
-``S_t = Σ_j P_tj²`` (``bounds.increment_ratio``). This module measures that on a
+``S_t = Σ_j P_tj²`` (``trained_bounds.increment_ratio``). This module measures that on a
 real block: the attention half is recomputed from the block's own value-output
 maps (``norms.value_output_maps``) with *forced* probabilities — a row putting
 mass ``p`` on the first token (an attention sink) and ``1 − p`` uniformly on
-``0 … t`` (``bounds.peaked_attention_sum_squares``) — so that attention is
+``0 … t`` (``trained_bounds.peaked_attention_sum_squares``) — so that attention is
 independent of the tokens, as the statement assumes, and the tokens are iid
 Gaussian (uncorrelated, isotropic).
 
@@ -33,7 +33,10 @@ from ..numerics.gaussian import tanh_square_moment
 from ..numerics.inputs import gaussian_inputs, input_seed
 from ..numerics.model import Block, StackConfig, build_block
 from ..numerics.norms import mean_square, value_output_maps
-from ..theory.bounds import increment_ratio, peaked_attention_sum_squares
+from ..theory.trained_bounds import (
+    increment_ratio,
+    peaked_attention_sum_squares,
+)
 
 __all__ = ["peaked_probabilities", "forced_attention", "peaked_attention_study", "worst_peaked_error",
            "PEAKED_ESTIMATORS"]
@@ -95,7 +98,7 @@ def peaked_attention_study(
     ``mean_square_in`` (batch-mean m₁), ``increment`` (batch-mean m(a_t)) and its
     ``increment_se``, ``exact`` (batch-mean m(h'_t)), ``estimate`` (batch-mean M₂),
     ``increment_ratio`` = (M₂ − m₁)/m(a_t) measured, ``predicted_ratio`` =
-    ``bounds.increment_ratio`` times, for the estimators without the tanh
+    ``trained_bounds.increment_ratio`` times, for the estimators without the tanh
     correction, ``a²/E tanh²(aZ)`` (a = λ₁/κ; their linear-tanh increment overstates
     m(u) by that factor for Gaussian tokens), and
     ``relative_error`` = (M₂ − m(h'))/m(h') of the batch means.

@@ -4,8 +4,8 @@ The reference implementation refreshes ``c_attn = ‖W_V W_O‖_F²/(T d)`` abou
 times per training run, so between refreshes ``M₂`` is formed with the constant
 of older weights. proofs/trained_parameters.md shows this adds exactly one term
 to the decomposition of ``M₂ − m(h')``, ``(c_stale − c_fresh) λ₁²/κ²``
-(``bounds.staleness_error``), and scales the MLP-side saturation bound by
-``(M₂^fresh + ε)/(M₂^stale + ε)`` (``bounds.stale_saturation_factor_range``).
+(``trained_bounds.staleness_error``), and scales the MLP-side saturation bound by
+``(M₂^fresh + ε)/(M₂^stale + ε)`` (``trained_bounds.stale_saturation_factor_range``).
 ``staleness_study`` measures both under a controlled weight perturbation of
 relative size δ applied after ``c_attn`` was computed:
 
@@ -37,7 +37,10 @@ from ..numerics.inputs import gaussian_inputs, input_seed
 from ..numerics.model import Stack, StackConfig
 from ..numerics.norms import EPS, mean_square
 from ..numerics.probes import RecordingProbe
-from ..theory.bounds import stale_saturation_factor_range, staleness_error
+from ..theory.trained_bounds import (
+    stale_saturation_factor_range,
+    staleness_error,
+)
 
 __all__ = ["PERTURBATIONS", "perturb", "staleness_study", "staleness_summary"]
 
@@ -92,7 +95,7 @@ def staleness_study(
     -------
     DataFrame, one row per seed × kind × delta × layer: ``c_fresh``, ``c_stale``,
     ``relative_change`` = c_fresh/c_stale − 1, ``staleness_error`` =
-    ``bounds.staleness_error`` and ``error_over_exact`` = its size over the
+    ``trained_bounds.staleness_error`` and ``error_over_exact`` = its size over the
     token-mean m(h'), the mean |M₂ − m(h')|/m(h') with the ``fresh`` and the
     ``stale`` constant, the token-mean saturation-bound factor
     ``(M₂^fresh + ε)/(M₂^stale + ε)`` and its proved range ``factor_low``, ``factor_high``.

@@ -30,10 +30,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-from matplotlib.ticker import MaxNLocator
 import numpy as np
 import pandas as pd
 import torch
+from matplotlib.ticker import MaxNLocator
 from torch import Tensor
 
 from ..numerics.norms import root_mean_square

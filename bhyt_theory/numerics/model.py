@@ -38,7 +38,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import schemes
-from .estimators import ESTIMATORS, EstimateInputs, estimator_parameters, token_positions
+from .estimators import (
+    ESTIMATORS,
+    EstimateInputs,
+    estimator_parameters,
+    token_positions,
+)
 from .norms import BHyT, attention_variance_constant, check_real, mean_square
 from .probes import NO_PROBE, Probe, TraceProbe
 from .schemes import NORMALISERS, SCHEME_TABLE, scheme_row

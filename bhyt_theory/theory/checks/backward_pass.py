@@ -11,7 +11,12 @@ from ...numerics.norms import (
     mean_square,
     value_output_maps,
 )
-from ..backward import bhyt_block_jacobian, lambda_gradients, mean_field_gradient_growth, rank_one_norm
+from ..backward import (
+    bhyt_block_jacobian,
+    lambda_gradients,
+    mean_field_gradient_growth,
+    rank_one_norm,
+)
 from .registry import U64, CheckResult, check
 
 

@@ -12,7 +12,10 @@ from ...numerics.estimators import ESTIMATORS, EstimateInputs, token_positions
 from ...numerics.gaussian import tanh_square_moment
 from ...numerics.model import StackConfig, build_block
 from ...numerics.norms import mean_square, value_output_maps
-from ..bounds import increment_ratio, peaked_attention_sum_squares
+from ..trained_bounds import (
+    increment_ratio,
+    peaked_attention_sum_squares,
+)
 from .registry import U64, CheckResult, check
 
 
@@ -48,7 +51,7 @@ def _z_scores(samples: torch.Tensor, expected: torch.Tensor, relative_model: flo
 @check("position.sum_squares_minimum")
 def _sum_squares() -> CheckResult:
     # S_t = Σ_j P_tj² ≥ 1/(t+1) for a causal row (Cauchy–Schwarz), equality iff uniform; the peaked
-    # row's S_t in closed form (sympy) against bounds.peaked_attention_sum_squares.
+    # row's S_t in closed form (sympy) against trained_bounds.peaked_attention_sum_squares.
     p = sp.symbols("p", nonnegative=True)
     symbolic_ok = all(
         sp.simplify(sum(((p if j == 0 else 0) + (1 - p) / (t + 1)) ** 2 for j in range(t + 1))
@@ -94,7 +97,7 @@ def _unbiased() -> CheckResult:
 @check("position.peaked_increment_ratio")
 def _peaked() -> CheckResult:
     # Forced peaked rows, all heads, on the block's own value-output maps (a from-scratch attention):
-    # the measured ratio (estimated increment)/m(a_t) must equal bounds.increment_ratio times the
+    # the measured ratio (estimated increment)/m(a_t) must equal trained_bounds.increment_ratio times the
     # tanh-curvature factor, within Monte Carlo error (4.5 se) plus the same finite-d term; and for
     # t + 1 ≤ T the position-aware estimator is never farther from 1 than the reference, both tanh-corrected.
     block = _block(seed=2)

@@ -13,10 +13,12 @@ from ...numerics.norms import KAPPA, bhyt, mean_square, root_mean_square
 from ...numerics.probes import RecordingProbe
 from ..bounds import (
     attention_gain,
-    bhyt_output_rms_bound,
     depth_bound,
-    mlp_scale_free_threshold,
     saturated_fraction_bound,
+)
+from ..trained_bounds import (
+    bhyt_output_rms_bound,
+    mlp_scale_free_threshold,
     stale_saturation_factor_range,
     staleness_error,
     variance_constant_ceiling,
@@ -45,7 +47,7 @@ def _concave() -> CheckResult:
 
 @check("trained.output_bound_any_lambda")
 def _output_bound() -> CheckResult:
-    # rms(norms.bhyt(h)) ≤ bounds.bhyt_output_rms_bound for λ of both signs and up to 3κ, random γ
+    # rms(norms.bhyt(h)) ≤ trained_bounds.bhyt_output_rms_bound for λ of both signs and up to 3κ, random γ
     # (signs, peaks aligned with the tokens' mass), exact and estimated M; 8u relative slack for the
     # float64 evaluation. Tightness: constant |γ| (random signs) and a dense ±c token at ε = 0.
     rng = np.random.default_rng(21)
@@ -98,7 +100,7 @@ def _isometric_block(lam_in: float, lam_post: float, heads: int = 4, kv_heads: i
 
 @check("trained.variance_constant_ceiling")
 def _ceiling() -> CheckResult:
-    # c_attn (norms.attention_variance_constant via the block) ≤ bounds.variance_constant_ceiling on
+    # c_attn (norms.attention_variance_constant via the block) ≤ trained_bounds.variance_constant_ceiling on
     # random weights (GQA and not, several scales); equality (to 1e-12) for the isometric construction.
     worst = 0.0
     for heads, kv_heads, std in ((4, 4, 0.02), (4, 2, 0.3), (8, 1, 1.0)):
@@ -118,7 +120,7 @@ def _ceiling() -> CheckResult:
 def _threshold() -> CheckResult:
     # On the isometric block (where the ceiling is attained) bounds.depth_bound's scale-free MLP
     # bound switches from the Cauchy–Schwarz ("non-saturating") to the saturated route exactly at
-    # bounds.mlp_scale_free_threshold: below at 0.99×, above at 1.01× (ε/b ≈ 1e-4 moves it by less).
+    # trained_bounds.mlp_scale_free_threshold: below at 0.99×, above at 1.01× (ε/b ≈ 1e-4 moves it by less).
     kinds = {}
     for lam_in in (2.0, 15.0):
         stack = _isometric_block(lam_in, 1.0)
@@ -138,9 +140,9 @@ def _threshold() -> CheckResult:
 @check("trained.stale_constant_on_real_stack")
 def _stale() -> CheckResult:
     # Weights moved after c_attn was computed: the increment M₂ − m₁ the real Block uses (probe) minus
-    # the increment after a refresh equals bounds.staleness_error (float64, 64u relative to M₂; the two
+    # the increment after a refresh equals trained_bounds.staleness_error (float64, 64u relative to M₂; the two
     # runs' m₁ differ after layer 0, so increments are compared); the saturation-bound factor
-    # lies in bounds.stale_saturation_factor_range; the measured MLP-side saturated fraction stays
+    # lies in trained_bounds.stale_saturation_factor_range; the measured MLP-side saturated fraction stays
     # below the stale bound; and the scale-free depth bound (which reads the stale buffer) still holds.
     config = StackConfig(scheme="bhyt", depth=3, width=64, heads=4, kv_heads=2, seq_len=16, init_std=0.05,
                          dtype="float64")
