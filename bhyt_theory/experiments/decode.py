@@ -24,7 +24,6 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from ..numerics.estimators import ESTIMATORS, EstimateInputs, token_positions
 from ..numerics.model import Block, Stack, StackConfig
 from ..numerics.norms import (
     DECODE_ORDERS,
@@ -63,14 +62,6 @@ def ulp_distance(a: Tensor, b: Tensor) -> Tensor:
     return (ordered(a) - ordered(b)).abs()
 
 
-def _reference_estimate(block: Block, h: Tensor, m1: Tensor, h_after: Tensor) -> Tensor:
-    norm = block.norm_attn
-    return ESTIMATORS["reference"](
-        EstimateInputs(m1, block.c_attn, norm.lam, norm.kappa, norm.gamma, h_after, token_positions(h),
-                       block.config.seq_len)
-    )
-
-
 def block_decode_forward(block: Block, h: Tensor, order: str) -> tuple[Tensor, Tensor, Tensor]:
     """A ``bhyt`` block's forward with the decode fast path on its MLP side.
 
@@ -87,7 +78,7 @@ def block_decode_forward(block: Block, h: Tensor, order: str) -> tuple[Tensor, T
     constants = precompute_decode_constants(block.c_attn, block.norm_attn.lam, block.norm_mlp.lam,
                                             block.norm_mlp.kappa, order)
     fast = bhyt_decode(h_after, m1, constants, block.norm_mlp.gamma, block.norm_mlp.eps)
-    unfused = block.norm_mlp(h_after, mean_square=_reference_estimate(block, h, m1, h_after))
+    unfused = block.norm_mlp(h_after, mean_square=block.estimate(h, m1, h_after, "reference"))
     return h_after + block.mlp(fast), fast, unfused
 
 

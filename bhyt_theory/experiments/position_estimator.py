@@ -28,7 +28,6 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from ..numerics.estimators import ESTIMATORS, EstimateInputs, token_positions
 from ..numerics.gaussian import tanh_square_moment
 from ..numerics.inputs import gaussian_inputs, input_seed
 from ..numerics.model import Block, StackConfig, build_block
@@ -65,12 +64,6 @@ def forced_attention(block: Block, u: Tensor, probabilities: Tensor) -> Tensor:
     probabilities = probabilities.double().expand(attention.heads, -1, -1)
     values = torch.einsum("btd,kde->bkte", u.double(), maps)
     return torch.einsum("kts,bkse->bte", probabilities, values)
-
-
-def _estimate(block: Block, name: str, m1: Tensor, h: Tensor, h_after: Tensor) -> Tensor:
-    norm = block.norm_attn
-    return ESTIMATORS[name](EstimateInputs(m1, block.c_attn, norm.lam, norm.kappa, norm.gamma, h_after,
-                                           token_positions(h), block.config.seq_len))
 
 
 @torch.no_grad()
@@ -122,7 +115,7 @@ def peaked_attention_study(
             exact = mean_square(h_after)[..., 0].mean(0).numpy()
             sum_squares = np.asarray(peaked_attention_sum_squares(p, positions))
             for name in PEAKED_ESTIMATORS:
-                estimate = _estimate(block, name, m1, h, h_after).expand_as(m1)[..., 0].mean(0).numpy()
+                estimate = block.estimate(h, m1, h_after, name).expand_as(m1)[..., 0].mean(0).numpy()
                 predicted = increment_ratio(sum_squares, positions, config.seq_len, name.split("+")[0])
                 if "tanh" not in name:  # the linear-tanh increment overstates m(u) = E tanh²(aZ) by a²/E tanh²
                     predicted = predicted * curvature

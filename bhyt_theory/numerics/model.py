@@ -360,14 +360,19 @@ class Block(nn.Module):
         """``{"mean_square": M₂}`` of ``config.estimator`` on a row that estimates M₂, else ``{}``."""
         if not self.row.estimates_m2:
             return {}
-        m2 = ESTIMATORS[self.config.estimator](
+        return {"mean_square": self.estimate(h, attn_statistic["mean_square"], h_after)}
+
+    def estimate(self, h: Tensor, mean_square_in: Tensor, h_after: Tensor, estimator: str | None = None) -> Tensor:
+        """M₂ of ``estimator`` (default ``config.estimator``; a key of ``ESTIMATORS``) from this
+        block's first norm, ``c_attn`` and estimator parameters, the block input ``h``, its
+        ``m₁ = m(h)`` and the post-attention state ``h'``."""
+        return ESTIMATORS[estimator or self.config.estimator](
             EstimateInputs(
-                attn_statistic["mean_square"], self.c_attn, self.norm_attn.lam, self.norm_attn.kappa,
+                mean_square_in, self.c_attn, self.norm_attn.lam, self.norm_attn.kappa,
                 self.norm_attn.gamma, h_after, token_positions(h), self.config.seq_len,
                 dict(self.estimator_parameters), self.layer, self.config.exact_layers,
             )
         )
-        return {"mean_square": m2}
 
 
 def layer_seed(seed: int, layer: int) -> int:

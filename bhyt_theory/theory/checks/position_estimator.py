@@ -8,7 +8,6 @@ import numpy as np
 import sympy as sp
 import torch
 
-from ...numerics.estimators import ESTIMATORS, EstimateInputs, token_positions
 from ...numerics.gaussian import tanh_square_moment
 from ...numerics.model import StackConfig, build_block
 from ...numerics.norms import mean_square, value_output_maps
@@ -35,10 +34,7 @@ def _tokens(block, batch: int, seed: int):
 
 @torch.no_grad()
 def _increment(block, name: str, h, m1, h_after):
-    norm = block.norm_attn
-    inputs = EstimateInputs(m1, block.c_attn, norm.lam, norm.kappa, norm.gamma, h_after, token_positions(h),
-                            block.config.seq_len)
-    return (ESTIMATORS[name](inputs) - m1).expand_as(m1)[..., 0].mean(0)
+    return (block.estimate(h, m1, h_after, name) - m1).expand_as(m1)[..., 0].mean(0)
 
 
 def _z_scores(samples: torch.Tensor, expected: torch.Tensor, relative_model: float) -> torch.Tensor:
