@@ -384,6 +384,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- validation: one step per command, for what the options mean together -----------------
+
 def check_indices(option: str, values: list[int] | None, bound: int, what: str) -> None:
     """Every 0-based index in ``values`` is ``< bound``."""
     outside = [value for value in values or () if value >= bound]
@@ -475,8 +477,3 @@ def add_backend_options(parser: argparse.ArgumentParser) -> None:
                        help="run on a local Dask cluster of N worker processes, one thread each")
     where.add_argument("--scheduler", default=None,
                        help="run on an existing Dask cluster: its scheduler's address (tcp://host:8786)")
-
-
-# --- issue 9's new statements: backward pass, stale c_attn, position estimator, decode path (C9) ---
-
-

@@ -37,7 +37,7 @@ from .options import (
     size,
 )
 
-# ---- train (issue 8): CPU pretraining of every scheme --------------------------------------------
+# ---- train: CPU pretraining of every scheme ------------------------------------------------------
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .experiments import executor
@@ -150,8 +150,7 @@ def add_train_parser(commands) -> None:
     train.set_defaults(run=cmd_train)
 
 
-# --- validation: one step per command, for what the options mean together -----------------
-
+# ---- gradients, staleness, position, decode: the statements about trained parameters ------------
 
 def cmd_gradients(args: argparse.Namespace) -> int:
     from .experiments.gradients import (

@@ -1,4 +1,4 @@
-"""BHyT's M₂ estimators (docs/estimators.md §6; issue 4 item 4) against hand-derived values.
+"""BHyT's M₂ estimators (docs/estimators.md §6) against hand-derived values.
 
 Every expected value below is written from the formulas in docs/estimators.md §3 and §6, not read
 off the code: reference ``m₁ + c λ²/κ²``; position-aware ``m₁ + c (T/(t+1)) λ²/κ²``;

@@ -1,4 +1,4 @@
-"""CPU pretraining (issue 8): corpus, training loop, resumption, divergence, logged
+"""CPU pretraining: corpus, training loop, resumption, divergence, logged
 statistics, learnable M₂ estimators, post-training instruments and the CLI.
 
 Every run here is tiny (width ≤ 16, depth ≤ 3, T 16): the properties tested —
