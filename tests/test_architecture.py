@@ -1,8 +1,8 @@
-"""The package layout shows the architecture: imports point one way.
+"""The package layout shows the architecture: five layers, imports point one way.
 
-``numerics`` ← ``theory`` ← ``experiments`` ← top (the modules directly in
-``bhyt_theory/``: report, cli, …). A module may import from its own layer or the
-layers below, never above; every module lives in a layer's folder or at the top.
+``numerics`` ← ``theory`` ← ``experiments`` ← ``pipeline`` ← ``cli``. A module may
+import from its own layer or the layers below, never above; every module lives in a
+layer's folder (the package's top holds only ``__init__.py`` and ``__main__.py``).
 """
 
 import ast
@@ -10,14 +10,15 @@ from pathlib import Path
 
 import bhyt_theory
 
-ORDER = ["numerics", "theory", "experiments", "top"]
+ORDER = ["numerics", "theory", "experiments", "pipeline", "cli"]
+TOP_LEVEL = {"__init__.py", "__main__.py"}
 PACKAGE = Path(bhyt_theory.__file__).parent
 
 
-def layer_of(path: Path) -> str:
-    """The layer of a module file: its first folder under the package, or "top"."""
+def layer_of(path: Path) -> str | None:
+    """The layer of a module file: its first folder under the package (None at the top)."""
     parts = path.relative_to(PACKAGE).parts
-    return parts[0] if len(parts) > 1 else "top"
+    return parts[0] if len(parts) > 1 else None
 
 
 def module_name(path: Path) -> str:
@@ -47,35 +48,55 @@ def imported_modules(path: Path, source: str | None = None) -> set[str]:
 
 
 def layer_of_module(name: str) -> str | None:
-    """The layer a ``bhyt_theory…`` name points into (None for the package root itself)."""
+    """The layer a ``bhyt_theory…`` name points into (None for the package root and its
+    ``__version__``)."""
     parts = name.split(".")
-    if len(parts) < 2 or parts[1] == "__version__":
-        return None
-    return parts[1] if parts[1] in ORDER[:-1] else "top"
+    return parts[1] if len(parts) > 1 and parts[1] in ORDER else None
 
 
 def modules() -> list[Path]:
     return sorted(p for p in PACKAGE.rglob("*.py"))
 
 
+def upward_imports(path: Path, source: str | None = None) -> list[str]:
+    here = layer_of(path)
+    return [
+        f"{module_name(path)} ({here}) imports {name} ({layer_of_module(name)})"
+        for name in imported_modules(path, source)
+        if here is not None and layer_of_module(name) is not None
+        and ORDER.index(layer_of_module(name)) > ORDER.index(here)
+    ]
+
+
+def test_the_top_level_holds_no_module():
+    top = {p.name for p in modules() if layer_of(p) is None}
+    assert top <= TOP_LEVEL, f"modules outside a layer folder: {sorted(top - TOP_LEVEL)}"
+
+
 def test_every_folder_is_a_layer():
-    folders = {p.relative_to(PACKAGE).parts[0] for p in modules() if len(p.relative_to(PACKAGE).parts) > 1}
-    assert folders <= set(ORDER[:-1]), f"unknown layer folders: {folders - set(ORDER)}"
+    folders = {layer_of(p) for p in modules()} - {None}
+    assert folders <= set(ORDER), f"unknown layer folders: {folders - set(ORDER)}"
+    assert set(ORDER) <= folders, f"layers without a folder: {set(ORDER) - folders}"
 
 
 def test_imports_point_only_downwards():
-    upward = [
-        f"{module_name(path)} ({layer_of(path)}) imports {name} ({layer_of_module(name)})"
-        for path in modules()
-        for name in imported_modules(path)
-        if layer_of_module(name) is not None and ORDER.index(layer_of_module(name)) > ORDER.index(layer_of(path))
-    ]
+    upward = [line for path in modules() for line in upward_imports(path)]
     assert not upward, upward
 
 
+def test_the_package_root_imports_no_layer():
+    """``bhyt_theory/__init__.py`` stays light: importing the package loads no layer."""
+    init = PACKAGE / "__init__.py"
+    assert not {n for n in imported_modules(init) if layer_of_module(n)}
+
+
 def test_the_check_detects_an_upward_import():
-    """A numerics module importing from experiments is reported (the test can fail)."""
+    """Each pair of layers in the wrong order is reported (the test can fail)."""
+    for lower, upper in [("numerics", "theory"), ("theory", "experiments"), ("experiments", "pipeline"),
+                         ("pipeline", "cli"), ("numerics", "cli")]:
+        path = next(p for p in modules() if layer_of(p) == lower and p.name != "__init__.py")
+        found = upward_imports(path, f"from bhyt_theory.{upper} import something\n")
+        assert found, (lower, upper)
     norms = PACKAGE / "numerics" / "norms.py"
-    found = imported_modules(norms, "from ..experiments.montecarlo import sweep\n")
-    assert found == {"bhyt_theory.experiments.montecarlo", "bhyt_theory.experiments.montecarlo.sweep"}
-    assert ORDER.index(layer_of_module("bhyt_theory.experiments.montecarlo")) > ORDER.index(layer_of(norms))
+    assert upward_imports(norms, "from ..experiments.montecarlo import sweep\n")
+    assert not upward_imports(PACKAGE / "cli" / "main.py", "from ..numerics.norms import bhyt\n")

@@ -1,6 +1,6 @@
 """Bad input gives either the correct result or a clear error, never a silently wrong
 number: the normalisers over every dtype and shape (numerics/norms.py, "Validation"),
-and the command line over generated bad options (cli.py: one line, exit 2).
+and the command line over generated bad options (bhyt_theory.cli: one line, exit 2).
 
 Error model of the "correct result" branch: the drawn entries are small integers,
 exact in every floating dtype; statistics are computed in float32 (float64 for
@@ -29,7 +29,8 @@ from strategies import (
     scalar_parameters,
 )
 
-from bhyt_theory import cli, commands, options
+from bhyt_theory import cli
+from bhyt_theory.cli import init_regime, options
 from bhyt_theory.experiments import montecarlo
 from bhyt_theory.numerics import model
 from bhyt_theory.numerics.estimators import ESTIMATORS
@@ -219,7 +220,7 @@ def test_closed_stdout_ends_quietly(monkeypatch):
     def closed(*args, **kwargs):
         raise BrokenPipeError
 
-    monkeypatch.setattr(commands, "show", closed)
+    monkeypatch.setattr(init_regime, "show", closed)
     code, _, err = run_cli(["trace", *CLI_BASES["trace"]])
     assert (code, err) == (141, "")
 

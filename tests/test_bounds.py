@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import kappas, lams
 
-from bhyt_theory.experiments.tightness import (
+from bhyt_theory.experiments.bounds import (
     align_weights,
     depth_ratios,
     sign_direction,

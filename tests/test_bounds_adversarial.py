@@ -32,7 +32,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import gamma_peaks
 
-from bhyt_theory.experiments.tightness import align_weights, sign_direction
+from bhyt_theory.experiments.bounds import align_weights, sign_direction
 from bhyt_theory.numerics.model import (
     BHYT_ESTIMATE_SCHEMES,
     KAPPA_SCHEDULES,
@@ -138,7 +138,7 @@ def aligned_gamma_peak_stacks(draw) -> tuple[Stack, torch.Tensor, str]:
 
     Every token is ``c √d e_i`` (one-hot on i), every norm's γ has its peak on i
     (``strategies.gamma_peaks``) and every block is rank-1 along ``e_i``
-    (``experiments.tightness.align_weights``), so each norm output is
+    (``experiments.bounds.align_weights``), so each norm output is
     ``γ_i tanh(z_i) e_i`` and attention passes it on at full gain. With ``(λ/κ)√d``
     moderate, tanh is near-linear and rms(u) ≈ max|γ| · λ/κ ≫ rms(γ) · λ/κ: the
     construction on which a bound using rms(γ) in place of max|γ| fails.

@@ -6,8 +6,8 @@ import json
 import pandas as pd
 import pytest
 
-from bhyt_theory.claims import CLAIMS, RULES, VERDICTS, assess, evaluate
-from bhyt_theory.studies import NOT_AVAILABLE, STUDIES, ResultsStore, StudyResult
+from bhyt_theory.pipeline.claims import CLAIMS, RULES, VERDICTS, assess, evaluate
+from bhyt_theory.pipeline.studies import NOT_AVAILABLE, STUDIES, ResultsStore, StudyResult
 
 # (rule, measured on one side, the change that crosses a threshold, verdict before, verdict after)
 CROSSINGS = [

@@ -7,7 +7,7 @@ matplotlib.use("Agg")
 
 import pytest  # noqa: E402
 
-from bhyt_theory import figures, studies  # noqa: E402
+from bhyt_theory.pipeline import figures, studies  # noqa: E402
 from bhyt_theory.experiments.efficiency import efficiency_study  # noqa: E402
 from bhyt_theory.numerics.model import StackConfig  # noqa: E402
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from bhyt_theory.experiments.block_jacobian import (
+from bhyt_theory.experiments.jacobian import (
     exact_jacobian_deviation,
     jacobian_deviation,
     jacobian_study,

@@ -136,10 +136,10 @@ def test_cli_preset_sets_the_shape_and_options_given_override_it(tmp_path):
     assert main(["trace", "--preset", "llama-374m", "--depth", "1", "--width", "64", "--heads", "4",
                  "--kv-heads", "2", "--mlp-width", "96", "--seq-len", "8", "--batch", "1", "--csv", str(csv)]) == 0
     assert len(pd.read_csv(csv)) == 1 * 2 * 8
-    from bhyt_theory.cli import _build_parser
-    from bhyt_theory.commands import config_from_arguments
+    from bhyt_theory.cli import build_parser
+    from bhyt_theory.cli.common import config_from_arguments
 
-    args = _build_parser().parse_args(["variance", "--preset", "llama-1b", "--heads", "16"])
+    args = build_parser().parse_args(["variance", "--preset", "llama-1b", "--heads", "16"])
     config = config_from_arguments(args)
     # the preset's depth wins over the command's own default depth (65); --heads wins over the preset
     assert (config.depth, config.width, config.heads, config.kv_heads) == (16, 2048, 16, 8)

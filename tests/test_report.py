@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from bhyt_theory import report, studies
+from bhyt_theory.pipeline import report, studies
 
 FAST = ["depth_trace", "variance"]
 

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import hidden_states, signed_lambdas
 
-from bhyt_theory.experiments.position_estimator import (
+from bhyt_theory.experiments.position import (
     forced_attention,
     peaked_attention_study,
     peaked_probabilities,

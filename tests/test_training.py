@@ -17,19 +17,19 @@ import pytest
 import torch
 
 from bhyt_theory.cli import main
-from bhyt_theory.experiments.corpus import (
+from bhyt_theory.experiments.training.corpus import (
     Corpus,
     default_corpus_text,
     evaluation_batches,
     load_corpus,
     training_batch,
 )
-from bhyt_theory.experiments.trained_analysis import (
+from bhyt_theory.experiments.training.analysis import (
     analyse,
     angular_distances,
     layer_skip_profile,
 )
-from bhyt_theory.experiments.training import LanguageModel, TrainConfig, train
+from bhyt_theory.experiments.training.trainer import LanguageModel, TrainConfig, train
 from bhyt_theory.numerics.estimators import (
     ESTIMATORS,
     LEARNABLE_ESTIMATORS,

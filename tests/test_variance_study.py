@@ -20,7 +20,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bhyt_theory.experiments.variance_study import (
+from bhyt_theory.experiments.variance import (
     ERROR_TERM_GROUPS,
     ERROR_TERMS,
     decompose_block,
@@ -412,9 +412,9 @@ def test_variance_grid_keeps_an_explicit_mlp_width_across_widths():
 def test_cli_grid_defaults_are_the_library_defaults():
     import inspect
 
-    from bhyt_theory.cli import _build_parser
+    from bhyt_theory.cli import build_parser
 
-    args = _build_parser().parse_args(["variance", "--grid"])
+    args = build_parser().parse_args(["variance", "--grid"])
     grid = inspect.signature(variance_grid).parameters
     assert tuple(args.grid_seq_lens) == grid["seq_lens"].default
     assert tuple(args.grid_widths) == grid["widths"].default

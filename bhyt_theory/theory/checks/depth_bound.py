@@ -36,7 +36,7 @@ def _depth_attention() -> CheckResult:
     # bounds.attention_gain against ‖W_O‖₂ sqrt(Σ_k ‖W_V^k‖₂²) from numpy SVDs (1e-12 relative), and
     # ‖a_t‖ ≤ G_A max_j ‖u_j‖ on the real Attention module with random and adversarially peaked
     # (large-q) attention patterns; then attained (ratio 1 to 1e-12) by identical tokens along the
-    # aligned rank-1 construction of experiments.tightness.
+    # aligned rank-1 construction of experiments.bounds.
     worst, gain_error = 0.0, 0.0
     for init_std, seed in ((0.3, 0), (3.0, 1)):
         config, block = small_block(init_std=init_std, seed=seed)

@@ -80,10 +80,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ..numerics.model import BHYT_ESTIMATE_SCHEMES, Stack, StackConfig
-from ..numerics.norms import rms_norm
-from ..numerics.probes import TraceProbe, position_average, state_statistics
-from .atomic import write_atomically
+from ...numerics.model import BHYT_ESTIMATE_SCHEMES, Stack, StackConfig
+from ...numerics.norms import rms_norm
+from ...numerics.probes import TraceProbe, position_average, state_statistics
+from ..atomic import write_atomically
 from .corpus import VOCAB_SIZE, Corpus, evaluation_batches, load_corpus, training_batch
 
 LOG_KEYS = ("run_id", "label", "scheme", "seed", "step", "layer", "sublayer", "band")

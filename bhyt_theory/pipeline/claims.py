@@ -2,7 +2,7 @@
 
 Each ``Claim`` holds its statement, its source in the paper (arXiv 2601.09719;
 the version where a figure changed), the experiment that tests it (a study of
-``bhyt_theory.studies``), the paper's figures, a ``Rule`` — thresholds and
+``bhyt_theory.pipeline.studies``), the paper's figures, a ``Rule`` — thresholds and
 reasons, written here before any number is seen — and a template that turns the
 measured figures into a one-paragraph explanation. ``evaluate`` reads the latest
 results, applies each rule and returns one ``Assessment`` per claim; no verdict
@@ -366,7 +366,7 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("C2", "DyT is faster than RMSNorm but fragile at depth.", f"{PAPER}, §1 and Table 1 (DyT worst loss at 374M: "
           "3.299 eval vs 3.216 RMSNorm)", "DyT faster; worse loss at depth (3.299 vs 3.216 at 374M)",
           ("efficiency", "training"),
-          "experiments.efficiency.efficiency_study, experiments.trained_analysis.training_summary",
+          "experiments.efficiency.efficiency_study, experiments.training.analysis.training_summary",
           RULES["C2"], _measure_c2,
           "DyT's training-step speed-up over RMSNorm is {dyt_speedup:+.1f} % (95 % CI {dyt_speedup_ci_low:+.1f} to "
           "{dyt_speedup_ci_high:+.1f}); in the CPU training comparison (one depth; the paper's evidence is Table 1 at "
@@ -374,7 +374,7 @@ CLAIMS: tuple[Claim, ...] = (
           {"dyt_eval_loss_374M": 3.299, "rmsnorm_eval_loss_374M": 3.216}),
     Claim("C3", "BHyT keeps tanh inputs in a non-saturating range by explicit, data-driven input bounding.",
           f"{PAPER}, §3 (method)", "tanh argument rms λ/κ whatever the input scale; no saturation",
-          ("depth_trace", "bounds"), "numerics.probes (saturated fractions), experiments.tightness.tightness_table",
+          ("depth_trace", "bounds"), "numerics.probes (saturated fractions), experiments.bounds.tightness_table",
           RULES["C3"], _measure_c3,
           "Across every layer of the initialised bhyt and bhytstar stacks the largest fraction of tanh inputs with "
           "|z| ≥ 1 is {saturated_fraction:.3%} and the largest argument rms {arg_rms_max:.3f} (λ/κ = 0.2 before "
@@ -389,7 +389,7 @@ CLAIMS: tuple[Claim, ...] = (
           "rms is ×{scale_vs_rmsnorm:.2f} Pre-LN's."),
     Claim("C5", "Exact statistics once per block suffice: the second normalisation's reduction is replaced by the "
           "estimate M₂ = m₁ + c_attn λ₁²/κ², which is accurate enough.", f"{PAPER}, §3 (method)",
-          "M₂ ≈ m(h′)", ("variance",), "experiments.variance_study.estimator_comparison", RULES["C5"], _measure_c5,
+          "M₂ ≈ m(h′)", ("variance",), "experiments.variance.estimator_comparison", RULES["C5"], _measure_c5,
           "Over the layers × positions measured at initialisation the paper's M₂/m(h′) ranges down to {min_ratio:.3f}; "
           "the worst error |M₂/m − 1| = {max_abs_error:.1%} is at layer {worst_layer}, position {worst_position} "
           "(standard error over seeds {worst_se:.2g}); the mean error is {mean_abs_error:.1%}. The best alternative "
@@ -406,7 +406,7 @@ CLAIMS: tuple[Claim, ...] = (
           {"v1": {"training_percent": 15.8, "decode_percent": 4.2}, "v3": {"training_percent": 1.6, "decode_percent": 1.77}}),
     Claim("C7", "Pretraining quality matches or beats RMSNorm.", f"{PAPER}, Table 1",
           "Llama-1B, 20B tokens: eval loss 2.802 BHyT vs 2.877 RMSNorm (2.884 Peri-LN, 2.848 LNS, 2.894 DyT); "
-          "Llama-374M, 7.5B tokens: 3.207 vs 3.216", ("training",), "experiments.trained_analysis.training_summary",
+          "Llama-374M, 7.5B tokens: 3.207 vs 3.216", ("training",), "experiments.training.analysis.training_summary",
           RULES["C7"], _measure_c7,
           "In the CPU pretraining runs (a small byte-level model, far from the paper's 1B/20B tokens) BHyT's mean eval "
           "loss is {bhyt_eval_loss:.4f} against RMSNorm's {rmsnorm_eval_loss:.4f}: a difference of {loss_gap:+.4f} ± "
@@ -415,7 +415,7 @@ CLAIMS: tuple[Claim, ...] = (
            "374M": {"bhyt": 3.207, "rmsnorm": 3.216}}),
     Claim("C8", "After training, last-layer activations are far smaller with BHyT: mean |h| ≈ 800 (RMSNorm) vs ≈ 140 "
           "(BHyT), variance ≈ 300 vs ≈ 10 (Llama-1B, 16 layers).", f"{PAPER}, Fig. 3 (read off the plot)",
-          "mean |h| ratio ≈ 5.7, variance ratio ≈ 30", ("training",), "experiments.trained_analysis.training_summary",
+          "mean |h| ratio ≈ 5.7, variance ratio ≈ 30", ("training",), "experiments.training.analysis.training_summary",
           RULES["C8"], _measure_c8,
           "After CPU pretraining RMSNorm's last-layer mean |h| is {rmsnorm_mean_abs:.3g} and BHyT's {bhyt_mean_abs:.3g} "
           "(ratio ×{mean_abs_ratio:.2f}; variance ratio ×{variance_ratio:.2f}; paper ≈ 5.7 and ≈ 30). Growth across "

@@ -20,11 +20,11 @@ from typing import Callable
 
 import torch
 
-from .numerics.estimators import ESTIMATORS
-from .numerics.inputs import INPUT_SEED_OFFSET
-from .numerics.model import DTYPES, KAPPA_SCHEDULES, REAL_RANGES
-from .numerics.norms import check_real
-from .numerics.schemes import SCHEME_TABLE
+from ..numerics.estimators import ESTIMATORS
+from ..numerics.inputs import INPUT_SEED_OFFSET
+from ..numerics.model import DTYPES, KAPPA_SCHEDULES, REAL_RANGES
+from ..numerics.norms import check_real
+from ..numerics.schemes import SCHEME_TABLE
 
 # The ranges of the StackConfig options. The command line sets *initial* values: λ₁, λ₂ > 0,
 # as in the paper (inits 1–3); a λ ≤ 0 there is almost surely a typo, since it switches a

@@ -1,7 +1,7 @@
 """Figures and short tables of every study, drawn from the studies' tidy tables.
 
 Each ``figure_<study>(tables, path)`` draws one PNG from the tables that
-``bhyt_theory.studies`` produced (study name → its tables by name); each
+``bhyt_theory.pipeline.studies`` produced (study name → its tables by name); each
 ``table_<study>(tables)`` returns the short table the report shows beside it.
 They compute nothing but views of those tables, so a notebook can call them on
 its own results; with ``path=None`` a figure function returns the matplotlib
@@ -103,7 +103,7 @@ def table_depth_trace(tables: Tables) -> pd.DataFrame:
 # ---------------------------------------------------------------- growth
 
 def _fitted_curve(fit: pd.Series, l: np.ndarray) -> np.ndarray:
-    from .experiments.growth import FORMS
+    from ..experiments.growth import FORMS
 
     form = next(f for f in FORMS if f.name == fit["form"])
     curve = form.rms_from_y(fit["intercept"] + fit["slope"] * form.x(l))
@@ -194,7 +194,7 @@ def figure_meanfield(tables: Tables, path: Path | None = None):
 
 
 def table_meanfield(tables: Tables) -> pd.DataFrame:
-    from .theory.meanfield import comparison_summary
+    from ..theory.meanfield import comparison_summary
 
     table = tables["meanfield_vs_montecarlo"]
     summary = comparison_summary(table[table["statistic"] == "mean_square"])
@@ -240,7 +240,7 @@ def figure_variance(tables: Tables, path: Path | None = None):
 
 
 def table_variance(tables: Tables) -> pd.DataFrame:
-    from .experiments.variance_study import estimator_errors
+    from ..experiments.variance import estimator_errors
 
     table = tables["variance_estimators"]
     errors = estimator_errors(table).rename(columns={"mean": "mean |ratio − 1|", "max": "max |ratio − 1|"})
@@ -250,7 +250,7 @@ def table_variance(tables: Tables) -> pd.DataFrame:
 
 def figure_variance_decomposition(tables: Tables, path: Path | None = None):
     """The error terms of the paper's M₂ (relative to m(h′)) against position, one panel per layer."""
-    from .experiments.variance_study import ERROR_TERMS
+    from ..experiments.variance import ERROR_TERMS
 
     table = tables["variance_decomposition"]
     means = table.groupby(["layer", "position"])[[*ERROR_TERMS, "reference_ratio"]].mean().reset_index()
@@ -273,7 +273,7 @@ def figure_variance_decomposition(tables: Tables, path: Path | None = None):
 
 
 def table_variance_decomposition(tables: Tables) -> pd.DataFrame:
-    from .experiments.variance_study import ERROR_TERMS
+    from ..experiments.variance import ERROR_TERMS
 
     table = tables["variance_decomposition"]
     return table.groupby("layer")[["reference_ratio", *ERROR_TERMS]].mean().reset_index()
@@ -300,7 +300,7 @@ def figure_jacobian(tables: Tables, path: Path | None = None):
 
 
 def table_jacobian(tables: Tables) -> pd.DataFrame:
-    from .experiments.block_jacobian import deviation_table
+    from ..experiments.jacobian import deviation_table
 
     table = deviation_table(tables["jacobian"])
     table.columns = [f"layer {c}" for c in table.columns]

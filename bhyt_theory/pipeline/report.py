@@ -1,8 +1,8 @@
 """``bhyt-theory reproduce``: run every study, judge every claim, write report.md and report.html.
 
 The report opens with a summary of findings and the claims table (verdicts
-computed by the rules of ``bhyt_theory.claims``), then has one section per
-study: its figure (``bhyt_theory.figures``), a short table with a link to the
+computed by the rules of ``bhyt_theory.pipeline.claims``), then has one section per
+study: its figure (``bhyt_theory.pipeline.figures``), a short table with a link to the
 full CSV, the exact command and its provenance (package version and commit,
 torch, device and hardware, date, wall time, sizes). ``report.html`` is
 self-contained: figures are inlined as base64 PNG, styles are inline, nothing is
@@ -231,13 +231,13 @@ def reproduce(out_dir: Path, quick: bool = False, only: Sequence[str] | None = N
     intro = [f"Produced by <code>{html.escape(command)}</code> in {wall:.0f} s "
              f"({meta['package']}, commit {meta['commit']}, torch {meta['torch']}, {html.escape(meta['hardware'])}, "
              f"{meta['date']}).",
-             "Verdicts are computed by the rules of <code>bhyt_theory.claims</code> from the tables below; "
+             "Verdicts are computed by the rules of <code>bhyt_theory.pipeline.claims</code> from the tables below; "
              "<code>bhyt-theory claims --results " + html.escape(str(out_dir)) + "</code> prints them again. "
              "Paper: Byun et al., arXiv 2601.09719."]
     header = ["# bhyt-theory report", "",
               f"Produced by `{command}` in {wall:.0f} s ({meta['package']}, commit {meta['commit']}, "
               f"torch {meta['torch']}, {meta['hardware']}, {meta['date']}).", "",
-              f"Verdicts are computed by the rules of `bhyt_theory.claims` from the tables below; "
+              f"Verdicts are computed by the rules of `bhyt_theory.pipeline.claims` from the tables below; "
               f"`bhyt-theory claims --results {out_dir}` prints them again. Paper: Byun et al., arXiv 2601.09719."]
     shown = {name: every[name] for name in STUDIES if name in results or not every[name].unavailable}
     for name, result in shown.items():

@@ -12,7 +12,7 @@ reports ``NOT_AVAILABLE`` instead of failing; the claims it serves are then "not
 testable here".
 
 This module wires experiments to sizes and files; the experiments compute, the
-figures (``bhyt_theory.figures``) draw, and ``report`` and ``claims`` render.
+figures (``bhyt_theory.pipeline.figures``) draw, and ``report`` and ``claims`` render.
 """
 
 from __future__ import annotations
@@ -32,14 +32,14 @@ from typing import Callable, Sequence
 import pandas as pd
 import torch
 
-from . import __version__
-from .experiments.atomic import write_atomically
-from .experiments.montecarlo import source_fingerprint, summarise, sweep
-from .numerics.inputs import InputSpec
-from .numerics.model import SCHEMES, StackConfig
+from .. import __version__
+from ..experiments.atomic import write_atomically
+from ..experiments.montecarlo import source_fingerprint, summarise, sweep
+from ..numerics.inputs import InputSpec
+from ..numerics.model import SCHEMES, StackConfig
 
 NOT_AVAILABLE = "experiment not available in this build"
-PACKAGE = Path(__file__).resolve().parent
+PACKAGE = Path(__file__).resolve().parent.parent
 CORE_SOURCES = tuple(sorted(path for layer in ("numerics", "theory") for path in (PACKAGE / layer).rglob("*.py"))) + (
     PACKAGE / "__init__.py",)
 """Sources every study's numbers depend on: the numerics and theory layers."""
@@ -78,7 +78,7 @@ def git_commit() -> str:
 
 def provenance(device: str = "cpu") -> dict:
     """What produced a table: package version and commit, torch, device, hardware, threads, date."""
-    from .experiments.efficiency import hardware
+    from ..experiments.efficiency import hardware
 
     return {
         "package": f"bhyt-theory {__version__}", "commit": git_commit(), "torch": torch.__version__,
@@ -161,8 +161,8 @@ def growth_tables(config: StackConfig, seeds: Sequence[int], batch: int = 4,
                   log: Log = _quiet) -> dict[str, pd.DataFrame]:
     """Every scheme at ``config``'s sizes: growth-law fits (Monte Carlo and mean field), the per-layer
     rms with 95 % intervals, and the mean-field rms curve."""
-    from .experiments.growth import fit_growth, meanfield_growth
-    from .theory.meanfield import predict
+    from ..experiments.growth import fit_growth, meanfield_growth
+    from ..theory.meanfield import predict
 
     table = _every_scheme(config, seeds, batch, log)
     fits = pd.concat([fit_growth(table).assign(source="monte carlo"), meanfield_growth(table).assign(source="mean field")],
@@ -180,7 +180,7 @@ def growth_tables(config: StackConfig, seeds: Sequence[int], batch: int = 4,
 def meanfield_tables(config: StackConfig, seeds: Sequence[int], batch: int = 2,
                      log: Log = _quiet) -> dict[str, pd.DataFrame]:
     """Mean field vs Monte Carlo of the per-layer mean square, every scheme at ``config``'s sizes."""
-    from .theory.meanfield import compare_with_monte_carlo
+    from ..theory.meanfield import compare_with_monte_carlo
 
     parts = []
     for index, scheme in enumerate(SCHEMES, 1):
@@ -193,7 +193,7 @@ def meanfield_tables(config: StackConfig, seeds: Sequence[int], batch: int = 2,
 def variance_tables(config: StackConfig, layers: Sequence[int], seeds: Sequence[int],
                     batch: int = 4) -> dict[str, pd.DataFrame]:
     """M₂/m(h′) of every estimator at every position of ``layers`` (``estimator_comparison``)."""
-    from .experiments.variance_study import estimator_comparison
+    from ..experiments.variance import estimator_comparison
 
     table = estimator_comparison(config, seeds=tuple(seeds), inputs=InputSpec(batch=batch), layers=tuple(layers),
                                  positions=range(config.seq_len))
@@ -203,7 +203,7 @@ def variance_tables(config: StackConfig, layers: Sequence[int], seeds: Sequence[
 def variance_decomposition_tables(config: StackConfig, layers: Sequence[int], seeds: Sequence[int],
                                   batch: int = 4) -> dict[str, pd.DataFrame]:
     """The error terms of the paper's M₂ per layer × position × seed (``decomposition_table``)."""
-    from .experiments.variance_study import decomposition_table
+    from ..experiments.variance import decomposition_table
 
     table = decomposition_table(config, tuple(seeds), InputSpec(batch=batch), layers, positions=range(config.seq_len))
     return {"variance_decomposition": table}
@@ -211,7 +211,7 @@ def variance_decomposition_tables(config: StackConfig, layers: Sequence[int], se
 
 def jacobian_tables(config: StackConfig, seeds: Sequence[int], probes: int) -> dict[str, pd.DataFrame]:
     """Jacobian deviation from I per scheme at layers 0, 1, 4, 16, L−1 (``jacobian_comparison``)."""
-    from .experiments.block_jacobian import jacobian_comparison, jacobian_layers
+    from ..experiments.jacobian import jacobian_comparison, jacobian_layers
 
     table = jacobian_comparison(config, layers=jacobian_layers(config.depth), seeds=tuple(seeds), probes=probes)
     return {"jacobian": table.assign(depth=config.depth, width=config.width, seq_len=config.seq_len)}
@@ -227,7 +227,7 @@ def _depth_trace(quick: bool, log: Log = _quiet) -> dict[str, pd.DataFrame]:
 
 
 def _growth(quick: bool, log: Log = _quiet) -> dict[str, pd.DataFrame]:
-    from .experiments.growth import DEFAULT_GROWTH
+    from ..experiments.growth import DEFAULT_GROWTH
 
     full = {k: v for k, v in DEFAULT_GROWTH.items() if k != "heads"}
     config = _sized(quick, dict(full, depth=32, width=64, seq_len=16), full)
@@ -260,7 +260,7 @@ def _jacobian(quick: bool, log: Log = _quiet) -> dict[str, pd.DataFrame]:
 
 
 def _bounds(quick: bool, log: Log = _quiet) -> dict[str, pd.DataFrame]:
-    from .experiments.tightness import search, tightest_ratios, tightness_table
+    from ..experiments.bounds import search, tightest_ratios, tightness_table
 
     if quick:  # the search only: the default-initialisation ratios need depth-32, width-256 stacks
         table = tightest_ratios(search(seed=0, random_trials=1, hill_climb_steps=3))
@@ -269,8 +269,8 @@ def _bounds(quick: bool, log: Log = _quiet) -> dict[str, pd.DataFrame]:
 
 
 def _checks(quick: bool, log: Log = _quiet) -> dict[str, pd.DataFrame]:
-    from .theory.checks import PROOFS_DIR, run_checks
-    from .theory.checks.registry import proof_sections
+    from ..theory.checks import PROOFS_DIR, run_checks
+    from ..theory.checks.registry import proof_sections
 
     table = run_checks()
     statements = []
@@ -284,7 +284,7 @@ def _checks(quick: bool, log: Log = _quiet) -> dict[str, pd.DataFrame]:
 
 
 def _efficiency(quick: bool, log: Log = _quiet) -> dict[str, pd.DataFrame]:
-    from .experiments.efficiency import (
+    from ..experiments.efficiency import (
         DEFAULT_EFFICIENCY,
         QUICK_EFFICIENCY,
         efficiency_study,
@@ -308,7 +308,7 @@ TRAINING_STEPS = 150
 
 def _training(quick: bool, log: Log = _quiet) -> dict[str, pd.DataFrame]:
     preset_config, comparison_configs, run_comparison = optional(
-        "bhyt_theory.experiments.training_study", "preset_config", "comparison_configs", "run_comparison")
+        "bhyt_theory.experiments.training.study", "preset_config", "comparison_configs", "run_comparison")
     import tempfile
 
     base = preset_config("quick") if quick else preset_config("default", steps=TRAINING_STEPS)
@@ -334,17 +334,17 @@ STUDIES: dict[str, Study] = {study.name: study for study in (
           subcommand="bhyt-theory predict --scheme rmsnorm --depth 64 --width 256 --seq-len 64 --compare-seeds 8"),
     Study("variance", "Variance approximation: M₂ / m(h′) per estimator", ("C5",), _variance,
           lambda q: "depth 17, width 64, T 32, 1 seed" if q else "depth 65, width 256, T 128, 3 seeds",
-          subcommand="bhyt-theory variance --width 256 --seq-len 128", modules=("variance_study",)),
+          subcommand="bhyt-theory variance --width 256 --seq-len 128", modules=("variance",)),
     Study("variance_decomposition", "Variance approximation: the error terms", ("C5",), _variance_decomposition,
           lambda q: "depth 17, width 64, T 32, 1 seed" if q else "depth 65, width 256, T 128, 3 seeds",
-          subcommand="bhyt-theory variance --decomposition --width 256 --seq-len 128", modules=("variance_study",)),
+          subcommand="bhyt-theory variance --decomposition --width 256 --seq-len 128", modules=("variance",)),
     Study("jacobian", "Identity-likeness of deep blocks (Jacobian deviation)", ("C4",), _jacobian,
           lambda q: "depth 8, width 64, T 32, 1 seed, 4 probes" if q else "depth 32, width 256, T 128, 2 seeds, 16 probes",
-          subcommand="bhyt-theory jacobian --width 256 --seq-len 128", modules=("block_jacobian",)),
+          subcommand="bhyt-theory jacobian --width 256 --seq-len 128", modules=("jacobian",)),
     Study("bounds", "Bounds and their tightness", ("C3", "C4"), _bounds,
           lambda q: "search only: 1 random trial, 3 hill-climb steps" if q
           else "6 random trials, 40 hill-climb steps, and the default initialisation",
-          subcommand="bhyt-theory bounds", modules=("tightness",)),
+          subcommand="bhyt-theory bounds", modules=("bounds",)),
     Study("checks", "Proof checks", ("statements",), _checks, lambda q: "every registered check",
           subcommand="bhyt-theory checks", extra_sources=lambda: sorted((PACKAGE.parent / "proofs").glob("*.md")),
           forward_only=False),
@@ -353,10 +353,10 @@ STUDIES: dict[str, Study] = {study.name: study for study in (
           subcommand="bhyt-theory efficiency", modules=("efficiency", "montecarlo"), forward_only=False),
     Study("training", "The trained regime: pretraining every scheme on CPU", ("C2", "C7", "C8"), _training,
           lambda q: "preset quick, 2 seeds" if q else f"preset default with {TRAINING_STEPS} steps, 3 seeds",
-          requires=(("bhyt_theory.experiments.training_study", ("preset_config", "comparison_configs",
+          requires=(("bhyt_theory.experiments.training.study", ("preset_config", "comparison_configs",
                                                                  "run_comparison")),
-                    ("bhyt_theory.experiments.trained_analysis", ("training_summary", "training_figures"))),
-          subcommand="bhyt-theory train", modules=("training", "training_study", "trained_analysis", "corpus"),
+                    ("bhyt_theory.experiments.training.analysis", ("training_summary", "training_figures"))),
+          subcommand="bhyt-theory train", modules=("training/trainer", "training/study", "training/analysis", "training/corpus"),
           forward_only=False),
     Study("decode", "Decode-time precomputation: bit-exactness", ("C9",), _decode,
           lambda q: "1 seed" if q else "3 seeds",

@@ -32,13 +32,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import executor
-from .atomic import write_atomically
-from .bench import block_matmul_flops, dense_matmul_operands
+from .. import executor
+from ..atomic import write_atomically
+from ..bench import block_matmul_flops, dense_matmul_operands
 from .corpus import VOCAB_SIZE, Corpus, evaluation_batches, load_corpus, training_batch
-from .montecarlo import confidence_interval
-from .trained_analysis import analyse, training_figures, training_summary
-from .training import LanguageModel, TrainConfig, learning_rate, parameter_groups, train
+from ..montecarlo import confidence_interval
+from .analysis import analyse, training_figures, training_summary
+from .trainer import LanguageModel, TrainConfig, learning_rate, parameter_groups, train
 
 COMPARISON_SCHEMES = ("rmsnorm", "periln", "lns", "dyt", "bhyt", "bhytstar")
 DEFAULT_SEEDS = (0, 1, 2)

@@ -10,7 +10,7 @@ After ``training.train`` (claims C1, C4, C5, C7, C8 of docs/claims.md):
 - ``depth_bound_tightness``: ``theory.bounds.depth_bound`` on the trained
   weights, and measured rms / bound per layer (max and mean over tokens);
 - the growth-law fit (``growth.fit_growth``) and the per-layer Jacobian deviation
-  (``block_jacobian.jacobian_study``) on the trained stack;
+  (``experiments.jacobian.jacobian_study``) on the trained stack;
 - ``magnitude_split``: Fig. 3's last-layer magnitude split into the scale of the
   stream entering layer 0 (the embedding output) × growth across depth (last
   layer / layer 0), per run, before and after training.
@@ -36,12 +36,12 @@ import torch
 from matplotlib.ticker import MaxNLocator
 from torch import Tensor
 
-from ..numerics.norms import root_mean_square
-from ..numerics.probes import RecordingProbe
-from ..theory.bounds import depth_bound
-from .block_jacobian import jacobian_layers, jacobian_study
-from .growth import fit_growth
-from .training import EMBEDDING_LAYER, LanguageModel, TrainingRun, trace_language_model
+from ...numerics.norms import root_mean_square
+from ...numerics.probes import RecordingProbe
+from ...theory.bounds import depth_bound
+from ..jacobian import jacobian_layers, jacobian_study
+from ..growth import fit_growth
+from .trainer import EMBEDDING_LAYER, LanguageModel, TrainingRun, trace_language_model
 
 RUN_KEYS = ["run_id", "label", "scheme", "seed"]
 

@@ -1,0 +1,150 @@
+"""What every ``bhyt-theory`` command group shares: the ``StackConfig`` options (with
+``--preset``), output options, the Monte Carlo sweep and Dask options, table output, and the
+validation helpers for what options mean together (indices within a configuration,
+distinct sweep values)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import inspect
+import sys
+import typing
+from pathlib import Path
+
+import pandas as pd
+
+from ..numerics.inputs import InputSpec
+from ..numerics.model import PRESETS, StackConfig
+from .options import (
+    OPTION_RANGES,
+    choices_help,
+    config_choices,
+    config_type,
+    output_file,
+    output_folder,
+    positive_real,
+    probability,
+    seed,
+    size,
+)
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, multi: bool = False) -> None:
+    """One ``--option`` per ``StackConfig`` field (``kv_heads`` → ``--kv-heads``),
+    each typed and range-checked as ``StackConfig`` requires.
+
+    With ``multi=True`` every option takes one or more values (for sweeps).
+    ``--preset`` starts from a paper-scale shape (``model.PRESETS``); options given
+    explicitly override its fields.
+    """
+    parser.add_argument("--preset", choices=tuple(PRESETS), default=None,
+                        help="paper-scale shape (explicit options override its fields)")
+    hints = typing.get_type_hints(StackConfig)
+    for field in dataclasses.fields(StackConfig):
+        kind = hints[field.name]
+        base = next((t for t in typing.get_args(kind) if t is not type(None)), kind)
+        accepted = ""
+        if field.name in OPTION_RANGES:
+            minimum, strict = OPTION_RANGES[field.name]
+            accepted = "; finite" + ("" if minimum is None else f", {'>' if strict else '≥'} {minimum:g}")
+        elif field.name in config_choices():
+            accepted = "; " + choices_help(config_choices()[field.name])
+        parser.add_argument(
+            "--" + field.name.replace("_", "-"),
+            nargs="+" if multi else None,
+            default=None,
+            help=f"StackConfig.{field.name} (default {field.default}{accepted})",
+            **config_type(field.name, base),
+        )
+
+
+def config_from_arguments(args: argparse.Namespace, **overrides) -> StackConfig:
+    """``StackConfig`` from, in increasing precedence: the command's own defaults
+    (``config_defaults``), ``--preset``, the options given, ``overrides``."""
+    values = dict(getattr(args, "config_defaults", {}))
+    values.update(PRESETS[args.preset] if getattr(args, "preset", None) else {})
+    values.update({f.name: getattr(args, f.name) for f in dataclasses.fields(StackConfig)
+                   if getattr(args, f.name) is not None})
+    values.update(overrides)
+    return StackConfig(**values)
+
+
+def library_default(function, name: str):
+    """The default of parameter ``name`` of ``function``: CLI defaults are the library's."""
+    return inspect.signature(function).parameters[name].default
+
+
+def write_table(table: pd.DataFrame, csv: Path | None = None, json: Path | None = None) -> None:
+    """Write ``table`` as CSV and/or JSON records, creating parent folders."""
+    if csv is not None:
+        csv.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(csv, index=False)
+        print(f"wrote {csv}", file=sys.stderr)
+    if json is not None:
+        json.parent.mkdir(parents=True, exist_ok=True)
+        table.to_json(json, orient="records", indent=1)
+        print(f"wrote {json}", file=sys.stderr)
+
+
+def show(table: pd.DataFrame, float_format: str = "{:.4g}", index: bool = True) -> None:
+    """Print every row and column of ``table``."""
+    print(table.to_string(float_format=float_format.format, index=index, line_width=250))
+
+
+def check_indices(option: str, values: list[int] | None, bound: int, what: str) -> None:
+    """Every 0-based index in ``values`` is ``< bound``."""
+    outside = [value for value in values or () if value >= bound]
+    if outside:
+        raise ValueError(f"{option} {' '.join(map(str, outside))} outside the configuration: {what} is {bound}, "
+                         f"so indices run from 0 to {bound - 1}")
+
+
+def check_distinct(option: str, values: list | None) -> None:
+    """Repeated values would be counted as independent replicates (or runs) twice."""
+    repeated = sorted({str(v) for v in values or () if list(values).count(v) > 1})
+    if repeated:
+        raise ValueError(f"{option} repeats {' '.join(repeated)}; give each value once")
+
+
+def validate_config(args: argparse.Namespace) -> None:
+    config_from_arguments(args)
+
+
+def validate_seeded_config(args: argparse.Namespace, **overrides) -> None:
+    config_from_arguments(args, **overrides)
+    check_distinct("--seeds", args.seeds)
+
+
+def saved_runs(args: argparse.Namespace) -> str | None:
+    return None if args.no_cache else f"the runs finished so far (in {args.cache_dir})"
+
+
+def add_output_options(parser: argparse.ArgumentParser, what: str = "the table") -> None:
+    parser.add_argument("--csv", type=output_file, default=None, help=f"write {what} as CSV")
+    parser.add_argument("--json", type=output_file, default=None, help=f"write {what} as JSON records")
+
+
+def add_sweep_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by the cached Monte Carlo commands (``sweep``, ``growth``)."""
+    parser.add_argument("--seeds", type=seed, nargs="+", default=[0, 1, 2],
+                        help="weight seeds (inputs: numerics.inputs.input_seed)")
+    parser.add_argument("--batch", type=size, default=InputSpec().batch)
+    parser.add_argument("--length", type=size, nargs="+", default=None, help="input length T (default: seq_len)")
+    parser.add_argument("--input-std", type=positive_real, nargs="+", default=None,
+                        help=f"input scale, > 0 (zero inputs make every statistic 0; default {InputSpec().std})")
+    parser.add_argument("--level", type=probability, default=0.95,
+                        help="confidence level of the intervals, in (0, 1)")
+    parser.add_argument("--cache-dir", type=output_folder, default="results/cache")
+    parser.add_argument("--no-cache", action="store_true")
+    parser.add_argument("--no-progress", action="store_true")
+    add_backend_options(parser)
+
+
+def add_backend_options(parser: argparse.ArgumentParser) -> None:
+    """``--workers N`` / ``--scheduler ADDRESS``: run each Monte Carlo run as a Dask task (default: serial)."""
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=size, default=None,
+                       help="run on a local Dask cluster of N worker processes, one thread each")
+    where.add_argument("--scheduler", default=None,
+                       help="run on an existing Dask cluster: its scheduler's address (tcp://host:8786)")
