@@ -43,11 +43,12 @@ from bhyt_theory.numerics.model import (
 )
 from bhyt_theory.numerics.norms import root_mean_square
 from bhyt_theory.numerics.probes import RecordingProbe
+from bhyt_theory.numerics.schemes import scheme_row
 from bhyt_theory.theory.bounds import depth_bound, saturated_fraction_bound
 
 U32 = 2.0**-24
 REL = 32 * U32
-BHYT_SCHEMES = ("bhyt", "bhytline", "bhytstar")
+BHYT_SCHEMES = tuple(scheme for scheme in SCHEMES if scheme_row(scheme).bhyt_family)
 
 
 def depth_tolerance(config: StackConfig) -> float:
@@ -65,8 +66,10 @@ def stack_configs(draw, schemes=SCHEMES) -> StackConfig:
     """A small Stack configuration: width ≤ 64, depth ≤ 6, any scheme, GQA, κ schedule, estimator."""
     width = draw(st.sampled_from([8, 16, 32, 64]))
     heads = draw(st.sampled_from([h for h in (1, 2, 4) if (width // h) % 2 == 0]))
+    scheme = draw(st.sampled_from(schemes))
+    row = scheme_row(scheme)  # a row that fixes its estimator or κ schedule (bhytc) keeps them
     return StackConfig(
-        scheme=draw(st.sampled_from(schemes)),
+        scheme=scheme,
         depth=draw(st.integers(1, 6)),
         width=width,
         heads=heads,
@@ -76,10 +79,10 @@ def stack_configs(draw, schemes=SCHEMES) -> StackConfig:
         lam_in=draw(st.floats(0.05, 10.0)),
         lam_post=draw(st.floats(0.05, 10.0)),
         kappa=draw(st.floats(1.0, 20.0)),
-        kappa_schedule=draw(st.sampled_from(sorted(KAPPA_SCHEDULES))),
+        kappa_schedule=row.kappa_schedule or draw(st.sampled_from(sorted(KAPPA_SCHEDULES))),
         dyt_alpha=10 ** draw(st.floats(-2.0, 1.0)),
         derf_alpha=10 ** draw(st.floats(-2.0, 1.0)),
-        estimator=draw(st.sampled_from(["reference", "exact", "position+tanh+gamma"])),
+        estimator=row.estimator or draw(st.sampled_from(["reference", "exact", "position+tanh+gamma"])),
         init_std=10 ** draw(st.floats(-3.0, 0.7)),
     )
 
@@ -145,8 +148,10 @@ def aligned_gamma_peak_stacks(draw) -> tuple[Stack, torch.Tensor, str]:
     """
     width = draw(st.sampled_from([8, 16, 32]))
     heads = draw(st.sampled_from([h for h in (1, 2, 4) if (width // h) % 2 == 0]))
+    scheme = draw(st.sampled_from(BHYT_SCHEMES))
+    row = scheme_row(scheme)  # a row that fixes its estimator or κ schedule (bhytc) keeps them
     config = StackConfig(
-        scheme=draw(st.sampled_from(BHYT_SCHEMES)),
+        scheme=scheme,
         depth=draw(st.integers(1, 4)),
         width=width,
         heads=heads,
@@ -155,8 +160,8 @@ def aligned_gamma_peak_stacks(draw) -> tuple[Stack, torch.Tensor, str]:
         lam_in=draw(st.floats(0.05, 3.0)),
         lam_post=draw(st.floats(0.05, 3.0)),
         kappa=draw(st.floats(5.0, 20.0)),
-        kappa_schedule=draw(st.sampled_from(sorted(KAPPA_SCHEDULES))),
-        estimator=draw(st.sampled_from(["reference", "exact"])),
+        kappa_schedule=row.kappa_schedule or draw(st.sampled_from(sorted(KAPPA_SCHEDULES))),
+        estimator=row.estimator or draw(st.sampled_from(["reference", "exact"])),
     )
     stack = Stack(config, draw(st.integers(0, 2**16)))
     gamma, peak = draw(gamma_peaks(width))

@@ -7,6 +7,7 @@ tanh-corrected ``m₁ + c E tanh²(λ/κ Z)``; γ-aware ``m₁ + c mean(γ²) λ
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -151,3 +152,63 @@ def test_bhyt_with_exact_estimator_equals_bhytstar():
     # tanh argument differs by O(d u) ≈ 32 · 1.1e-16 relative per norm; with 6 norms and
     # blocks of Jacobian norm O(1) at init the outputs (|·| ≲ 3) agree to 1e-12 absolute.
     assert torch.allclose(exact, star, rtol=0, atol=1e-12)
+
+
+def test_correlation_estimate_multiplies_increment_by_the_factor_at_each_position():
+    # M₂ = m₁ + c f_t λ²/κ² (docs/estimators.md §8); positions past the factor's T read its last entry.
+    factor = torch.tensor([5.0, 3.0, 2.0, 1.5], dtype=torch.float64)
+    base = inputs([0.1] * 6, c_attn=0.3, lam=2.0, seq_len=4)
+    estimate = ESTIMATORS["correlation"](dataclasses.replace(base, m2_factor=factor))
+    expected = torch.tensor([0.1 + 0.3 * f * 0.04 for f in (5.0, 3.0, 2.0, 1.5, 1.5, 1.5)], dtype=torch.float64)
+    # a handful of float64 operations per entry
+    assert torch.allclose(estimate.detach().reshape(-1), expected, rtol=8 * U64, atol=0)
+    with pytest.raises(ValueError, match="m2_factor"):
+        ESTIMATORS["correlation"](base)
+
+
+def test_block_factor_starts_from_the_uncorrelated_position_tanh_value():
+    # Before calibration the factor is T/(t+1) · E tanh²(aZ)/a² (the "position+tanh" correction).
+    config = StackConfig(scheme="bhyt", depth=1, width=32, heads=2, seq_len=8, estimator="correlation")
+    factor = Stack(config, seed=0).blocks[0].m2_factor
+    expected = [8 / (t + 1) * tanh_square_moment(0.2) / 0.04 for t in range(8)]
+    assert factor.dtype == torch.float64
+    assert factor.tolist() == pytest.approx(expected, rel=16 * U64)
+
+
+def test_tracking_with_momentum_one_makes_the_estimate_exact_on_that_sequence():
+    # One sequence (batch 1): the measured factor is (m(h'_t) − m₁_t)/(c λ²/κ²) per position, so after a
+    # momentum-1 refresh on x the correlation estimate of every layer equals m(h') on x, up to rounding
+    # (float64 stack: a few operations on O(1)-conditioned sums).
+    config = StackConfig(scheme="bhyt", depth=3, width=32, heads=2, seq_len=8, estimator="correlation",
+                         dtype="float64")
+    stack = Stack(config, seed=2)
+    x = gaussian_inputs(config.width, 1, 8, 0.02, seed=4)
+    before = stack.trace(x)
+    stack.track_m2_factors(x, momentum=1.0)
+    after = stack.trace(x)
+    ratio_before = before.loc[before["sublayer"] == "attn", "estimate_ratio"].to_numpy()
+    ratio_after = after.loc[after["sublayer"] == "attn", "estimate_ratio"].to_numpy()
+    assert abs(ratio_before - 1).max() > 1e-3  # the uncorrelated starting value is not exact
+    assert ratio_after == pytest.approx(1.0, abs=1e-12)
+
+
+def test_tracking_momentum_blends_old_and_measured_factors():
+    config = StackConfig(scheme="bhyt", depth=1, width=32, heads=2, seq_len=8, estimator="correlation",
+                         dtype="float64")
+    x = gaussian_inputs(config.width, 2, 8, 0.02, seed=6)
+    full, half = Stack(config, seed=1), Stack(config, seed=1)
+    start = full.blocks[0].m2_factor.clone()
+    full.track_m2_factors(x, momentum=1.0)
+    half.track_m2_factors(x, momentum=0.5)
+    expected = 0.5 * start + 0.5 * full.blocks[0].m2_factor
+    assert torch.allclose(half.blocks[0].m2_factor, expected, rtol=8 * U64, atol=0)
+    with pytest.raises(ValueError, match="momentum"):
+        full.track_m2_factors(x, momentum=0.0)
+
+
+def test_bhytc_row_fixes_its_estimator_and_kappa_schedule():
+    config = StackConfig(scheme="bhytc", depth=3)
+    assert (config.estimator, config.kappa_schedule) == ("correlation", "quadratic")
+    assert [config.kappa_at(layer) for layer in range(3)] == [10.0, 40.0, 90.0]  # κ l², l 1-based
+    with pytest.raises(ValueError, match="fixes estimator"):
+        StackConfig(scheme="bhytc", estimator="position")

@@ -67,10 +67,10 @@ class KillTwiceAndCount(WorkerPlugin):
         stream_trace, write_cached = self.original
         markers, started = self.markers, itertools.count()
 
-        def counted_stream_trace(config, seed, x, progress=False):
+        def counted_stream_trace(config, seed, x, progress=False, **options):
             if next(started) == 1 and first_time(markers / "killed-mid-run"):
                 os.kill(os.getpid(), signal.SIGKILL)
-            table = stream_trace(config, seed, x, progress)
+            table = stream_trace(config, seed, x, progress, **options)
             (markers / f"computed-{config.scheme}-{seed}-{uuid.uuid4().hex}").touch()
             return table
 

@@ -189,7 +189,7 @@ def test_tanh_argument_columns_only_for_tanh_schemes():
     for scheme in SCHEMES:
         table = Stack(StackConfig(scheme=scheme, **SMALL)).trace(x)
         has_argument = table["arg_rms"].notna().all()
-        assert has_argument == (scheme in ("dyt", "derf", "bhyt", "bhytline", "bhytstar")), scheme
+        assert has_argument == (scheme in ("dyt", "derf", "bhyt", "bhytline", "bhytstar", "bhytc")), scheme
 
 
 def test_bhytstar_trace_argument_rms_is_lambda_over_kappa():

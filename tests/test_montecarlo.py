@@ -17,6 +17,7 @@ from scipy import stats
 from bhyt_theory.experiments import montecarlo
 from bhyt_theory.numerics.inputs import INPUT_SEED_OFFSET, InputSpec, gaussian_inputs
 from bhyt_theory.numerics.model import SCHEMES, Stack, StackConfig
+from bhyt_theory.theory.meanfield import calibrate_correlation
 
 SMALL = {"depth": 3, "width": 16, "heads": 2, "seq_len": 6}
 
@@ -30,9 +31,9 @@ def count_stream_traces(monkeypatch) -> list:
     calls = []
     original = montecarlo.stream_trace
 
-    def counted(config, seed, x, progress=False):
+    def counted(config, seed, x, progress=False, **options):
         calls.append((config, seed))
-        return original(config, seed, x, progress)
+        return original(config, seed, x, progress, **options)
 
     monkeypatch.setattr(montecarlo, "stream_trace", counted)
     return calls
@@ -40,10 +41,12 @@ def count_stream_traces(monkeypatch) -> list:
 
 @pytest.mark.parametrize("scheme", SCHEMES)
 def test_streamed_run_is_identical_to_stack_trace(scheme):
-    # Same weights (build_block), same operations in the same order: bit-identical.
+    # Same weights (build_block), same operations in the same order: bit-identical. A stack of the
+    # "correlation" estimator (bhytc) gets the mean-field factors of the inputs' mean square in both.
     config = small_config(scheme, kv_heads=1)
     x = gaussian_inputs(config.width, batch=2, length=5, std=0.3, seed=11)
-    pd.testing.assert_frame_equal(montecarlo.stream_trace(config, 4, x), Stack(config, 4).trace(x), check_exact=True)
+    stack = calibrate_correlation(Stack(config, 4), float(x.double().square().mean()))
+    pd.testing.assert_frame_equal(montecarlo.stream_trace(config, 4, x), stack.trace(x), check_exact=True)
 
 
 def test_run_uses_the_documented_inputs():

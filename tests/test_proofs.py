@@ -36,6 +36,7 @@ REQUIRED_PROOFS = (
     "trained_parameters.md",
     "position_estimator.md",
     "decode_precomputation.md",
+    "correlation_estimator.md",
 )
 
 

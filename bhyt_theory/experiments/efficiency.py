@@ -30,6 +30,8 @@ sites) and ``bhyt`` (the paper's, M₂ estimated).
 
 from __future__ import annotations
 
+import dataclasses
+
 import platform
 import time
 from dataclasses import dataclass
@@ -75,7 +77,9 @@ class SiteCost:
         return SiteCost(*(a + b for a, b in zip(self.__dict__.values(), other.__dict__.values())))
 
 
-SITE_KINDS = ("rmsnorm", "dyt", "bhyt_exact", "bhyt_estimated")
+SITE_KINDS = ("rmsnorm", "dyt", "bhyt_exact", "bhyt_estimated", "bhyt_correlation")
+DECODE_ESTIMATORS = ("reference", "correlation")
+"""The M₂ estimators with a decode fast path (``decode_constants``)."""
 
 
 def site_cost(kind: str, width: int, element_bytes: int, direction: str) -> SiteCost:
@@ -88,6 +92,9 @@ def site_cost(kind: str, width: int, element_bytes: int, direction: str) -> Site
         ``bhyt_exact``: ``γ ⊙ tanh(λ h / (κ sqrt(m(h) + ε)))``;
         ``bhyt_estimated``: the same with ``M₂ = m₁ + c_attn λ₁²/κ²`` in place of
         ``m(h)`` (the paper's second site).
+        ``bhyt_correlation``: the estimated site with ``M₂ = m₁ + c_attn f_t λ₁²/κ²``,
+        ``f_t`` a per-position factor from a buffer of T values per layer (the
+        ``correlation`` estimator; ``bhytc``'s second site).
     width : int
         d, the hidden width (≥ 1).
     element_bytes : int
@@ -116,12 +123,17 @@ def site_cost(kind: str, width: int, element_bytes: int, direction: str) -> Site
       float32 statistic written for the backward pass (the per-token mean square;
       for BHyT the first site's m₁, which the estimated site also reads: +4).
     - ``kernel_launches``: 1.
+    - ``bhyt_correlation`` as ``bhyt_estimated``, plus the per-position factor
+      read (one float32 per token, +4 bytes; it is shared by the batch, so this
+      is an upper bound) and one scalar multiply per token (not a column: it is
+      one flop beside the ``d`` tanh).
 
     Backward, per token, with h and the statistic saved and tanh recomputed:
 
     - reads ∂L/∂u, h and the statistic, writes ∂L/∂h: ``3 d · element_bytes + 4``;
       the estimated site also writes ∂L/∂M₂ (+4), which the exact first site reads
-      (+4) to add ``(2 h / d) ∂L/∂M₂`` — the gradient through ``m₁``.
+      (+4) to add ``(2 h / d) ∂L/∂M₂`` — the gradient through ``m₁``. The factor
+      is a buffer (no gradient): ``bhyt_correlation``'s backward is ``bhyt_estimated``'s.
     - ``row_reductions``: 1 where the scale depends on the token through a mean
       square — the projection ``Σ_i g_i h_i`` of RMSNorm and BHyT*, and for the
       estimated site the per-token ``∂L/∂M₂ = −½ Σ_i g_i γ_i tanh′(z_i) z_i / (M₂ + ε)``;
@@ -139,8 +151,10 @@ def site_cost(kind: str, width: int, element_bytes: int, direction: str) -> Site
         raise ValueError(f"width and element_bytes must be ≥ 1, got {width}, {element_bytes}")
     tanh = width if kind != "rmsnorm" else 0
     uses_mean_square = kind != "dyt"
+    estimated = kind in ("bhyt_estimated", "bhyt_correlation")
     if direction == "forward":
-        statistic = STATISTIC_BYTES * (2 if kind == "bhyt_estimated" else 1) if uses_mean_square else 0
+        statistic = STATISTIC_BYTES * (2 if estimated else 1) if uses_mean_square else 0
+        statistic += STATISTIC_BYTES if kind == "bhyt_correlation" else 0
         return SiteCost(
             row_reductions=int(kind in ("rmsnorm", "bhyt_exact")),
             transcendental_elementwise=tanh,
@@ -148,9 +162,9 @@ def site_cost(kind: str, width: int, element_bytes: int, direction: str) -> Site
             activation_bytes=2 * width * element_bytes + statistic,
             kernel_launches=1,
         )
-    parameters = {"rmsnorm": 1, "dyt": 3, "bhyt_exact": 2, "bhyt_estimated": 2}[kind]
+    parameters = {"rmsnorm": 1, "dyt": 3, "bhyt_exact": 2, "bhyt_estimated": 2, "bhyt_correlation": 2}[kind]
     statistic = STATISTIC_BYTES if uses_mean_square else 0
-    through_estimate = STATISTIC_BYTES if kind in ("bhyt_exact", "bhyt_estimated") else 0
+    through_estimate = STATISTIC_BYTES if kind == "bhyt_exact" or estimated else 0
     return SiteCost(
         row_reductions=int(uses_mean_square),
         transcendental_elementwise=tanh,
@@ -166,6 +180,7 @@ SCHEME_SITES = {
     "dyt": ("dyt", "dyt"),
     "bhytstar": ("bhyt_exact", "bhyt_exact"),
     "bhyt": ("bhyt_exact", "bhyt_estimated"),
+    "bhytc": ("bhyt_exact", "bhyt_correlation"),
 }
 
 
@@ -175,7 +190,8 @@ def cost_model(width: int, schemes: Sequence[str] = EFFICIENCY_SCHEMES, element_
     Rows: scheme × pass, pass ∈ {"forward", "backward", "decode"}; "decode" is one
     new token's forward pass (the decode fast path precomputes ``λ/κ`` and
     ``c_attn λ₁²/κ²``, so it counts as the forward). ``bhyt`` is the exact site
-    before attention and the estimated site before the MLP; ``bhytstar`` is
+    before attention and the estimated site before the MLP (``bhytc`` the
+    correlation-aware one); ``bhytstar`` is
     two exact sites. Columns: the fields of ``SiteCost`` and ``width``,
     ``element_bytes``; the bytes column is relative to RMSNorm in
     ``bytes_vs_rmsnorm``.
@@ -298,9 +314,9 @@ def decode_step(block: Block, h: Tensor, keys: Tensor, values: Tensor, constants
     one). Matches ``block(full sequence)[:, -1:]`` up to float rounding (tests).
     """
     estimates = block.row.estimates_m2
-    if estimates and (constants is None or block.config.estimator != "reference"):
-        raise ValueError("decode_step: a row that estimates M₂ needs the reference estimator and its precomputed "
-                         "constants (decode_constants)")
+    if estimates and (constants is None or block.config.estimator not in DECODE_ESTIMATORS):
+        raise ValueError(f"decode_step: a row that estimates M₂ needs an estimator of {DECODE_ESTIMATORS} and its "
+                         "precomputed constants (decode_constants)")
     attention = block.attn
     u, statistic = _attention_input(block, h)
     batch, position = h.shape[0], keys.shape[2]
@@ -313,6 +329,9 @@ def decode_step(block: Block, h: Tensor, keys: Tensor, values: Tensor, constants
     y = F.scaled_dot_product_attention(q, keys, values)  # the newest token attends to every cached one
     h = h + block.norm_attn_out(attention.o_proj(y.transpose(1, 2).reshape(batch, 1, -1)))
     if estimates:
+        if constants.increment.ndim:  # a per-position table ("correlation"): this token's entry
+            index = min(position, constants.increment.shape[0] - 1)
+            constants = dataclasses.replace(constants, increment=constants.increment[index])
         normalised = bhyt_decode(h, statistic["mean_square"], constants, block.norm_mlp.gamma)
     else:
         normalised = block.norm_mlp(h)
@@ -320,8 +339,13 @@ def decode_step(block: Block, h: Tensor, keys: Tensor, values: Tensor, constants
 
 
 def decode_constants(block: Block) -> DecodeConstants:
-    """The per-layer constants of a ``bhyt`` block's decode fast path (``norms.precompute_decode_constants``)."""
-    return precompute_decode_constants(block.c_attn, block.norm_attn.lam, block.norm_mlp.lam, block.norm_mlp.kappa)
+    """The per-layer constants of a ``bhyt`` block's decode fast path (``norms.precompute_decode_constants``).
+
+    Under the "correlation" estimator the increment is a table of ``seq_len`` values,
+    ``c_attn f_t λ₁²/κ²`` (``Block.m2_factor``), one per position; ``decode_step``
+    reads the new token's entry (the last one past ``seq_len``)."""
+    c_attn = block.c_attn * block.m2_factor if block.config.estimator == "correlation" else block.c_attn
+    return precompute_decode_constants(c_attn, block.norm_attn.lam, block.norm_mlp.lam, block.norm_mlp.kappa)
 
 
 @torch.no_grad()

@@ -55,9 +55,11 @@ from scipy import stats
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..numerics import model, norms, probes, schemes
+from ..numerics import estimators, model, norms, probes, schemes
 from ..numerics.inputs import InputSpec
 from ..numerics.model import StackConfig, build_block
+from ..theory import meanfield
+from ..theory.meanfield import calibrate_correlation
 from ..numerics.probes import TRACE_COLUMNS, TraceProbe, position_average
 from . import executor
 from .atomic import write_atomically
@@ -74,7 +76,8 @@ def source_fingerprint(*files: str | Path) -> str:
     return digest.hexdigest()[:12]
 
 
-CODE_TAG = f"bhyt_theory {__version__}, sources {source_fingerprint(norms.__file__, model.__file__, probes.__file__, schemes.__file__, __file__)}"
+# The mean field is among the sources: it sets the "correlation" estimator's factors.
+CODE_TAG = f"bhyt_theory {__version__}, sources {source_fingerprint(norms.__file__, model.__file__, probes.__file__, schemes.__file__, estimators.__file__, meanfield.__file__, __file__)}"
 # Runs at least this deep get a per-layer progress bar of their own.
 LAYER_BAR_MIN_DEPTH = 64
 
@@ -85,7 +88,8 @@ RUN_COLUMNS = CONFIG_FIELDS + RUN_FIELDS
 
 
 @torch.no_grad()
-def stream_trace(config: StackConfig, seed: int, x: torch.Tensor, progress: bool = False) -> pd.DataFrame:
+def stream_trace(config: StackConfig, seed: int, x: torch.Tensor, progress: bool = False,
+                 input_variance: float | None = None) -> pd.DataFrame:
     """``Stack(config, seed).trace(x)``, computed one block at a time.
 
     Parameters
@@ -97,6 +101,10 @@ def stream_trace(config: StackConfig, seed: int, x: torch.Tensor, progress: bool
         Input hidden states (moved to ``config.device`` / ``config.dtype``).
     progress : bool
         Show a per-layer progress bar when ``config.depth ≥ LAYER_BAR_MIN_DEPTH``.
+    input_variance : float, optional
+        Variance of the inputs' coordinates, for the mean-field factors of the
+        "correlation" estimator (``meanfield.calibrate_correlation``); default: the
+        mean square of ``x``. Unused by the other estimators.
 
     Returns
     -------
@@ -110,6 +118,7 @@ def stream_trace(config: StackConfig, seed: int, x: torch.Tensor, progress: bool
     the ``2 · depth · T`` rows of statistics (``make bench`` measures it).
     """
     h = model.hidden_states(x, config)
+    variance = float(x.double().square().mean()) if input_variance is None else input_variance
     layers = tqdm(
         range(config.depth), desc=f"{config.scheme} layers", leave=False, unit="layer",
         # None: tqdm shows the bar on a terminal only, so logs are not flooded
@@ -124,7 +133,8 @@ def stream_trace(config: StackConfig, seed: int, x: torch.Tensor, progress: bool
     # layer at width 256 that way.
     for layer in layers:
         probe = TraceProbe()
-        h = build_block(config, layer, seed)(h, probe)
+        block = calibrate_correlation(build_block(config, layer, seed), variance)
+        h = block(h, probe)
         frame = probe.frame()
         if values is None:
             rows = frame[["sublayer", "position"]]
@@ -303,7 +313,7 @@ def run(
             except CorruptCacheFile as error:
                 _set_aside(path, str(error))
     x = inputs.hidden_states(config, seed)
-    table = stream_trace(config, seed, x, progress=progress)
+    table = stream_trace(config, seed, x, progress=progress, input_variance=inputs.std**2)
     if path is not None:
         write_cached(table, path, key, rows)
     return table

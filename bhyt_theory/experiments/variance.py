@@ -67,6 +67,7 @@ from ..numerics.norms import (
 from ..numerics.probes import SATURATION_THRESHOLDS, RecordingProbe, saturated_fraction
 from ..numerics.schemes import scheme_row
 from ..theory.bounds import saturated_fraction_bound
+from ..theory.meanfield import calibrate_correlation
 
 __all__ = [
     "ERROR_TERMS",
@@ -341,7 +342,8 @@ def decomposition_table(
 ) -> pd.DataFrame:
     """``variance_study`` per seed on ``inputs.hidden_states(config, seed)``, stacked,
     restricted to ``positions`` (default ``table_positions(T)`` of the inputs)."""
-    parts = [variance_study(Stack(config, seed), inputs.hidden_states(config, seed), layers) for seed in seeds]
+    parts = [variance_study(calibrate_correlation(Stack(config, seed), inputs.std**2),
+                            inputs.hidden_states(config, seed), layers) for seed in seeds]
     table = pd.concat(parts, ignore_index=True)
     length = inputs.length_for(config.seq_len)
     positions = table_positions(length) if positions is None else tuple(positions)
@@ -387,7 +389,8 @@ def estimator_comparison(
     for estimator in estimators:
         stack_config = config.replace(estimator=estimator)
         for seed in seeds:
-            trace = Stack(stack_config, seed).trace(inputs.hidden_states(config, seed))
+            stack = calibrate_correlation(Stack(stack_config, seed), inputs.std**2)
+            trace = stack.trace(inputs.hidden_states(config, seed))
             trace = trace[(trace["sublayer"] == "attn") & trace["layer"].isin(layers) & trace["position"].isin(positions)]
             rows.append(trace.assign(estimator=estimator)[["estimator", "seed", "layer", "position", "estimate_ratio"]])
     per_seed = pd.concat(rows, ignore_index=True)

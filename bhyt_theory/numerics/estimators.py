@@ -48,6 +48,9 @@ class EstimateInputs:
     ``parameters`` holds the block's learnable estimator scalars
     (``estimator_parameters``), ``layer`` the block's 0-based index and
     ``exact_layers`` the ``StackConfig`` field read by the "hybrid" estimator.
+    ``m2_factor`` is the block's per-position factor on the increment, one float64
+    value per position ``0 … seq_len − 1`` (``Block.m2_factor``), read by the
+    "correlation" estimator only.
     """
 
     mean_square_in: Tensor
@@ -61,6 +64,7 @@ class EstimateInputs:
     parameters: Mapping[str, Tensor] = field(default_factory=dict)
     layer: int = 0
     exact_layers: int = 0
+    m2_factor: Tensor | None = None
 
 
 def token_positions(h: Tensor) -> Tensor:
@@ -148,6 +152,46 @@ def _corrected_estimate(inputs: EstimateInputs, corrections: tuple[str, ...]) ->
     return estimate_post_attention_mean_square(inputs.mean_square_in, c_attn, inputs.lam_in, inputs.kappa)
 
 
+def uncorrelated_m2_factor(seq_len: int, lam: float, kappa: float) -> np.ndarray:
+    """The "correlation" factor of a block whose attended tokens are uncorrelated:
+    ``T/(t+1) · E tanh²(aZ)/a²``, ``a = λ₁/κ``, at 0-based positions ``0 … T − 1``.
+
+    It is the "position+tanh" correction, the value ``Block.m2_factor`` starts
+    from before a mean-field prediction or running statistics replace it
+    (docs/estimators.md §8).
+
+    Examples
+    --------
+    >>> uncorrelated_m2_factor(4, 0.0, 10.0)
+    array([4.        , 2.        , 1.33333333, 1.        ])
+    """
+    positions = np.arange(seq_len, dtype=np.float64)
+    return seq_len / causal_key_counts(positions) * _tanh_curvature(abs(float(lam)) / kappa)
+
+
+def position_factor(m2_factor: Tensor, positions: Tensor) -> Tensor:
+    """``m2_factor`` read at 0-based ``positions`` (shape ``(T_in, 1)``); positions at or
+    beyond its length ``T`` read its last entry.
+
+    Past the training length the uncorrelated part of the increment keeps falling
+    like ``1/(t+1)``, so holding the last value overstates the increment there by
+    at most that part's share at ``t = T − 1`` (docs/estimators.md §8).
+    """
+    index = positions[:, 0].long().clamp(max=m2_factor.shape[0] - 1)
+    return m2_factor[index][:, None]
+
+
+def _correlation_estimate(inputs: EstimateInputs) -> Tensor:
+    """``M₂ = m₁ + c_attn λ₁²/κ² · f_t``: the reference increment times the block's
+    per-position factor ``f`` (``Block.m2_factor``: predicted by the mean field of
+    the token Gram matrix, or tracked from running statistics; docs/estimators.md §8)."""
+    if inputs.m2_factor is None:
+        raise ValueError("the 'correlation' estimator needs the block's m2_factor")
+    factor = position_factor(inputs.m2_factor, inputs.positions)
+    return estimate_post_attention_mean_square(inputs.mean_square_in, inputs.c_attn * factor, inputs.lam_in,
+                                               inputs.kappa)
+
+
 def _exact_estimate(inputs: EstimateInputs) -> Tensor:
     """``M₂ = m(h')``: a second reduction (makes ``bhyt`` equal to ``bhytstar``)."""
     return mean_square(inputs.state_after_attention)
@@ -161,6 +205,7 @@ ESTIMATORS.update(
         for names in combinations(CORRECTIONS, size)
     }
 )
+ESTIMATORS["correlation"] = _correlation_estimate
 ESTIMATORS["exact"] = _exact_estimate
 
 
@@ -227,6 +272,9 @@ ESTIMATOR_COSTS: dict[str, str] = {
     "position": "+1 multiply per token (a per-position increment, T multiplies per layer and forward shared by the batch)",
     "tanh": "+0 per token; one scalar quadrature per distinct λ₁ value per layer (cached), on the host",
     "gamma": "+0 per token; 2d flops per layer and forward for mean(γ₁²)",
+    "correlation": "+1 multiply per token (a per-position factor read from a buffer of T values per layer, "
+                   "T multiplies per layer and forward shared by the batch); refreshing the buffer from running "
+                   "statistics costs a second reduction (+2d flops per token) on the refresh passes only",
     "exact": "+2d flops per token (a second mean-square reduction over h', which the reference avoids)",
     "learnable_scale": "+1 multiply per layer and forward (β · increment); one scalar parameter per layer",
     "learnable_relative": "+1 multiply per token (m₁ · (1 + η)), no c_attn; one scalar parameter per layer",

@@ -43,6 +43,7 @@ from .estimators import (
     EstimateInputs,
     estimator_parameters,
     token_positions,
+    uncorrelated_m2_factor,
 )
 from .norms import BHyT, attention_variance_constant, check_real, mean_square
 from .probes import NO_PROBE, Probe, TraceProbe
@@ -69,6 +70,7 @@ KAPPA_SCHEDULES = {
     "decay": lambda layer: layer**-0.5,
     "grow": lambda layer: layer**0.5,
     "mild_grow": lambda layer: layer**0.25,
+    "quadratic": lambda layer: layer**2.0,
 }
 DTYPES = ("float32", "float64", "bfloat16", "float16")
 INTEGER_FIELDS = ("depth", "width", "heads", "kv_heads", "mlp_width", "seq_len")
@@ -150,6 +152,8 @@ class StackConfig:
                 problems.append(f"heads {self.heads} is not a multiple of kv_heads {self.kv_heads}")
         if self.lam_final and self.scheme in table and not table[self.scheme].bhyt_family:
             problems.append(f"lam_final (a last-layer BHyT) applies to BHyT schemes only, not {self.scheme!r}")
+        if self.scheme in table:
+            problems.extend(self._take_row_fields(table[self.scheme]))
         if self.kappa_schedule not in KAPPA_SCHEDULES:
             problems.append(f"kappa_schedule {self.kappa_schedule!r} is not one of {tuple(KAPPA_SCHEDULES)}")
         if self.estimator not in ESTIMATORS:
@@ -160,6 +164,21 @@ class StackConfig:
             problems.append(f"dtype {self.dtype!r} is not one of {DTYPES}")
         if problems:
             raise ValueError("invalid StackConfig: " + "; ".join(problems))
+
+    def _take_row_fields(self, row: "schemes.Scheme") -> list[str]:
+        """Take the estimator and κ schedule the scheme row fixes (``Scheme.estimator``,
+        ``Scheme.kappa_schedule``) where this config holds the field's default; a
+        different explicit value is a problem (returned)."""
+        problems = []
+        for name, default in (("estimator", "reference"), ("kappa_schedule", "constant")):
+            fixed, value = getattr(row, name), getattr(self, name)
+            if fixed is None or value == fixed:
+                continue
+            if value == default:
+                object.__setattr__(self, name, fixed)
+            else:
+                problems.append(f"scheme {self.scheme!r} fixes {name} {fixed!r}, got {value!r}")
+        return problems
 
     @property
     def head_dim(self) -> int:
@@ -319,6 +338,11 @@ class Block(nn.Module):
         self.norm_mlp_out = _make_output_norm(config, layer)
         self.branch_scale = 1.0 / self.row.branch_divisor(layer)
         self.register_buffer("c_attn", torch.zeros((), dtype=torch.float64))
+        # The "correlation" estimator's per-position factor on the increment (T values, float64);
+        # it starts from the uncorrelated-token value, a mean-field prediction or running
+        # statistics replace it (set_m2_factor, track_m2_factor; docs/estimators.md §8).
+        self.register_buffer("m2_factor", torch.as_tensor(
+            uncorrelated_m2_factor(config.seq_len, config.lam_in, config.kappa_at(layer)), dtype=torch.float64))
         # The learnable scalars of a learnable M₂ estimator (empty otherwise).
         learnable = estimator_parameters(config.estimator) if self.scheme in BHYT_ESTIMATE_SCHEMES else {}
         self.estimator_parameters = nn.ParameterDict(
@@ -328,10 +352,43 @@ class Block(nn.Module):
     def _apply(self, fn, recurse=True):
         # ``.to(dtype)`` casts every floating buffer; c_attn is a statistic and stays
         # float64 (a bf16 copy of it would be ~0.2 % off), only its device follows.
-        c_attn = self.c_attn
+        c_attn, m2_factor = self.c_attn, self.m2_factor
         super()._apply(fn, recurse)
         self.c_attn = c_attn.to(device=self.c_attn.device)
+        self.m2_factor = m2_factor.to(device=self.m2_factor.device)
         return self
+
+    @torch.no_grad()
+    def set_m2_factor(self, factor) -> None:
+        """Replace the "correlation" estimator's per-position factor (``seq_len`` values,
+        e.g. ``theory.meanfield.correlation_factors`` of this layer)."""
+        values = torch.as_tensor(factor, dtype=torch.float64).reshape(-1)
+        if values.shape != self.m2_factor.shape or not bool(torch.isfinite(values).all()):
+            raise ValueError(f"m2_factor needs {self.m2_factor.shape[0]} finite values, got shape {tuple(values.shape)}")
+        self.m2_factor.copy_(values.to(self.m2_factor.device))
+
+    @torch.no_grad()
+    def track_m2_factor(self, h: Tensor, momentum: float = 0.1) -> Tensor:
+        """Update ``m2_factor`` from the block input ``h`` as batch norm updates its running
+        moments, and return the block's output.
+
+        The measured factor at position t is the batch mean of ``(m(h'_t) − m₁_t)`` over
+        the batch mean of the reference increment ``c_attn λ₁²/κ²``; the buffer becomes
+        ``(1 − momentum) · m2_factor + momentum · measured`` at the positions ``h`` has
+        (at most ``seq_len``). It costs the second reduction the estimate avoids, on
+        this pass only (a refresh, like ``refresh_variance_constant``).
+        """
+        if not 0.0 < momentum <= 1.0:
+            raise ValueError(f"momentum must be in (0, 1], got {momentum}")
+        m1 = mean_square(h)
+        u = self.norm_attn(h, mean_square=m1) * self.branch_scale
+        h_after = h + self.norm_attn_out(self.attn(u))
+        increment = (mean_square(h_after).double() - m1.double()).reshape(-1, h.shape[-2]).mean(0)
+        reference = self.c_attn * (self.norm_attn.lam.detach().double() / self.norm_attn.kappa) ** 2
+        length = min(h.shape[-2], self.m2_factor.shape[0])
+        measured = increment[:length] / reference
+        self.m2_factor[:length] = (1.0 - momentum) * self.m2_factor[:length] + momentum * measured
+        return self(h)
 
     def refresh_variance_constant(self) -> None:
         """Recompute ``c_attn`` from the current W_V, W_O (the reference does this
@@ -370,7 +427,7 @@ class Block(nn.Module):
             EstimateInputs(
                 mean_square_in, self.c_attn, self.norm_attn.lam, self.norm_attn.kappa,
                 self.norm_attn.gamma, h_after, token_positions(h), self.config.seq_len,
-                dict(self.estimator_parameters), self.layer, self.config.exact_layers,
+                dict(self.estimator_parameters), self.layer, self.config.exact_layers, self.m2_factor,
             )
         )
 
@@ -449,6 +506,20 @@ class Stack(nn.Module):
         """Recompute every block's ``c_attn`` from its current weights (e.g. during training)."""
         for block in self.blocks:
             block.refresh_variance_constant()
+
+    def set_m2_factors(self, factors) -> None:
+        """Every block's "correlation" factor from an array of shape ``(depth, seq_len)``."""
+        for block, factor in zip(self.blocks, np.asarray(factors, dtype=np.float64), strict=True):
+            block.set_m2_factor(factor)
+
+    @torch.no_grad()
+    def track_m2_factors(self, x: Tensor, momentum: float = 0.1) -> Tensor:
+        """One refresh pass of every block's running "correlation" factor
+        (``Block.track_m2_factor``), block after block on ``x``; returns the residual stream."""
+        h = hidden_states(x, self.config)
+        for block in self.blocks:
+            h = block.track_m2_factor(h, momentum)
+        return h
 
     def residual(self, x: Tensor, probe: Probe = NO_PROBE) -> Tensor:
         """The residual stream after the last block (before the final norm)."""

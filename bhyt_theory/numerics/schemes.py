@@ -26,6 +26,7 @@ from typing import Callable
 
 from torch import nn
 
+from .estimators import ESTIMATORS
 from .norms import BHyT, Derf, DyT, LayerNorm, RMSNorm
 
 __all__ = [
@@ -91,6 +92,14 @@ class Scheme:
     estimates_m2 : bool
         The MLP-side norm is fed BHyT's estimate M₂ (``StackConfig.estimator``)
         instead of reducing ``h'`` itself; needs ``pre_norm == "bhyt"``.
+    estimator : str or None
+        The M₂ estimator the row fixes (a key of ``estimators.ESTIMATORS``); a
+        ``StackConfig`` of the row takes it in place of its default "reference"
+        (``None``: the config's own ``estimator``). Needs ``estimates_m2``.
+    kappa_schedule : str or None
+        The κ schedule the row fixes (a key of ``model.KAPPA_SCHEDULES``), taken
+        in place of the config's default "constant" (``None``: the config's own).
+        Needs ``pre_norm == "bhyt"``.
     """
 
     pre_norm: str
@@ -98,6 +107,8 @@ class Scheme:
     branch_divisor: Callable[[int], float] = no_divisor
     final_norm: str = "rmsnorm"
     estimates_m2: bool = False
+    estimator: str | None = None
+    kappa_schedule: str | None = None
 
     def __post_init__(self) -> None:
         for role, name in (("pre_norm", self.pre_norm), ("post_norm", self.post_norm), ("final_norm", self.final_norm)):
@@ -105,6 +116,12 @@ class Scheme:
                 raise ValueError(f"{role} {name!r} is not one of {tuple(NORMALISERS)}")
         if self.estimates_m2 and self.pre_norm != "bhyt":
             raise ValueError(f"estimates_m2 needs pre_norm 'bhyt', got {self.pre_norm!r}")
+        if self.estimator is not None and not self.estimates_m2:
+            raise ValueError(f"estimator {self.estimator!r} needs estimates_m2")
+        if self.estimator is not None and self.estimator not in ESTIMATORS:
+            raise ValueError(f"estimator {self.estimator!r} is not one of {tuple(ESTIMATORS)}")
+        if self.kappa_schedule is not None and self.pre_norm != "bhyt":
+            raise ValueError(f"kappa_schedule needs pre_norm 'bhyt', got {self.pre_norm!r}")
 
     @property
     def bhyt_family(self) -> bool:
@@ -117,6 +134,8 @@ class Scheme:
         return NORMALISERS[self.pre_norm].has_argument
 
 
+# ``bhytc`` is the toolkit's variant: the "correlation" estimator, whose per-position factor
+# the mean field predicts, and a κ schedule chosen from the mean field for depth stability.
 # ``bhytline`` computes the same numbers as ``bhyt``: the reference implementation
 # computes bhyt's M₂ on a side CUDA stream, overlapped with attention, and
 # bhytline's in sequence; that is scheduling only.
@@ -129,6 +148,8 @@ SCHEME_TABLE: dict[str, Scheme] = {
     "bhyt": Scheme("bhyt", estimates_m2=True),
     "bhytline": Scheme("bhyt", estimates_m2=True),
     "bhytstar": Scheme("bhyt"),
+    # BHyT with the correlation-aware M₂ and κ_l = κ·l² (docs/schemes.md §7).
+    "bhytc": Scheme("bhyt", estimates_m2=True, estimator="correlation", kappa_schedule="quadratic"),
 }
 
 

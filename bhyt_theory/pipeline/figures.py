@@ -32,6 +32,7 @@ SCHEME_STYLES = {
     "bhyt": dict(color="#9467bd", linestyle="-", marker=None, linewidth=4.0, alpha=0.45),
     "bhytline": dict(color="#4b2a7b", linestyle="--", marker="o", markersize=4, linewidth=1.4),
     "bhytstar": dict(color="#e377c2", linestyle=":", marker="x", markersize=5, linewidth=1.8),
+    "bhytc": dict(color="#17becf", linestyle="-.", marker="^", markersize=4, linewidth=1.6),
 }
 DPI = 110
 

@@ -110,6 +110,8 @@ __all__ = [
     "PREDICTION_COLUMNS",
     "predict_per_position",
     "predict",
+    "correlation_factors",
+    "calibrate_correlation",
     "compare_with_monte_carlo",
     "comparison_summary",
 ]
@@ -450,6 +452,7 @@ def _recursion(
     output_norm = _output_norm(config)
     shape = (2 * config.depth, length)
     mean_square, estimate_column, argument_variance = np.empty(shape), np.full(shape, np.nan), np.full(shape, np.nan)
+    m2_factor = np.full(shape, np.nan)
     gram = input_variance * np.eye(length)
     for layer in range(config.depth):
         attn, mlp = 2 * layer, 2 * layer + 1
@@ -460,8 +463,11 @@ def _recursion(
             after_attention = np.diag(np.diag(after_attention))
         mean_square[attn] = np.diag(after_attention)
         estimate = None
+        reference_increment = c_attn * (config.lam_in / config.kappa_at(layer)) ** 2
+        m2_factor[attn] = (mean_square[attn] - np.diag(gram)) / reference_increment if reference_increment else np.nan
         if estimated:
-            if config.estimator == "exact":
+            # "correlation" with the mean field's own factors (correlation_factors) is exact here.
+            if config.estimator in ("exact", "correlation"):
                 estimate = mean_square[attn]
             else:
                 estimate = np.diag(gram) + _estimate_increment(config, config.kappa_at(layer), length, c_attn)
@@ -481,6 +487,7 @@ def _recursion(
         "mean_square_estimate": estimate_column,
         "estimate_ratio": estimate_column / mean_square,
         "arg_rms": arg_rms,
+        "m2_factor": m2_factor,
     } | {f"saturated_fraction_{t:g}": gaussian_tail(t, arg_rms) for t in SATURATION_THRESHOLDS}
 
 
@@ -576,6 +583,55 @@ def predict(
     return averaged.reindex(columns=[c for c in PREDICTION_COLUMNS if c != "position"])
 
 
+@lru_cache(maxsize=32)
+def _cached_factors(config: StackConfig, input_variance: float, attention: str, attention_samples: int) -> np.ndarray:
+    columns = _recursion(config, input_variance, attention, config.seq_len, True, attention_samples)
+    return columns["m2_factor"][0::2].copy()
+
+
+def correlation_factors(
+    config: StackConfig,
+    input_variance: float = 0.02**2,
+    attention: str = "uniform_causal",
+    attention_samples: int = SOFTMAX_SAMPLES,
+) -> np.ndarray:
+    """The "correlation" estimator's factors predicted at initialisation, shape ``(depth, seq_len)``.
+
+    Layer l's factor at 0-based position t is the mean-field attention increment over
+    the reference one, ``f_l(t) = (E m(h'_t) − E m(h_t)) / (E c_attn · λ₁²/κ_l²)``,
+    from the token Gram recursion (module docstring) with inputs ``N(0, input_variance)``
+    at the training length ``config.seq_len``. It carries all three effects the
+    reference assumes away at initialisation: causal concentration, token
+    correlation and tanh curvature (docs/estimators.md §8). The cross term is zero in
+    the mean field (the increment is odd in W_O). The stack's own estimator enters
+    through the MLP-side norms of earlier layers; under "correlation" these use the
+    factors themselves, so the recursion is then exact in the mean field.
+
+    Cost: one recursion, O(depth · T² · n_terms) for uniform causal attention (~1 s at
+    the llama-374m preset); cached per argument set.
+    """
+    if not scheme_row(config.scheme).bhyt_family:
+        raise ValueError(f"correlation factors need a BHyT scheme, got {config.scheme!r}")
+    return _cached_factors(config.replace(dtype="float64", device="cpu"), float(input_variance), attention,
+                           attention_samples).copy()
+
+
+def calibrate_correlation(stack_or_block, input_variance: float = 0.02**2, attention: str = "uniform_causal"):
+    """Set the ``m2_factor`` of a ``Stack`` (every block) or of one ``Block`` whose config
+    uses the "correlation" estimator to ``correlation_factors`` of that config: the
+    mean-field prediction at initialisation for inputs ``N(0, input_variance)``.
+    Any other estimator is left alone. Returns the stack or block."""
+    config = stack_or_block.config
+    if config.estimator != "correlation":
+        return stack_or_block
+    factors = correlation_factors(config, input_variance, attention)
+    if hasattr(stack_or_block, "blocks"):
+        stack_or_block.set_m2_factors(factors)
+    else:
+        stack_or_block.set_m2_factor(factors[stack_or_block.layer])
+    return stack_or_block
+
+
 def comparison_summary(comparison: pd.DataFrame) -> pd.DataFrame:
     """Per scheme, the last layer's and the worst relative error of ``compare_with_monte_carlo`` tables.
 
@@ -627,7 +683,8 @@ def compare_with_monte_carlo(
     keys = ["layer", "sublayer", "position"] if per_position else ["layer", "sublayer"]
     per_seed = []
     for seed in seeds:
-        trace = Stack(config, seed).trace(inputs.hidden_states(config, seed))
+        stack = calibrate_correlation(Stack(config, seed), inputs.std**2)
+        trace = stack.trace(inputs.hidden_states(config, seed))
         per_seed.append((trace if per_position else position_average(trace, keys))[list(statistics)])
     predictor = predict_per_position if per_position else predict
     prediction = predictor(config, inputs.std**2, attention, length=length)

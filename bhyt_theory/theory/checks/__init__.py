@@ -6,6 +6,7 @@ Importing this package registers every check in ``registry.CHECKS``.
 from . import (  # noqa: F401  (imported to register their checks)
     backward_pass,
     bounded_argument,
+    correlation_estimator,
     decode_precomputation,
     depth_bound,
     gaussian_typical_case,
