@@ -52,6 +52,14 @@ CROSSINGS = [
     ("C9", {"inexact_settings": 1, "settings": 6, "max_ulps": 2, "exact_list": "float32/matched",
             "greedy_changed_list": "bfloat16/x", "dtypes_without_exact_order": ""},
      {"dtypes_without_exact_order": "bfloat16"}, "qualified", "refuted"),
+    ("V1", {"estimate_error": 0.04, "prediction_gap": 0.01, "exponent": 0.01, "predicted_exponent": 0.01,
+            "exponent_ci_low": 0.0, "exponent_ci_high": 0.02}, {"estimate_error": 0.06}, "confirmed", "qualified"),
+    ("V1", {"estimate_error": 0.04, "prediction_gap": 0.01, "exponent": 0.01, "predicted_exponent": 0.01,
+            "exponent_ci_low": 0.0, "exponent_ci_high": 0.02}, {"prediction_gap": 0.06}, "confirmed", "qualified"),
+    ("V1", {"estimate_error": 0.19, "prediction_gap": 0.01, "exponent": 0.01, "predicted_exponent": 0.01,
+            "exponent_ci_low": 0.0, "exponent_ci_high": 0.02}, {"estimate_error": 0.21}, "qualified", "refuted"),
+    ("V1", {"estimate_error": 0.04, "prediction_gap": 0.01, "exponent": 0.2, "predicted_exponent": 0.2,
+            "exponent_ci_low": 0.09, "exponent_ci_high": 0.3}, {"exponent_ci_low": 0.11}, "qualified", "refuted"),
     ("statement", {"checks": 3, "failed": 0, "failed_list": "none"}, {"failed": 1, "failed_list": "a.b"},
      "confirmed", "refuted"),
     ("statement", {"checks": 3, "failed": 0, "failed_list": "none"}, {"checks": 0}, "confirmed", "not testable here"),
@@ -70,7 +78,7 @@ def test_every_rule_is_exercised_by_a_crossing():
 
 
 def test_registry_covers_c1_to_c9_with_a_rule_each():
-    assert [claim.id for claim in CLAIMS] == [f"C{i}" for i in range(1, 10)]
+    assert [claim.id for claim in CLAIMS] == [*(f"C{i}" for i in range(1, 10)), "V1"]
     assert all(claim.rule is RULES[claim.id] for claim in CLAIMS)
 
 

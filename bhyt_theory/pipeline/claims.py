@@ -538,3 +538,74 @@ def claims_table(assessments: list[Assessment]) -> pd.DataFrame:
     return pd.DataFrame([{"id": a.id, "verdict": a.verdict, "reason": a.reason, "paper": a.expected,
                           "command": a.command} for a in assessments])
 
+
+
+# ------------------------------------------------------------ V1: the toolkit's variant bhytc (docs/schemes.md §7)
+# A prediction made by the mean field (study "bhytc", table bhytc_prediction, computed before its Monte Carlo and
+# from no Monte Carlo input) against the measurement (table bhytc_measurement), with thresholds fixed here.
+
+VARIANT_ESTIMATE_CONFIRM = 0.05  # the target: M₂/m(h′) within 5 % past position 8
+VARIANT_ESTIMATE_REFUTE = 0.20  # worse than 20 % somewhere: no better than the reference at the paper's shape
+VARIANT_AGREEMENT = 0.05  # prediction vs measurement: the mean field's stated accuracy for BHyT (docs/statements.md §8)
+
+
+def _variant_works(m: Mapping) -> Verdict:
+    low, high = _interval(m, "exponent")
+    if m["estimate_error"] > VARIANT_ESTIMATE_REFUTE or low > GROWTH_EXPONENT:
+        return Verdict("refuted", f"bhytc's worst layer-mean |M₂/m − 1| past position 8 is {m['estimate_error']:.1%} "
+                                  f"and its growth exponent's CI starts at {low:.3f}")
+    agreed = m["prediction_gap"] <= VARIANT_AGREEMENT and abs(m["exponent"] - m["predicted_exponent"]) <= max(
+        VARIANT_AGREEMENT, (high - low) / 2)
+    if m["estimate_error"] <= VARIANT_ESTIMATE_CONFIRM and high < GROWTH_EXPONENT and agreed:
+        return Verdict("confirmed", f"M₂/m(h′) within {m['estimate_error']:.1%} of 1 past position 8, growth exponent "
+                                    f"CI below {GROWTH_EXPONENT}, both as the mean field predicted")
+    return Verdict("qualified", f"estimate error {m['estimate_error']:.1%}, exponent CI [{low:.3f}, {high:.3f}], "
+                                f"prediction gap {m['prediction_gap']:.1%}")
+
+
+def _measure_v1(results: Mapping[str, StudyResult]) -> dict:
+    prediction = results["bhytc"].tables["bhytc_prediction"]
+    measurement = results["bhytc"].tables["bhytc_measurement"]
+    keys = ["estimator", "layer"]
+    late = lambda table: table[(table["quantity"] == "ratio") & (table["position"] >= 8)]  # noqa: E731
+    measured = late(measurement).groupby(keys)["measured"].mean()
+    predicted = late(prediction).groupby(keys)["predicted"].mean()
+    error = (measured - 1).abs()
+    gap = (measured - predicted).abs() / predicted
+    growth = measurement[measurement["quantity"] == "growth_exponent"].set_index("scheme")
+    predicted_growth = prediction[prediction["quantity"] == "growth_exponent"].set_index(["shape", "scheme"])["predicted"]
+    return {
+        "estimate_error": float(error["correlation"].max()),
+        "worst_layer": int(error["correlation"].idxmax()),
+        "reference_error": float(error["reference"].max()), "position_error": float(error["position"].max()),
+        "prediction_gap": float(gap.max()),
+        "exponent": float(growth.loc["bhytc", "measured"]), "exponent_ci_low": float(growth.loc["bhytc", "ci_low"]),
+        "exponent_ci_high": float(growth.loc["bhytc", "ci_high"]),
+        "predicted_exponent": float(predicted_growth[("study", "bhytc")]),
+        "bhyt_exponent": float(growth.loc["bhyt", "measured"]),
+        "paper_shape_exponents": ", ".join(f"{shape} {scheme} {value:.3f}" for (shape, scheme), value
+                                           in predicted_growth.items() if shape != "study") or "not computed (quick)",
+    }
+
+
+RULES["V1"] = Rule(
+    f"confirmed if bhytc's M₂/m(h′) (mean over positions ≥ 8, per layer) is within {VARIANT_ESTIMATE_CONFIRM:.0%} of 1 "
+    f"at every layer, the 95 % CI of its power-law growth exponent lies below {GROWTH_EXPONENT}, and both agree with "
+    f"the mean field's prediction (ratios within {VARIANT_AGREEMENT:.0%}, exponent within "
+    f"max({VARIANT_AGREEMENT}, the CI half-width)); refuted if the estimate is off by more than "
+    f"{VARIANT_ESTIMATE_REFUTE:.0%} at some layer or the exponent's CI lies above {GROWTH_EXPONENT}; qualified otherwise",
+    _variant_works)
+CLAIMS = CLAIMS + (
+    Claim("V1", "The toolkit's variant bhytc (the correlation-aware M₂ and κ_l = κ·l², both chosen from the mean field) "
+          "estimates M₂ within 5 % past position 8 (its estimator measured on bhyt's constant κ, where token "
+          "correlations are strongest) and does not grow with depth at initialisation, as the mean field predicts.", "this toolkit (docs/schemes.md §7, docs/estimators.md §8)",
+          "M₂/m(h′) within 5 % past position 8; growth exponent < 0.1", ("bhytc",),
+          "pipeline.studies.bhytc_prediction, pipeline.studies.bhytc_measurement", RULES["V1"], _measure_v1,
+          "Past position 8 the worst layer-mean error of bhytc's M₂/m(h′) is {estimate_error:.1%} (layer {worst_layer}), "
+          "against {reference_error:.1%} for the paper's estimate and {position_error:.1%} for the position-aware one; "
+          "the largest gap between predicted and measured layer means is {prediction_gap:.1%}. bhytc's growth exponent "
+          "is {exponent:.3f} (95 % CI {exponent_ci_low:.3f} to {exponent_ci_high:.3f}; predicted "
+          "{predicted_exponent:.3f}) against bhyt's {bhyt_exponent:.3f}. Mean-field exponents at the paper's shapes: "
+          "{paper_shape_exponents}. The trained regime is not assessed here."),
+)
+CLAIM_STUDIES = tuple(dict.fromkeys(name for claim in CLAIMS for name in claim.studies if name in STUDIES)) + ("checks",)

@@ -449,3 +449,96 @@ class ResultsStore:
                 results[name] = self.stored(name) or StudyResult(
                     study, unavailable=f"no current result in {self.folder} (run `{study.command(False)}`)")
         return results
+
+
+# ------------------------------------------------------------ the bhytc variant: prediction, then measurement
+
+BHYTC_ESTIMATORS = ("reference", "position", "correlation")
+BHYTC_PRESETS = ("llama-374m", "llama-1b")
+BHYTC_FIRST_POSITION = 8  # the accuracy target applies past position 8
+
+
+def _bhytc_config(quick: bool) -> tuple[StackConfig, tuple[int, ...]]:
+    if quick:
+        return StackConfig(scheme="bhyt", depth=8, width=64, heads=4, seq_len=32), (0, 1)
+    return StackConfig(scheme="bhyt", depth=16, width=256, heads=4, seq_len=128), (0, 1, 2)
+
+
+def bhytc_prediction(config: StackConfig, presets: Sequence[str] = BHYTC_PRESETS) -> pd.DataFrame:
+    """What the mean field predicts for ``bhytc`` before any Monte Carlo is run.
+
+    Rows ``quantity = "ratio"``: M₂/m(h′) per estimator × layer × position at ``config``'s
+    shape (inputs N(0, 0.02²)); the "correlation" estimator carries the mean field's own
+    factors, so its predicted ratio is 1. Rows ``quantity = "growth_exponent"``: the power-law
+    exponent of the rms over the layers (``growth.fit_growth`` on the mean-field curve) for
+    ``bhyt`` and ``bhytc`` at ``config``'s shape (``shape = "study"``) and at ``presets``.
+    Takes no Monte Carlo input: the prediction cannot depend on the measurement.
+    """
+    import numpy as np
+    from scipy import stats
+
+    from ..theory.meanfield import predict, predict_per_position
+
+    rows = []
+    for estimator in BHYTC_ESTIMATORS:
+        table = predict_per_position(config.replace(estimator=estimator), 0.02**2)
+        table = table[table["sublayer"] == "attn"]
+        rows.append(pd.DataFrame({"quantity": "ratio", "shape": "study", "scheme": "bhyt", "estimator": estimator,
+                                  "layer": table["layer"], "position": table["position"],
+                                  "predicted": table["estimate_ratio"]}))
+    shapes = [("study", config)] + [(preset, StackConfig.from_preset(preset)) for preset in presets]
+    for shape, base in shapes:
+        for scheme in ("bhyt", "bhytc"):
+            # the estimator and κ schedule at their defaults: bhytc's row puts in its own
+            fields = {**base.as_dict(), "scheme": scheme, "estimator": "reference", "kappa_schedule": "constant"}
+            curve = predict(StackConfig(**fields), 0.02**2)
+            rms = curve.loc[curve["sublayer"] == "mlp", "rms"].to_numpy()
+            fit = stats.linregress(np.log(np.arange(1, len(rms) + 1)), np.log(rms))
+            rows.append(pd.DataFrame([{"quantity": "growth_exponent", "shape": shape, "scheme": scheme,
+                                       "estimator": "", "layer": -1, "position": -1, "predicted": fit.slope}]))
+    return pd.concat(rows, ignore_index=True)
+
+
+def bhytc_measurement(config: StackConfig, seeds: Sequence[int], batch: int = 2) -> pd.DataFrame:
+    """The Monte Carlo that ``bhytc_prediction`` is compared with, at ``config``'s shape.
+
+    Rows ``quantity = "ratio"``: M₂/m(h′) per estimator × layer × position, mean and
+    standard error over ``seeds`` (``variance.estimator_comparison``). Rows
+    ``quantity = "growth_exponent"``: the Monte Carlo power-law exponent of the rms for
+    ``bhyt`` and ``bhytc`` with its 95 % interval across seeds (``growth.fit_growth``).
+    """
+    from ..experiments.growth import fit_growth
+    from ..experiments.variance import estimator_comparison
+
+    inputs = InputSpec(batch=batch)
+    comparison = estimator_comparison(config, BHYTC_ESTIMATORS, seeds=tuple(seeds), inputs=inputs,
+                                      layers=range(config.depth), positions=range(config.seq_len))
+    rows = [pd.DataFrame({"quantity": "ratio", "shape": "study", "scheme": "bhyt",
+                          "estimator": comparison["estimator"], "layer": comparison["layer"],
+                          "position": comparison["position"], "measured": comparison["ratio"],
+                          "se": comparison["ratio_se"]})]
+    base = {k: v for k, v in config.as_dict().items() if k not in ("scheme", "estimator", "kappa_schedule")}
+    table = sweep({"scheme": ["bhyt", "bhytc"]}, list(seeds), inputs=inputs, base=base, cache_dir=None,
+                  progress=False)
+    fits = fit_growth(table)
+    power = fits[fits["form"] == "power"]
+    rows.append(pd.DataFrame({"quantity": "growth_exponent", "shape": "study", "scheme": power["scheme"],
+                              "estimator": "", "layer": -1, "position": -1, "measured": power["slope"],
+                              "se": float("nan"), "ci_low": power["slope_ci_low"], "ci_high": power["slope_ci_high"]}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def _bhytc(quick: bool, log: Log = _quiet) -> dict[str, pd.DataFrame]:
+    config, seeds = _bhytc_config(quick)
+    prediction = bhytc_prediction(config, () if quick else BHYTC_PRESETS)  # made first, from the mean field alone
+    log("bhytc: mean-field prediction made; running the Monte Carlo")
+    return {"bhytc_prediction": prediction, "bhytc_measurement": bhytc_measurement(config, seeds)}
+
+
+STUDIES["bhytc"] = Study(
+    "bhytc", "The bhytc variant: mean-field prediction vs Monte Carlo", ("V1",), _bhytc,
+    lambda q: "depth 8, width 64, T 32, 2 seeds" if q else "depth 16, width 256, T 128, 3 seeds × batch 2; "
+    "mean field also at llama-374m and llama-1b",
+    subcommand="bhyt-theory variance --estimators reference position correlation --depth 16 --width 256 "
+    "--seq-len 128; bhyt-theory growth --scheme bhyt bhytc --depth 16 --width 256 --seq-len 128",
+    modules=("montecarlo", "growth", "variance"))
