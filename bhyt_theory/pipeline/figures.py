@@ -480,3 +480,25 @@ VIEWS: dict[str, tuple[Callable[[Tables, Path], None] | None, Callable[[Tables],
     "decode": (None, table_decode),
 }
 """Study name → (figure function or None, short-table function)."""
+
+
+def table_bhytc(tables: Tables) -> pd.DataFrame:
+    """The bhytc study: predicted and measured layer means of M₂/m(h′) past position 8, per estimator, and
+    the growth exponents (predicted, measured with their 95 % interval)."""
+    prediction, measurement = tables["bhytc_prediction"], tables["bhytc_measurement"]
+    late = lambda table: table[(table["quantity"] == "ratio") & (table["position"] >= 8)]  # noqa: E731
+    keys = ["estimator", "layer"]
+    ratios = late(prediction).groupby(keys)["predicted"].mean().to_frame().join(
+        late(measurement).groupby(keys)["measured"].mean()).reset_index()
+    layers = sorted(ratios["layer"].unique())
+    shown = {layers[0], layers[len(layers) // 4], layers[len(layers) // 2], layers[-1]}
+    ratios = ratios[ratios["layer"].isin(shown)].assign(quantity="M₂/m(h′), positions ≥ 8", shape="study")
+    growth = prediction[prediction["quantity"] == "growth_exponent"].merge(
+        measurement[measurement["quantity"] == "growth_exponent"][["shape", "scheme", "measured", "ci_low", "ci_high"]],
+        on=["shape", "scheme"], how="left")
+    growth = growth.assign(estimator=growth["scheme"], quantity="growth exponent", layer=-1)
+    columns = ["quantity", "shape", "estimator", "layer", "predicted", "measured", "ci_low", "ci_high"]
+    return pd.concat([ratios, growth], ignore_index=True).reindex(columns=columns)
+
+
+VIEWS["bhytc"] = (None, table_bhytc)
