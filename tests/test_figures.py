@@ -19,7 +19,7 @@ TABLES = {
     "variance": lambda: studies.variance_tables(TINY.replace(scheme="bhyt"), (0, 2), (0,), batch=1),
     "variance_decomposition": lambda: studies.variance_decomposition_tables(TINY.replace(scheme="bhyt"), (0, 2), (0,), 1),
     "jacobian": lambda: studies.jacobian_tables(TINY, (0,), probes=2),
-    "bounds": lambda: studies.STUDIES["bounds"].produce(True),
+    "bounds": lambda: studies.STUDIES["bounds"].produce(studies.STUDIES["bounds"].size(quick=True)),
     "efficiency": lambda: dict(zip(("efficiency_costs", "efficiency_timings"),
                                    efficiency_study(TINY.replace(depth=1), batch=1, rounds=2))),
 }
