@@ -13,7 +13,7 @@ from bhyt_theory.numerics.model import StackConfig  # noqa: E402
 
 TINY = StackConfig(depth=3, width=16, heads=2, seq_len=8)
 TABLES = {
-    "depth_trace": lambda: studies.depth_trace_tables(TINY, range(2), batch=1),
+    "trace": lambda: studies.trace_tables(TINY, range(2), batch=1),
     "growth": lambda: studies.growth_tables(TINY, range(2), batch=1),
     "meanfield": lambda: studies.meanfield_tables(TINY, range(2), batch=1),
     "variance": lambda: studies.variance_tables(TINY.replace(scheme="bhyt"), (0, 2), (0,), batch=1),
@@ -55,5 +55,5 @@ def test_every_scheme_has_a_style():
 
 
 def test_figure_without_path_is_returned_for_a_notebook():
-    figure = figures.figure_depth_trace(TABLES["depth_trace"]())
+    figure = figures.figure_trace(TABLES["trace"]())
     assert figure is not None and len(figure.axes) == 2

@@ -8,7 +8,7 @@ import pytest
 
 from bhyt_theory.pipeline import report, studies
 
-FAST = ["depth_trace", "variance"]
+FAST = ["trace", "variance"]
 
 
 def test_quick_reproduce_writes_markdown_and_self_contained_html(tmp_path):
@@ -37,10 +37,10 @@ def test_rerun_reuses_current_results_and_recomputes_missing_files(tmp_path, mon
     def interrupted(sizes, log):
         raise KeyboardInterrupt("must not be recomputed")
 
-    study = studies.STUDIES["depth_trace"]
-    monkeypatch.setitem(studies.STUDIES, "depth_trace", dataclasses.replace(study, produce=interrupted))
+    study = studies.STUDIES["trace"]
+    monkeypatch.setitem(studies.STUDIES, "trace", dataclasses.replace(study, produce=interrupted))
     report.reproduce(tmp_path, quick=True, only=FAST[:1], echo=lambda _: None)  # reused: no exception
-    (tmp_path / "depth_trace.csv").unlink()  # a missing data file forces a recomputation
+    (tmp_path / "trace.csv").unlink()  # a missing data file forces a recomputation
     with pytest.raises(KeyboardInterrupt):
         report.reproduce(tmp_path, quick=True, only=FAST[:1], echo=lambda _: None)
 
@@ -111,7 +111,7 @@ def test_a_module_only_the_training_study_imports_keys_it_and_no_other(package_c
     invalidates the training study and leaves the depth trace current."""
     root = package_copy
     corpus = root / "experiments" / "training" / "corpus.py"
-    training, trace = studies.STUDIES["training"], studies.STUDIES["depth_trace"]
+    training, trace = studies.STUDIES["training"], studies.STUDIES["trace"]
     before = training.sources(root), trace.sources(root)
     corpus.write_text(corpus.read_text() + "\n# edited\n")
     assert training.sources(root) != before[0]

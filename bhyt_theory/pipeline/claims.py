@@ -251,7 +251,7 @@ def _measure_c4(results: Mapping[str, StudyResult]) -> dict:
 
 
 def _measure_c3(results: Mapping[str, StudyResult]) -> dict:
-    trace = results["depth_trace"].table("depth_trace", "statistic", "scheme", "mean")
+    trace = results["trace"].table("trace", "statistic", "scheme", "mean")
     saturation = trace[(trace["statistic"] == "saturated_fraction_1") & trace["scheme"].isin(["bhyt", "bhytstar"])]
     arg = trace[(trace["statistic"] == "arg_rms") & trace["scheme"].isin(["bhyt", "bhytstar"])]
     bounds = results["bounds"].table("bounds_tightness", "bound", "ratio", "construction")
@@ -401,7 +401,7 @@ CLAIMS: tuple[Claim, ...] = (
           {"dyt_eval_loss_374M": 3.299, "rmsnorm_eval_loss_374M": 3.216}),
     Claim("C3", "BHyT keeps tanh inputs in a non-saturating range by explicit, data-driven input bounding.",
           f"{PAPER}, §3 (method)", "tanh argument rms λ/κ whatever the input scale; no saturation",
-          ("depth_trace", "bounds"), "numerics.probes (saturated fractions), experiments.bounds.tightness_table",
+          ("trace", "bounds"), "numerics.probes (saturated fractions), experiments.bounds.tightness_table",
           RULES["C3"], _measure_c3,
           "Across every layer of the initialised bhyt and bhytstar stacks the largest fraction of tanh inputs with "
           "|z| ≥ 1 is {saturated_fraction:.3%} and the largest argument rms {arg_rms_max:.3f} (λ/κ = 0.2 before "

@@ -51,7 +51,7 @@ CONFIG_FIELDS = frozenset(f.name for f in dataclasses.fields(StackConfig))
 TEX_SYMBOLS = {"$": "", "\\lambda": "λ", "\\kappa": "κ", "\\varepsilon": "ε", "\\sqrt": "√", "\\le": "≤",
                "\\gamma": "γ", "\\,": " "}
 """TeX in proof titles, shown as plain text in tables."""
-DEPTH_TRACE_STATISTICS = ("rms", "mean_abs", "variance", "arg_rms", "saturated_fraction_1")
+TRACE_STATISTICS = ("rms", "mean_abs", "variance", "arg_rms", "saturated_fraction_1")
 
 
 def optional(module: str, *names: str):
@@ -271,13 +271,13 @@ def _every_scheme(config: StackConfig, seeds: Sequence[int], batch: int, log: Lo
     return pd.concat(parts, ignore_index=True)
 
 
-def depth_trace_tables(config: StackConfig, seeds: Sequence[int], batch: int = 4,
+def trace_tables(config: StackConfig, seeds: Sequence[int], batch: int = 4,
                        log: Log = _quiet) -> dict[str, pd.DataFrame]:
-    """Every scheme at ``config``'s sizes: per layer × sublayer statistics (``DEPTH_TRACE_STATISTICS``)
+    """Every scheme at ``config``'s sizes: per layer × sublayer statistics (``TRACE_STATISTICS``)
     with 95 % intervals across seeds, inputs N(0, 0.02²)."""
     table = _every_scheme(config, seeds, batch, log)
-    summary = summarise(table, statistics=DEPTH_TRACE_STATISTICS)
-    return {"depth_trace": summary[["scheme", "layer", "sublayer", "statistic", "mean", "std", "n_seeds", "ci_low",
+    summary = summarise(table, statistics=TRACE_STATISTICS)
+    return {"trace": summary[["scheme", "layer", "sublayer", "statistic", "mean", "std", "n_seeds", "ci_low",
                                     "ci_high", "depth", "width", "seq_len"]]}
 
 
@@ -304,12 +304,12 @@ def growth_tables(config: StackConfig, seeds: Sequence[int], batch: int = 4,
 def meanfield_tables(config: StackConfig, seeds: Sequence[int], batch: int = 2,
                      log: Log = _quiet) -> dict[str, pd.DataFrame]:
     """Mean field vs Monte Carlo of the per-layer mean square, every scheme at ``config``'s sizes."""
-    from ..theory.meanfield import compare_with_monte_carlo
+    from ..experiments.meanfield import compare_with_monte_carlo
 
     parts = []
     for index, scheme in enumerate(SCHEMES, 1):
         parts.append(compare_with_monte_carlo(config.replace(scheme=scheme), list(seeds), InputSpec(batch=batch))
-                     .assign(scheme=scheme, depth=config.depth, width=config.width, seq_len=config.seq_len))
+                     .assign(depth=config.depth, width=config.width, seq_len=config.seq_len))
         log(f"  {scheme} ({index}/{len(SCHEMES)})")
     return {"meanfield_vs_montecarlo": pd.concat(parts, ignore_index=True)}
 
@@ -347,7 +347,7 @@ def _config(sizes: Mapping[str, object], **fields) -> StackConfig:
 
 
 def _trace(sizes: dict, log: Log = _quiet) -> dict[str, pd.DataFrame]:
-    return depth_trace_tables(_config(sizes), range(sizes["seeds"]), batch=sizes["batch"], log=log)
+    return trace_tables(_config(sizes), range(sizes["seeds"]), batch=sizes["batch"], log=log)
 
 
 def _growth(sizes: dict, log: Log = _quiet) -> dict[str, pd.DataFrame]:
@@ -448,7 +448,7 @@ def _studies() -> tuple[Study, ...]:
 
     growth = _growth_sizes()
     return (
-        Study("depth_trace", "Depth trace of every scheme at initialisation", ("C1", "C3", "C4"), _trace,
+        Study("trace", "Depth trace of every scheme at initialisation", ("C1", "C3", "C4"), _trace,
               quick={"depth": 8, "width": 64, "heads": 4, "seq_len": 32, "seeds": 2, "batch": 4},
               full={"depth": 32, "width": 256, "heads": 4, "seq_len": 128, "seeds": 4, "batch": 4}, seconds=(2, 20),
               subcommand="bhyt-theory sweep --scheme rmsnorm periln lns dyt derf bhyt bhytline bhytstar --depth 32 "
@@ -459,7 +459,7 @@ def _studies() -> tuple[Study, ...]:
         Study("meanfield", "Mean field vs Monte Carlo", ("C1", "C4"), _meanfield,
               quick={"depth": 8, "width": 64, "heads": 4, "seq_len": 16, "seeds": 2, "batch": 2},
               full={"depth": 64, "width": 256, "heads": 4, "seq_len": 64, "seeds": 8, "batch": 2}, seconds=(2, 40),
-              subcommand="bhyt-theory predict --scheme rmsnorm --depth 64 --width 256 --seq-len 64 --compare-seeds 8"),
+              subcommand="bhyt-theory meanfield --scheme rmsnorm --depth 64 --width 256 --seq-len 64 --compare-seeds 8"),
         Study("variance", "Variance approximation: M₂ / m(h′) per estimator", ("C5",), _variance,
               quick=_VARIANCE[0], full=_VARIANCE[1], seconds=(2, 25),
               subcommand="bhyt-theory variance --width 256 --seq-len 128"),
