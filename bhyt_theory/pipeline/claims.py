@@ -593,8 +593,9 @@ def _variant_works(m: Mapping) -> Verdict:
 
 
 def _measure_v1(results: Mapping[str, StudyResult]) -> dict:
-    prediction = results["bhytc"].tables["bhytc_prediction"]
-    measurement = results["bhytc"].tables["bhytc_measurement"]
+    columns = ("quantity", "shape", "scheme", "estimator", "layer", "position")
+    prediction = results["bhytc"].table("bhytc_prediction", *columns, "predicted")
+    measurement = results["bhytc"].table("bhytc_measurement", *columns, "measured", "ci_low", "ci_high")
     keys = ["estimator", "layer"]
     late = lambda table: table[(table["quantity"] == "ratio") & (table["position"] >= 8)]  # noqa: E731
     measured = late(measurement).groupby(keys)["measured"].mean()
