@@ -52,7 +52,6 @@ from torch import Tensor
 from ..numerics.estimators import ESTIMATORS, TRAINING_ESTIMATORS, causal_key_counts
 from ..numerics.inputs import InputSpec
 from ..numerics.model import (
-    BHYT_ESTIMATE_SCHEMES,
     Block,
     Stack,
     StackConfig,
@@ -65,7 +64,7 @@ from ..numerics.norms import (
     value_output_maps,
 )
 from ..numerics.probes import SATURATION_THRESHOLDS, RecordingProbe, saturated_fraction
-from ..numerics.schemes import scheme_row
+from ..numerics.schemes import estimating_schemes, scheme_row
 from ..theory.bounds import saturated_fraction_bound
 
 __all__ = [
@@ -161,7 +160,7 @@ def decompose_block(block: Block, h: Tensor) -> tuple[Tensor, dict[str, Tensor]]
     agree — the identity the tests check.
     """
     if not block.row.estimates_m2:
-        raise ValueError(f"the M₂ decomposition needs a block that estimates M₂ {BHYT_ESTIMATE_SCHEMES}, got {block.scheme!r}")
+        raise ValueError(f"the M₂ decomposition needs a block that estimates M₂ {estimating_schemes()}, got {block.scheme!r}")
     recorder = RecordingProbe()
     h_next = block(h, recorder)
     m1 = mean_square(h)
@@ -378,7 +377,7 @@ def estimator_comparison(
         ``ratio_min``/``ratio_max`` over seeds, ``seeds``, ``batch``.
     """
     if not scheme_row(config.scheme).estimates_m2:
-        raise ValueError(f"estimators apply to schemes that estimate M₂ {BHYT_ESTIMATE_SCHEMES}, not {config.scheme!r}")
+        raise ValueError(f"estimators apply to schemes that estimate M₂ {estimating_schemes()}, not {config.scheme!r}")
     positions = table_positions(config.seq_len) if positions is None else tuple(positions)
     if estimators is None:
         estimators = tuple(name for name in ESTIMATORS if name != "exact" and name not in TRAINING_ESTIMATORS)
