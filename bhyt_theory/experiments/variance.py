@@ -96,11 +96,13 @@ three attention/tanh columns split ``V_t − c_attn λ₁²/κ²`` at the *unifo
 average of ``m(u_j)`` over the sequence (then the uniform causal one), where the
 derivation splits it at the attention-weighted average ``m̄_t``."""
 TABLE_LAYERS = (0, 1, 4, 16, 64)
+VARIANCE_CONFIG = StackConfig(scheme="bhyt", depth=65)
+"""The default stack of ``estimator_comparison``: deep enough for every layer of ``TABLE_LAYERS``."""
 # The default grid of ``variance_grid`` (and of ``bhyt-theory variance --grid``).
 GRID_SEQ_LENS = (32, 128)
 GRID_LAMS = ((2.0, 1.0), (3.0, 3.0))
 GRID_WIDTHS = (128, 256)
-GRID_INPUT_STDS = (0.02, 1.0)
+GRID_INPUT_STDS = (InputSpec().std, 1.0)
 GRID_KEYS = ("seq_len", "lam_in", "lam_post", "width", "input_std")
 DECOMPOSITION_SUMMARY_COLUMNS = ("estimate_ratio", "reference_ratio", *ERROR_TERMS, "lam_post_effective",
                                  "saturation_bound_1")
@@ -353,7 +355,7 @@ def decomposition_summary(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def estimator_comparison(
-    config: StackConfig,
+    config: StackConfig = VARIANCE_CONFIG,
     estimators: Sequence[str] | None = None,
     seeds: Sequence[int] = (0, 1, 2),
     inputs: InputSpec = InputSpec(),
