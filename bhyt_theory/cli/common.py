@@ -117,10 +117,12 @@ def add_study_command(commands, name: str, study, run, validate, *, help: str, d
     ``seeds`` and ``inputs``) through ``run(args)`` after ``validate(args)``: the ``StackConfig``
     options with ``--preset`` over the function's default configuration (``fixed``: fields the
     experiment sets itself), ``add_study_options`` and the output options. The command's own
-    options are added to the parser returned."""
-    parser = commands.add_parser(name, help=help, description=description)
+    options are added to the parser returned; the description ends with the default configuration."""
+    config = library_default(study, "config")
+    parser = commands.add_parser(name, help=help, description=f"{description} Default configuration: "
+                                 f"{describe_config(config)} ({study.__module__}.{study.__name__}).")
     add_config_arguments(parser)
-    library_config(parser, library_default(study, "config"), **fixed)
+    library_config(parser, config, **fixed)
     add_study_options(parser, study)
     add_output_options(parser)
     parser.set_defaults(run=run, validate=validate)

@@ -22,7 +22,6 @@ from .common import (
     add_study_command,
     check_distinct,
     config_from_arguments,
-    describe_config,
     inputs_from_arguments,
     library_default,
     show,
@@ -92,27 +91,23 @@ def cmd_gradients(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_staleness(args: argparse.Namespace) -> int:
-    from ..experiments.staleness import staleness_study, staleness_summary
-
-    study = staleness_study(config_from_arguments(args), deltas=tuple(args.deltas), seeds=tuple(args.seeds),
-                            inputs=inputs_from_arguments(args))
-    write_table(study, args.csv, args.json)
-    show(staleness_summary(study), index=False)
+def run_study(args: argparse.Namespace, study, summary, **options) -> int:
+    """Run library function ``study`` on the command's configuration, seeds and inputs (and ``options``),
+    write its table to ``--csv``/``--json`` and print ``summary(table)``."""
+    table = study(config_from_arguments(args), seeds=tuple(args.seeds), inputs=inputs_from_arguments(args), **options)
+    write_table(table, args.csv, args.json)
+    show(summary(table), index=False)
     return 0
+
+
+def cmd_staleness(args: argparse.Namespace) -> int:
+    return run_study(args, staleness_experiment.staleness_study, staleness_experiment.staleness_summary,
+                     deltas=tuple(args.deltas))
 
 
 def cmd_position(args: argparse.Namespace) -> int:
-    from ..experiments.position import (
-        peaked_attention_study,
-        worst_peaked_error,
-    )
-
-    study = peaked_attention_study(config_from_arguments(args), peaks=tuple(args.peaks), seeds=tuple(args.seeds),
-                                   inputs=inputs_from_arguments(args))
-    write_table(study, args.csv, args.json)
-    show(worst_peaked_error(study), index=False)
-    return 0
+    return run_study(args, position_experiment.peaked_attention_study, position_experiment.worst_peaked_error,
+                     peaks=tuple(args.peaks))
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
@@ -154,8 +149,7 @@ def register(commands) -> None:
         help="gradient norms through depth at init per scheme: measured and predicted",
         description="||dL/dh_l|| for L = <R, h_L> (R iid N(0,1)) per scheme x layer x seed, against the "
         "isotropic-cotangent prediction prod ||J_k||_F^2/(T d) and the token-Gram recursion "
-        "(experiments.gradients; proofs/backward_pass.md). Defaults: "
-        + describe_config(gradients_experiment.GRADIENT_CONFIG) + " (experiments.gradients.GRADIENT_CONFIG).",
+        "(experiments.gradients; proofs/backward_pass.md).",
     )
     gradients.add_argument("--schemes", nargs="+", **one_of(tuple(SCHEME_TABLE), "SCHEME"), default=None,
                            help="default: all but bhytline; " + choices_help(tuple(SCHEME_TABLE)))
@@ -166,8 +160,7 @@ def register(commands) -> None:
         commands, "staleness", staleness_experiment.staleness_study, cmd_staleness, validate_seeded_config, scheme="bhyt",
         help="size of the stale-c_attn error term after a controlled weight perturbation",
         description="experiments.staleness (proofs/trained_parameters.md): bhyt stacks, weights moved by a "
-        "relative delta (random noise, or W_V, W_O scaled) after c_attn was computed. Defaults: "
-        + describe_config(staleness_experiment.STALENESS_CONFIG) + " (experiments.staleness.STALENESS_CONFIG).",
+        "relative delta (random noise, or W_V, W_O scaled) after c_attn was computed.",
     )
     staleness.add_argument("--deltas", type=non_negative_real, nargs="+",
                            default=list(library_default(staleness_experiment.staleness_study, "deltas")),
@@ -178,8 +171,7 @@ def register(commands) -> None:
         scheme="bhyt", depth=1,
         help="M2 estimators under forced peaked attention: worst error per estimator x peak",
         description="experiments.position (proofs/position_estimator.md): one bhyt block, attention "
-        "forced to mass p on token 0 and 1-p uniform causal, iid Gaussian tokens. Defaults: "
-        + describe_config(position_experiment.POSITION_CONFIG) + " (experiments.position.POSITION_CONFIG).",
+        "forced to mass p on token 0 and 1-p uniform causal, iid Gaussian tokens.",
     )
     position.add_argument("--peaks", type=fraction, nargs="+",
                           default=list(library_default(position_experiment.peaked_attention_study, "peaks")),
