@@ -504,8 +504,8 @@ def table_efficiency(tables: Tables) -> pd.DataFrame:
     timings = tables["efficiency_timings"]
     return pd.DataFrame({
         "measurement": timings["measurement"], "scheme": timings["scheme"],
-        "time / RMSNorm [95 % CI]": timings["ratio"].map("{:.3f}".format) + " [" + timings["ratio_ci_low"].map(
-            "{:.3f}".format) + ", " + timings["ratio_ci_high"].map("{:.3f}".format) + "]",
+        "time / RMSNorm [95 % CI]": timings["ratio"].map("{:.3g}".format) + " [" + timings["ratio_ci_low"].map(
+            "{:.3g}".format) + ", " + timings["ratio_ci_high"].map("{:.3g}".format) + "]",
         "speed-up % [95 % CI]": timings["speedup_percent"].map("{:+.1f}".format) + " [" + timings["speedup_ci_low"].map(
             "{:+.1f}".format) + ", " + timings["speedup_ci_high"].map("{:+.1f}".format) + "]",
         "rounds (dof)": timings["rounds"].astype(str) + " (" + timings["dof"].astype(str) + ")",
