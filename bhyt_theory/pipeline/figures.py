@@ -426,7 +426,14 @@ def figure_decode(tables: Tables, path: Path | None = None):
 
 
 def table_decode(tables: Tables) -> pd.DataFrame:
-    return tables["decode_exactness"]
+    table = tables["decode_exactness"]
+    return pd.DataFrame({
+        "dtype": table["dtype"], "order": table["order"],
+        "norm outputs differing": table["norm_fraction_differing"], "max ulps": table["norm_max_ulps"],
+        "block outputs differing": table["block_fraction_differing"],
+        "block max rel. diff.": table["block_max_relative_difference"],
+        "greedy identical": table["greedy_identical_fraction"], "greedy tokens agreeing": table["greedy_token_agreement"],
+    })
 
 
 # ---------------------------------------------------------------- efficiency
@@ -548,7 +555,8 @@ def figure_training(tables: Tables, path: Path | None = None):
         scheme = log.loc[log["label"] == label, "scheme"].iloc[0]
         chosen = {k: v for k, v in style(scheme).items() if k not in ("marker", "markersize")}
         train = log[(log["label"] == label) & (log["quantity"] == "train_loss")].groupby("step")["value"].mean()
-        (line,) = axes[0].plot(train.index, train.values, **{**chosen, "linewidth": 1.0, "alpha": 0.8})
+        # solid for every scheme: the per-layer panels use dotted for "at init"
+        (line,) = axes[0].plot(train.index, train.values, **{**chosen, "linestyle": "-", "linewidth": 1.0, "alpha": 0.8})
         handles[label] = line
         held_out = log[(log["label"] == label) & (log["quantity"] == "eval_loss")].groupby("step")["value"].mean()
         axes[0].plot(held_out.index, held_out.values, "o", color=chosen.get("color"), markersize=6,
