@@ -350,6 +350,7 @@ def figure_bounds(tables: Tables, path: Path | None = None):
     figure, axes = plt.subplots(1, 2, figsize=(13, 0.32 * max(heights) + 1.8))
     for axis, (kind, part) in zip(axes, panels):
         position = np.arange(len(part))
+        zero_rows = set()  # a ratio of 0 is labelled once per row, whichever settings reach it
         for setting in part.columns:
             name, marker, face = BOUND_SETTINGS.get(setting, (setting, "D", "grey"))
             values = part[setting].to_numpy(dtype=float)
@@ -358,9 +359,11 @@ def figure_bounds(tables: Tables, path: Path | None = None):
             axis.plot(np.full((values == 0).sum(), floor), position[values == 0], "<", markerfacecolor=face,
                       markeredgecolor="black", markersize=7, linestyle="none")
             for y, value in zip(position, values):
-                if np.isfinite(value):
+                if np.isfinite(value) and y not in zero_rows:
                     axis.annotate("0 (nothing reached the threshold)" if value == 0 else f"{value:.3g}",
                                   (max(value, floor), y), fontsize=7, xytext=(6, -3), textcoords="offset points")
+                if value == 0:
+                    zero_rows.add(y)
         axis.axvline(1.0, color="black", linestyle="--", linewidth=1)
         axis.axvspan(1.0, 10.0, color="#d62728", alpha=0.08, linewidth=0)
         axis.set(yticks=position, yticklabels=list(part.index), xscale="log", xlim=(floor / 2, 3.0),
