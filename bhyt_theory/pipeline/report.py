@@ -121,7 +121,8 @@ def proofs_row(assessments: Sequence[Assessment]) -> dict | None:
     others = ", ".join(f"{a.id} ({a.verdict})" for a in proofs if a.verdict != "confirmed")
     why = (f"{len(passing)}/{len(proofs)} proofs: every check passes" if not others
            else f"{len(passing)}/{len(proofs)} proofs have every check passing; not: {others}")
-    verdict = "confirmed" if not others else ("refuted" if any(a.verdict == "refuted" for a in proofs) else "qualified")
+    verdicts = {a.verdict for a in proofs}
+    verdict = "refuted" if "refuted" in verdicts else verdicts.pop() if len(verdicts) == 1 else "qualified"
     return {"id": "proofs", "verdict": verdict, "why": why, "paper": "this toolkit's own statements"}
 
 
