@@ -396,8 +396,9 @@ def log_ratio_interval(log_ratios: Sequence[float], level: float = 0.95) -> tupl
     Time ratios are multiplicative: a round twice as slow and one twice as fast
     should cancel, which they do on the log scale and not on the raw one. The
     interval is exact for log-normal round-to-round noise (the product of many
-    small independent slow-downs) and, being an exponential, positive and finite
-    for any positive finite timings. Under contention the rounds are not a
+    small independent slow-downs) and, being an exponential, positive for any
+    positive timings and finite unless the rounds' ratios span hundreds of
+    orders of magnitude (exp overflows past e⁷⁰⁹). Under contention the rounds are not a
     sample from one distribution (a round shared with another process is an
     outlier, not noise), so the interval no longer claims a coverage; it then
     states only the range the rounds themselves span, whichever is wider.
