@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.colors import TwoSlopeNorm
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 Tables = Mapping[str, pd.DataFrame]
 
@@ -498,6 +498,10 @@ def figure_efficiency(tables: Tables, path: Path | None = None):
     right.set_xscale("log")
     low, high = timings["ratio_ci_low"].min(), timings["ratio_ci_high"].max()
     right.set_xlim(min(low, 0.9) / 1.15, max(high, 1.1) * 1.6)
+    plain = FuncFormatter(lambda value, _: f"{value:g}")  # ratios read as 0.8, 1, 2 rather than 8×10⁻¹
+    right.xaxis.set_major_formatter(plain)
+    right.xaxis.set_minor_formatter(plain)
+    right.tick_params(axis="x", which="minor", labelsize=7)
     right.set(yticks=position, yticklabels=schemes, ylim=(len(schemes) - 0.5, -0.5),
               xlabel="time / RMSNorm (log scale; < 1 faster), geometric mean and 95 % interval over rounds")
     first = timings.iloc[0]
