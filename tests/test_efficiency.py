@@ -242,3 +242,8 @@ def test_a_cpu_timing_decides_no_gpu_speed_claim(claim, measured):
 
     assert RULES[claim].decide({**measured, "device": "cpu"}).verdict == "not testable here"
     assert RULES[claim].decide({**measured, "device": "cuda"}).verdict == "confirmed"
+
+
+def test_one_round_gives_no_interval_rather_than_a_null_one():
+    with pytest.raises(ValueError, match="at least two"):
+        timing_summary(_raw({"rmsnorm": [1.0], "bhyt": [1.1]}))
