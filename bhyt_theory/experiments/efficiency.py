@@ -34,12 +34,8 @@ sites) and ``bhyt`` (the paper's, M₂ estimated).
 
 from __future__ import annotations
 
-<<<<<<< HEAD
 import dataclasses
-
-=======
 import math
->>>>>>> main
 import platform
 import time
 from dataclasses import dataclass
