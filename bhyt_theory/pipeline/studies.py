@@ -217,6 +217,81 @@ def jacobian_tables(config: StackConfig, seeds: Sequence[int], probes: int) -> d
     return {"jacobian": table.assign(depth=config.depth, width=config.width, seq_len=config.seq_len)}
 
 
+PAPER_PRESET = "llama-374m"
+"""The paper's smaller model shape (``numerics.model.PRESETS``): the primary evidence of C3, C4 and C5."""
+PAPER_SCHEMES = ("bhyt", "rmsnorm")
+PAPER_SEEDS = (0, 1, 2)
+"""Weight seeds of the paper-shape Monte Carlo (batch 1): three give a Student-t interval with 2 degrees
+of freedom. One llama-374m forward at T 1024 takes about 10 s on one core (BHyT; 7 s RMSNorm) and the
+softmax-attention mean field about 30 s per scheme, so the study costs about 2 min."""
+
+
+def block_parameters(config: StackConfig) -> int:
+    """Weights of ``config``'s blocks (attention and SwiGLU matrices; embeddings and norm gains left out)."""
+    kv_width = config.kv_heads * (config.width // config.heads)
+    attention = 2 * config.width * config.width + 2 * config.width * kv_width
+    return config.depth * (attention + 3 * config.width * config.mlp_width)
+
+
+def paper_init_tables(config: StackConfig, seeds: Sequence[int], log: Log = _quiet) -> dict[str, pd.DataFrame]:
+    """BHyT and RMSNorm at ``config`` (one sample per seed, inputs N(0, 0.02²)), beside the
+    softmax-attention mean field: growth-law fits, per-layer statistics, and BHyT's M₂/m(h′)
+    at every layer × position.
+
+    The mean field with ``attention="softmax"`` is the model that stays within the Monte Carlo
+    error at the paper's widths (``theory.meanfield``); both are tabled so each checks the other.
+    """
+    from ..experiments.growth import fit_growth
+    from ..theory.meanfield import predict, predict_per_position
+
+    base = {k: v for k, v in config.as_dict().items() if k != "scheme"}
+    shape = dict(preset=PAPER_PRESET if config == StackConfig.from_preset(PAPER_PRESET, scheme=config.scheme)
+                 else "", depth=config.depth, width=config.width, seq_len=config.seq_len,
+                 parameters=block_parameters(config))
+    fits, layers, estimate = [], [], None
+    for scheme in PAPER_SCHEMES:
+        started = time.perf_counter()
+        table = sweep({"scheme": [scheme]}, list(seeds), InputSpec(batch=1, std=0.02), base=base, cache_dir=None,
+                      progress=False)
+        log(f"  {scheme} Monte Carlo: {len(list(seeds))} seeds in {time.perf_counter() - started:.0f} s")
+        started = time.perf_counter()
+        field_config = config.replace(scheme=scheme)
+        per_position = predict_per_position(field_config, 0.02**2, attention="softmax")
+        averaged = predict(field_config, 0.02**2, attention="softmax")
+        log(f"  {scheme} mean field (softmax attention) in {time.perf_counter() - started:.0f} s")
+        curve = averaged[["layer", "sublayer", "mean_square", "rms"]].assign(**table[list(base) + ["scheme", "batch",
+                                                                               "length", "input_std"]].iloc[0],
+                                                                            seed=0, position=0)
+        fits += [fit_growth(table).assign(source="monte carlo"), fit_growth(curve).assign(source="mean field")]
+        statistics = ("rms", "arg_rms", "saturated_fraction_1") if scheme == "bhyt" else ("rms",)
+        summary = summarise(table, statistics=statistics)
+        field = averaged.melt(id_vars=["layer", "sublayer"], value_vars=list(statistics), var_name="statistic",
+                              value_name="meanfield")
+        layers.append(summary[["scheme", "layer", "sublayer", "statistic", "mean", "std", "n_seeds", "ci_low",
+                               "ci_high"]].merge(field, on=["layer", "sublayer", "statistic"], how="left"))
+        if scheme == "bhyt":
+            attn = table[table["sublayer"] == "attn"]
+            grouped = attn.groupby(["layer", "position"])["estimate_ratio"]
+            estimate = grouped.agg(ratio="mean", ratio_sd="std", n_seeds="count").reset_index().merge(
+                per_position[per_position["sublayer"] == "attn"][["layer", "position", "estimate_ratio"]]
+                .rename(columns={"estimate_ratio": "meanfield_ratio"}), on=["layer", "position"], how="left")
+    return {"paper_growth_fits": pd.concat(fits, ignore_index=True).assign(**shape),
+            "paper_layers": pd.concat(layers, ignore_index=True).assign(**shape),
+            "paper_estimate": estimate.assign(**shape)}
+
+
+def _paper_config(quick: bool) -> StackConfig:
+    """The llama-374m preset at T 1024; quick: its depth and proportions at width 64, T 64."""
+    if quick:
+        return StackConfig.from_preset(PAPER_PRESET, scheme="bhyt", width=64, heads=4, kv_heads=1, mlp_width=256,
+                                       seq_len=64)
+    return StackConfig.from_preset(PAPER_PRESET, scheme="bhyt")
+
+
+def _paper_init(quick: bool, log: Log = _quiet) -> dict[str, pd.DataFrame]:
+    return paper_init_tables(_paper_config(quick), PAPER_SEEDS[:2] if quick else PAPER_SEEDS, log=log)
+
+
 def _sized(quick: bool, small: dict, full: dict) -> StackConfig:
     return StackConfig(heads=4, **(small if quick else full))
 
@@ -326,6 +401,12 @@ STUDIES: dict[str, Study] = {study.name: study for study in (
           subcommand="bhyt-theory sweep --scheme rmsnorm periln lns dyt derf bhyt bhytline bhytstar --depth 32 "
           "--width 256 --heads 4 --seq-len 128 --seeds 0 1 2 3 --batch 4 --statistics rms arg_rms",
           modules=("montecarlo",)),
+    Study("paper_init", "Initialisation at the paper's shape (llama-374m, T 1024): Monte Carlo and mean field",
+          ("C3", "C4", "C5"), _paper_init,
+          lambda q: "llama-374m proportions at width 64, T 64, 2 seeds × batch 1" if q
+          else "llama-374m (depth 16, width 1024, T 1024), 3 seeds × batch 1, softmax-attention mean field",
+          subcommand="bhyt-theory predict --preset llama-374m --scheme bhyt --attention softmax --per-position "
+          "--statistics estimate_ratio --compare-seeds 3 --batch 1", modules=("montecarlo", "growth")),
     Study("growth", "Growth laws with depth, Monte Carlo and mean field", ("C1", "C4"), _growth,
           lambda q: "depth 32, width 64, T 16, 2 seeds" if q else "depth 256, width 256, T 64, 3 seeds",
           subcommand="bhyt-theory growth --meanfield", modules=("montecarlo", "growth")),
