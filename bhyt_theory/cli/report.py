@@ -64,7 +64,7 @@ def register(commands) -> None:
         description="Read the latest results in --results (as `reproduce` writes them), compute at quick sizes "
         "whatever is missing or stale (saying so), apply each claim's rule (bhyt_theory.pipeline.claims.RULES) and print "
         "the verdicts; --json prints a list of objects (id, statement, verdict, reason, measured, expected, rule, "
-        "command, explanation, …).",
+        "command, explanation, evidence, …).",
     )
     claims.add_argument("--results", type=Path, default=Path("results"))
     claims.add_argument("--json", action="store_true", help="print JSON instead of a table")
