@@ -287,7 +287,7 @@ def test_c7_and_c8_from_a_ladder_at_the_largest_rung_with_the_trend():
 
 def test_ladder_below_the_minimum_is_insufficient_evidence():
     one_rung = assess(_claim("C7"), _results(_ladder_runs({"r1": (1e5, 1e6)}, GAP)))
-    assert one_rung.verdict == "insufficient evidence" and "1 ladder rungs" in one_rung.reason
+    assert one_rung.verdict == "insufficient evidence" and "tuned rates: 1 (needs 2)" in one_rung.reason
     untuned = assess(_claim("C7"), _results(_ladder_runs(TWO_RUNGS, GAP, rates=(3e-3, 1e-2), best_rate=3e-3)))
     assert untuned.verdict == "insufficient evidence"  # two rates are not a tuning sweep
     two_seeds = assess(_claim("C7"), _results(_ladder_runs(TWO_RUNGS, {k: v[:2] for k, v in GAP.items()})))

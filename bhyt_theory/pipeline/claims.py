@@ -32,6 +32,7 @@ address the claim on this hardware).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,8 +93,8 @@ class Interval:
     def df(self) -> int:
         return max(self.n - 1, 0)
 
-    def text(self, digits: int = 4, sign: bool = True) -> str:
-        f = f"{{:{'+' if sign else ''}.{digits}f}}"
+    def text(self, digits: int = 4) -> str:
+        f = f"{{:+.{digits}f}}"
         if self.n < 2:
             return f"{f.format(self.mean)} (n = {self.n}: no interval)"
         return (f"{f.format(self.mean)} [{f.format(self.low)}, {f.format(self.high)}] "
@@ -139,8 +140,13 @@ def _interval(measured: Mapping, key: str) -> tuple[float, float]:
     return low, high
 
 
-def _span(low: float, high: float, digits: int = 2) -> str:
-    return f"[{low:.{digits}f}, {high:.{digits}f}]" if math.isfinite(low) and math.isfinite(high) else "(no interval)"
+def _span(low: float, high: float, digits: int = 2, percent: bool = False) -> str:
+    """``[low, high]`` (as percentages with ``percent``), or "no interval" where an end is missing."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return "no interval"
+    if percent:
+        return f"[{low:.{digits}%}, {high:.{digits}%}]"
+    return f"[{low:.{digits}f}, {high:.{digits}f}]"
 
 
 # ------------------------------------------------------------ evidence and its minimum
@@ -181,10 +187,11 @@ class Minimum:
         if self.preset and evidence.get("preset") != self.preset:
             lacking.append(f"shape {evidence.get('preset') or _shape_text(evidence)} (needs the {self.preset} preset)")
         if int(evidence.get("seeds") or 0) < self.seeds:
-            lacking.append(f"{evidence.get('seeds') or 0} {'rounds' if self.regime == 'cost' else 'seeds'} "
-                           f"(needs {self.seeds})")
+            have = int(evidence.get("seeds") or 0)
+            unit = "round" if self.regime == "cost" else "seed"
+            lacking.append(f"{have} {unit}{'' if have == 1 else 's'} (needs {self.seeds})")
         if self.rungs and int(evidence.get("rungs") or 0) < self.rungs:
-            lacking.append(f"{evidence.get('rungs') or 0} ladder rungs with {self.seeds} paired seeds at tuned rates "
+            lacking.append(f"ladder rungs with {self.seeds} paired seeds at tuned rates: {evidence.get('rungs') or 0} "
                            f"(needs {self.rungs})")
         return "; ".join(lacking) or None
 
@@ -208,7 +215,8 @@ def reach(evidence: Mapping) -> str:
         parts.append(f"{_count(evidence['tokens'])} tokens")
     if evidence.get("rungs"):
         parts.append(f"{evidence['rungs']} rungs")
-    parts.append(f"{evidence.get('seeds', 0)} {'rounds' if evidence.get('regime') == 'cost' else 'seeds'}")
+    seeds = int(evidence.get("seeds") or 0)
+    parts.append(f"{seeds} {'round' if evidence.get('regime') == 'cost' else 'seed'}{'' if seeds == 1 else 's'}")
     return ", ".join(str(p) for p in parts)
 
 
@@ -268,7 +276,7 @@ def _non_saturating(m: Mapping) -> Verdict:
                        f"at or below {SATURATION_CONFIRM:.0%} (up to {high:.3%}) and no input beat the "
                        "distribution-free bound")
     return Verdict("qualified", f"BHyT's largest fraction of tanh inputs with |z| ≥ 1 is {m['saturated_fraction']:.2%} "
-                   f"(CI {_span(low * 100, high * 100)} %), not within {SATURATION_CONFIRM:.0%} nor above "
+                   f"(95 % CI {_span(low, high, 3, percent=True)}), not within {SATURATION_CONFIRM:.0%} nor above "
                    f"{SATURATION_REFUTE:.0%}")
 
 
@@ -280,8 +288,9 @@ def _estimate_accurate(m: Mapping) -> Verdict:
     if low > ESTIMATE_REFUTE:
         return Verdict("refuted", f"|M₂/m − 1| exceeds {ESTIMATE_REFUTE:.0%} at layer {m['worst_layer']}, position "
                        f"{m['worst_position']} (95 % CI from {low:.1%}; point {m['max_abs_error']:.1%})")
-    return Verdict("qualified", f"the worst |M₂/m − 1| is {m['max_abs_error']:.1%} (CI {_span(low * 100, high * 100, 1)} "
-                   f"%): beyond {ESTIMATE_CONFIRM:.0%} but not surely above {ESTIMATE_REFUTE:.0%}")
+    return Verdict("qualified", f"the worst |M₂/m − 1| is {m['max_abs_error']:.1%} (95 % CI "
+                   f"{_span(low, high, 1, percent=True)}): not within {ESTIMATE_CONFIRM:.0%} everywhere nor surely "
+                   f"above {ESTIMATE_REFUTE:.0%} anywhere")
 
 
 def _faster(m: Mapping) -> Verdict:
@@ -444,8 +453,15 @@ def _paper_shape(table: pd.DataFrame) -> dict:
 
 
 def _secondary(rule: str, measured: dict, evidence: dict, prefix: str = "w256_") -> dict:
-    """The rule applied at a second shape: its figures under ``prefix`` and its evidence with the verdict."""
+    """The rule applied at a second shape: its figures under ``prefix`` and its evidence with the verdict.
+
+    The second shape is below the paper's by design, so its minimum is the rule's without the preset
+    (level ``small``, the same seeds)."""
     verdict = RULES[rule].decide(measured)
+    minimum = dataclasses.replace(RULES[rule].minimum, preset="", level="small")
+    shortfall = minimum.shortfall(evidence)
+    if shortfall:
+        verdict = Verdict("insufficient evidence", f"below the minimum evidence: {shortfall}")
     return {**{prefix + key: value for key, value in measured.items()},
             "secondary": {**evidence, "verdict": verdict.verdict, "reason": verdict.reason}}
 
@@ -706,6 +722,10 @@ def tuned_runs(runs: pd.DataFrame, summary: pd.DataFrame | None = None) -> dict[
     return chosen
 
 
+def _diverged(chosen: TunedRuns) -> int:
+    return int((~np.isfinite(chosen.runs["eval_loss"].astype(float))).sum())
+
+
 def paired_rungs(runs: pd.DataFrame, summary: pd.DataFrame | None, scheme: str, baseline: str = "rmsnorm",
                  value: str = "eval_loss", ratio: bool = False) -> pd.DataFrame:
     """Per rung (by parameters), ``scheme`` against ``baseline`` at their tuned rates over shared seeds:
@@ -721,12 +741,11 @@ def paired_rungs(runs: pd.DataFrame, summary: pd.DataFrame | None, scheme: str, 
         pairs = pairs[np.isfinite(pairs[value].astype(float)) & np.isfinite(pairs[f"{value}_baseline"].astype(float))]
         interval = (ratio_interval((pairs[f"{value}_baseline"] / pairs[value]).tolist()) if ratio
                     else t_interval((pairs[value] - pairs[f"{value}_baseline"]).tolist()))
-        diverged = lambda t: int((~np.isfinite(t.runs["eval_loss"].astype(float))).sum())  # noqa: E731
         rows.append({"rung": rung, "params": float(group["params"].max()), "tokens": float(group["tokens"].max()),
                      "steps": float(group["steps"].max()) if "steps" in group else math.nan,
                      "seeds": interval.n, "mean": interval.mean, "ci_low": interval.low, "ci_high": interval.high,
                      "df": interval.df, "lr": a.lr, "baseline_lr": b.lr, "recipe": a.recipe, "baseline_recipe": b.recipe,
-                     "tuned": a.tuned and b.tuned, "diverged": diverged(a), "baseline_diverged": diverged(b),
+                     "tuned": a.tuned and b.tuned, "diverged": _diverged(a), "baseline_diverged": _diverged(b),
                      "runs": len(a.runs), "baseline_runs": len(b.runs)})
     return pd.DataFrame(rows).sort_values("params", ignore_index=True) if rows else pd.DataFrame()
 

@@ -37,6 +37,7 @@ from ..experiments.atomic import write_atomically
 from ..experiments.montecarlo import source_fingerprint, summarise, sweep
 from ..numerics.inputs import InputSpec
 from ..numerics.model import SCHEMES, StackConfig
+from ..numerics.probes import position_average
 
 NOT_AVAILABLE = "experiment not available in this build"
 PACKAGE = Path(__file__).resolve().parent.parent
@@ -223,7 +224,7 @@ PAPER_SCHEMES = ("bhyt", "rmsnorm")
 PAPER_SEEDS = (0, 1, 2)
 """Weight seeds of the paper-shape Monte Carlo (batch 1): three give a Student-t interval with 2 degrees
 of freedom. One llama-374m forward at T 1024 takes about 10 s on one core (BHyT; 7 s RMSNorm) and the
-softmax-attention mean field about 30 s per scheme, so the study costs about 2 min."""
+softmax-attention mean field about 30 s per scheme, so the study costs about 2 min on an idle core."""
 
 
 def block_parameters(config: StackConfig) -> int:
@@ -242,7 +243,7 @@ def paper_init_tables(config: StackConfig, seeds: Sequence[int], log: Log = _qui
     error at the paper's widths (``theory.meanfield``); both are tabled so each checks the other.
     """
     from ..experiments.growth import fit_growth
-    from ..theory.meanfield import predict, predict_per_position
+    from ..theory.meanfield import predict_per_position
 
     base = {k: v for k, v in config.as_dict().items() if k != "scheme"}
     shape = dict(preset=PAPER_PRESET if config == StackConfig.from_preset(PAPER_PRESET, scheme=config.scheme)
@@ -257,11 +258,10 @@ def paper_init_tables(config: StackConfig, seeds: Sequence[int], log: Log = _qui
         started = time.perf_counter()
         field_config = config.replace(scheme=scheme)
         per_position = predict_per_position(field_config, 0.02**2, attention="softmax")
-        averaged = predict(field_config, 0.02**2, attention="softmax")
+        averaged = position_average(per_position.drop(columns="position"), ["layer", "sublayer"])  # as ``predict``
         log(f"  {scheme} mean field (softmax attention) in {time.perf_counter() - started:.0f} s")
-        curve = averaged[["layer", "sublayer", "mean_square", "rms"]].assign(**table[list(base) + ["scheme", "batch",
-                                                                               "length", "input_std"]].iloc[0],
-                                                                            seed=0, position=0)
+        run_columns = table[list(base) + ["scheme", "batch", "length", "input_std"]].iloc[0].to_dict()
+        curve = averaged[["layer", "sublayer", "mean_square", "rms"]].assign(**run_columns, seed=0, position=0)
         fits += [fit_growth(table).assign(source="monte carlo"), fit_growth(curve).assign(source="mean field")]
         statistics = ("rms", "arg_rms", "saturated_fraction_1") if scheme == "bhyt" else ("rms",)
         summary = summarise(table, statistics=statistics)
