@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from bhyt_theory.cli.main import main
 from bhyt_theory.pipeline import claims
 from bhyt_theory.pipeline.claims import (
     ACTIVATION_RATIO_CONFIRM,
@@ -22,6 +23,7 @@ from bhyt_theory.pipeline.claims import (
     GROWTH_EXPONENT,
     LADDER_STUDY,
     LOSS_MARGIN,
+    NOT_RUN,
     RULES,
     SATURATION_CONFIRM,
     SATURATION_REFUTE,
@@ -29,7 +31,7 @@ from bhyt_theory.pipeline.claims import (
     assess,
     evaluate,
 )
-from bhyt_theory.pipeline.studies import NOT_AVAILABLE, STUDIES, ResultsStore, StudyResult
+from bhyt_theory.pipeline.studies import NOT_AVAILABLE, STUDIES, ResultMissing, ResultsStore, StudyResult
 
 # Measured figures on the confirming side of every rule (intervals present, well inside).
 CONFIRMING = {
@@ -106,6 +108,9 @@ STEPS = [
      "qualified", "refuted"),
     ("C6", CONFIRMING["C6"], "device", "cuda", "cpu", "confirmed", "not testable here"),
     ("statement", {"checks": 3, "failed_list": "none"}, "failed", 0, 1, "confirmed", "refuted"),
+    # every BHyT run diverged: refuted while an RMSNorm run finished, qualified when none did
+    ("C7", {"loss_gap": math.nan, "bhyt_finished": 0}, "rmsnorm_finished", 1, 0, "refuted", "qualified"),
+    ("C8", {}, "mean_abs_ratio", 4.0, math.nan, "confirmed", "qualified"),
     ("statement", {"failed": 0, "failed_list": "none"}, "checks", 1, 0, "confirmed", "not testable here"),
 ]
 
@@ -344,10 +349,34 @@ def test_assess_applies_the_rule_to_the_measured_table():
     assert moved.evidence["regime"] == "cost" and moved.evidence["seeds"] == 12
 
 
-def test_missing_experiment_gives_not_testable_with_the_reason():
+def test_a_study_without_a_result_gives_not_run_with_the_reason():
+    """No result is not a verdict: the claim is "not run", with the reason, and no rule is applied."""
     result = assess(_claim("C6"), {"efficiency": StudyResult(STUDIES["efficiency"], unavailable=NOT_AVAILABLE)})
-    assert result.verdict == "not testable here"
+    assert result.verdict == NOT_RUN and NOT_RUN not in VERDICTS
     assert NOT_AVAILABLE in result.reason and result.measured == {}
+
+
+@pytest.mark.parametrize("drop, named", [("speedup_ci_low", "'speedup_ci_low'"), ("hardware", "'hardware'")])
+def test_a_missing_column_is_an_error_naming_the_study_and_the_column(drop, named):
+    """A renamed column must not turn into a verdict."""
+    results = _fake_efficiency(0.5)
+    timings = results["efficiency"].tables["efficiency_timings"].drop(columns=drop)
+    results["efficiency"].tables["efficiency_timings"] = timings
+    with pytest.raises(ResultMissing, match=f"study 'efficiency', table 'efficiency_timings' has no column {named}"):
+        assess(_claim("C6"), results)
+
+
+def test_a_missing_table_is_an_error_naming_the_study_and_the_table():
+    results = _fake_efficiency(0.5)
+    results["efficiency"].tables.clear()
+    with pytest.raises(ResultMissing, match="study 'efficiency' has no table 'efficiency_timings'"):
+        assess(_claim("C6"), results)
+
+
+def test_a_ladder_without_a_needed_column_is_an_error():
+    runs = _ladder_runs(TWO_RUNGS, GAP).drop(columns="tokens")
+    with pytest.raises(ResultMissing, match="'tokens'"):
+        assess(_claim("C7"), _results(runs))
 
 
 def test_quick_paper_shape_is_smoke_evidence_and_no_verdict(tmp_path):
@@ -363,19 +392,48 @@ def test_evaluate_json_fields_from_stored_results(tmp_path):
     """evaluate on a results folder: C1–C9 present with the JSON fields, evidence included."""
     store = ResultsStore(tmp_path)
     store.get("checks", quick=True)
-    assessments = evaluate(store, compute_missing=False)
+    assessments = evaluate(store)
     records = json.loads(json.dumps([a.as_dict() for a in assessments]))
     assert [r["id"] for r in records[:9]] == [f"C{i}" for i in range(1, 10)]
     for record in records:
         assert {"id", "statement", "verdict", "measured", "expected", "rule", "command", "evidence"} <= set(record)
-        assert record["verdict"] in VERDICTS
-        assert record["measured"] or record["verdict"] == "not testable here"
+        assert record["verdict"] in VERDICTS + (NOT_RUN,)
+        assert record["measured"] or record["verdict"] == NOT_RUN
+    assert all(r["verdict"] == NOT_RUN and "reproduce --only" in r["reason"] for r in records[:9])
     statements = [r for r in records if r["id"].startswith("proofs/")]
     assert statements and all(r["verdict"] == "confirmed" for r in statements)
 
 
 def test_ladder_tables_in_the_results_folder_serve_the_trained_claims(tmp_path):
     _ladder_runs(TWO_RUNGS, GAP, mean_abs=MAGNITUDES).to_csv(tmp_path / "ladder.csv", index=False)
-    assessments = {a.id: a for a in evaluate(ResultsStore(tmp_path), compute_missing=False)}
+    assessments = {a.id: a for a in evaluate(ResultsStore(tmp_path))}
     assert assessments["C7"].verdict == "confirmed" and assessments["C7"].evidence["source"] == "ladder"
     assert "bhyt-theory train --ladder" in assessments["C7"].command
+
+
+def test_claims_on_a_folder_without_results_is_one_line_and_exit_2(tmp_path, capsys):
+    """No results and no --compute: one line on stderr naming the command that computes them; nothing
+    is computed, no folder is created."""
+    folder = tmp_path / "absent"
+    assert main(["claims", "--results", str(folder)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and f"bhyt-theory reproduce --out {folder}" in lines[0]
+    assert not folder.exists()
+
+
+def test_claims_compute_says_what_and_how_long_before_computing(tmp_path, capsys, monkeypatch):
+    """--compute announces the studies it will run, their sizes and the rough time, then runs them."""
+    monkeypatch.setattr(claims, "CLAIM_STUDIES", ("decode",))
+    assert main(["claims", "--results", str(tmp_path), "--compute"]) == 0
+    captured = capsys.readouterr()
+    announced = captured.err.splitlines()[0]
+    assert announced.startswith(f"computing at quick sizes into {tmp_path}: decode ({STUDIES['decode'].sizes(True)})")
+    assert f"about {STUDIES['decode'].seconds[0]:.0f} s" in announced
+    assert (tmp_path / "decode.meta.json").exists()
+    c9 = next(line for line in captured.out.splitlines() if line.strip().startswith("C9"))
+    assert NOT_RUN not in c9
+    # a second call finds the result current: nothing to announce, and no --compute is needed
+    assert main(["claims", "--results", str(tmp_path)]) == 0
+    assert "computing" not in capsys.readouterr().err

@@ -26,8 +26,11 @@ interval) never confirms or refutes.
 Verdicts: ``confirmed`` (the rule's confirming condition holds), ``refuted``
 (its refuting condition holds), ``qualified`` (neither: the claim holds in part or
 only within stated limits), ``insufficient evidence`` (below the rule's minimum
-evidence), ``not testable here`` (the experiment is not in this build or cannot
-address the claim on this hardware).
+evidence), ``not testable here`` (the rule itself says the experiment cannot
+address the claim on this hardware: C6 timed on a CPU). A claim whose study has no
+result is ``not run`` (no rule applied; the reason names the command that computes
+it); a stored result that lacks a table or a column the rule reads raises
+``ResultMissing`` naming the study and the column, never a verdict.
 """
 
 from __future__ import annotations
@@ -42,9 +45,19 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .studies import NOT_AVAILABLE, PAPER_PRESET, STUDIES, ResultsStore, Study, StudyResult, block_parameters
+from .studies import (
+    PAPER_PRESET,
+    STUDIES,
+    ResultMissing,
+    ResultsStore,
+    Study,
+    StudyResult,
+    block_parameters,
+)
 
 VERDICTS = ("confirmed", "refuted", "qualified", "insufficient evidence", "not testable here")
+NOT_RUN = "not run"
+"""The status of a claim whose study has no result here (not a verdict: no rule was applied)."""
 LEVELS = ("smoke", "small", "paper")
 PAPER = "Byun et al., arXiv 2601.09719"
 CONFIDENCE = 0.95
@@ -337,6 +350,10 @@ def _dyt_fast_but_fragile(m: Mapping) -> Verdict:
 
 
 def _quality_matches(m: Mapping) -> Verdict:
+    if not math.isfinite(m["loss_gap"]):
+        if m["bhyt_finished"] == 0 and m["rmsnorm_finished"] > 0:
+            return Verdict("refuted", f"every BHyT run diverged while {m['rmsnorm_finished']} RMSNorm runs finished")
+        return Verdict("qualified", "no pair of finished BHyT and RMSNorm runs to compare")
     low, high = _interval(m, "loss_gap")
     gap = f"paired gap {m['loss_gap']:+.4f}, 95 % CI {_span(low, high, 4)}, {m.get('loss_gap_df', 0)} df"
     if high <= LOSS_MARGIN:
@@ -347,6 +364,8 @@ def _quality_matches(m: Mapping) -> Verdict:
 
 
 def _smaller_trained_activations(m: Mapping) -> Verdict:
+    if not math.isfinite(m["mean_abs_ratio"]):
+        return Verdict("qualified", "no finished pair of BHyT and RMSNorm runs to compare last-layer magnitudes")
     low, high = _interval(m, "mean_abs_ratio")
     ratio = f"ratio ×{m['mean_abs_ratio']:.2f}, 95 % CI {_span(low, high)}"
     if low >= ACTIVATION_RATIO_CONFIRM:
@@ -406,12 +425,13 @@ RULES = {
                Minimum("cost", level="small", seeds=5)),
     "C7": Rule(f"at the largest ladder rung, each scheme at its tuned rate, the paired differences BHyT − RMSNorm of "
                f"eval loss over seeds: confirmed if their 95 % t interval ends at or below +{LOSS_MARGIN} (matches or "
-               f"beats); refuted if it lies above +{LOSS_MARGIN}; qualified if it straddles +{LOSS_MARGIN}",
+               f"beats); refuted if it lies above +{LOSS_MARGIN}, or if every BHyT run diverged while an RMSNorm run "
+               f"finished; qualified if it straddles +{LOSS_MARGIN} (or with no finished pair)",
                _quality_matches, TRAINED_MINIMUM),
     "C8": Rule(f"at the largest ladder rung, each scheme at its tuned rate, the paired ratios RMSNorm / BHyT of the "
                f"last-layer mean |h| over seeds (t interval of their logarithms): confirmed if the interval lies at or "
                f"above ×{ACTIVATION_RATIO_CONFIRM}; refuted if it lies at or below ×1 (BHyT's not smaller); qualified "
-               "otherwise", _smaller_trained_activations, TRAINED_MINIMUM),
+               "otherwise (or with no finished pair)", _smaller_trained_activations, TRAINED_MINIMUM),
     "C9": Rule("confirmed if every dtype × order of operations tested gives bit-identical outputs and greedy "
                "tokens; refuted if, in some dtype, no order tested keeps greedy decoding identical; qualified "
                "otherwise (exact only in some orders of operations)", _decode_exact,
@@ -423,6 +443,15 @@ RULES = {
 # ------------------------------------------------------------ measured figures and evidence from the studies' tables
 
 PAPER_SHAPES = ("llama-374m", "llama-1b", "llama-3b")
+FIT_COLUMNS = ("source", "scheme", "form", "best", "law", "slope", "slope_ci_low", "slope_ci_high", "rms_first",
+               "rms_last", "n_seeds", "n_layers")
+SHAPE_COLUMNS = ("preset", "depth", "width", "seq_len", "parameters")
+LADDER_COLUMNS = ("rung", "params", "tokens", "scheme", "lr", "seed", "eval_loss")
+"""The columns of ``ladder.csv`` the trained claims read (``recipe`` and ``steps`` where present)."""
+RUN_COLUMNS = ("label", "seed", "final_eval_loss", "diverged", "tokens_seen", "steps_done")
+TRAINING_COLUMNS = ("label", "n_runs", "n_diverged", "eval_loss_mean", "eval_loss_sd", "mean_abs_baseline_ratio",
+                    "variance_baseline_ratio", "last_mean_abs", "growth_mean_abs")
+"""The columns of the training tables the claims read."""
 
 
 def _level(results: Mapping[str, StudyResult], names: Sequence[str], preset: str = "") -> str:
@@ -480,8 +509,8 @@ def _exponent(power: pd.Series) -> dict:
 
 def _measure_c1(results: Mapping[str, StudyResult]) -> dict:
     growth = results["growth"]
-    power, best = _growth_row(growth.tables["growth_fits"], "rmsnorm")
-    rms = growth.tables["growth_rms"]
+    power, best = _growth_row(growth.table("growth_fits", *FIT_COLUMNS), "rmsnorm")
+    rms = growth.table("growth_rms", "depth", "width", "seq_len")
     depth = int(rms["depth"].iloc[0])
     return {**_exponent(power), "rms_first": power["rms_first"], "rms_last": power["rms_last"],
             "growth_factor": power["rms_last"] / power["rms_first"], "best_law": best["law"], "depth": depth,
@@ -499,7 +528,7 @@ def _growth_figures(fits: pd.DataFrame) -> dict:
 
 
 def _measure_c4(results: Mapping[str, StudyResult]) -> dict:
-    fits = results["paper_init"].tables["paper_growth_fits"]
+    fits = results["paper_init"].table("paper_growth_fits", *FIT_COLUMNS, *SHAPE_COLUMNS)
     measured = _growth_figures(fits)
     field_power, _ = _growth_row(fits, "bhyt", source="mean field")
     measured["meanfield_exponent"] = field_power["slope"]
@@ -507,8 +536,8 @@ def _measure_c4(results: Mapping[str, StudyResult]) -> dict:
                                           measured["exponent_n"], **_paper_shape(fits))
     growth = results.get("growth")
     if growth is not None and not growth.unavailable:
-        second = _growth_figures(growth.tables["growth_fits"])
-        rms = growth.tables["growth_rms"]
+        second = _growth_figures(growth.table("growth_fits", *FIT_COLUMNS))
+        rms = growth.table("growth_rms", "depth", "width", "seq_len")
         measured.update(_secondary("C4", second, _init_evidence(
             _level(results, ["growth"]), second["exponent_n"],
             **_shape(rms["depth"].iloc[0], rms["width"].iloc[0], rms["seq_len"].iloc[0]))))
@@ -530,23 +559,25 @@ def _saturation_figures(layers: pd.DataFrame, schemes: Sequence[str] = ("bhyt", 
 
 
 def _measure_c3(results: Mapping[str, StudyResult]) -> dict:
-    bounds = results["bounds"].tables["bounds_tightness"]
+    bounds = results["bounds"].table("bounds_tightness", "bound", "ratio", "construction")
     saturation_bounds = bounds[bounds["bound"].astype(str).str.startswith("saturation")]
     bound = {"bound_max_ratio": float(saturation_bounds["ratio"].max()),
              "bound_max_construction": str(saturation_bounds.loc[saturation_bounds["ratio"].idxmax(), "construction"])}
-    layers = results["paper_init"].tables["paper_layers"]
+    layers = results["paper_init"].table("paper_layers", "scheme", "layer", "sublayer", "statistic", "mean", "n_seeds",
+                                         "ci_low", "ci_high", "meanfield", *SHAPE_COLUMNS)
     shape = _paper_shape(layers)
     measured = {**_saturation_figures(layers, ("bhyt",)), **bound}
     field_rows = layers[(layers["statistic"] == "saturated_fraction_1") & (layers["scheme"] == "bhyt")]
     measured["meanfield_saturated_fraction"] = float(field_rows["meanfield"].max())
     measured["evidence"] = _init_evidence(_level(results, ["paper_init", "bounds"], shape["preset"]),
                                           measured["saturated_fraction_n"], **shape)
-    trace = results.get("depth_trace")
+    trace = results.get("trace")
     if trace is not None and not trace.unavailable:
-        table = trace.tables["depth_trace"]
+        table = trace.table("trace", "scheme", "layer", "sublayer", "statistic", "mean", "n_seeds", "ci_low", "ci_high",
+                            "depth", "width", "seq_len")
         second = {**_saturation_figures(table), **bound}
         measured.update(_secondary("C3", second, _init_evidence(
-            _level(results, ["depth_trace", "bounds"]), second["saturated_fraction_n"],
+            _level(results, ["trace", "bounds"]), second["saturated_fraction_n"],
             **_shape(table["depth"].iloc[0], table["width"].iloc[0], table["seq_len"].iloc[0]))))
     return measured
 
@@ -574,7 +605,8 @@ def _estimate_figures(cells: pd.DataFrame) -> dict:
 
 
 def _measure_c5(results: Mapping[str, StudyResult]) -> dict:
-    cells = results["paper_init"].tables["paper_estimate"]
+    cells = results["paper_init"].table("paper_estimate", "layer", "position", "ratio", "ratio_sd", "n_seeds",
+                                        "meanfield_ratio", *SHAPE_COLUMNS)
     shape = _paper_shape(cells)
     measured = _estimate_figures(cells)
     agreement = (cells["meanfield_ratio"] / cells["ratio"] - 1).abs()
@@ -588,7 +620,8 @@ def _measure_c5(results: Mapping[str, StudyResult]) -> dict:
                                                 int(cells["n_seeds"].min()), **shape)})
     variance = results.get("variance")
     if variance is not None and not variance.unavailable:
-        table = variance.tables["variance_estimators"]
+        table = variance.table("variance_estimators", "estimator", "layer", "position", "ratio", "ratio_se", "seeds",
+                               "depth", "width", "seq_len")
         reference = table[table["estimator"] == "reference"]
         second = _estimate_figures(reference.assign(n_seeds=reference["seeds"],
                                                     ratio_sd=reference["ratio_se"] * np.sqrt(reference["seeds"])))
@@ -603,7 +636,8 @@ def _measure_c5(results: Mapping[str, StudyResult]) -> dict:
 
 
 def _timing(results: Mapping[str, StudyResult], scheme: str, measurement: str) -> pd.Series:
-    table = results["efficiency"].tables["efficiency_timings"]
+    table = results["efficiency"].table("efficiency_timings", "scheme", "measurement", "speedup_percent",
+                                        "speedup_ci_low", "speedup_ci_high", "hardware", "device", "rounds", "width")
     return table[(table["scheme"] == scheme) & (table["measurement"] == measurement)].iloc[0]
 
 
@@ -629,7 +663,9 @@ def _measure_c9(results: Mapping[str, StudyResult]) -> dict:
 
     from ..experiments.decode import decode_exactness
 
-    table = results["decode"].tables["decode_exactness"]
+    table = results["decode"].table("decode_exactness", "dtype", "order", "norm_fraction_differing",
+                                    "block_fraction_differing", "greedy_identical_fraction", "norm_max_ulps",
+                                    "greedy_sequences")
     exact = (table["norm_fraction_differing"] == 0) & (table["block_fraction_differing"] == 0) & (
         table["greedy_identical_fraction"] == 1)
     greedy_changed = table[table["greedy_identical_fraction"] < 1]
@@ -650,8 +686,8 @@ def _measure_c9(results: Mapping[str, StudyResult]) -> dict:
 
 LADDER_FILES = {"ladder": "ladder.csv", "ladder_summary": "ladder_summary.csv"}
 LADDER_STUDY = Study("ladder", "The trained regime across scale (ladder)", ("C2", "C7", "C8"),
-                     produce=lambda quick, log=None: {}, sizes=lambda quick: "", subcommand="bhyt-theory train --ladder",
-                     forward_only=False)
+                     produce=lambda sizes, log=None: {}, quick={}, full={}, seconds=(0, 0),
+                     subcommand="bhyt-theory train --ladder", forward_only=False)
 """Where the ladder's tables come from when no study of that name is registered: ``ladder.csv`` (one row
 per run: ``rung, params, tokens, scheme, recipe, lr, seed, eval_loss, last_mean_abs``, …) and
 ``ladder_summary.csv`` (one row per rung × scheme at its best rate) in the results folder, as
@@ -753,11 +789,12 @@ def paired_rungs(runs: pd.DataFrame, summary: pd.DataFrame | None, scheme: str, 
 def _ladder_figures(results: Mapping[str, StudyResult], prefix: str, scheme: str, ratio: bool = False) -> dict:
     """Figures of ``scheme`` against RMSNorm at the largest rung run, the trend across rungs and the evidence."""
     ladder = _ladder(results)
-    runs, summary = ladder.tables["ladder"], ladder.tables.get("ladder_summary")
+    runs = ladder.table("ladder", *LADDER_COLUMNS, *(("last_mean_abs",) if ratio else ()))
+    summary = ladder.tables.get("ladder_summary")  # optional: names the tuned rates where present
     value = "last_mean_abs" if ratio else "eval_loss"
     table = paired_rungs(runs, summary, scheme, value=value, ratio=ratio)
     if table.empty:
-        raise LookupError(f"the ladder has no rung with both {scheme} and rmsnorm")
+        raise ResultMissing(f"study 'ladder', table 'ladder' has no rung with both {scheme!r} and 'rmsnorm'")
     top = table.iloc[-1]
     interval = Interval(top["mean"], math.nan, int(top["seeds"]), top["ci_low"], top["ci_high"])
     unit = "×{:.2f}" if ratio else "{:+.4f}"
@@ -774,6 +811,8 @@ def _ladder_figures(results: Mapping[str, StudyResult], prefix: str, scheme: str
                 "rung": top["rung"], "source": "ladder"}
     return {**interval_fields(prefix, interval), f"{prefix}_trend": trend, f"{prefix}_recipes": recipes,
             f"{scheme}_diverged": int(top["diverged"]), "rmsnorm_diverged": int(top["baseline_diverged"]),
+            f"{scheme}_finished": int(top["runs"] - top["diverged"]),
+            "rmsnorm_finished": int(top["baseline_runs"] - top["baseline_diverged"]),
             "rung": str(top["rung"]), "evidence": evidence}
 
 
@@ -781,7 +820,7 @@ def _training_evidence(results: Mapping[str, StudyResult], seeds: int) -> dict:
     """Evidence of the small CPU training comparison (``training`` study): one shape, one shared rate."""
     from ..experiments.training.study import preset_config
 
-    runs = results["training"].tables["training_runs"]
+    runs = results["training"].table("training_runs", *RUN_COLUMNS)
     stack = preset_config("quick" if results["training"].quick else "default").stack
     return {"regime": "trained", "level": _level(results, ["training"]), "preset": "", "depth": stack.depth,
             "width": stack.width, "seq_len": stack.seq_len, "parameters": block_parameters(stack),
@@ -790,24 +829,27 @@ def _training_evidence(results: Mapping[str, StudyResult], seeds: int) -> dict:
 
 
 def _training_rows(results: Mapping[str, StudyResult]) -> pd.DataFrame:
-    return results["training"].tables["training_summary"].set_index("label")
+    """The training summary by label, checked to hold the rows of BHyT, RMSNorm and DyT."""
+    summary = results["training"].table("training_summary", *TRAINING_COLUMNS).set_index("label")
+    absent = [label for label in ("bhyt", "rmsnorm", "dyt") if label not in summary.index]
+    if absent:
+        raise ResultMissing(f"study 'training', table 'training_summary' has no row for label {absent[0]!r}")
+    return summary
 
 
 def _small_run_gap(results: Mapping[str, StudyResult], label: str, prefix: str) -> dict:
     """The paired eval-loss gap ``label − rmsnorm`` of the small CPU runs (no ladder): same seeds."""
-    runs = results["training"].tables["training_runs"]
+    runs = results["training"].table("training_runs", *RUN_COLUMNS)
     finished = runs[~runs["diverged"].astype(bool)]
     a = finished[finished["label"] == label][["seed", "final_eval_loss"]]
     b = finished[finished["label"] == "rmsnorm"][["seed", "final_eval_loss"]]
     pairs = a.merge(b, on="seed", suffixes=("", "_baseline"))
-    if pairs.empty:
-        raise LookupError(f"no finished training run of {label} and rmsnorm with the same seed")
     interval = t_interval((pairs["final_eval_loss"] - pairs["final_eval_loss_baseline"]).tolist())
     counts = runs.groupby("label")["diverged"].sum()
     return {**interval_fields(prefix, interval), f"{prefix}_trend": "one shape only (no ladder results)",
             f"{prefix}_recipes": "every scheme at one shared learning rate (no tuning)",
             f"{label}_diverged": int(counts.get(label, 0)), "rmsnorm_diverged": int(counts.get("rmsnorm", 0)),
-            "rung": "none", "evidence": _training_evidence(results, interval.n)}
+            f"{label}_finished": len(a), "rmsnorm_finished": len(b), "rung": "none", "evidence": _training_evidence(results, interval.n)}
 
 
 def _trained_gap(results: Mapping[str, StudyResult], label: str, prefix: str) -> dict:
@@ -847,9 +889,7 @@ def _measure_c8(results: Mapping[str, StudyResult]) -> dict:
         measured = _ladder_figures(results, "mean_abs_ratio", "bhyt", ratio=True)
     else:
         summary = _training_rows(results)
-        if "mean_abs_baseline_ratio" not in summary or pd.isna(summary.loc["bhyt", "mean_abs_baseline_ratio"]):
-            raise LookupError("the training summary has no last-layer magnitudes for bhyt and rmsnorm")
-        runs = results["training"].tables["training_runs"]
+        runs = results["training"].table("training_runs", *RUN_COLUMNS)
         seeds = int(runs[(runs["label"] == "bhyt") & ~runs["diverged"].astype(bool)]["seed"].nunique())
         measured = {"mean_abs_ratio": summary.loc["bhyt", "mean_abs_baseline_ratio"],
                     "mean_abs_ratio_ci_low": math.nan, "mean_abs_ratio_ci_high": math.nan,
@@ -914,7 +954,7 @@ CLAIMS: tuple[Claim, ...] = (
           "distribution-free saturation bound is {bound_max_ratio:.6f} ({bound_max_construction}).",
           secondary="At the second shape (bhyt and bhytstar) the largest saturated fraction is "
           "{w256_saturated_fraction:.3%} and the largest argument rms {w256_arg_rms_max:.3f}.",
-          second_studies=("depth_trace",)),
+          second_studies=("trace",)),
     Claim("C4", "BHyT prevents depth-wise growth of activation magnitude and variance (a theoretical stability "
           "guarantee).", f"{PAPER}, §3 (theorem) and Fig. 3", "no growth of magnitude and variance with depth",
           ("paper_init", "bounds"), "experiments.growth.fit_growth, theory.bounds.depth_bound", RULES["C4"],
@@ -1035,7 +1075,7 @@ def _missing(claim: Claim, results: Mapping[str, StudyResult]) -> list[str]:
     """Why a study ``claim`` needs has no result; the small training runs are not needed where ladder tables are."""
     needed = [name for name in claim.studies if not (name == "training" and _ladder(results) is not None)]
     missing = [results[name].unavailable for name in needed if name in results and results[name].unavailable]
-    return missing + [f"{NOT_AVAILABLE} ({name})" for name in needed if name not in results]
+    return missing + [f"no result of study {name!r} was given" for name in needed if name not in results]
 
 
 def assess(claim: Claim, results: Mapping[str, StudyResult]) -> Assessment:
@@ -1050,14 +1090,8 @@ def assess(claim: Claim, results: Mapping[str, StudyResult]) -> Assessment:
     missing = _missing(claim, results)
     if missing:
         reason = missing[0]
-        return Assessment(**base, verdict="not testable here", reason=reason, measured={},
-                          explanation=f"Not testable here: {reason}.")
-    try:
-        measured = dict(claim.measure(results))
-    except LookupError as error:
-        reason = str(error).strip("'\"")
-        return Assessment(**base, verdict="not testable here", reason=reason, measured={},
-                          explanation=f"Not testable here: {reason}.")
+        return Assessment(**base, verdict=NOT_RUN, reason=reason, measured={}, explanation=f"Not run: {reason}.")
+    measured = dict(claim.measure(results))  # a missing table or column raises ResultMissing: never a verdict
     evidence = dict(measured.pop("evidence", {}))
     secondary = measured.pop("secondary", None)
     if secondary:
@@ -1085,7 +1119,7 @@ def assess_statements(results: Mapping[str, StudyResult]) -> list[Assessment]:
     checks = results.get("checks")
     if checks is None or checks.unavailable:
         return []
-    table, proofs = checks.tables["checks"], checks.tables["proofs"]
+    table, proofs = checks.table("checks", "check", "proofs", "passed"), checks.table("proofs", "proof", "title")
     cited = table.assign(proofs=table["proofs"].fillna("").astype(str))
     out = []
     for proof in proofs.itertuples():
@@ -1117,20 +1151,29 @@ def with_ladder(results: dict[str, StudyResult], folder: str | Path) -> dict[str
     return results
 
 
-def evaluate(store: ResultsStore, quick: bool = True, compute_missing: bool = True) -> list[Assessment]:
+def evaluate(store: ResultsStore, quick: bool = True, compute_missing: bool = False) -> list[Assessment]:
     """Every claim C1–C9 and every proof statement, from ``store``'s latest results.
 
-    Studies with no current result are computed at quick sizes when
-    ``compute_missing`` (full-size results already stored are used as they are);
-    ladder tables in the store's folder serve the trained claims.
+    A claim whose study has no current result is ``not run``; with ``compute_missing``
+    such studies are computed first, at quick sizes when ``quick`` (full-size results
+    already stored are used as they are). Ladder tables in the store's folder serve the
+    trained claims.
     """
     results = with_ladder(store.collect(CLAIM_STUDIES, quick=quick, compute_missing=compute_missing), store.folder)
     return [assess(claim, results) for claim in CLAIMS] + assess_statements(results)
 
 
+def compute_plan(store: ResultsStore, quick: bool = True) -> tuple[list[str], float]:
+    """What ``evaluate(store, quick, compute_missing=True)`` would compute: the studies with no current
+    result and their rough wall time in seconds (``Study.seconds``)."""
+    pending = store.pending(CLAIM_STUDIES)
+    return pending, float(sum(STUDIES[name].seconds[0 if quick else 1] for name in pending))
+
+
 def all_insufficient(assessments: Sequence[Assessment]) -> bool:
-    """True when no claim C1–C9 has a verdict: each is "insufficient evidence" or "not testable here"."""
-    return all(a.verdict in ("insufficient evidence", "not testable here") for a in assessments if a.id.startswith("C"))
+    """True when no claim C1–C9 has a verdict: each is "insufficient evidence", "not testable here" or "not run"."""
+    return all(a.verdict in ("insufficient evidence", "not testable here", NOT_RUN)
+               for a in assessments if a.id.startswith("C"))
 
 
 def claims_table(assessments: list[Assessment]) -> pd.DataFrame:
