@@ -437,3 +437,13 @@ def test_claims_compute_says_what_and_how_long_before_computing(tmp_path, capsys
     # a second call finds the result current: nothing to announce, and no --compute is needed
     assert main(["claims", "--results", str(tmp_path)]) == 0
     assert "computing" not in capsys.readouterr().err
+
+
+def test_second_shape_is_judged_without_the_preset_but_with_the_seeds():
+    """C3–C5 at width 256: the rule applies there at level "small" with the rule's seeds; fewer seeds
+    give "insufficient evidence" at that shape too."""
+    evidence = {"regime": "init", "level": "small", "preset": "", "seeds": 3, "depth": 65, "width": 256, "seq_len": 128}
+    judged = claims._secondary("C5", CONFIRMING["C5"], evidence)
+    assert judged["secondary"]["verdict"] == "confirmed" and judged["w256_max_abs_error"] == 0.02
+    assert claims._secondary("C5", CONFIRMING["C5"], {**evidence, "seeds": 2})["secondary"]["verdict"] == (
+        "insufficient evidence")
