@@ -294,7 +294,7 @@ def test_ladder_below_the_minimum_is_insufficient_evidence():
     one_rung = assess(_claim("C7"), _results(_ladder_runs({"r1": (1e5, 1e6)}, GAP)))
     assert one_rung.verdict == "insufficient evidence" and "tuned rates: 1 (needs 2)" in one_rung.reason
     untuned = assess(_claim("C7"), _results(_ladder_runs(TWO_RUNGS, GAP, rates=(3e-3, 1e-2), best_rate=3e-3)))
-    assert untuned.verdict == "insufficient evidence"  # two rates are not a tuning sweep
+    assert untuned.verdict == "insufficient evidence" and "rates not tuned" in untuned.reason  # two rates: no sweep
     two_seeds = assess(_claim("C7"), _results(_ladder_runs(TWO_RUNGS, {k: v[:2] for k, v in GAP.items()})))
     assert two_seeds.verdict == "insufficient evidence"
     assert two_seeds.measured["loss_gap"] == pytest.approx(-0.0075)  # the figures are still measured
@@ -304,8 +304,9 @@ def test_tuned_rate_is_the_summarys_else_the_rate_with_most_seeds():
     runs = _ladder_runs(TWO_RUNGS, GAP)
     chosen = claims.tuned_runs(runs)
     assert chosen[("r2", "bhyt")].lr == RATES[1] and chosen[("r2", "bhyt")].tuned
-    summary = pd.DataFrame({"rung": ["r2"], "scheme": ["bhyt"], "lr": [RATES[0]]})
+    summary = pd.DataFrame({"rung": ["r2"], "scheme": ["bhyt"], "recipe": ["authors"], "best_lr": [RATES[0]]})
     assert claims.tuned_runs(runs, summary)[("r2", "bhyt")].lr == RATES[0]
+    assert claims.tuned_runs(runs, summary)[("r1", "bhyt")].lr == RATES[1]  # no summary row: most seeds
 
 
 def test_best_recipe_is_compared_and_named():
@@ -324,6 +325,9 @@ def test_c2_from_the_ladder_counts_divergences_at_the_tuned_rate():
     top_dyt = (diverged["rung"] == "r2") & (diverged["scheme"] == "dyt") & (diverged["lr"] == RATES[1])
     diverged.loc[top_dyt & (diverged["seed"] == 2), "eval_loss"] = np.inf
     figures = assess(_claim("C2"), _results(diverged, timings=True)).measured
+    assert figures["dyt_diverged"] == 1 and figures["dyt_loss_gap_n"] == 2
+    flagged = runs.assign(diverged=top_dyt & (runs["seed"] == 2))  # a finite loss of a run flagged diverged
+    figures = assess(_claim("C2"), _results(flagged, timings=True)).measured
     assert figures["dyt_diverged"] == 1 and figures["dyt_loss_gap_n"] == 2
 
 

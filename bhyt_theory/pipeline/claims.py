@@ -203,6 +203,8 @@ class Minimum:
             have = int(evidence.get("seeds") or 0)
             unit = "round" if self.regime == "cost" else "seed"
             lacking.append(f"{have} {unit}{'' if have == 1 else 's'} (needs {self.seeds})")
+        if self.rungs and evidence.get("tuned") is False:
+            lacking.append(f"rates not tuned at the largest rung (needs ≥ {TUNING_RATES} rates over ≥ {TUNING_SPAN:g}×)")
         if self.rungs and int(evidence.get("rungs") or 0) < self.rungs:
             lacking.append(f"ladder rungs with {self.seeds} paired seeds at tuned rates: {evidence.get('rungs') or 0} "
                            f"(needs {self.rungs})")
@@ -705,6 +707,9 @@ def load_ladder(folder: str | Path) -> StudyResult | None:
     meta_path = folder / "ladder.meta.json"
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     meta.setdefault("command", f"bhyt-theory train --ladder --out {folder}")
+    runs = tables["ladder"]
+    if "rung" in runs and "sizes" not in meta:
+        meta["sizes"] = f"{runs['rung'].nunique()} rungs, {len(runs)} runs ({folder / LADDER_FILES['ladder']})"
     return StudyResult(STUDIES.get("ladder", LADDER_STUDY), tables, meta)
 
 
@@ -726,24 +731,27 @@ class TunedRuns:
 def tuned_runs(runs: pd.DataFrame, summary: pd.DataFrame | None = None) -> dict[tuple, TunedRuns]:
     """Per (rung, scheme) the runs at its tuned rate, for its best recipe (lowest mean eval loss there).
 
-    The tuned rate is ``ladder_summary``'s ``lr`` for that rung × scheme (× recipe) when the
-    summary gives one, else the rate run with the most seeds (the sweep's winner, rerun with
-    more seeds), ties broken by the lower mean eval loss. ``tuned``: the recipe was swept over
-    ≥ ``TUNING_RATES`` rates spanning ≥ ``TUNING_SPAN``×. Non-finite eval losses are divergences.
+    The tuned rate is ``ladder_summary``'s ``best_lr`` (or ``lr``) for that rung × scheme (× recipe)
+    when the summary gives one, else the rate run with the most seeds (the sweep's winner, rerun
+    with more seeds), ties broken by the lower mean eval loss. ``tuned``: the recipe was swept over
+    ≥ ``TUNING_RATES`` rates spanning ≥ ``TUNING_SPAN``×. Runs marked ``diverged`` or with a
+    non-finite eval loss are divergences.
     """
+    runs = _mark_divergences(runs)
     runs = runs.assign(recipe=runs["recipe"].fillna("") if "recipe" in runs else "")
+    rate = next((name for name in ("best_lr", "lr") if summary is not None and name in summary.columns), None)
     chosen = {}
     for (rung, scheme), group in runs.groupby(["rung", "scheme"], sort=False):
         candidates = []
         for recipe, rows in group.groupby("recipe", sort=False):
             rates = np.sort(rows["lr"].unique())
             lr = None
-            if summary is not None and {"rung", "scheme", "lr"} <= set(summary.columns):
+            if rate is not None and {"rung", "scheme"} <= set(summary.columns):
                 match = summary[(summary["rung"] == rung) & (summary["scheme"] == scheme)]
                 if "recipe" in match:
                     match = match[match["recipe"].fillna("") == recipe]
                 if len(match):
-                    lr = float(match["lr"].iloc[0])
+                    lr = float(match[rate].iloc[0])
             if lr is None:
                 per_rate = rows.assign(finite=np.isfinite(rows["eval_loss"].astype(float))).groupby("lr").agg(
                     seeds=("seed", "nunique"), loss=("eval_loss", lambda v: v[np.isfinite(v)].mean()))
@@ -758,6 +766,13 @@ def tuned_runs(runs: pd.DataFrame, summary: pd.DataFrame | None = None) -> dict[
     return chosen
 
 
+def _mark_divergences(runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` with the eval loss of every run marked ``diverged`` set to NaN (a divergence, not a loss)."""
+    if "diverged" not in runs:
+        return runs
+    return runs.assign(eval_loss=runs["eval_loss"].astype(float).where(~runs["diverged"].astype(bool)))
+
+
 def _diverged(chosen: TunedRuns) -> int:
     return int((~np.isfinite(chosen.runs["eval_loss"].astype(float))).sum())
 
@@ -767,14 +782,17 @@ def paired_rungs(runs: pd.DataFrame, summary: pd.DataFrame | None, scheme: str, 
     """Per rung (by parameters), ``scheme`` against ``baseline`` at their tuned rates over shared seeds:
     the paired differences ``scheme − baseline`` of ``value`` (or, ``ratio=True``, the ratios
     ``baseline / scheme`` with a log-scale interval), their t interval, the rates, recipes and divergences."""
+    runs = _mark_divergences(runs)
     chosen = tuned_runs(runs, summary)
     rows = []
     for rung, group in runs.groupby("rung", sort=False):
         if (rung, scheme) not in chosen or (rung, baseline) not in chosen:
             continue
         a, b = chosen[(rung, scheme)], chosen[(rung, baseline)]
-        pairs = a.runs[["seed", value]].merge(b.runs[["seed", value]], on="seed", suffixes=("", "_baseline"))
-        pairs = pairs[np.isfinite(pairs[value].astype(float)) & np.isfinite(pairs[f"{value}_baseline"].astype(float))]
+        columns = list(dict.fromkeys(["seed", "eval_loss", value]))
+        pairs = a.runs[columns].merge(b.runs[columns], on="seed", suffixes=("", "_baseline"))
+        finished = [c for c in pairs.columns if c != "seed"]
+        pairs = pairs[np.isfinite(pairs[finished].astype(float)).all(axis=1)]
         interval = (ratio_interval((pairs[f"{value}_baseline"] / pairs[value]).tolist()) if ratio
                     else t_interval((pairs[value] - pairs[f"{value}_baseline"]).tolist()))
         rows.append({"rung": rung, "params": float(group["params"].max()), "tokens": float(group["tokens"].max()),
@@ -805,10 +823,12 @@ def _ladder_figures(results: Mapping[str, StudyResult], prefix: str, scheme: str
                f"{top['baseline_recipe'] or 'default'} at lr {top['baseline_lr']:g}")
     sufficient = table[(table["seeds"] >= TRAINED_MINIMUM.seeds) & table["tuned"]]
     level = "smoke" if ladder.quick else ("paper" if top["params"] >= 3.7e8 and top["tokens"] >= 7.5e9 else "small")
-    evidence = {"regime": "trained", "level": level, "preset": "", "parameters": float(top["params"]),
-                "tokens": float(top["tokens"]), "seeds": int(top["seeds"]) if top["tuned"] else 0,
-                "steps": None if pd.isna(top["steps"]) else int(top["steps"]), "rungs": len(sufficient),
-                "rung": top["rung"], "source": "ladder"}
+    shape = runs[runs["rung"] == top["rung"]].iloc[0]
+    evidence = {"regime": "trained", "level": level, "preset": "",
+                **{key: int(shape[key]) for key in ("depth", "width", "seq_len") if key in shape and pd.notna(shape[key])},
+                "parameters": float(top["params"]), "tokens": float(top["tokens"]), "seeds": int(top["seeds"]),
+                "tuned": bool(top["tuned"]), "steps": None if pd.isna(top["steps"]) else int(top["steps"]),
+                "rungs": len(sufficient), "rung": top["rung"], "source": "ladder"}
     return {**interval_fields(prefix, interval), f"{prefix}_trend": trend, f"{prefix}_recipes": recipes,
             f"{scheme}_diverged": int(top["diverged"]), "rmsnorm_diverged": int(top["baseline_diverged"]),
             f"{scheme}_finished": int(top["runs"] - top["diverged"]),
