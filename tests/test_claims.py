@@ -13,7 +13,7 @@ import pytest
 from scipy import stats
 
 from bhyt_theory.cli.main import main
-from bhyt_theory.pipeline import claims
+from bhyt_theory.pipeline import claims, evidence, measures
 from bhyt_theory.pipeline.claims import (
     ACTIVATION_RATIO_CONFIRM,
     BOUND_TOLERANCE,
@@ -176,9 +176,9 @@ def test_below_the_minimum_evidence_no_verdict(claim):
     enough = _evidence_for(claim.rule)
     figures = {**CONFIRMING[claim.id], "device": "cuda"} if claim.id == "C6" else CONFIRMING[claim.id]
 
-    def judged(evidence):
+    def judged(record):
         fake = dataclasses.replace(claim, studies=(), second_studies=(),
-                                   measure=lambda results: {**figures, "evidence": evidence},
+                                   measure=lambda results: {**figures, "evidence": record},
                                    explanation="figures shown.")
         return assess(fake, {})
 
@@ -188,9 +188,9 @@ def test_below_the_minimum_evidence_no_verdict(claim):
         lacking.append({**enough, "rungs": enough["rungs"] - 1})
     if enough["preset"]:
         lacking.append({**enough, "preset": ""})
-    for evidence in lacking:
-        result = judged(evidence)
-        assert result.verdict == "insufficient evidence", evidence
+    for record in lacking:
+        result = judged(record)
+        assert result.verdict == "insufficient evidence", record
         assert result.measured == figures and "figures shown." in result.explanation
 
 
@@ -205,11 +205,11 @@ def test_registry_covers_c1_to_c9_with_a_rule_and_a_minimum_each():
 
 def test_t_interval_matches_scipy_and_shows_its_degrees_of_freedom():
     values = [0.3, -0.1, 0.25, 0.05]
-    interval = claims.t_interval(values)
+    interval = evidence.t_interval(values)
     low, high = stats.t.interval(0.95, df=3, loc=np.mean(values), scale=stats.sem(values))
     assert (interval.low, interval.high, interval.df) == pytest.approx((low, high, 3), rel=1e-12)
     assert "3 df" in interval.text()
-    single = claims.t_interval([0.001])
+    single = evidence.t_interval([0.001])
     assert single.n == 1 and math.isnan(single.low) and math.isnan(single.high)
 
 
@@ -219,7 +219,7 @@ def test_paired_gap_matches_scipy_paired_t_test():
     seed_effect = np.array([0.0, 0.3, -0.2])
     bhyt, rmsnorm = 2.0 + seed_effect + np.array([0.01, -0.005, 0.0]), 2.0 + seed_effect
     runs = _ladder_runs({"r1": (1e5, 1e6)}, {"bhyt": bhyt, "rmsnorm": rmsnorm})
-    table = claims.paired_rungs(runs, None, "bhyt")
+    table = measures.paired_rungs(runs, None, "bhyt")
     expected = stats.ttest_rel(bhyt, rmsnorm).confidence_interval(0.95)
     assert (table.loc[0, "ci_low"], table.loc[0, "ci_high"]) == pytest.approx((expected.low, expected.high), rel=1e-9)
     unpaired = stats.ttest_ind(bhyt, rmsnorm).confidence_interval(0.95)
@@ -228,7 +228,7 @@ def test_paired_gap_matches_scipy_paired_t_test():
 
 def test_ratio_interval_is_positive_and_from_logarithms():
     ratios = [3.0, 3.3, 2.7]
-    interval = claims.ratio_interval(ratios)
+    interval = evidence.ratio_interval(ratios)
     low, high = stats.t.interval(0.95, df=2, loc=np.mean(np.log(ratios)), scale=stats.sem(np.log(ratios)))
     assert (interval.low, interval.high) == pytest.approx((math.exp(low), math.exp(high)), rel=1e-12)
 
@@ -302,17 +302,17 @@ def test_ladder_below_the_minimum_is_insufficient_evidence():
 
 def test_tuned_rate_is_the_summarys_else_the_rate_with_most_seeds():
     runs = _ladder_runs(TWO_RUNGS, GAP)
-    chosen = claims.tuned_runs(runs)
+    chosen = measures.tuned_runs(runs)
     assert chosen[("r2", "bhyt")].lr == RATES[1] and chosen[("r2", "bhyt")].tuned
     summary = pd.DataFrame({"rung": ["r2"], "scheme": ["bhyt"], "recipe": ["authors"], "best_lr": [RATES[0]]})
-    assert claims.tuned_runs(runs, summary)[("r2", "bhyt")].lr == RATES[0]
-    assert claims.tuned_runs(runs, summary)[("r1", "bhyt")].lr == RATES[1]  # no summary row: most seeds
+    assert measures.tuned_runs(runs, summary)[("r2", "bhyt")].lr == RATES[0]
+    assert measures.tuned_runs(runs, summary)[("r1", "bhyt")].lr == RATES[1]  # no summary row: most seeds
 
 
 def test_best_recipe_is_compared_and_named():
     runs = _ladder_runs(TWO_RUNGS, GAP)
     worse = runs[runs["scheme"] == "rmsnorm"].assign(recipe="other", eval_loss=lambda t: t["eval_loss"] + 1)
-    chosen = claims.tuned_runs(pd.concat([runs, worse], ignore_index=True))
+    chosen = measures.tuned_runs(pd.concat([runs, worse], ignore_index=True))
     assert chosen[("r2", "rmsnorm")].recipe == "authors"
 
 
@@ -446,8 +446,7 @@ def test_claims_compute_says_what_and_how_long_before_computing(tmp_path, capsys
 def test_second_shape_is_judged_without_the_preset_but_with_the_seeds():
     """C3–C5 at width 256: the rule applies there at level "small" with the rule's seeds; fewer seeds
     give "insufficient evidence" at that shape too."""
-    evidence = {"regime": "init", "level": "small", "preset": "", "seeds": 3, "depth": 65, "width": 256, "seq_len": 128}
-    judged = claims._secondary("C5", CONFIRMING["C5"], evidence)
-    assert judged["secondary"]["verdict"] == "confirmed" and judged["w256_max_abs_error"] == 0.02
-    assert claims._secondary("C5", CONFIRMING["C5"], {**evidence, "seeds": 2})["secondary"]["verdict"] == (
+    second = {"regime": "init", "level": "small", "preset": "", "seeds": 3, "depth": 65, "width": 256, "seq_len": 128}
+    assert claims.judge_second(RULES["C5"], CONFIRMING["C5"], second)["verdict"] == "confirmed"
+    assert claims.judge_second(RULES["C5"], CONFIRMING["C5"], {**second, "seeds": 2})["verdict"] == (
         "insufficient evidence")

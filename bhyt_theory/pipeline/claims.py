@@ -37,30 +37,40 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from .studies import (
-    PAPER_PRESET,
-    STUDIES,
-    ResultMissing,
-    ResultsStore,
-    Study,
-    StudyResult,
-    block_parameters,
+from .evidence import (
+    PAIRED_SEEDS,
+    Minimum,
+    interval_ends,
+    reach,
+    span,
 )
+from .measures import (
+    LADDER_STUDY,
+    ladder_result,
+    measure_c1,
+    measure_c2,
+    measure_c3,
+    measure_c4,
+    measure_c5,
+    measure_c6,
+    measure_c7,
+    measure_c8,
+    measure_c9,
+    load_ladder,
+)
+from .studies import PAPER_PRESET, STUDIES, ResultsStore, StudyResult
 
 VERDICTS = ("confirmed", "refuted", "qualified", "insufficient evidence", "not testable here")
 NOT_RUN = "not run"
 """The status of a claim whose study has no result here (not a verdict: no rule was applied)."""
-LEVELS = ("smoke", "small", "paper")
 PAPER = "Byun et al., arXiv 2601.09719"
-CONFIDENCE = 0.95
 
 # Thresholds of the rules, fixed before measuring (each with its reason).
 GROWTH_EXPONENT = 0.1  # rms ∝ l^p: p = 0.1 is a factor 1.74 over 256 layers; below it "no material growth"
@@ -75,8 +85,6 @@ LOSS_MARGIN = 0.02
 BHyT − RMSNorm difference at 374M (−0.009, which it reports as matching) and under a quarter of DyT's
 deficit there (+0.083, which it reports as worse), so a gap inside ±0.02 would not change Table 1's
 reading; it is also above the seed-to-seed sd of the toolkit's CPU runs at their tuned rates (≈ 0.01)."""
-TUNING_RATES = 4  # a "tuned" rate: chosen from a sweep of at least this many rates …
-TUNING_SPAN = 10.0  # … spanning at least this factor (issue of the trained regime: ≥ 4 rates over ≥ 10×)
 
 
 @dataclass(frozen=True)
@@ -87,160 +95,6 @@ class Verdict:
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
             raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
-
-
-# ------------------------------------------------------------ statistics for few seeds
-
-@dataclass(frozen=True)
-class Interval:
-    """A sample mean with its Student-t interval: ``low``/``high`` NaN when ``n < 2`` (df = n − 1)."""
-
-    mean: float
-    sd: float
-    n: int
-    low: float
-    high: float
-    level: float = CONFIDENCE
-
-    @property
-    def df(self) -> int:
-        return max(self.n - 1, 0)
-
-    def text(self, digits: int = 4) -> str:
-        f = f"{{:+.{digits}f}}"
-        if self.n < 2:
-            return f"{f.format(self.mean)} (n = {self.n}: no interval)"
-        return (f"{f.format(self.mean)} [{f.format(self.low)}, {f.format(self.high)}] "
-                f"({self.level:.0%} t, {self.df} df)")
-
-
-def t_interval(values: Sequence[float], level: float = CONFIDENCE) -> Interval:
-    """Mean of ``values`` with its two-sided Student-t interval ``mean ∓ t_{(1+level)/2, n−1} · sd/√n``
-    (scipy.stats.t); exact coverage for independent normal samples."""
-    data = np.asarray([v for v in values if v is not None and math.isfinite(float(v))], dtype=float)
-    n = len(data)
-    if n == 0:
-        return Interval(math.nan, math.nan, 0, math.nan, math.nan, level)
-    mean = float(data.mean())
-    if n < 2:
-        return Interval(mean, math.nan, n, math.nan, math.nan, level)
-    sd = float(data.std(ddof=1))
-    half = float(stats.t.ppf((1 + level) / 2, n - 1)) * sd / math.sqrt(n)
-    return Interval(mean, sd, n, mean - half, mean + half, level)
-
-
-def ratio_interval(ratios: Sequence[float], level: float = CONFIDENCE) -> Interval:
-    """Geometric mean of positive ``ratios`` with the t interval of their logarithms, mapped back
-    (always positive and finite where the interval exists)."""
-    logs = t_interval([math.log(r) for r in ratios if r is not None and math.isfinite(r) and r > 0], level)
-    return Interval(math.exp(logs.mean) if logs.n else math.nan, logs.sd, logs.n,
-                    math.exp(logs.low) if logs.n > 1 else math.nan, math.exp(logs.high) if logs.n > 1 else math.nan,
-                    level)
-
-
-def interval_fields(key: str, interval: Interval) -> dict:
-    """``key``, ``key_ci_low``, ``key_ci_high``, ``key_n`` and ``key_df`` of a measured-figures dict."""
-    return {key: interval.mean, f"{key}_ci_low": interval.low, f"{key}_ci_high": interval.high,
-            f"{key}_n": interval.n, f"{key}_df": interval.df}
-
-
-def _interval(measured: Mapping, key: str) -> tuple[float, float]:
-    """``(low, high)`` of ``key``'s interval; ``(−inf, inf)`` where none exists (one seed), so no
-    threshold can be decided from a point value alone."""
-    low, high = measured.get(f"{key}_ci_low"), measured.get(f"{key}_ci_high")
-    low = -math.inf if low is None or not math.isfinite(float(low)) else float(low)
-    high = math.inf if high is None or not math.isfinite(float(high)) else float(high)
-    return low, high
-
-
-def _span(low: float, high: float, digits: int = 2, percent: bool = False) -> str:
-    """``[low, high]`` (as percentages with ``percent``), or "no interval" where an end is missing."""
-    if not (math.isfinite(low) and math.isfinite(high)):
-        return "no interval"
-    if percent:
-        return f"[{low:.{digits}%}, {high:.{digits}%}]"
-    return f"[{low:.{digits}f}, {high:.{digits}f}]"
-
-
-# ------------------------------------------------------------ evidence and its minimum
-
-@dataclass(frozen=True)
-class Minimum:
-    """The least evidence a rule needs for a verdict.
-
-    ``level``: the lowest evidence level (``LEVELS``); ``seeds``: independent replicates
-    (paired seeds for trained comparisons, interleaved rounds for timings) at the
-    deciding shape; ``rungs``: ladder rungs with that many paired seeds at tuned rates
-    (trained claims); ``preset``: the paper shape the verdict must be computed at.
-    """
-
-    regime: str
-    level: str = "small"
-    seeds: int = 3
-    rungs: int = 0
-    preset: str = ""
-
-    def text(self) -> str:
-        parts = [f"{self.regime} regime at level ≥ {self.level}"]
-        if self.preset:
-            parts.append(f"at the {self.preset} preset")
-        if self.rungs:
-            parts.append(f"≥ {self.seeds} paired seeds at tuned rates (≥ {TUNING_RATES} rates over ≥ "
-                         f"{TUNING_SPAN:g}×) on ≥ {self.rungs} ladder rungs")
-        else:
-            parts.append(f"≥ {self.seeds} {'rounds' if self.regime == 'cost' else 'seeds'}")
-        return ", ".join(parts)
-
-    def shortfall(self, evidence: Mapping) -> str | None:
-        """What ``evidence`` lacks for a verdict, in words; None when it meets the minimum."""
-        lacking = []
-        level = evidence.get("level", "smoke")
-        if LEVELS.index(level) < LEVELS.index(self.level):
-            lacking.append(f"level {level} (needs {self.level})")
-        if self.preset and evidence.get("preset") != self.preset:
-            lacking.append(f"shape {evidence.get('preset') or _shape_text(evidence)} (needs the {self.preset} preset)")
-        if int(evidence.get("seeds") or 0) < self.seeds:
-            have = int(evidence.get("seeds") or 0)
-            unit = "round" if self.regime == "cost" else "seed"
-            lacking.append(f"{have} {unit}{'' if have == 1 else 's'} (needs {self.seeds})")
-        if self.rungs and evidence.get("tuned") is False:
-            lacking.append(f"rates not tuned at the largest rung (needs ≥ {TUNING_RATES} rates over ≥ {TUNING_SPAN:g}×)")
-        if self.rungs and int(evidence.get("rungs") or 0) < self.rungs:
-            lacking.append(f"ladder rungs with {self.seeds} paired seeds at tuned rates: {evidence.get('rungs') or 0} "
-                           f"(needs {self.rungs})")
-        return "; ".join(lacking) or None
-
-
-def _shape_text(evidence: Mapping) -> str:
-    parts = [f"{name} {evidence[key]:,}" if isinstance(evidence.get(key), (int, np.integer)) else ""
-             for key, name in (("depth", "depth"), ("width", "width"), ("seq_len", "T"))]
-    return ", ".join(p for p in parts if p) or "unknown"
-
-
-def reach(evidence: Mapping) -> str:
-    """One cell of the claims table: level, preset or shape, seeds, tokens."""
-    if not evidence:
-        return ""
-    preset = evidence.get("preset")
-    parts = [evidence.get("level", "?"), f"{preset}, T {evidence['seq_len']}" if preset and evidence.get("seq_len")
-             else preset or _shape_text(evidence)]
-    if evidence.get("parameters"):
-        parts.append(f"{_count(evidence['parameters'])} {'block ' if evidence.get('regime') == 'init' else ''}params")
-    if evidence.get("tokens"):
-        parts.append(f"{_count(evidence['tokens'])} tokens")
-    if evidence.get("rungs"):
-        parts.append(f"{evidence['rungs']} rungs")
-    seeds = int(evidence.get("seeds") or 0)
-    parts.append(f"{seeds} {'round' if evidence.get('regime') == 'cost' else 'seed'}{'' if seeds == 1 else 's'}")
-    return ", ".join(str(p) for p in parts)
-
-
-def _count(value: float) -> str:
-    value = float(value)
-    for size, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if value >= size:
-            return f"{value / size:.3g}{suffix}"
-    return f"{value:.0f}"
 
 
 @dataclass(frozen=True)
@@ -257,16 +111,16 @@ class Rule:
 
 
 def _pre_ln_grows(m: Mapping) -> Verdict:
-    low, high = _interval(m, "exponent")
+    low, high = interval_ends(m, "exponent")
     if low > GROWTH_EXPONENT:
         return Verdict("confirmed", f"Pre-LN's power-law exponent is above {GROWTH_EXPONENT} (95 % CI from {low:.2f})")
     if high < GROWTH_EXPONENT:
         return Verdict("refuted", f"Pre-LN's power-law exponent is below {GROWTH_EXPONENT} (95 % CI up to {high:.2f})")
-    return Verdict("qualified", f"the exponent's interval {_span(low, high)} straddles {GROWTH_EXPONENT}")
+    return Verdict("qualified", f"the exponent's interval {span(low, high)} straddles {GROWTH_EXPONENT}")
 
 
 def _bhyt_prevents_growth(m: Mapping) -> Verdict:
-    low, high = _interval(m, "exponent")
+    low, high = interval_ends(m, "exponent")
     if high < GROWTH_EXPONENT:
         return Verdict("confirmed", f"BHyT's power-law exponent stays below {GROWTH_EXPONENT} (95 % CI up to {high:.2f})")
     if low > GROWTH_EXPONENT and m["scale_vs_rmsnorm"] >= 1:
@@ -275,12 +129,12 @@ def _bhyt_prevents_growth(m: Mapping) -> Verdict:
     if low > GROWTH_EXPONENT:
         return Verdict("qualified", f"BHyT's rms still grows with depth (exponent {m['exponent']:.2f}, CI from "
                        f"{low:.2f}) but ends at ×{m['scale_vs_rmsnorm']:.2f} of Pre-LN's")
-    return Verdict("qualified", f"BHyT's exponent interval {_span(low, high)} straddles {GROWTH_EXPONENT}; its "
+    return Verdict("qualified", f"BHyT's exponent interval {span(low, high)} straddles {GROWTH_EXPONENT}; its "
                    f"last-layer rms is ×{m['scale_vs_rmsnorm']:.2f} of Pre-LN's")
 
 
 def _non_saturating(m: Mapping) -> Verdict:
-    low, high = _interval(m, "saturated_fraction")
+    low, high = interval_ends(m, "saturated_fraction")
     if m["bound_max_ratio"] > 1 + BOUND_TOLERANCE:
         return Verdict("refuted", f"the saturation bound is exceeded (measured/bound {m['bound_max_ratio']:.6f})")
     if low > SATURATION_REFUTE:
@@ -291,12 +145,12 @@ def _non_saturating(m: Mapping) -> Verdict:
                        f"at or below {SATURATION_CONFIRM:.0%} (up to {high:.3%}) and no input beat the "
                        "distribution-free bound")
     return Verdict("qualified", f"BHyT's largest fraction of tanh inputs with |z| ≥ 1 is {m['saturated_fraction']:.2%} "
-                   f"(95 % CI {_span(low, high, 3, percent=True)}), not within {SATURATION_CONFIRM:.0%} nor above "
+                   f"(95 % CI {span(low, high, 3, percent=True)}), not within {SATURATION_CONFIRM:.0%} nor above "
                    f"{SATURATION_REFUTE:.0%}")
 
 
 def _estimate_accurate(m: Mapping) -> Verdict:
-    low, high = _interval(m, "max_abs_error")
+    low, high = interval_ends(m, "max_abs_error")
     if high <= ESTIMATE_CONFIRM:
         return Verdict("confirmed", f"|M₂/m − 1| is within {ESTIMATE_CONFIRM:.0%} at every layer × position (95 % CI "
                        f"up to {high:.1%})")
@@ -304,12 +158,12 @@ def _estimate_accurate(m: Mapping) -> Verdict:
         return Verdict("refuted", f"|M₂/m − 1| exceeds {ESTIMATE_REFUTE:.0%} at layer {m['worst_layer']}, position "
                        f"{m['worst_position']} (95 % CI from {low:.1%}; point {m['max_abs_error']:.1%})")
     return Verdict("qualified", f"the worst |M₂/m − 1| is {m['max_abs_error']:.1%} (95 % CI "
-                   f"{_span(low, high, 1, percent=True)}): not within {ESTIMATE_CONFIRM:.0%} everywhere nor surely "
+                   f"{span(low, high, 1, percent=True)}): not within {ESTIMATE_CONFIRM:.0%} everywhere nor surely "
                    f"above {ESTIMATE_REFUTE:.0%} anywhere")
 
 
 def _faster(m: Mapping) -> Verdict:
-    training, decode = _interval(m, "training_speedup"), _interval(m, "decode_speedup")
+    training, decode = interval_ends(m, "training_speedup"), interval_ends(m, "decode_speedup")
     figures = (f"training {m['training_speedup']:+.1f} % [{training[0]:+.1f}, {training[1]:+.1f}], decode "
                f"{m['decode_speedup']:+.1f} % [{decode[0]:+.1f}, {decode[1]:+.1f}]")
     if m["device"] != "cuda":
@@ -330,7 +184,7 @@ def _faster(m: Mapping) -> Verdict:
 def worse_in_training(m: Mapping, key: str, diverged: str, baseline_diverged: str) -> str:
     """"worse", "not worse" or "undetermined": the paired eval-loss gap ``key`` (scheme − baseline)
     against ``LOSS_MARGIN``, and the divergence counts."""
-    low, high = _interval(m, key)
+    low, high = interval_ends(m, key)
     if m[diverged] > m[baseline_diverged] or low > LOSS_MARGIN:
         return "worse"
     if high <= LOSS_MARGIN:
@@ -339,7 +193,7 @@ def worse_in_training(m: Mapping, key: str, diverged: str, baseline_diverged: st
 
 
 def _dyt_fast_but_fragile(m: Mapping) -> Verdict:
-    speed = _interval(m, "dyt_speedup")
+    speed = interval_ends(m, "dyt_speedup")
     fragile = worse_in_training(m, "dyt_loss_gap", "dyt_diverged", "rmsnorm_diverged")
     trains = {"worse": "trains worse", "not worse": "does not train worse",
               "undetermined": "is not distinguishable from RMSNorm in training"}[fragile]
@@ -356,8 +210,8 @@ def _quality_matches(m: Mapping) -> Verdict:
         if m["bhyt_finished"] == 0 and m["rmsnorm_finished"] > 0:
             return Verdict("refuted", f"every BHyT run diverged while {m['rmsnorm_finished']} RMSNorm runs finished")
         return Verdict("qualified", "no pair of finished BHyT and RMSNorm runs to compare")
-    low, high = _interval(m, "loss_gap")
-    gap = f"paired gap {m['loss_gap']:+.4f}, 95 % CI {_span(low, high, 4)}, {m.get('loss_gap_df', 0)} df"
+    low, high = interval_ends(m, "loss_gap")
+    gap = f"paired gap {m['loss_gap']:+.4f}, 95 % CI {span(low, high, 4)}, {m.get('loss_gap_df', 0)} df"
     if high <= LOSS_MARGIN:
         return Verdict("confirmed", f"BHyT's eval loss is at most {LOSS_MARGIN} above RMSNorm's or below ({gap})")
     if low > LOSS_MARGIN:
@@ -368,8 +222,8 @@ def _quality_matches(m: Mapping) -> Verdict:
 def _smaller_trained_activations(m: Mapping) -> Verdict:
     if not math.isfinite(m["mean_abs_ratio"]):
         return Verdict("qualified", "no finished pair of BHyT and RMSNorm runs to compare last-layer magnitudes")
-    low, high = _interval(m, "mean_abs_ratio")
-    ratio = f"ratio ×{m['mean_abs_ratio']:.2f}, 95 % CI {_span(low, high)}"
+    low, high = interval_ends(m, "mean_abs_ratio")
+    ratio = f"ratio ×{m['mean_abs_ratio']:.2f}, 95 % CI {span(low, high)}"
     if low >= ACTIVATION_RATIO_CONFIRM:
         return Verdict("confirmed", f"RMSNorm's last-layer mean |h| is at least ×{ACTIVATION_RATIO_CONFIRM} BHyT's ({ratio})")
     if high <= 1:
@@ -397,7 +251,7 @@ def _statement_holds(m: Mapping) -> Verdict:
     return Verdict("confirmed", f"all {m['checks']} checks pass")
 
 
-TRAINED_MINIMUM = Minimum("trained", level="small", seeds=3, rungs=2)
+TRAINED_MINIMUM = Minimum("trained", level="small", seeds=PAIRED_SEEDS, rungs=2)
 """C2, C7, C8: three paired seeds give a t interval with 2 df; two rungs give a trend across scale."""
 
 RULES = {
@@ -442,485 +296,14 @@ RULES = {
 }
 
 
-# ------------------------------------------------------------ measured figures and evidence from the studies' tables
-
-PAPER_SHAPES = ("llama-374m", "llama-1b", "llama-3b")
-FIT_COLUMNS = ("source", "scheme", "form", "best", "law", "slope", "slope_ci_low", "slope_ci_high", "rms_first",
-               "rms_last", "n_seeds", "n_layers")
-SHAPE_COLUMNS = ("preset", "depth", "width", "seq_len", "parameters")
-LADDER_COLUMNS = ("rung", "params", "tokens", "scheme", "lr", "seed", "eval_loss")
-"""The columns of ``ladder.csv`` the trained claims read (``recipe`` and ``steps`` where present)."""
-RUN_COLUMNS = ("label", "seed", "final_eval_loss", "diverged", "tokens_seen", "steps_done")
-TRAINING_COLUMNS = ("label", "n_runs", "n_diverged", "eval_loss_mean", "eval_loss_sd", "mean_abs_baseline_ratio",
-                    "variance_baseline_ratio", "last_mean_abs", "growth_mean_abs")
-"""The columns of the training tables the claims read."""
-
-
-def _level(results: Mapping[str, StudyResult], names: Sequence[str], preset: str = "") -> str:
-    """``smoke`` if any of ``names`` ran at quick sizes, ``paper`` at a paper preset, else ``small``."""
-    if any(results[name].quick for name in names if name in results):
-        return "smoke"
-    return "paper" if preset in PAPER_SHAPES else "small"
-
-
-def _shape(depth, width, seq_len, heads: int = 4, **extra) -> dict:
-    from ..numerics.model import StackConfig
-
-    config = StackConfig(depth=int(depth), width=int(width), heads=heads, seq_len=int(seq_len))
-    return {"depth": int(depth), "width": int(width), "seq_len": int(seq_len), "parameters": block_parameters(config),
-            **extra}
-
-
-def _init_evidence(level: str, seeds: int, **shape) -> dict:
-    return {"regime": "init", "level": level, "preset": shape.pop("preset", "") or "", **shape, "tokens": None,
-            "seeds": int(seeds), "steps": None}
-
-
-def _paper_shape(table: pd.DataFrame) -> dict:
-    row = table.iloc[0]
-    preset = row["preset"] if isinstance(row["preset"], str) else ""
-    return {"preset": preset, "depth": int(row["depth"]), "width": int(row["width"]), "seq_len": int(row["seq_len"]),
-            "parameters": int(row["parameters"])}
-
-
-def _secondary(rule: str, measured: dict, evidence: dict, prefix: str = "w256_") -> dict:
-    """The rule applied at a second shape: its figures under ``prefix`` and its evidence with the verdict.
-
-    The second shape is below the paper's by design, so its minimum is the rule's without the preset
-    (level ``small``, the same seeds)."""
-    verdict = RULES[rule].decide(measured)
-    minimum = dataclasses.replace(RULES[rule].minimum, preset="", level="small")
-    shortfall = minimum.shortfall(evidence)
+def judge_second(rule: Rule, measured: Mapping, evidence: dict) -> dict:
+    """``rule`` applied at a second shape, below the paper's by design: its minimum without the preset
+    (level ``small``, the same seeds). Returns the evidence with the verdict and its reason."""
+    verdict = rule.decide(measured)
+    shortfall = dataclasses.replace(rule.minimum, preset="", level="small").shortfall(evidence)
     if shortfall:
         verdict = Verdict("insufficient evidence", f"below the minimum evidence: {shortfall}")
-    return {**{prefix + key: value for key, value in measured.items()},
-            "secondary": {**evidence, "verdict": verdict.verdict, "reason": verdict.reason}}
-
-
-def _growth_row(fits: pd.DataFrame, scheme: str, source: str = "monte carlo", form: str = "power") -> tuple[pd.Series, pd.Series]:
-    """The fit of ``form`` for ``scheme`` from ``source`` and its best-fitting form."""
-    fits = fits[(fits["source"] == source) & (fits["scheme"] == scheme)]
-    return fits[fits["form"] == form].iloc[0], fits[fits["best"].astype(bool)].iloc[0]
-
-
-def _exponent(power: pd.Series) -> dict:
-    n = int(power["n_seeds"])
-    return {"exponent": power["slope"], "exponent_ci_low": power["slope_ci_low"], "exponent_ci_high": power["slope_ci_high"],
-            "exponent_n": n, "exponent_df": max(n - 1, 0)}
-
-
-def _measure_c1(results: Mapping[str, StudyResult]) -> dict:
-    growth = results["growth"]
-    power, best = _growth_row(growth.table("growth_fits", *FIT_COLUMNS), "rmsnorm")
-    rms = growth.table("growth_rms", "depth", "width", "seq_len")
-    depth = int(rms["depth"].iloc[0])
-    return {**_exponent(power), "rms_first": power["rms_first"], "rms_last": power["rms_last"],
-            "growth_factor": power["rms_last"] / power["rms_first"], "best_law": best["law"], "depth": depth,
-            "evidence": _init_evidence(_level(results, ["growth"]), power["n_seeds"],
-                                       **_shape(depth, rms["width"].iloc[0], rms["seq_len"].iloc[0]))}
-
-
-def _growth_figures(fits: pd.DataFrame) -> dict:
-    power, best = _growth_row(fits, "bhyt")
-    reference, _ = _growth_row(fits, "rmsnorm")
-    return {**_exponent(power), "rms_first": power["rms_first"], "rms_last": power["rms_last"],
-            "growth_factor": power["rms_last"] / power["rms_first"], "best_law": best["law"],
-            "scale_vs_rmsnorm": power["rms_last"] / reference["rms_last"], "rmsnorm_exponent": reference["slope"],
-            "depth": int(power["n_layers"])}
-
-
-def _measure_c4(results: Mapping[str, StudyResult]) -> dict:
-    fits = results["paper_init"].table("paper_growth_fits", *FIT_COLUMNS, *SHAPE_COLUMNS)
-    measured = _growth_figures(fits)
-    field_power, _ = _growth_row(fits, "bhyt", source="mean field")
-    measured["meanfield_exponent"] = field_power["slope"]
-    measured["evidence"] = _init_evidence(_level(results, ["paper_init"], _paper_shape(fits)["preset"]),
-                                          measured["exponent_n"], **_paper_shape(fits))
-    growth = results.get("growth")
-    if growth is not None and not growth.unavailable:
-        second = _growth_figures(growth.table("growth_fits", *FIT_COLUMNS))
-        rms = growth.table("growth_rms", "depth", "width", "seq_len")
-        measured.update(_secondary("C4", second, _init_evidence(
-            _level(results, ["growth"]), second["exponent_n"],
-            **_shape(rms["depth"].iloc[0], rms["width"].iloc[0], rms["seq_len"].iloc[0]))))
-    return measured
-
-
-def _saturation_figures(layers: pd.DataFrame, schemes: Sequence[str] = ("bhyt", "bhytstar")) -> dict:
-    """Largest per-layer saturated fraction (|z| ≥ 1) and the largest ends of the per-layer intervals."""
-    rows = layers[(layers["statistic"] == "saturated_fraction_1") & layers["scheme"].isin(schemes)]
-    arg = layers[(layers["statistic"] == "arg_rms") & layers["scheme"].isin(schemes)]
-    n = int(rows["n_seeds"].min())
-    worst = rows.loc[rows["mean"].idxmax()]
-    return {"saturated_fraction": float(rows["mean"].max()),
-            "saturated_fraction_ci_low": float(rows["ci_low"].max()) if n > 1 else math.nan,
-            "saturated_fraction_ci_high": float(rows["ci_high"].max()) if n > 1 else math.nan,
-            "saturated_fraction_n": n, "saturated_fraction_df": max(n - 1, 0),
-            "saturated_layer": int(worst["layer"]), "saturated_sublayer": str(worst["sublayer"]),
-            "arg_rms_max": float(arg["mean"].max())}
-
-
-def _measure_c3(results: Mapping[str, StudyResult]) -> dict:
-    bounds = results["bounds"].table("bounds_tightness", "bound", "ratio", "construction")
-    saturation_bounds = bounds[bounds["bound"].astype(str).str.startswith("saturation")]
-    bound = {"bound_max_ratio": float(saturation_bounds["ratio"].max()),
-             "bound_max_construction": str(saturation_bounds.loc[saturation_bounds["ratio"].idxmax(), "construction"])}
-    layers = results["paper_init"].table("paper_layers", "scheme", "layer", "sublayer", "statistic", "mean", "n_seeds",
-                                         "ci_low", "ci_high", "meanfield", *SHAPE_COLUMNS)
-    shape = _paper_shape(layers)
-    measured = {**_saturation_figures(layers, ("bhyt",)), **bound}
-    field_rows = layers[(layers["statistic"] == "saturated_fraction_1") & (layers["scheme"] == "bhyt")]
-    measured["meanfield_saturated_fraction"] = float(field_rows["meanfield"].max())
-    measured["evidence"] = _init_evidence(_level(results, ["paper_init", "bounds"], shape["preset"]),
-                                          measured["saturated_fraction_n"], **shape)
-    trace = results.get("trace")
-    if trace is not None and not trace.unavailable:
-        table = trace.table("trace", "scheme", "layer", "sublayer", "statistic", "mean", "n_seeds", "ci_low", "ci_high",
-                            "depth", "width", "seq_len")
-        second = {**_saturation_figures(table), **bound}
-        measured.update(_secondary("C3", second, _init_evidence(
-            _level(results, ["trace", "bounds"]), second["saturated_fraction_n"],
-            **_shape(table["depth"].iloc[0], table["width"].iloc[0], table["seq_len"].iloc[0]))))
-    return measured
-
-
-def _estimate_figures(cells: pd.DataFrame) -> dict:
-    """Worst |M₂/m − 1| over layer × position cells (``ratio``, ``ratio_sd``, ``n_seeds``) and the largest
-    lower and upper ends of the cells' 95 % t intervals of |ratio − 1|."""
-    n = cells["n_seeds"].to_numpy(float)
-    quantile = np.where(n > 1, stats.t.ppf((1 + CONFIDENCE) / 2, np.maximum(n - 1, 1)), np.nan)
-    half = quantile * cells["ratio_sd"].to_numpy(float) / np.sqrt(n)
-    low, high = cells["ratio"].to_numpy(float) - half, cells["ratio"].to_numpy(float) + half
-    error_low = np.where((low <= 1) & (high >= 1), 0.0, np.minimum(np.abs(low - 1), np.abs(high - 1)))
-    error_high = np.maximum(np.abs(low - 1), np.abs(high - 1))
-    error = (cells["ratio"] - 1).abs()
-    worst = cells.loc[error.idxmax()]
-    seeds = int(n.min())
-    return {"max_abs_error": float(error.max()),
-            "max_abs_error_ci_low": float(np.max(error_low)) if seeds > 1 else math.nan,
-            "max_abs_error_ci_high": float(np.max(error_high)) if seeds > 1 else math.nan,
-            "max_abs_error_n": seeds, "max_abs_error_df": max(seeds - 1, 0),
-            "mean_abs_error": float(error.mean()), "median_ratio": float(cells["ratio"].median()),
-            "min_ratio": float(cells["ratio"].min()), "worst_layer": int(worst["layer"]),
-            "worst_position": int(worst["position"]), "worst_ratio": float(worst["ratio"]),
-            "first_ratio": float(cells[(cells["layer"] == cells["layer"].min()) & (cells["position"] == 0)]["ratio"].iloc[0])}
-
-
-def _measure_c5(results: Mapping[str, StudyResult]) -> dict:
-    cells = results["paper_init"].table("paper_estimate", "layer", "position", "ratio", "ratio_sd", "n_seeds",
-                                        "meanfield_ratio", *SHAPE_COLUMNS)
-    shape = _paper_shape(cells)
-    measured = _estimate_figures(cells)
-    agreement = (cells["meanfield_ratio"] / cells["ratio"] - 1).abs()
-    measured.update({"meanfield_first_ratio": float(cells[(cells["layer"] == 0) & (cells["position"] == 0)]
-                                                    ["meanfield_ratio"].iloc[0]),
-                     "meanfield_median_ratio": float(cells["meanfield_ratio"].median()),
-                     "meanfield_max_abs_error": float((cells["meanfield_ratio"] - 1).abs().max()),
-                     "meanfield_agreement_median": float(agreement.median()),
-                     "meanfield_agreement_p90": float(agreement.quantile(0.9)),
-                     "evidence": _init_evidence(_level(results, ["paper_init"], shape["preset"]),
-                                                int(cells["n_seeds"].min()), **shape)})
-    variance = results.get("variance")
-    if variance is not None and not variance.unavailable:
-        table = variance.table("variance_estimators", "estimator", "layer", "position", "ratio", "ratio_se", "seeds",
-                               "depth", "width", "seq_len")
-        reference = table[table["estimator"] == "reference"]
-        second = _estimate_figures(reference.assign(n_seeds=reference["seeds"],
-                                                    ratio_sd=reference["ratio_se"] * np.sqrt(reference["seeds"])))
-        best_other = (table[table["estimator"] != "reference"].assign(error=lambda t: (t["ratio"] - 1).abs())
-                      .groupby("estimator")["error"].mean())
-        second.update({"best_estimator": str(best_other.idxmin()) if len(best_other) else "none",
-                       "best_estimator_mean_abs_error": float(best_other.min()) if len(best_other) else math.nan})
-        measured.update(_secondary("C5", second, _init_evidence(
-            _level(results, ["variance"]), second["max_abs_error_n"],
-            **_shape(table["depth"].iloc[0], table["width"].iloc[0], table["seq_len"].iloc[0]))))
-    return measured
-
-
-def _timing(results: Mapping[str, StudyResult], scheme: str, measurement: str) -> pd.Series:
-    table = results["efficiency"].table("efficiency_timings", "scheme", "measurement", "speedup_percent",
-                                        "speedup_ci_low", "speedup_ci_high", "hardware", "device", "rounds", "width")
-    return table[(table["scheme"] == scheme) & (table["measurement"] == measurement)].iloc[0]
-
-
-def _cost_evidence(results: Mapping[str, StudyResult], row: pd.Series) -> dict:
-    return {"regime": "cost", "level": _level(results, ["efficiency"]), "preset": "", "width": int(row["width"]),
-            "seq_len": int(row["seq_len"]) if "seq_len" in row and pd.notna(row["seq_len"]) else None,
-            "parameters": None, "tokens": None, "seeds": int(row["rounds"]), "steps": None,
-            "device": str(row["device"]), "hardware": str(row["hardware"])}
-
-
-def _measure_c6(results: Mapping[str, StudyResult]) -> dict:
-    training, decode = _timing(results, "bhyt", "block forward+backward"), _timing(results, "bhyt", "decode step")
-    return {"training_speedup": training["speedup_percent"], "training_speedup_ci_low": training["speedup_ci_low"],
-            "training_speedup_ci_high": training["speedup_ci_high"], "decode_speedup": decode["speedup_percent"],
-            "decode_speedup_ci_low": decode["speedup_ci_low"], "decode_speedup_ci_high": decode["speedup_ci_high"],
-            "hardware": training["hardware"], "device": str(training["device"]).split(":")[0],
-            "rounds": int(training["rounds"]), "width": int(training["width"]),
-            "evidence": _cost_evidence(results, training)}
-
-
-def _measure_c9(results: Mapping[str, StudyResult]) -> dict:
-    import inspect
-
-    from ..experiments.decode import decode_exactness
-
-    table = results["decode"].table("decode_exactness", "dtype", "order", "norm_fraction_differing",
-                                    "block_fraction_differing", "greedy_identical_fraction", "norm_max_ulps",
-                                    "greedy_sequences")
-    exact = (table["norm_fraction_differing"] == 0) & (table["block_fraction_differing"] == 0) & (
-        table["greedy_identical_fraction"] == 1)
-    greedy_changed = table[table["greedy_identical_fraction"] < 1]
-    no_exact = [dtype for dtype, rows in table.groupby("dtype", sort=False)
-                if not (rows["greedy_identical_fraction"] == 1).any()]
-    batch = inspect.signature(decode_exactness).parameters["batch"].default
-    return {"greedy_identical_min": float(table["greedy_identical_fraction"].min()),
-            "inexact_settings": int((~exact).sum()), "settings": int(len(table)),
-            "max_ulps": int(table["norm_max_ulps"].max()),
-            "exact_list": ", ".join(f"{r.dtype}/{r.order}" for r in table[exact].itertuples()) or "none",
-            "greedy_changed_list": ", ".join(f"{r.dtype}/{r.order}" for r in greedy_changed.itertuples()) or "none",
-            "dtypes_without_exact_order": ", ".join(no_exact),
-            "evidence": {"regime": "init", "level": _level(results, ["decode"]), "preset": "", "parameters": None,
-                         "tokens": None, "seeds": int(table["greedy_sequences"].iloc[0]) // batch, "steps": None}}
-
-
-# ------------------------------------------------------------ the trained regime: ladder tables, else the small runs
-
-LADDER_FILES = {"ladder": "ladder.csv", "ladder_summary": "ladder_summary.csv"}
-LADDER_STUDY = Study("ladder", "The trained regime across scale (ladder)", ("C2", "C7", "C8"),
-                     produce=lambda sizes, log=None: {}, quick={}, full={}, seconds=(0, 0),
-                     subcommand="bhyt-theory train --ladder", forward_only=False)
-"""Where the ladder's tables come from when no study of that name is registered: ``ladder.csv`` (one row
-per run: ``rung, params, tokens, scheme, recipe, lr, seed, eval_loss, last_mean_abs``, …) and
-``ladder_summary.csv`` (one row per rung × scheme at its best rate) in the results folder, as
-``bhyt-theory train --ladder --out FOLDER`` writes them."""
-
-
-def load_ladder(folder: str | Path) -> StudyResult | None:
-    """The ladder tables in ``folder`` (``LADDER_FILES``), or None when ``ladder.csv`` is absent."""
-    import json
-
-    folder = Path(folder)
-    if not (folder / LADDER_FILES["ladder"]).exists():
-        return None
-    tables = {name: pd.read_csv(folder / file) for name, file in LADDER_FILES.items() if (folder / file).exists()}
-    meta_path = folder / "ladder.meta.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-    meta.setdefault("command", f"bhyt-theory train --ladder --out {folder}")
-    runs = tables["ladder"]
-    if "rung" in runs and "sizes" not in meta:
-        meta["sizes"] = f"{runs['rung'].nunique()} rungs, {len(runs)} runs ({folder / LADDER_FILES['ladder']})"
-    return StudyResult(STUDIES.get("ladder", LADDER_STUDY), tables, meta)
-
-
-def _ladder(results: Mapping[str, StudyResult]) -> StudyResult | None:
-    ladder = results.get("ladder")
-    return ladder if ladder is not None and not ladder.unavailable and "ladder" in ladder.tables else None
-
-
-@dataclass(frozen=True)
-class TunedRuns:
-    """One scheme at one rung: its best recipe, the rate it was tuned to and its runs at that rate."""
-
-    recipe: str
-    lr: float
-    tuned: bool
-    runs: pd.DataFrame
-
-
-def tuned_runs(runs: pd.DataFrame, summary: pd.DataFrame | None = None) -> dict[tuple, TunedRuns]:
-    """Per (rung, scheme) the runs at its tuned rate, for its best recipe (lowest mean eval loss there).
-
-    The tuned rate is ``ladder_summary``'s ``best_lr`` (or ``lr``) for that rung × scheme (× recipe)
-    when the summary gives one, else the rate run with the most seeds (the sweep's winner, rerun
-    with more seeds), ties broken by the lower mean eval loss. ``tuned``: the recipe was swept over
-    ≥ ``TUNING_RATES`` rates spanning ≥ ``TUNING_SPAN``×. Runs marked ``diverged`` or with a
-    non-finite eval loss are divergences.
-    """
-    runs = _mark_divergences(runs)
-    runs = runs.assign(recipe=runs["recipe"].fillna("") if "recipe" in runs else "")
-    rate = next((name for name in ("best_lr", "lr") if summary is not None and name in summary.columns), None)
-    chosen = {}
-    for (rung, scheme), group in runs.groupby(["rung", "scheme"], sort=False):
-        candidates = []
-        for recipe, rows in group.groupby("recipe", sort=False):
-            rates = np.sort(rows["lr"].unique())
-            lr = None
-            if rate is not None and {"rung", "scheme"} <= set(summary.columns):
-                match = summary[(summary["rung"] == rung) & (summary["scheme"] == scheme)]
-                if "recipe" in match:
-                    match = match[match["recipe"].fillna("") == recipe]
-                if len(match):
-                    lr = float(match[rate].iloc[0])
-            if lr is None:
-                per_rate = rows.assign(finite=np.isfinite(rows["eval_loss"].astype(float))).groupby("lr").agg(
-                    seeds=("seed", "nunique"), loss=("eval_loss", lambda v: v[np.isfinite(v)].mean()))
-                per_rate = per_rate[per_rate["seeds"] == per_rate["seeds"].max()].sort_values("loss", na_position="last")
-                lr = float(per_rate.index[0])
-            at = rows[np.isclose(rows["lr"], lr)]
-            tuned = len(rates) >= TUNING_RATES and rates[-1] >= TUNING_SPAN * rates[0]
-            loss = at["eval_loss"].astype(float)
-            candidates.append((loss[np.isfinite(loss)].mean() if np.isfinite(loss).any() else math.inf,
-                               TunedRuns(str(recipe), lr, bool(tuned), at)))
-        chosen[(rung, scheme)] = min(candidates, key=lambda c: c[0])[1]
-    return chosen
-
-
-def _mark_divergences(runs: pd.DataFrame) -> pd.DataFrame:
-    """``runs`` with the eval loss of every run marked ``diverged`` set to NaN (a divergence, not a loss)."""
-    if "diverged" not in runs:
-        return runs
-    return runs.assign(eval_loss=runs["eval_loss"].astype(float).where(~runs["diverged"].astype(bool)))
-
-
-def _diverged(chosen: TunedRuns) -> int:
-    return int((~np.isfinite(chosen.runs["eval_loss"].astype(float))).sum())
-
-
-def paired_rungs(runs: pd.DataFrame, summary: pd.DataFrame | None, scheme: str, baseline: str = "rmsnorm",
-                 value: str = "eval_loss", ratio: bool = False) -> pd.DataFrame:
-    """Per rung (by parameters), ``scheme`` against ``baseline`` at their tuned rates over shared seeds:
-    the paired differences ``scheme − baseline`` of ``value`` (or, ``ratio=True``, the ratios
-    ``baseline / scheme`` with a log-scale interval), their t interval, the rates, recipes and divergences."""
-    runs = _mark_divergences(runs)
-    chosen = tuned_runs(runs, summary)
-    rows = []
-    for rung, group in runs.groupby("rung", sort=False):
-        if (rung, scheme) not in chosen or (rung, baseline) not in chosen:
-            continue
-        a, b = chosen[(rung, scheme)], chosen[(rung, baseline)]
-        columns = list(dict.fromkeys(["seed", "eval_loss", value]))
-        pairs = a.runs[columns].merge(b.runs[columns], on="seed", suffixes=("", "_baseline"))
-        finished = [c for c in pairs.columns if c != "seed"]
-        pairs = pairs[np.isfinite(pairs[finished].astype(float)).all(axis=1)]
-        interval = (ratio_interval((pairs[f"{value}_baseline"] / pairs[value]).tolist()) if ratio
-                    else t_interval((pairs[value] - pairs[f"{value}_baseline"]).tolist()))
-        rows.append({"rung": rung, "params": float(group["params"].max()), "tokens": float(group["tokens"].max()),
-                     "steps": float(group["steps"].max()) if "steps" in group else math.nan,
-                     "seeds": interval.n, "mean": interval.mean, "ci_low": interval.low, "ci_high": interval.high,
-                     "df": interval.df, "lr": a.lr, "baseline_lr": b.lr, "recipe": a.recipe, "baseline_recipe": b.recipe,
-                     "tuned": a.tuned and b.tuned, "diverged": _diverged(a), "baseline_diverged": _diverged(b),
-                     "runs": len(a.runs), "baseline_runs": len(b.runs)})
-    return pd.DataFrame(rows).sort_values("params", ignore_index=True) if rows else pd.DataFrame()
-
-
-def _ladder_figures(results: Mapping[str, StudyResult], prefix: str, scheme: str, ratio: bool = False) -> dict:
-    """Figures of ``scheme`` against RMSNorm at the largest rung run, the trend across rungs and the evidence."""
-    ladder = _ladder(results)
-    runs = ladder.table("ladder", *LADDER_COLUMNS, *(("last_mean_abs",) if ratio else ()))
-    summary = ladder.tables.get("ladder_summary")  # optional: names the tuned rates where present
-    value = "last_mean_abs" if ratio else "eval_loss"
-    table = paired_rungs(runs, summary, scheme, value=value, ratio=ratio)
-    if table.empty:
-        raise ResultMissing(f"study 'ladder', table 'ladder' has no rung with both {scheme!r} and 'rmsnorm'")
-    top = table.iloc[-1]
-    interval = Interval(top["mean"], math.nan, int(top["seeds"]), top["ci_low"], top["ci_high"])
-    unit = "×{:.2f}" if ratio else "{:+.4f}"
-    trend = "; ".join(f"rung {r.rung} ({_count(r.params)} params, {_count(r.tokens)} tokens): "
-                      + unit.format(r.mean) + f" {_span(r.ci_low, r.ci_high, 2 if ratio else 4)}, {r.seeds} seeds"
-                      for r in table.itertuples())
-    recipes = (f"{scheme}: recipe {top['recipe'] or 'default'} at lr {top['lr']:g}; rmsnorm: recipe "
-               f"{top['baseline_recipe'] or 'default'} at lr {top['baseline_lr']:g}")
-    sufficient = table[(table["seeds"] >= TRAINED_MINIMUM.seeds) & table["tuned"]]
-    level = "smoke" if ladder.quick else ("paper" if top["params"] >= 3.7e8 and top["tokens"] >= 7.5e9 else "small")
-    shape = runs[runs["rung"] == top["rung"]].iloc[0]
-    evidence = {"regime": "trained", "level": level, "preset": "",
-                **{key: int(shape[key]) for key in ("depth", "width", "seq_len") if key in shape and pd.notna(shape[key])},
-                "parameters": float(top["params"]), "tokens": float(top["tokens"]), "seeds": int(top["seeds"]),
-                "tuned": bool(top["tuned"]), "steps": None if pd.isna(top["steps"]) else int(top["steps"]),
-                "rungs": len(sufficient), "rung": top["rung"], "source": "ladder"}
-    return {**interval_fields(prefix, interval), f"{prefix}_trend": trend, f"{prefix}_recipes": recipes,
-            f"{scheme}_diverged": int(top["diverged"]), "rmsnorm_diverged": int(top["baseline_diverged"]),
-            f"{scheme}_finished": int(top["runs"] - top["diverged"]),
-            "rmsnorm_finished": int(top["baseline_runs"] - top["baseline_diverged"]),
-            "rung": str(top["rung"]), "evidence": evidence}
-
-
-def _training_evidence(results: Mapping[str, StudyResult], seeds: int) -> dict:
-    """Evidence of the small CPU training comparison (``training`` study): one shape, one shared rate."""
-    from ..experiments.training.study import preset_config
-
-    runs = results["training"].table("training_runs", *RUN_COLUMNS)
-    stack = preset_config("quick" if results["training"].quick else "default").stack
-    return {"regime": "trained", "level": _level(results, ["training"]), "preset": "", "depth": stack.depth,
-            "width": stack.width, "seq_len": stack.seq_len, "parameters": block_parameters(stack),
-            "tokens": float(runs["tokens_seen"].max()), "seeds": int(seeds), "steps": int(runs["steps_done"].max()),
-            "rungs": 0, "source": "training (one shape, one shared learning rate)"}
-
-
-def _training_rows(results: Mapping[str, StudyResult]) -> pd.DataFrame:
-    """The training summary by label, checked to hold the rows of BHyT, RMSNorm and DyT."""
-    summary = results["training"].table("training_summary", *TRAINING_COLUMNS).set_index("label")
-    absent = [label for label in ("bhyt", "rmsnorm", "dyt") if label not in summary.index]
-    if absent:
-        raise ResultMissing(f"study 'training', table 'training_summary' has no row for label {absent[0]!r}")
-    return summary
-
-
-def _small_run_gap(results: Mapping[str, StudyResult], label: str, prefix: str) -> dict:
-    """The paired eval-loss gap ``label − rmsnorm`` of the small CPU runs (no ladder): same seeds."""
-    runs = results["training"].table("training_runs", *RUN_COLUMNS)
-    finished = runs[~runs["diverged"].astype(bool)]
-    a = finished[finished["label"] == label][["seed", "final_eval_loss"]]
-    b = finished[finished["label"] == "rmsnorm"][["seed", "final_eval_loss"]]
-    pairs = a.merge(b, on="seed", suffixes=("", "_baseline"))
-    interval = t_interval((pairs["final_eval_loss"] - pairs["final_eval_loss_baseline"]).tolist())
-    counts = runs.groupby("label")["diverged"].sum()
-    return {**interval_fields(prefix, interval), f"{prefix}_trend": "one shape only (no ladder results)",
-            f"{prefix}_recipes": "every scheme at one shared learning rate (no tuning)",
-            f"{label}_diverged": int(counts.get(label, 0)), "rmsnorm_diverged": int(counts.get("rmsnorm", 0)),
-            f"{label}_finished": len(a), "rmsnorm_finished": len(b), "rung": "none", "evidence": _training_evidence(results, interval.n)}
-
-
-def _trained_gap(results: Mapping[str, StudyResult], label: str, prefix: str) -> dict:
-    return (_ladder_figures(results, prefix, label) if _ladder(results) is not None
-            else _small_run_gap(results, label, prefix))
-
-
-def _measure_c2(results: Mapping[str, StudyResult]) -> dict:
-    timing = _timing(results, "dyt", "block forward+backward")
-    measured = _trained_gap(results, "dyt", "dyt_loss_gap")
-    evidence = measured.pop("evidence")
-    cost = _cost_evidence(results, timing)
-    evidence = {**evidence, "regime": "trained, cost", "rounds": cost["seeds"],
-                "level": LEVELS[min(LEVELS.index(evidence["level"]), LEVELS.index(cost["level"]))]}
-    text = (f"{measured['dyt_diverged']} DyT runs diverged against {measured['rmsnorm_diverged']} RMSNorm runs, and "
-            f"DyT's eval loss minus RMSNorm's (paired over seeds) is "
-            + Interval(measured["dyt_loss_gap"], math.nan, measured["dyt_loss_gap_n"], measured["dyt_loss_gap_ci_low"],
-                       measured["dyt_loss_gap_ci_high"]).text())
-    return {"dyt_speedup": timing["speedup_percent"], "dyt_speedup_ci_low": timing["speedup_ci_low"],
-            "dyt_speedup_ci_high": timing["speedup_ci_high"], **measured, "dyt_fragility_text": text,
-            "evidence": evidence}
-
-
-def _measure_c7(results: Mapping[str, StudyResult]) -> dict:
-    measured = _trained_gap(results, "bhyt", "loss_gap")
-    measured["loss_gap_text"] = Interval(measured["loss_gap"], math.nan, measured["loss_gap_n"],
-                                         measured["loss_gap_ci_low"], measured["loss_gap_ci_high"]).text()
-    if _ladder(results) is None:
-        summary = _training_rows(results)
-        measured.update({"bhyt_eval_loss": summary.loc["bhyt", "eval_loss_mean"],
-                         "rmsnorm_eval_loss": summary.loc["rmsnorm", "eval_loss_mean"]})
-    return measured
-
-
-def _measure_c8(results: Mapping[str, StudyResult]) -> dict:
-    if _ladder(results) is not None:
-        measured = _ladder_figures(results, "mean_abs_ratio", "bhyt", ratio=True)
-    else:
-        summary = _training_rows(results)
-        runs = results["training"].table("training_runs", *RUN_COLUMNS)
-        seeds = int(runs[(runs["label"] == "bhyt") & ~runs["diverged"].astype(bool)]["seed"].nunique())
-        measured = {"mean_abs_ratio": summary.loc["bhyt", "mean_abs_baseline_ratio"],
-                    "mean_abs_ratio_ci_low": math.nan, "mean_abs_ratio_ci_high": math.nan,
-                    "mean_abs_ratio_trend": f"one shape only (no ladder results); variance ratio "
-                    f"×{summary.loc['bhyt', 'variance_baseline_ratio']:.2f}, growth across depth RMSNorm "
-                    f"×{summary.loc['rmsnorm', 'growth_mean_abs']:.2f}, BHyT ×{summary.loc['bhyt', 'growth_mean_abs']:.2f}",
-                    "mean_abs_ratio_recipes": "every scheme at one shared learning rate (no tuning)",
-                    "rung": "none", "evidence": _training_evidence(results, seeds)}
-    measured["mean_abs_ratio_text"] = (f"×{measured['mean_abs_ratio']:.2f} "
-                                       f"{_span(*_interval(measured, 'mean_abs_ratio'))}")
-    return measured
+    return {**evidence, "verdict": verdict.verdict, "reason": verdict.reason}
 
 
 @dataclass(frozen=True)
@@ -947,7 +330,7 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("C1", "Pre-LN's hidden-state magnitude and variance grow with depth (the curse of depth; Sun et al. bound "
           "Pre-LN's variance between Θ(L) and Θ(exp L)).", f"{PAPER}, §1 and Fig. 3; Sun et al., arXiv 2502.05795",
           "growth with depth, Θ(L) … Θ(exp L) in variance", ("growth",), "experiments.growth.fit_growth",
-          RULES["C1"], _measure_c1,
+          RULES["C1"], measure_c1,
           "At initialisation Pre-LN's position-averaged rms goes from {rms_first:.3g} after block 1 to {rms_last:.3g} "
           "after block {depth} (×{growth_factor:.2f}); the best of four two-parameter laws is {best_law}, and a power "
           "law gives exponent {exponent:.2f} (95 % CI {exponent_ci_low:.2f} to {exponent_ci_high:.2f}; √l would be "
@@ -956,7 +339,7 @@ CLAIMS: tuple[Claim, ...] = (
           "3.299 eval vs 3.216 RMSNorm)", "DyT faster; worse loss at depth (3.299 vs 3.216 at 374M)",
           ("efficiency", "training"),
           "experiments.efficiency.efficiency_study, experiments.training.analysis.training_summary",
-          RULES["C2"], _measure_c2,
+          RULES["C2"], measure_c2,
           "DyT's training-step speed-up over RMSNorm is {dyt_speedup:+.1f} % (95 % CI {dyt_speedup_ci_low:+.1f} to "
           "{dyt_speedup_ci_high:+.1f}); in CPU pretraining at the largest rung run ({rung}; the paper's evidence is "
           "Table 1 at 374M) {dyt_fragility_text}. Across rungs: {dyt_loss_gap_trend}. Recipes and rates: "
@@ -965,7 +348,7 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("C3", "BHyT keeps tanh inputs in a non-saturating range by explicit, data-driven input bounding.",
           f"{PAPER}, §3 (method)", "tanh argument rms λ/κ whatever the input scale; no saturation",
           ("paper_init", "bounds"), "numerics.probes (saturated fractions), experiments.bounds.tightness_table",
-          RULES["C3"], _measure_c3,
+          RULES["C3"], measure_c3,
           "Across every layer of the initialised BHyT stack the largest fraction of tanh inputs with |z| ≥ 1 is "
           "{saturated_fraction:.3%} (layer {saturated_layer}, before {saturated_sublayer}; 95 % t interval up to "
           "{saturated_fraction_ci_high:.3%}, {saturated_fraction_df} df; the softmax-attention mean field predicts at "
@@ -978,7 +361,7 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("C4", "BHyT prevents depth-wise growth of activation magnitude and variance (a theoretical stability "
           "guarantee).", f"{PAPER}, §3 (theorem) and Fig. 3", "no growth of magnitude and variance with depth",
           ("paper_init", "bounds"), "experiments.growth.fit_growth, theory.bounds.depth_bound", RULES["C4"],
-          _measure_c4,
+          measure_c4,
           "At initialisation BHyT's rms goes from {rms_first:.3g} to {rms_last:.3g} over {depth} blocks "
           "(×{growth_factor:.2f}; best law {best_law}); its power-law exponent is {exponent:.2f} (95 % t interval "
           "{exponent_ci_low:.2f} to {exponent_ci_high:.2f}, {exponent_df} df; softmax-attention mean field "
@@ -991,7 +374,7 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("C5", "Exact statistics once per block suffice: the second normalisation's reduction is replaced by the "
           "estimate M₂ = m₁ + c_attn λ₁²/κ², which is accurate enough.", f"{PAPER}, §3 (method)",
           "M₂ ≈ m(h′)", ("paper_init",), "experiments.variance.estimator_comparison, "
-          "theory.meanfield.predict_per_position (softmax attention)", RULES["C5"], _measure_c5,
+          "theory.meanfield.predict_per_position (softmax attention)", RULES["C5"], measure_c5,
           "Over every layer × position of the initialised BHyT stack the paper's M₂/m(h′) (Monte Carlo, mean over "
           "seeds) is {first_ratio:.3f} at layer 0, position 0 and {median_ratio:.3f} in median (down to {min_ratio:.3f}); "
           "the softmax-attention mean field gives {meanfield_first_ratio:.3f} and {meanfield_median_ratio:.3f} (its "
@@ -1006,7 +389,7 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("C6", "BHyT is faster than RMSNorm: +1.6 % training speed and +1.77 % token-generation throughput (v3; v1 "
           "said +15.8 % and +4.2 %).", f"{PAPER} v3 (v1 for the earlier figures), §5, GPU measurements",
           "v3: +1.6 % training, +1.77 % decode; v1: +15.8 %, +4.2 %", ("efficiency",),
-          "experiments.efficiency.efficiency_study", RULES["C6"], _measure_c6,
+          "experiments.efficiency.efficiency_study", RULES["C6"], measure_c6,
           "Measured on {hardware} at width {width} over {rounds} interleaved rounds: one block's forward+backward is "
           "{training_speedup:+.1f} % faster with BHyT than with RMSNorm (95 % CI {training_speedup_ci_low:+.1f} to "
           "{training_speedup_ci_high:+.1f}), one decode step {decode_speedup:+.1f} % (CI {decode_speedup_ci_low:+.1f} "
@@ -1016,7 +399,7 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("C7", "Pretraining quality matches or beats RMSNorm.", f"{PAPER}, Table 1",
           "Llama-1B, 20B tokens: eval loss 2.802 BHyT vs 2.877 RMSNorm (2.884 Peri-LN, 2.848 LNS, 2.894 DyT); "
           "Llama-374M, 7.5B tokens: 3.207 vs 3.216", ("training",), "experiments.training.analysis.training_summary",
-          RULES["C7"], _measure_c7,
+          RULES["C7"], measure_c7,
           "In CPU pretraining (byte-level models far below the paper's 374M/7.5B tokens), at the largest rung run "
           "({rung}), BHyT's eval loss minus RMSNorm's, paired over seeds, is {loss_gap_text}. Across rungs: "
           "{loss_gap_trend}. Recipes and rates: {loss_gap_recipes}.",
@@ -1025,7 +408,7 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("C8", "After training, last-layer activations are far smaller with BHyT: mean |h| ≈ 800 (RMSNorm) vs ≈ 140 "
           "(BHyT), variance ≈ 300 vs ≈ 10 (Llama-1B, 16 layers).", f"{PAPER}, Fig. 3 (read off the plot)",
           "mean |h| ratio ≈ 5.7, variance ratio ≈ 30", ("training",), "experiments.training.analysis.training_summary",
-          RULES["C8"], _measure_c8,
+          RULES["C8"], measure_c8,
           "After CPU pretraining, at the largest rung run ({rung}), RMSNorm's last-layer mean |h| over BHyT's, paired "
           "over seeds, is {mean_abs_ratio_text} (paper ≈ 5.7). Across rungs: {mean_abs_ratio_trend}. Recipes and "
           "rates: {mean_abs_ratio_recipes}.",
@@ -1034,7 +417,7 @@ CLAIMS: tuple[Claim, ...] = (
            "dyt": {"mean_abs": 350, "variance": 80}}),
     Claim("C9", "The decode-time precomputation of λ/κ and c_attn λ₁²/κ² is exact (greedy decoding identical).",
           f"{PAPER}, reference implementation README", "identical greedy decoding", ("decode",),
-          "experiments.decode.decode_exactness", RULES["C9"], _measure_c9,
+          "experiments.decode.decode_exactness", RULES["C9"], measure_c9,
           "Over {settings} dtype × order-of-operations settings of the fast path, {inexact_settings} have outputs that "
           "differ from the unfused computation (normaliser outputs up to {max_ulps} ulps); bit-exact: {exact_list}; "
           "greedy decoding changes in {greedy_changed_list} (worst: {greedy_identical_min:.0%} of prompts identical)."),
@@ -1087,13 +470,13 @@ def _commands(claim: Claim, results: Mapping[str, StudyResult]) -> str:
         return STUDIES[name].command(False) if name in STUDIES else LADDER_STUDY.subcommand
 
     names = [*claim.studies, *(name for name in claim.second_studies if name in results and not results[name].unavailable)]
-    names += ["ladder"] if _ladder(results) is not None and "training" in claim.studies else []
+    names += ["ladder"] if ladder_result(results) is not None and "training" in claim.studies else []
     return "; ".join(command(name) for name in names)
 
 
 def _missing(claim: Claim, results: Mapping[str, StudyResult]) -> list[str]:
     """Why a study ``claim`` needs has no result; the small training runs are not needed where ladder tables are."""
-    needed = [name for name in claim.studies if not (name == "training" and _ladder(results) is not None)]
+    needed = [name for name in claim.studies if not (name == "training" and ladder_result(results) is not None)]
     missing = [results[name].unavailable for name in needed if name in results and results[name].unavailable]
     return missing + [f"no result of study {name!r} was given" for name in needed if name not in results]
 
@@ -1113,9 +496,12 @@ def assess(claim: Claim, results: Mapping[str, StudyResult]) -> Assessment:
         return Assessment(**base, verdict=NOT_RUN, reason=reason, measured={}, explanation=f"Not run: {reason}.")
     measured = dict(claim.measure(results))  # a missing table or column raises ResultMissing: never a verdict
     evidence = dict(measured.pop("evidence", {}))
-    secondary = measured.pop("secondary", None)
-    if secondary:
-        evidence["secondary"] = secondary
+    second = measured.pop("secondary", None)
+    secondary = None
+    if second:
+        figures, second_evidence = second
+        measured.update({f"w256_{key}": value for key, value in figures.items()})
+        secondary = evidence["secondary"] = judge_second(claim.rule, figures, second_evidence)
     verdict = claim.rule.decide(measured)
     shortfall = claim.rule.minimum.shortfall(evidence) if claim.rule.minimum else None
     if shortfall and verdict.verdict != "not testable here":
@@ -1164,7 +550,7 @@ CLAIM_STUDIES = tuple(dict.fromkeys(name for claim in CLAIMS for name in (*claim
 
 def with_ladder(results: dict[str, StudyResult], folder: str | Path) -> dict[str, StudyResult]:
     """``results`` with the ladder tables of ``folder`` added when no ladder result is there yet."""
-    if _ladder(results) is None:
+    if ladder_result(results) is None:
         ladder = load_ladder(folder)
         if ladder is not None:
             results = {**results, "ladder": ladder}
