@@ -1,7 +1,9 @@
 """``bhyt-theory reproduce``: run every study, judge every claim, write report.md and report.html.
 
 The report opens with a summary of findings and the claims table (verdicts
-computed by the rules of ``bhyt_theory.pipeline.claims``), then has one section per
+computed by the rules of ``bhyt_theory.pipeline.claims``, with a "reach" column: the
+evidence level, shape and seeds behind each; a banner first when no claim has a
+verdict, as after ``--quick``), then has one section per
 study: its figure (``bhyt_theory.pipeline.figures``), a short table with a link to the
 full CSV, the exact command and its provenance (package version and commit,
 torch, device and hardware, date, wall time, sizes). ``report.html`` is
@@ -114,8 +116,8 @@ def banner(assessments: Sequence[Assessment], quick: bool) -> str:
         return ""
     why = "`reproduce --quick` runs smoke-test sizes" if quick else "the results fall short of every rule's minimum"
     return (f"No verdict on the paper's claims: {why}, so every claim C1–C9 is \"insufficient evidence\", "
-            "\"not testable here\" or \"not run\". The figures below show that the pipeline runs; they do not test the paper. "
-            "Run `make reproduce` (full sizes) for verdicts.")
+            "\"not testable here\" or \"not run\". The figures below show that the pipeline runs; they do not "
+            "test the paper. Run `make reproduce` (full sizes) for verdicts.")
 
 
 def table_paper_init(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
