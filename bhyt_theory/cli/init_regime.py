@@ -25,6 +25,8 @@ from .common import (
     check_distinct,
     check_indices,
     config_from_arguments,
+    describe_config,
+    library_config,
     library_default,
     saved_runs,
     show,
@@ -265,14 +267,9 @@ def cmd_meanfield(args: argparse.Namespace) -> int:
 
 
 def cmd_efficiency(args: argparse.Namespace) -> int:
-    from ..experiments.efficiency import (
-        DEFAULT_EFFICIENCY,
-        QUICK_EFFICIENCY,
-        efficiency_study,
-    )
+    from ..experiments.efficiency import efficiency_study
 
-    base = QUICK_EFFICIENCY if args.quick else DEFAULT_EFFICIENCY
-    config = config_from_arguments(args, **{k: v for k, v in base.as_dict().items() if getattr(args, k) is None})
+    config = config_from_arguments(args)
     costs, timings = efficiency_study(config, tuple(args.schemes), batch=args.batch, rounds=args.rounds)
     write_table(timings, args.csv, args.json)
     print(f"counted cost per token of a block's two normaliser sites (width {config.width}, "
@@ -300,7 +297,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def register(commands) -> None:
     """Add the init-regime commands to ``commands`` (an argparse sub-parsers action)."""
+    from ..experiments import efficiency as efficiency_experiment
     from ..experiments import jacobian as jacobian_experiment
+    from ..experiments.growth import DEFAULT_GROWTH
+    from ..experiments.montecarlo import DEFAULT_SEEDS
     from ..experiments import variance as variance_experiment
     from ..experiments.meanfield import compare_with_monte_carlo
 
@@ -333,19 +333,22 @@ def register(commands) -> None:
                        help="write the whole summary (every layer) as CSV; the terminal shows at most "
                        f"{SUMMARY_ROWS} rows")
     add_output_options(sweep, "the full per-position sweep table")
-    sweep.set_defaults(run=cmd_sweep, validate=validate_sweep, saved=saved_runs)
+    sweep.set_defaults(run=cmd_sweep, validate=validate_sweep, saved=saved_runs, configs=validate_sweep)
 
     growth = commands.add_parser(
         "growth", help="fit linear / variance-linear / exponential / power growth of rms with depth (C1, C2, C4)",
-        description="Monte Carlo sweep (default: every scheme, depth 256, width 256, 4 heads, T 64, "
-        "init_std 0.02, inputs N(0, 0.02²), seeds 0 1 2, batch 4; cached) and the growth-law fits per scheme.",
+        description="Monte Carlo sweep (default: every scheme, "
+        + ", ".join(f"{name} {value}" for name, value in DEFAULT_GROWTH.items())
+        + f", inputs N(0, {InputSpec().std}²), seeds {' '.join(map(str, DEFAULT_SEEDS))}, batch {InputSpec().batch}; "
+        "cached) and the growth-law fits per scheme.",
     )
     add_config_arguments(growth, multi=True)
     add_sweep_options(growth)
     growth.add_argument("--first-layer", type=index, default=0, help="fit layers ≥ this (0-based)")
     growth.add_argument("--meanfield", action="store_true", help="also fit the mean-field curves")
     add_output_options(growth, "the fit table")
-    growth.set_defaults(run=cmd_growth, validate=validate_growth, saved=saved_runs)
+    growth.set_defaults(run=cmd_growth, validate=validate_growth, saved=saved_runs,
+                        configs=lambda args: validate_sweep(args, growth_defaults(DEFAULT_GROWTH, args.preset)))
 
     meanfield = commands.add_parser(
         "meanfield", aliases=["predict"], help="mean-field per-layer prediction at initialisation (no weights drawn)",
@@ -384,7 +387,7 @@ def register(commands) -> None:
         "where it occurs and its largest error term.",
     )
     add_config_arguments(variance)
-    variance.set_defaults(config_defaults={"depth": 65})
+    library_config(variance, library_default(variance_experiment.estimator_comparison, "config"))
     variance.add_argument("--estimators", nargs="+", **one_of(ESTIMATORS, "ESTIMATOR"), default=None,
                           help="default: every estimator except exact and the training-only ones; " + choices_help(tuple(ESTIMATORS)))
     comparison_inputs = library_default(variance_experiment.estimator_comparison, "inputs")
@@ -416,7 +419,7 @@ def register(commands) -> None:
         "~ N(0, input_std²), by Hutchinson probes (± standard error over probes), at layers 0, 1, 4, 16, L−1.",
     )
     add_config_arguments(jacobian)
-    jacobian.set_defaults(config_defaults={"depth": 32})
+    library_config(jacobian, library_default(jacobian_experiment.jacobian_comparison, "config"))
     jacobian.add_argument("--schemes", nargs="+", **one_of(tuple(SCHEME_TABLE), "SCHEME"), default=None,
                           help="default: every scheme but bhytline (= bhyt); " + choices_help(tuple(SCHEME_TABLE)))
     jacobian_inputs = library_default(jacobian_experiment.jacobian_comparison, "inputs")
@@ -437,12 +440,17 @@ def register(commands) -> None:
         "intervals). --device cuda on a GPU; the table names the hardware.",
     )
     add_config_arguments(efficiency)
-    efficiency.add_argument("--schemes", nargs="+", default=["rmsnorm", "dyt", "bhytstar", "bhyt"])
-    efficiency.add_argument("--batch", type=int, default=4)
-    efficiency.add_argument("--rounds", type=int, default=10, help="interleaved timing rounds (≥ 2)")
-    efficiency.add_argument("--quick", action="store_true", help="width 128, T 32 (smoke test)")
+    library_config(efficiency, lambda args: efficiency_experiment.QUICK_EFFICIENCY if args.quick
+                   else library_default(efficiency_experiment.efficiency_study, "config"))
+    efficiency.add_argument("--schemes", nargs="+",
+                            default=list(library_default(efficiency_experiment.efficiency_study, "schemes")))
+    efficiency.add_argument("--batch", type=size, default=library_default(efficiency_experiment.efficiency_study, "batch"))
+    efficiency.add_argument("--rounds", type=int, default=library_default(efficiency_experiment.efficiency_study, "rounds"),
+                            help="interleaved timing rounds (≥ 2)")
+    efficiency.add_argument("--quick", action="store_true",
+                            help=f"{describe_config(efficiency_experiment.QUICK_EFFICIENCY)} (smoke test)")
     add_output_options(efficiency, "the timing summary")
-    efficiency.set_defaults(run=cmd_efficiency)
+    efficiency.set_defaults(run=cmd_efficiency, validate=validate_config)
 
     bench = commands.add_parser(
         "bench", help="Monte Carlo FLOP/s vs dense matmul, mean-field time, streamed peak memory (reports only)",

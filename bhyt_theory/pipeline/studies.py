@@ -267,7 +267,7 @@ def _every_scheme(config: StackConfig, seeds: Sequence[int], batch: int, log: Lo
     parts = []
     for index, scheme in enumerate(SCHEMES, 1):
         started = time.perf_counter()
-        parts.append(sweep({"scheme": [scheme]}, list(seeds), InputSpec(batch=batch, std=0.02), base=base,
+        parts.append(sweep({"scheme": [scheme]}, list(seeds), InputSpec(batch=batch), base=base,
                            cache_dir=None, progress=False))
         log(f"  {scheme} ({index}/{len(SCHEMES)}): {len(list(seeds))} seeds in {time.perf_counter() - started:.0f} s")
     return pd.concat(parts, ignore_index=True)
@@ -276,7 +276,7 @@ def _every_scheme(config: StackConfig, seeds: Sequence[int], batch: int, log: Lo
 def trace_tables(config: StackConfig, seeds: Sequence[int], batch: int = 4,
                        log: Log = _quiet) -> dict[str, pd.DataFrame]:
     """Every scheme at ``config``'s sizes: per layer × sublayer statistics (``TRACE_STATISTICS``)
-    with 95 % intervals across seeds, inputs N(0, 0.02²)."""
+    with 95 % intervals across seeds, inputs ``InputSpec(batch)``."""
     table = _every_scheme(config, seeds, batch, log)
     summary = summarise(table, statistics=TRACE_STATISTICS)
     return {"trace": summary[["scheme", "layer", "sublayer", "statistic", "mean", "std", "n_seeds", "ci_low",
@@ -294,7 +294,7 @@ def growth_tables(config: StackConfig, seeds: Sequence[int], batch: int = 4,
     fits = pd.concat([fit_growth(table).assign(source="monte carlo"), meanfield_growth(table).assign(source="mean field")],
                      ignore_index=True)
     curves = summarise(table[table["sublayer"] == "mlp"], statistics=("rms",))
-    meanfield = pd.concat([predict(config.replace(scheme=scheme), 0.02**2)[["layer", "sublayer", "rms"]]
+    meanfield = pd.concat([predict(config.replace(scheme=scheme), InputSpec().std**2)[["layer", "sublayer", "rms"]]
                            .assign(scheme=scheme) for scheme in SCHEMES], ignore_index=True)
     return {
         "growth_fits": fits,
