@@ -12,7 +12,14 @@ import pytest
 from bhyt_theory import __version__
 from bhyt_theory.cli.common import command_configs
 from bhyt_theory.cli.main import build_parser, main
-from bhyt_theory.experiments import efficiency, gradients, jacobian, position, staleness, variance
+from bhyt_theory.experiments import (
+    efficiency,
+    gradients,
+    jacobian,
+    position,
+    staleness,
+    variance,
+)
 from bhyt_theory.experiments.growth import DEFAULT_GROWTH
 from bhyt_theory.experiments.training.study import preset_config
 from bhyt_theory.numerics.inputs import InputSpec

@@ -9,17 +9,20 @@ import sys
 
 import torch
 
+from ..experiments import bounds as bounds_experiment
+from ..experiments import decode as decode_experiment
+from ..experiments import gradients as gradients_experiment
+from ..experiments import position as position_experiment
+from ..experiments import staleness as staleness_experiment
 from ..numerics.inputs import InputSpec
 from ..numerics.model import DTYPES
 from ..numerics.schemes import SCHEME_TABLE
 from .common import (
-    add_config_arguments,
     add_output_options,
-    add_study_options,
+    add_study_command,
     check_distinct,
     config_from_arguments,
-    describe_config,
-    library_config,
+    inputs_from_arguments,
     library_default,
     show,
     validate_seeded_config,
@@ -31,7 +34,6 @@ from .options import (
     index,
     non_negative_real,
     one_of,
-    positive_real,
     seed,
     size,
 )
@@ -76,7 +78,7 @@ def cmd_gradients(args: argparse.Namespace) -> int:
 
     config = config_from_arguments(args)
     study = gradient_study(config, schemes=tuple(args.schemes or GRADIENT_SCHEMES), seeds=tuple(args.seeds),
-                           inputs=InputSpec(args.batch, std=args.input_std), probes=args.probes,
+                           inputs=inputs_from_arguments(args), probes=args.probes,
                            progress=not args.no_progress)
     write_table(study, args.csv, args.json)
     layers = sorted({0, 1, 4, 16, config.depth // 2, config.depth - 1, config.depth})
@@ -89,27 +91,23 @@ def cmd_gradients(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_staleness(args: argparse.Namespace) -> int:
-    from ..experiments.staleness import staleness_study, staleness_summary
-
-    study = staleness_study(config_from_arguments(args), deltas=tuple(args.deltas), seeds=tuple(args.seeds),
-                            inputs=InputSpec(args.batch, std=args.input_std))
-    write_table(study, args.csv, args.json)
-    show(staleness_summary(study), index=False)
+def run_study(args: argparse.Namespace, study, summary, **options) -> int:
+    """Run library function ``study`` on the command's configuration, seeds and inputs (and ``options``),
+    write its table to ``--csv``/``--json`` and print ``summary(table)``."""
+    table = study(config_from_arguments(args), seeds=tuple(args.seeds), inputs=inputs_from_arguments(args), **options)
+    write_table(table, args.csv, args.json)
+    show(summary(table), index=False)
     return 0
+
+
+def cmd_staleness(args: argparse.Namespace) -> int:
+    return run_study(args, staleness_experiment.staleness_study, staleness_experiment.staleness_summary,
+                     deltas=tuple(args.deltas))
 
 
 def cmd_position(args: argparse.Namespace) -> int:
-    from ..experiments.position import (
-        peaked_attention_study,
-        worst_peaked_error,
-    )
-
-    study = peaked_attention_study(config_from_arguments(args), peaks=tuple(args.peaks), seeds=tuple(args.seeds),
-                                   inputs=InputSpec(args.batch, std=args.input_std))
-    write_table(study, args.csv, args.json)
-    show(worst_peaked_error(study), index=False)
-    return 0
+    return run_study(args, position_experiment.peaked_attention_study, position_experiment.worst_peaked_error,
+                     peaks=tuple(args.peaks))
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
@@ -123,11 +121,6 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
 def register(commands) -> None:
     """Add the theory commands to ``commands`` (an argparse sub-parsers action)."""
-    from ..experiments import bounds as bounds_experiment
-    from ..experiments import decode as decode_experiment
-    from ..experiments import gradients as gradients_experiment
-    from ..experiments import position as position_experiment
-    from ..experiments import staleness as staleness_experiment
     checks = commands.add_parser(
         "checks", help="run every registered proof-step check (bhyt_theory.theory.checks.CHECKS)",
         description="Run every check of bhyt_theory.theory.checks.CHECKS and print PASS/FAIL, its "
@@ -151,53 +144,38 @@ def register(commands) -> None:
     add_output_options(bounds)
     bounds.set_defaults(run=cmd_bounds)
 
-    gradients = commands.add_parser(
-        "gradients", help="gradient norms through depth at init per scheme: measured and predicted",
+    gradients = add_study_command(
+        commands, "gradients", gradients_experiment.gradient_study, cmd_gradients, validate_seeded_config,
+        help="gradient norms through depth at init per scheme: measured and predicted",
         description="||dL/dh_l|| for L = <R, h_L> (R iid N(0,1)) per scheme x layer x seed, against the "
         "isotropic-cotangent prediction prod ||J_k||_F^2/(T d) and the token-Gram recursion "
-        "(experiments.gradients; proofs/backward_pass.md). Defaults: "
-        + describe_config(gradients_experiment.GRADIENT_CONFIG) + " (experiments.gradients.GRADIENT_CONFIG).",
+        "(experiments.gradients; proofs/backward_pass.md).",
     )
-    add_config_arguments(gradients)
-    library_config(gradients, library_default(gradients_experiment.gradient_study, "config"))
     gradients.add_argument("--schemes", nargs="+", **one_of(tuple(SCHEME_TABLE), "SCHEME"), default=None,
                            help="default: all but bhytline; " + choices_help(tuple(SCHEME_TABLE)))
-    add_study_options(gradients, gradients_experiment.gradient_study)
     gradients.add_argument("--probes", type=size, default=library_default(gradients_experiment.gradient_study, "probes"))
     gradients.add_argument("--no-progress", action="store_true")
-    add_output_options(gradients)
-    gradients.set_defaults(run=cmd_gradients, validate=validate_seeded_config)
 
-    staleness = commands.add_parser(
-        "staleness", help="size of the stale-c_attn error term after a controlled weight perturbation",
+    staleness = add_study_command(
+        commands, "staleness", staleness_experiment.staleness_study, cmd_staleness, validate_seeded_config, scheme="bhyt",
+        help="size of the stale-c_attn error term after a controlled weight perturbation",
         description="experiments.staleness (proofs/trained_parameters.md): bhyt stacks, weights moved by a "
-        "relative delta (random noise, or W_V, W_O scaled) after c_attn was computed. Defaults: "
-        + describe_config(staleness_experiment.STALENESS_CONFIG) + " (experiments.staleness.STALENESS_CONFIG).",
+        "relative delta (random noise, or W_V, W_O scaled) after c_attn was computed.",
     )
-    add_config_arguments(staleness)
-    library_config(staleness, library_default(staleness_experiment.staleness_study, "config"), scheme="bhyt")
     staleness.add_argument("--deltas", type=non_negative_real, nargs="+",
                            default=list(library_default(staleness_experiment.staleness_study, "deltas")),
                            help="relative weight perturbations, finite, ≥ 0")
-    add_study_options(staleness, staleness_experiment.staleness_study)
-    add_output_options(staleness)
-    staleness.set_defaults(run=cmd_staleness, validate=validate_seeded_config)
 
-    position = commands.add_parser(
-        "position", help="M2 estimators under forced peaked attention: worst error per estimator x peak",
+    position = add_study_command(
+        commands, "position", position_experiment.peaked_attention_study, cmd_position, validate_seeded_config,
+        scheme="bhyt", depth=1,
+        help="M2 estimators under forced peaked attention: worst error per estimator x peak",
         description="experiments.position (proofs/position_estimator.md): one bhyt block, attention "
-        "forced to mass p on token 0 and 1-p uniform causal, iid Gaussian tokens. Defaults: "
-        + describe_config(position_experiment.POSITION_CONFIG) + " (experiments.position.POSITION_CONFIG).",
+        "forced to mass p on token 0 and 1-p uniform causal, iid Gaussian tokens.",
     )
-    add_config_arguments(position)
-    library_config(position, library_default(position_experiment.peaked_attention_study, "config"),
-                   scheme="bhyt", depth=1)
     position.add_argument("--peaks", type=fraction, nargs="+",
                           default=list(library_default(position_experiment.peaked_attention_study, "peaks")),
                           help="attention mass on token 0, each in [0, 1]")
-    add_study_options(position, position_experiment.peaked_attention_study)
-    add_output_options(position)
-    position.set_defaults(run=cmd_position, validate=validate_seeded_config)
 
     decode = commands.add_parser(
         "decode", help="bit-exactness of the decode-time precomputation (C9), float32 and bfloat16",

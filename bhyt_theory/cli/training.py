@@ -14,6 +14,7 @@ from ..experiments.training.trainer import TrainConfig
 from ..numerics.model import PRESETS, StackConfig
 from .common import (
     add_config_arguments,
+    library_default,
     show,
     write_table,
 )
@@ -106,7 +107,11 @@ TRAIN_OPTIONS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name 
 
 def register(commands) -> None:
     """Add ``train`` to ``commands`` (an argparse sub-parsers action)."""
-    from ..experiments.training.study import COMPARISON_SCHEMES, DEFAULT_SEEDS
+    from ..experiments.training.study import (
+        COMPARISON_SCHEMES,
+        DEFAULT_SEEDS,
+        training_throughput,
+    )
     from ..experiments.training.study import PRESETS as TRAINING_PRESETS
 
     train = commands.add_parser(
@@ -145,8 +150,10 @@ def register(commands) -> None:
     train.add_argument("--grid-depths", type=int, nargs="+", default=None)
     train.add_argument("--grid-lrs", type=float, nargs="+", default=None)
     train.add_argument("--throughput", action="store_true", help="tokens/s ratios to rmsnorm instead")
-    train.add_argument("--repeats", type=int, default=5, help="repeats of --throughput")
-    train.add_argument("--throughput-steps", type=int, default=5, help="steps per scheme and repeat of --throughput")
+    train.add_argument("--repeats", type=int, default=library_default(training_throughput, "repeats"),
+                       help="repeats of --throughput")
+    train.add_argument("--throughput-steps", type=int, default=library_default(training_throughput, "steps"),
+                       help="steps per scheme and repeat of --throughput")
     train.add_argument("--out", type=Path, default=Path("results/train"))
     train.add_argument("--no-progress", action="store_true", help="no progress bar (one line per run instead)")
     train.set_defaults(run=cmd_train, configs=lambda args: [train_config(args).stack])

@@ -197,6 +197,10 @@ def _dyt_fast_but_fragile(m: Mapping) -> Verdict:
     fragile = worse_in_training(m, "dyt_loss_gap", "dyt_diverged", "rmsnorm_diverged")
     trains = {"worse": "trains worse", "not worse": "does not train worse",
               "undetermined": "is not distinguishable from RMSNorm in training"}[fragile]
+    if m.get("device", "cuda") != "cuda":
+        return Verdict("not testable here", f"DyT's speed is a GPU claim and this run timed {m['device']} (speed-up "
+                       f"{m['dyt_speedup']:+.1f} % [{speed[0]:+.1f}, {speed[1]:+.1f}], reported only); in training "
+                       f"DyT {trains}")
     if speed[0] > 0 and fragile == "worse":
         return Verdict("confirmed", f"DyT is faster than RMSNorm and trains worse (more divergences, or the paired "
                        f"gap's CI above +{LOSS_MARGIN})")
@@ -261,7 +265,8 @@ RULES = {
     "C2": Rule(f"confirmed if DyT's training speed-up over RMSNorm has a 95 % CI above 0 and DyT trains worse than "
                f"RMSNorm at the largest ladder rung (more divergences, or the 95 % t interval of the paired eval-loss "
                f"gap above +{LOSS_MARGIN}); refuted if the speed-up's CI lies below 0 and DyT does not train worse "
-               f"(no more divergences and the gap's interval at or below +{LOSS_MARGIN}); qualified otherwise",
+               f"(no more divergences and the gap's interval at or below +{LOSS_MARGIN}); qualified otherwise. The "
+               f"speed half is a GPU claim: timed on a CPU, not testable here (figures reported)",
                _dyt_fast_but_fragile, TRAINED_MINIMUM),
     "C3": Rule(f"refuted if any input beats the distribution-free saturation bound (measured/bound > 1 + "
                f"{BOUND_TOLERANCE:g}) or, at some layer, the 95 % t interval across seeds of BHyT's fraction of tanh "
