@@ -107,6 +107,7 @@ STEPS = [
     ("C9", {**CONFIRMING["C9"], "inexact_settings": 1}, "dtypes_without_exact_order", "", "bfloat16",
      "qualified", "refuted"),
     ("C6", CONFIRMING["C6"], "device", "cuda", "cpu", "confirmed", "not testable here"),
+    ("C2", CONFIRMING["C2"], "device", "cuda", "cpu", "confirmed", "not testable here"),  # one device rule
     ("statement", {"checks": 3, "failed_list": "none"}, "failed", 0, 1, "confirmed", "refuted"),
     # every BHyT run diverged: refuted while an RMSNorm run finished, qualified when none did
     ("C7", {"loss_gap": math.nan, "bhyt_finished": 0}, "rmsnorm_finished", 1, 0, "refuted", "qualified"),
