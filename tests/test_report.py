@@ -2,6 +2,7 @@
 log, and a rerun that reuses current results instead of recomputing them."""
 
 import dataclasses
+import html
 import re
 
 import pytest
@@ -18,6 +19,13 @@ def test_quick_reproduce_writes_markdown_and_self_contained_html(tmp_path):
     assert markdown.index("## Summary of findings") < markdown.index("## Claims") < markdown.index("## Depth trace")
     for claim in [f"C{i}" for i in range(1, 10)]:
         assert f"| {claim} |" in markdown
+    # quick sizes decide nothing: a banner opens both pages and the claims table has a reach column
+    assert markdown.index("No verdict on the paper's claims") < markdown.index("## Summary of findings")
+    assert "No verdict on the paper's claims" in html.unescape(page) and "| reach |" in markdown
+    claim_rows = [line for line in markdown.splitlines() if re.match(r"\| C\d \|", line)]
+    assert len(claim_rows) == 9
+    assert all(any(f"| {status} |" in row for status in ("insufficient evidence", "not testable here", "not run"))
+               for row in claim_rows)
     for name in FAST:
         assert (tmp_path / f"{name}.png").stat().st_size > 0
         assert f"![{studies.STUDIES[name].title}]({name}.png)" in markdown
