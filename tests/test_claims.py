@@ -169,3 +169,14 @@ def test_claims_compute_says_what_and_how_long_before_computing(tmp_path, capsys
     # a second call finds the result current: nothing to announce, and no --compute is needed
     assert main(["claims", "--results", str(tmp_path)]) == 0
     assert "computing" not in capsys.readouterr().err
+
+
+def test_a_missing_training_label_is_an_error_naming_the_study_and_the_label():
+    """C7 reads the bhyt and rmsnorm rows of the training summary; a summary without bhyt is an error."""
+    from bhyt_theory.pipeline.claims import TRAINING_COLUMNS
+
+    row = dict.fromkeys(TRAINING_COLUMNS, 1.0)
+    summary = pd.DataFrame([{**row, "label": "rmsnorm"}, {**row, "label": "dyt"}])
+    results = {"training": StudyResult(STUDIES["training"], {"training_summary": summary}, {"quick": True})}
+    with pytest.raises(ResultMissing, match="study 'training', table 'training_summary' has no row for label 'bhyt'"):
+        assess(next(c for c in CLAIMS if c.id == "C7"), results)
