@@ -274,7 +274,7 @@ def cmd_meanfield(args: argparse.Namespace) -> int:
 
 
 def cmd_efficiency(args: argparse.Namespace) -> int:
-    from ..experiments.efficiency import efficiency_study
+    from ..experiments.efficiency import CONTENTION_LOG_SD, efficiency_study
 
     config = config_from_arguments(args)
     costs, timings = efficiency_study(config, tuple(args.schemes), batch=args.batch, rounds=args.rounds)
@@ -283,7 +283,8 @@ def cmd_efficiency(args: argparse.Namespace) -> int:
           f"{costs['element_bytes'].iloc[0]} bytes per element):")
     show(costs.drop(columns=["width", "element_bytes"]), "{:.3f}", index=False)
     print(f"\nmeasured in this process on {timings['hardware'].iloc[0]} ({config.device}): ratio to RMSNorm "
-          f"and speed-up, mean over {args.rounds} interleaved rounds, Student-t 95% interval; "
+          f"and speed-up, geometric mean over {args.rounds} interleaved rounds, Student-t 95% interval of the log "
+          f"ratios (contended: rounds spread > {CONTENTION_LOG_SD} in log ratio, interval widened to their range); "
           f"block: width {config.width}, heads {config.heads}, T {config.seq_len}, batch {args.batch}; "
           f"decode: one token after a cache of {config.seq_len}")
     show(timings.drop(columns=["device", "hardware", "level"]), "{:.4g}", index=False)
