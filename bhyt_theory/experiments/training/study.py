@@ -35,7 +35,7 @@ import torch
 from .. import executor
 from ..atomic import write_atomically
 from ..bench import block_matmul_flops, dense_matmul_operands
-from .corpus import VOCAB_SIZE, Corpus, evaluation_batches, load_corpus, training_batch
+from .corpus import VOCAB_SIZE, Corpus, build_corpus, evaluation_batches, training_batch
 from ..montecarlo import confidence_interval
 from .analysis import analyse, training_figures, training_summary
 from .trainer import LanguageModel, TrainConfig, learning_rate, parameter_groups, train
@@ -99,7 +99,7 @@ def run_one(config: TrainConfig, out_dir: str | Path, analysis: bool = True, pro
     if path.exists():
         return pd.read_pickle(path)
     torch.set_num_threads(1)
-    corpus = Corpus.from_bytes(load_corpus(config.corpus, config.text_field), config.eval_fraction)
+    corpus = build_corpus(config.corpus, config.text_field, config.eval_fraction)
     run = train(config, out_dir, corpus, progress=progress)
     tables, started = {}, time.process_time()
     if analysis:
@@ -255,7 +255,7 @@ def training_throughput(base: TrainConfig, schemes: Sequence[str] = COMPARISON_S
     """
     if "rmsnorm" not in schemes:
         schemes = ("rmsnorm", *schemes)
-    corpus = Corpus.from_bytes(load_corpus(base.corpus, base.text_field), base.eval_fraction)
+    corpus = build_corpus(base.corpus, base.text_field, base.eval_fraction)
     stack = base.stack
     trainers = {}
     for scheme in schemes:

@@ -84,7 +84,7 @@ from ...numerics.model import BHYT_ESTIMATE_SCHEMES, Stack, StackConfig
 from ...numerics.norms import rms_norm
 from ...numerics.probes import TraceProbe, position_average, state_statistics
 from ..atomic import write_atomically
-from .corpus import VOCAB_SIZE, Corpus, evaluation_batches, load_corpus, training_batch
+from .corpus import VOCAB_SIZE, Corpus, build_corpus, evaluation_batches, training_batch
 
 LOG_KEYS = ("run_id", "label", "scheme", "seed", "step", "layer", "sublayer", "band")
 LOG_COLUMNS = LOG_KEYS + ("quantity", "value")
@@ -385,7 +385,8 @@ class TrainingRun:
     ``diverged``, ``divergence_step``, ``divergence_layer``, ``divergence_reason``,
     ``final_eval_loss``, ``tokens_seen``, ``seconds`` (wall), ``cpu_seconds`` (this
     process's CPU time; with one thread, a contention-robust measure of the work),
-    ``tokens_per_second`` (wall))."""
+    ``tokens_per_second`` (wall), and the corpus's ``Corpus.metadata``: source, SHA-256
+    digest, training tokens (= tokens per epoch), held-out tokens, Python version)."""
 
     config: TrainConfig
     model: LanguageModel
@@ -417,8 +418,8 @@ def train(
         Folder of the run's checkpoint (``checkpoints/{run_id}.pt``); None keeps
         nothing on disk. A finished run found there is returned without training.
     corpus : Corpus or None
-        Pre-loaded corpus (default: ``load_corpus(config.corpus, config.text_field)``
-        split with ``config.eval_fraction``).
+        Pre-loaded corpus (default: ``build_corpus(config.corpus, config.text_field,
+        config.eval_fraction)``).
     stop_after : int or None
         Stop (with a checkpoint) once this many steps are done — an interruption
         on purpose, for tests of resumption.
@@ -430,7 +431,7 @@ def train(
     TrainingRun
     """
     if corpus is None:
-        corpus = Corpus.from_bytes(load_corpus(config.corpus, config.text_field), config.eval_fraction)
+        corpus = build_corpus(config.corpus, config.text_field, config.eval_fraction)
     stack_config = config.stack
     corpus.check_length(stack_config.seq_len)
     model = LanguageModel(config)
@@ -540,5 +541,6 @@ def train(
         "tokens_seen": state["step"] * config.tokens_per_step, "seconds": state["seconds"],
         "cpu_seconds": state["cpu_seconds"],
         "tokens_per_second": state["step"] * config.tokens_per_step / state["seconds"] if state["seconds"] else math.nan,
+        **corpus.metadata(),
     }
     return TrainingRun(config, model, table, record)
