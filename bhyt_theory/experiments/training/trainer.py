@@ -61,6 +61,7 @@ arXiv 1711.05101 (AdamW).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import itertools
@@ -82,9 +83,16 @@ from tqdm.auto import tqdm
 
 from ...numerics.model import BHYT_ESTIMATE_SCHEMES, Stack, StackConfig
 from ...numerics.norms import rms_norm
-from ...numerics.probes import TraceProbe, position_average, state_statistics
+from ...numerics.probes import (
+    TraceProbe,
+    argument_statistics,
+    norm_argument,
+    position_average,
+    state_statistics,
+)
 from ..atomic import write_atomically
 from .corpus import VOCAB_SIZE, Corpus, build_corpus, evaluation_batches, training_batch
+from .recipes import RECIPES
 
 LOG_KEYS = ("run_id", "label", "scheme", "seed", "step", "layer", "sublayer", "band")
 LOG_COLUMNS = LOG_KEYS + ("quantity", "value")
@@ -132,6 +140,8 @@ class TrainConfig:
     corpus: str | None = None
     text_field: str | None = None
     eval_fraction: float = 0.1
+    recipe: str = ""
+    amp_dtype: str = ""
     label: str = ""
 
     def __post_init__(self) -> None:
@@ -153,6 +163,13 @@ class TrainConfig:
             problems.append("weight_decay and fixed_embedding_rms must be ≥ 0")
         if not self.spike_ratio > 1:
             problems.append(f"spike_ratio must be > 1, got {self.spike_ratio}")
+        if self.recipe and self.recipe not in RECIPES:
+            problems.append(f"recipe {self.recipe!r} is not one of {tuple(RECIPES)}")
+        elif self.recipe and RECIPES[self.recipe].scheme != self.stack.scheme:
+            problems.append(f"recipe {self.recipe!r} is for scheme {RECIPES[self.recipe].scheme!r}, "
+                            f"not {self.stack.scheme!r}")
+        if self.amp_dtype not in ("", "bfloat16", "float16"):
+            problems.append(f"amp_dtype must be '', 'bfloat16' or 'float16', got {self.amp_dtype!r}")
         if problems:
             raise ValueError("invalid TrainConfig: " + "; ".join(problems))
 
@@ -206,6 +223,10 @@ class LanguageModel(nn.Module):
 
     The stack's blocks draw their weights as ``Stack(config.stack, config.seed)``;
     the embedding and the head draw N(0, init_std²) from streams of the same seed.
+    A ``config.recipe`` adds its embedding scale (``embedding_scale``, √d at
+    first) and embedding-output norm (``embedding_norm``) and sets its α₀, β and
+    final norm on the stack (``recipes.Recipe``); it draws nothing random, so one
+    seed gives the same weights and batches under every scheme and recipe.
     """
 
     def __init__(self, config: TrainConfig):
@@ -219,12 +240,26 @@ class LanguageModel(nn.Module):
             for module, stream in ((self.embedding, _EMBEDDING_STREAM), (self.head, _HEAD_STREAM)):
                 generator = torch.Generator().manual_seed(_stream_seed(config.seed, stream))
                 module.weight.copy_(torch.randn(module.weight.shape, generator=generator) * stack_config.init_std)
-        self.embedding.to(device=stack_config.device, dtype=stack_config.torch_dtype)
-        self.head.to(device=stack_config.device, dtype=stack_config.torch_dtype)
+        self.embedding_scale, self.embedding_norm = None, None
+        if config.recipe:
+            chosen = RECIPES[config.recipe]
+            chosen.adjust_stack(self.stack)
+            self.embedding_scale, self.embedding_norm = chosen.embedding_modules(stack_config.width)
+        for module in (self.embedding, self.head, self.embedding_norm):
+            if module is not None:
+                module.to(device=stack_config.device, dtype=stack_config.torch_dtype)
+        if self.embedding_scale is not None:
+            self.embedding_scale.data = self.embedding_scale.data.to(device=stack_config.device,
+                                                                     dtype=stack_config.torch_dtype)
 
     def embed(self, tokens: Tensor) -> Tensor:
-        """The stream entering layer 0; with ``fixed_embedding_rms`` each token's rms is fixed."""
+        """The stream entering layer 0: the embedding, times the recipe's scale, through the
+        recipe's norm; with ``fixed_embedding_rms`` each token's rms is fixed."""
         e = self.embedding(tokens.to(self.embedding.weight.device))
+        if self.embedding_scale is not None:
+            e = e * self.embedding_scale
+        if self.embedding_norm is not None:
+            e = self.embedding_norm(e)
         if self.fixed_embedding_rms:
             e = rms_norm(e) * self.fixed_embedding_rms
         return e
@@ -237,6 +272,13 @@ class LanguageModel(nn.Module):
         """Mean next-byte cross-entropy (nats)."""
         logits = self(tokens)
         return F.cross_entropy(logits.float().reshape(-1, VOCAB_SIZE), targets.to(logits.device).reshape(-1))
+
+
+def autocast(config: TrainConfig) -> contextlib.AbstractContextManager:
+    """``torch.autocast`` at ``config.amp_dtype`` on the stack's device; a no-op for ""."""
+    if not config.amp_dtype:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=torch.device(config.stack.device).type, dtype=getattr(torch, config.amp_dtype))
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -350,6 +392,15 @@ def layer_statistics(model: LanguageModel, tokens: Tensor) -> list[dict]:
     for name, parameter in model.stack.final_norm.named_parameters():
         if parameter.ndim == 0:
             add(model.stack.config.depth, "final", f"param:{name}", parameter.item())
+    if model.embedding_scale is not None:
+        add(EMBEDDING_LAYER, "embedding", "param:embedding_scale", model.embedding_scale.item())
+    with torch.no_grad():
+        argument = norm_argument(model.stack.final_norm, model.stack.residual(model.embed(tokens)))
+    if argument is not None:  # a tanh/erf final norm: its argument statistics, as for the block norms
+        for quantity, values in argument_statistics(argument).items():
+            if quantity in ARGUMENT_QUANTITIES:
+                add(model.stack.config.depth, "final", quantity, np.mean(values) if quantity != "arg_rms"
+                    else np.sqrt(np.mean(np.square(values))))
     return rows
 
 
@@ -485,7 +536,8 @@ def train(
             tokens, targets = training_batch(corpus, config.batch_size, stack_config.seq_len, config.seed, step)
             for group in optimiser.param_groups:
                 group["lr"] = learning_rate(config, step)
-            loss = model.loss(tokens, targets)
+            with autocast(config):
+                loss = model.loss(tokens, targets)
             value = loss.item()
             recent = (state["recent"] + [value])[-SPIKE_WINDOW:]
             smoothed = sum(recent) / len(recent)
