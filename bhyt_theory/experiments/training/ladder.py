@@ -92,11 +92,11 @@ class Rung:
     def config(self, corpus: str | None, **changes) -> TrainConfig:
         """The rung's base ``TrainConfig``: warm-up 10 % of the steps, five held-out
         evaluations, statistics at the start and the end, ``changes`` on top."""
-        base = TrainConfig().replace(
-            depth=self.depth, width=self.width, heads=self.heads, seq_len=self.seq_len, steps=self.steps,
-            batch_size=self.batch_size, warmup_steps=max(1, self.steps // 10), eval_every=max(1, self.steps // 5),
-            eval_batches=8, stats_every=self.steps, checkpoint_every=max(1, self.steps // 5), corpus=corpus,
-            **dict(self.extra))
+        fields = {"depth": self.depth, "width": self.width, "heads": self.heads, "seq_len": self.seq_len,
+                  "steps": self.steps, "batch_size": self.batch_size, "warmup_steps": max(1, self.steps // 10),
+                  "eval_every": max(1, self.steps // 5), "eval_batches": 8, "stats_every": self.steps,
+                  "checkpoint_every": max(1, self.steps // 5), "corpus": corpus}
+        base = TrainConfig().replace(**{**fields, **dict(self.extra)})
         return base.replace(**changes) if changes else base
 
 
