@@ -100,6 +100,11 @@ def _ladder(args: argparse.Namespace, changes: dict, progress: bool | None) -> i
     if args.full:
         raise SystemExit("--full is a preset of the comparison; the ladder's sizes are its rungs (--quick, --gpu)")
     rungs = LADDERS[name]
+    if args.rungs:
+        unknown = set(args.rungs) - {rung.name for rung in rungs}
+        if unknown:
+            raise SystemExit(f"--rungs: {sorted(unknown)} not among {[rung.name for rung in rungs]}")
+        rungs = tuple(rung for rung in rungs if rung.name in args.rungs)
     if args.lrs:
         rungs = tuple(dataclasses.replace(rung, lrs=tuple(args.lrs)) for rung in rungs)
     recipes = tuple(args.recipes or LADDER_RECIPE_SETS[name])
@@ -198,6 +203,8 @@ def register(commands) -> None:
     ladder.add_argument("--recipes", nargs="+", default=None,
                         help="recipes of the ladder (default: all but bhyt-ref+shared-scale; --gpu: rmsnorm-llama "
                         "bhyt-ref); docs/recipes.md")
+    ladder.add_argument("--rungs", nargs="+", default=None, help="train only these rungs of the ladder (names as "
+                        "printed: d8w64 d16w128 d16w256 d32w256; quick q-d2w16 q-d4w32)")
     ladder.add_argument("--ladder-seeds", type=int, default=None, help="seeds at each best rate (default 3; quick 2; "
                         "gpu 1)")
     ladder.add_argument("--lrs", type=float, nargs="+", default=None, help="rates swept at every rung (default: "
