@@ -330,3 +330,13 @@ def test_gpu_ladder_code_path_runs_tiny_on_cpu(tmp_path):
     assert set(table["recipe"]) == {"rmsnorm-llama", "bhyt-ref"} and len(table) == 2
     assert (table["amp_dtype"] == "bfloat16").all() and (table["kv_heads"] == 1).all()
     assert (table["corpus"] == "stdlib").all() and table["eval_loss"].notna().all()
+
+
+def test_train_help_shows_the_defaults_the_command_uses(capsys):
+    assert main(["train", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    # the comparison's own defaults (trainer.DEFAULT_STACK and study.PRESETS), not StackConfig's width 256
+    assert "StackConfig.width (default 64; quick 32; full 128;" in text
+    assert "TrainConfig.steps (default 300; quick 40; full 1000;" in text
+    assert "depth 8, width 64, 300 steps of 16×128" in text
+    assert "depth 32, width 256, 3000 steps of 16×128" in text
