@@ -115,7 +115,13 @@ class TrainConfig:
     ``refresh_every`` 0 means ``max(1, steps // 50)``. ``fixed_embedding_rms`` > 0
     rescales each token's embedding to that rms (the fixed-embedding-scale
     experiment); 0 leaves the embedding free. ``corpus`` None is
-    ``pydoc_data.topics``. ``label`` names the run in tables (default: the scheme).
+    ``pydoc_data.topics``, ``"stdlib"`` the standard library's sources (module
+    ``corpus``). ``recipe`` names a record of ``recipes.RECIPES`` whose modules and
+    initial values the model gets ("" for none; its scheme must be ``stack.scheme``).
+    ``amp_dtype`` "bfloat16" or "float16" runs the training forward and backward and
+    the held-out evaluations under ``torch.autocast`` (weights and optimiser state
+    stay in the stack's dtype); "" runs plainly. ``label`` names the run in tables
+    (default: the scheme).
     """
 
     stack: StackConfig = DEFAULT_STACK
@@ -515,7 +521,8 @@ def train(
 
     def observe(step, gradient_norms=None):
         if step % config.eval_every == 0 or step == config.steps:
-            log(step, "eval_loss", evaluation_loss(model, eval_batches))
+            with autocast(config):
+                log(step, "eval_loss", evaluation_loss(model, eval_batches))
         if step % config.stats_every == 0 or step == config.steps:
             for row in layer_statistics(model, stats_tokens):
                 rows.append({**keys, "step": step, **row})
