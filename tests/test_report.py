@@ -2,6 +2,7 @@
 log, and a rerun that reuses current results instead of recomputing them."""
 
 import dataclasses
+import html
 import re
 
 import pytest
@@ -18,6 +19,13 @@ def test_quick_reproduce_writes_markdown_and_self_contained_html(tmp_path):
     assert markdown.index("## Summary of findings") < markdown.index("## Claims") < markdown.index("## Depth trace")
     for claim in [f"C{i}" for i in range(1, 10)]:
         assert f"| {claim} |" in markdown
+    # quick sizes decide nothing: a banner opens both pages and the claims table has a reach column
+    assert markdown.index("No verdict on the paper's claims") < markdown.index("## Summary of findings")
+    assert "No verdict on the paper's claims" in html.unescape(page) and "| reach |" in markdown
+    claim_rows = [line for line in markdown.splitlines() if re.match(r"\| C\d \|", line)]
+    assert len(claim_rows) == 9
+    assert all(any(f"| {status} |" in row for status in ("insufficient evidence", "not testable here", "not run"))
+               for row in claim_rows)
     for name in FAST:
         assert (tmp_path / f"{name}.png").stat().st_size > 0
         assert f"![{studies.STUDIES[name].title}]({name}.png)" in markdown
@@ -167,3 +175,22 @@ def test_checks_study_runs_with_autograd_and_every_check_passes(tmp_path):
     result = studies.ResultsStore(tmp_path).get("checks", quick=True)
     failed = result.table("checks", "passed").query("not passed")
     assert failed.empty, failed[["check", "message"]].to_string()
+
+
+def _assessment(id_, verdict):
+    from bhyt_theory.pipeline.claims import Assessment
+
+    return Assessment(id=id_, statement=f"statement {id_}", source="s", expected="e", rule="r", verdict=verdict,
+                      reason=f"reason {id_}", measured={}, explanation="x", command="c", experiment="x")
+
+
+def test_proofs_collapse_into_one_row_of_the_claims_table():
+    claims = [_assessment("C1", "qualified")]
+    passing = [_assessment(f"proofs/p{i}", "confirmed") for i in range(3)]
+    table = report.summary_table(claims + passing)
+    assert list(table["id"]) == ["C1", "proofs"]
+    assert table.iloc[1]["why"] == "3/3 proofs: every check passes" and table.iloc[1]["verdict"] == "confirmed"
+    assert len(report.proofs_table(claims + passing)) == 3
+    failing = passing[:2] + [_assessment("proofs/p2", "refuted")]
+    row = report.summary_table(claims + failing).iloc[1]
+    assert row["verdict"] == "refuted" and row["why"].startswith("2/3") and "proofs/p2 (refuted)" in row["why"]

@@ -70,7 +70,7 @@ def register(commands) -> None:
         "there is 'not run', and a folder with no results at all is an error (exit 2) naming the command that "
         "computes them. --compute first computes, at quick sizes, whatever is missing or stale, after saying what and "
         "about how long. --json prints a list of objects (id, statement, verdict, reason, measured, expected, rule, "
-        "command, explanation, …).",
+        "command, explanation, evidence, …).",
     )
     claims.add_argument("--results", type=Path, default=Path("results"))
     claims.add_argument("--json", action="store_true", help="print JSON instead of a table")

@@ -11,9 +11,10 @@ import typing
 from pathlib import Path
 
 from ..experiments.training.trainer import TrainConfig
-from ..numerics.model import StackConfig
+from ..numerics.model import PRESETS, StackConfig
 from .common import (
     add_config_arguments,
+    library_default,
     show,
     write_table,
 )
@@ -37,14 +38,12 @@ def _train(args: argparse.Namespace) -> int:
         training_throughput,
     )
 
-    changes = {f.name: getattr(args, f.name) for f in dataclasses.fields(StackConfig) if getattr(args, f.name) is not None}
-    changes.update({name: getattr(args, name) for name in TRAIN_OPTIONS if getattr(args, name) is not None})
+    preset, changes = training_preset(args), training_changes(args)
     progress = False if args.no_progress else None
     if args.ladder:
         return _ladder(args, changes, progress)
     if args.gpu:
         raise SystemExit("--gpu selects the GPU ladder rung: use it with --ladder")
-    preset = "quick" if args.quick else "full" if args.full else "default"
     if args.throughput:
         base = preset_config(preset, **changes)
         table = training_throughput(base, tuple(args.schemes), repeats=args.repeats, steps=args.throughput_steps)
@@ -68,7 +67,7 @@ def _train(args: argparse.Namespace) -> int:
             for r in table.itertuples()])
         show(shown.pivot_table(index=["label", "depth"], columns="lr", values="result", aggfunc="first", sort=False))
         return 0
-    base = preset_config(preset, **changes)
+    base = train_config(args)
     configs = comparison_configs(base, tuple(args.schemes), tuple(args.seeds), tuple(args.estimators),
                                  args.fixed_embedding_experiment)
     print(f"training {len(configs)} runs: depth {base.stack.depth}, width {base.stack.width}, heads {base.stack.heads}, "
@@ -138,9 +137,6 @@ def _ladder(args: argparse.Namespace, changes: dict, progress: bool | None) -> i
     return 0
 
 
-# Every TrainConfig field is an option; seeds and labels come from --seeds and the study, recipes from
-# --recipes (the ladder).
-TRAIN_OPTIONS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("stack", "seed", "label", "recipe"))
 
 
 def _ladder_help() -> str:
@@ -162,9 +158,40 @@ def _train_default(name: str, presets: dict, base) -> str:
     return "; ".join(values)
 
 
+def training_preset(args: argparse.Namespace) -> str:
+    """The training preset (``experiments.training.study.PRESETS``) that ``--quick``/``--full`` name."""
+    return "quick" if args.quick else "full" if args.full else "default"
+
+
+def training_changes(args: argparse.Namespace) -> dict:
+    """What ranks above the training preset: the ``--preset`` shape, then the options given."""
+    changes = dict(PRESETS[args.preset]) if args.preset else {}
+    changes.update({f.name: getattr(args, f.name) for f in dataclasses.fields(StackConfig)
+                    if getattr(args, f.name) is not None})
+    changes.update({name: getattr(args, name) for name in TRAIN_OPTIONS if getattr(args, name) is not None})
+    return changes
+
+
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    """The base ``TrainConfig`` of the comparison: training preset < ``--preset`` shape < options given."""
+    from ..experiments.training.study import preset_config
+
+    return preset_config(training_preset(args), **training_changes(args))
+
+
+# Every TrainConfig field is an option; seeds and labels come from --seeds and the study, recipes from
+# --recipes (the ladder).
+TRAIN_OPTIONS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("stack", "seed", "label", "recipe"))
+
+
 def register(commands) -> None:
     """Add ``train`` to ``commands`` (an argparse sub-parsers action)."""
-    from ..experiments.training.study import COMPARISON_SCHEMES, DEFAULT_SEEDS, PRESETS
+    from ..experiments.training.study import (
+        COMPARISON_SCHEMES,
+        DEFAULT_SEEDS,
+        training_throughput,
+    )
+    from ..experiments.training.study import PRESETS as TRAINING_PRESETS
 
     train = commands.add_parser(
         "train", help="CPU pretraining of every scheme on a byte-level corpus, trained-regime analyses",
@@ -172,28 +199,30 @@ def register(commands) -> None:
         "scheme × seed on CPython's pydoc_data.topics (or --corpus), resumably, and write the logged table, "
         "post-training analyses (layer skip, angular distance, depth bound, growth fit, Jacobian), a summary "
         "and figures to --out. --grid runs the divergence grid instead, --throughput the throughput ratios. "
-        f"Presets: default {PRESETS['default']}; --quick {PRESETS['quick']}; --full {PRESETS['full']}. "
-        "StackConfig and TrainConfig options override the preset.",
+        f"Training presets: default {TRAINING_PRESETS['default']}; --quick {TRAINING_PRESETS['quick']}; "
+        f"--full {TRAINING_PRESETS['full']}. A --preset shape overrides the training preset's, and StackConfig "
+        "and TrainConfig options override both.",
     )
     add_config_arguments(train)
     from ..experiments.training.trainer import DEFAULT_STACK
 
-    default = TrainConfig().replace(**PRESETS["default"])
+    default = TrainConfig().replace(**TRAINING_PRESETS["default"])
     for action in train._actions:  # the StackConfig options: show this command's defaults, not StackConfig's
         if action.dest in {f.name for f in dataclasses.fields(StackConfig)} and action.dest != "preset":
             base = getattr(default.stack, action.dest, getattr(DEFAULT_STACK, action.dest))
-            action.help = (f"StackConfig.{action.dest} (default {_train_default(action.dest, PRESETS, base)}; "
-                           "--ladder: the rung's or the recipe's where they set it)")
+            used = _train_default(action.dest, TRAINING_PRESETS, base)
+            action.help = (f"StackConfig.{action.dest} (default {used}; --ladder: the rung's or the recipe's where "
+                           "they set it)")
     hints = typing.get_type_hints(TrainConfig)
     for field in dataclasses.fields(TrainConfig):
         if field.name in TRAIN_OPTIONS:
             base = next((t for t in typing.get_args(hints[field.name]) if t is not type(None)), hints[field.name])
-            used = _train_default(field.name, PRESETS, getattr(default, field.name))
+            used = _train_default(field.name, TRAINING_PRESETS, getattr(default, field.name))
             train.add_argument("--" + field.name.replace("_", "-"), type=base, default=None,
                                help=f"TrainConfig.{field.name} (default {used}; --ladder: the rung's where it sets it)")
     size = train.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="tiny preset, about a minute")
-    size.add_argument("--full", action="store_true", help="larger preset (depth 16, width 128, 1000 steps)")
+    size.add_argument("--full", action="store_true", help=f"larger preset ({TRAINING_PRESETS['full']})")
     size.add_argument("--gpu", action="store_true",
                       help="with --ladder: the GPU rung (Llama-374M shape, bf16 autocast on CUDA; make train-gpu)")
     ladder = train.add_argument_group("ladder (--ladder)")
@@ -228,8 +257,10 @@ def register(commands) -> None:
     train.add_argument("--grid-depths", type=int, nargs="+", default=None)
     train.add_argument("--grid-lrs", type=float, nargs="+", default=None)
     train.add_argument("--throughput", action="store_true", help="tokens/s ratios to rmsnorm instead")
-    train.add_argument("--repeats", type=int, default=5, help="repeats of --throughput")
-    train.add_argument("--throughput-steps", type=int, default=5, help="steps per scheme and repeat of --throughput")
+    train.add_argument("--repeats", type=int, default=library_default(training_throughput, "repeats"),
+                       help="repeats of --throughput")
+    train.add_argument("--throughput-steps", type=int, default=library_default(training_throughput, "steps"),
+                       help="steps per scheme and repeat of --throughput")
     train.add_argument("--out", type=Path, default=Path("results/train"))
     train.add_argument("--no-progress", action="store_true", help="no progress bar (one line per run instead)")
-    train.set_defaults(run=cmd_train)
+    train.set_defaults(run=cmd_train, configs=lambda args: [train_config(args).stack])

@@ -1,7 +1,9 @@
 """``bhyt-theory reproduce``: run every study, judge every claim, write report.md and report.html.
 
 The report opens with a summary of findings and the claims table (verdicts
-computed by the rules of ``bhyt_theory.pipeline.claims``), then has one section per
+computed by the rules of ``bhyt_theory.pipeline.claims``, with a "reach" column: the
+evidence level, shape and seeds behind each; a banner first when no claim has a
+verdict, as after ``--quick``), then has one section per
 study: its figure (``bhyt_theory.pipeline.figures``), a short table with a link to the
 full CSV, the exact command and its provenance (package version and commit,
 torch, device and hardware, date, wall time, sizes). ``report.html`` is
@@ -30,8 +32,8 @@ matplotlib.use("Agg")  # files only; set before figures imports pyplot
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from .claims import CLAIMS, Assessment, assess, assess_statements  # noqa: E402
-from .figures import VIEWS  # noqa: E402
+from .claims import CLAIMS, Assessment, all_insufficient, assess, assess_statements, with_ladder  # noqa: E402
+from .figures import VIEWS as FIGURE_VIEWS  # noqa: E402
 from .studies import STUDIES, ResultsStore, StudyResult, provenance  # noqa: E402
 
 
@@ -104,25 +106,89 @@ def _provenance_line(meta: dict) -> str:
             + (" (quick)" if meta.get("quick") else ""))
 
 
-VERDICT_COLOURS = {"confirmed": "#d9f2d9", "refuted": "#f7d4d4", "qualified": "#fff2cc", "not testable here": "#e6e6e6",
-                   "not run": "#e6e6e6"}
+VERDICT_COLOURS = {"confirmed": "#d9f2d9", "refuted": "#f7d4d4", "qualified": "#fff2cc",
+                   "insufficient evidence": "#dde8f7", "not testable here": "#e6e6e6", "not run": "#e6e6e6"}
+
+
+def banner(assessments: Sequence[Assessment], quick: bool) -> str:
+    """The warning that opens the report when no claim has a verdict (empty otherwise)."""
+    if not all_insufficient(assessments):
+        return ""
+    why = "`reproduce --quick` runs smoke-test sizes" if quick else "the results fall short of every rule's minimum"
+    return (f"No verdict on the paper's claims: {why}, so every claim C1–C9 is \"insufficient evidence\", "
+            "\"not testable here\" or \"not run\". The figures below show that the pipeline runs; they do not "
+            "test the paper. Run `make reproduce` (full sizes) for verdicts.")
+
+
+def table_paper_init(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per layer at the paper's shape: rms of BHyT and RMSNorm (Monte Carlo and mean field), BHyT's largest
+    saturated fraction, and its M₂/m(h′) over positions (median and minimum, both sources)."""
+    layers, estimate = tables["paper_layers"], tables["paper_estimate"]
+    mlp = layers[(layers["sublayer"] == "mlp") & (layers["statistic"] == "rms")]
+    rms = mlp.pivot_table(index="layer", columns="scheme", values=["mean", "meanfield"])
+    rms.columns = [f"{scheme} rms ({'MC' if source == 'mean' else 'MF'})" for source, scheme in rms.columns]
+    saturated = (layers[layers["statistic"] == "saturated_fraction_1"].groupby("layer")["mean"].max()
+                 .rename("bhyt saturated |z|≥1"))
+    ratio = estimate.groupby("layer").agg(**{"M₂/m median (MC)": ("ratio", "median"), "M₂/m min (MC)": ("ratio", "min"),
+                                             "M₂/m median (MF)": ("meanfield_ratio", "median"),
+                                             "M₂/m min (MF)": ("meanfield_ratio", "min")})
+    return rms.join(saturated).join(ratio).reset_index()
+
+
+VIEWS = {**FIGURE_VIEWS, "paper_init": (None, table_paper_init)}
+"""Study name → (figure function or None, short-table function): ``figures.VIEWS`` and the
+paper-shape study's table."""
+
+
+def _is_claim(assessment: Assessment) -> bool:
+    return assessment.id.startswith("C")
+
+
+def proofs_row(assessments: Sequence[Assessment]) -> dict | None:
+    """The proofs as one row of the claims table: "N/N proofs: every check passes", or which do not."""
+    proofs = [a for a in assessments if not _is_claim(a)]
+    if not proofs:
+        return None
+    passing = [a for a in proofs if a.verdict == "confirmed"]
+    others = ", ".join(f"{a.id} ({a.verdict})" for a in proofs if a.verdict != "confirmed")
+    why = (f"{len(passing)}/{len(proofs)} proofs: every check passes" if not others
+           else f"{len(passing)}/{len(proofs)} proofs have every check passing; not: {others}")
+    verdicts = {a.verdict for a in proofs}
+    verdict = "refuted" if "refuted" in verdicts else verdicts.pop() if len(verdicts) == 1 else "qualified"
+    return {"id": "proofs", "verdict": verdict, "reach": "proof checks", "why": why,
+            "paper": "this toolkit's own statements"}
 
 
 def summary_table(assessments: Sequence[Assessment]) -> pd.DataFrame:
-    """The claims table of the report: id, verdict, why (the rule's reason), the paper's figures."""
-    return pd.DataFrame([{"id": a.id, "verdict": a.verdict, "why": a.reason, "paper": a.expected}
-                         for a in assessments])
+    """The claims table of the report: id, verdict, reach (evidence level, shape, seeds), why (the rule's
+    reason), the paper's figures; the toolkit's proofs collapsed into one row (``proofs_row``), listed one
+    per row by ``proofs_table``."""
+    rows = [{"id": a.id, "verdict": a.verdict, "reach": a.reach, "why": a.reason, "paper": a.expected}
+            for a in assessments if _is_claim(a)]
+    proofs = proofs_row(assessments)
+    return pd.DataFrame(rows + ([proofs] if proofs else []))
 
 
-def _write_markdown(out_dir: Path, header: list[str], assessments, results, files, command: str) -> Path:
-    lines = header + ["", "## Summary of findings", ""]
+def proofs_table(assessments: Sequence[Assessment]) -> pd.DataFrame:
+    """One row per proof: id, statement, verdict, why, command."""
+    return pd.DataFrame([{"id": a.id, "statement": a.statement, "verdict": a.verdict, "why": a.reason,
+                          "command": a.command} for a in assessments if not _is_claim(a)])
+
+
+def _write_markdown(out_dir: Path, header: list[str], assessments, results, files, command: str,
+                    warning: str = "") -> Path:
+    lines = header[:1] + (["", f"> **{warning}**"] if warning else []) + header[1:] + ["", "## Summary of findings", ""]
     lines += [f"- **{a.id}** — {a.verdict}: {a.reason}." for a in assessments if a.id.startswith("C")]
     statements = [a for a in assessments if not a.id.startswith("C")]
     if statements:
         confirmed = sum(a.verdict == "confirmed" for a in statements)
         lines.append(f"- The toolkit's own statements: {confirmed} of {len(statements)} proofs have every check passing.")
-    lines += ["", "## Claims", "", markdown_table(summary_table(assessments)), "", "### Each claim in detail", ""]
-    for a in assessments:
+    lines += ["", "## Claims", "", markdown_table(summary_table(assessments)), ""]
+    if statements:
+        lines += ["<details><summary>The proofs, one row each</summary>", "", markdown_table(proofs_table(assessments)),
+                  "", "</details>", ""]
+    lines += ["### Each claim in detail", ""]
+    for a in filter(_is_claim, assessments):
         lines += [f"**{a.id}. {a.statement}** Source: {a.source}. Rule: {a.rule}.", "", a.explanation, "",
                   f"Command: `{a.command}`", ""]
     for name, result in results.items():
@@ -153,6 +219,7 @@ code{background:#f4f4f4;padding:1px 4px;border-radius:3px;font-size:0.9em}
 .prov{font-size:0.8em;color:#555}
 img{max-width:100%;border:1px solid #ddd}
 .verdict{padding:1px 6px;border-radius:3px;white-space:nowrap}
+.banner{background:#fff2cc;border:1px solid #e0c060;padding:0.6em 1em}
 """
 
 
@@ -163,10 +230,12 @@ def _verdict_cells(table_html: str) -> str:
     return table_html
 
 
-def _write_html(out_dir: Path, title: str, intro: list[str], assessments, results, files) -> Path:
+def _write_html(out_dir: Path, title: str, intro: list[str], assessments, results, files, warning: str = "") -> Path:
     escape = html.escape
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{escape(title)}</title>"
              f"<style>{_STYLE}</style></head><body><h1>{escape(title)}</h1>"]
+    if warning:
+        parts.append(f"<p class='banner'><b>{escape(warning).replace('`', '')}</b></p>")
     parts += [f"<p>{line}</p>" for line in intro]
     parts.append("<h2>Summary of findings</h2><ul>")
     parts += [f"<li><b>{escape(a.id)}</b> — {escape(a.verdict)}: {escape(a.reason)}.</li>"
@@ -178,8 +247,11 @@ def _write_html(out_dir: Path, title: str, intro: list[str], assessments, result
                      "passing.</li>")
     parts.append("</ul><h2>Claims</h2>")
     parts.append(_verdict_cells(_html_table(summary_table(assessments))))
+    if statements:
+        parts.append("<details><summary>The proofs, one row each</summary>"
+                     + _verdict_cells(_html_table(proofs_table(assessments))) + "</details>")
     parts.append("<h3>Each claim in detail</h3>")
-    for a in assessments:
+    for a in filter(_is_claim, assessments):
         parts.append(f"<p><b>{escape(a.id)}. {escape(a.statement)}</b> <i>Source: {escape(a.source)}. "
                      f"Rule: {escape(a.rule)}.</i><br>{escape(a.explanation)}<br>"
                      f"<span class='prov'>Command: <code>{escape(a.command)}</code></span></p>")
@@ -239,7 +311,7 @@ def reproduce(out_dir: Path, quick: bool = False, only: Sequence[str] | None = N
                 files["figures"][name] = path
             log(f"  {result.meta['wall_seconds']} s ({'stored result reused' if result.meta.get('reused') else 'done'})")
         results[name] = result
-    every = {**store.collect(list(STUDIES), quick, compute_missing=False), **results}
+    every = with_ladder({**store.collect(list(STUDIES), quick, compute_missing=False), **results}, out_dir)
     assessments = [assess(claim, every) for claim in CLAIMS] + assess_statements(every)
     wall = time.perf_counter() - started
     command = "bhyt-theory reproduce --out " + str(out_dir) + (" --quick" if quick else "") + (
@@ -264,7 +336,8 @@ def reproduce(out_dir: Path, quick: bool = False, only: Sequence[str] | None = N
             path = out_dir / f"{name}.png"
             VIEWS[name][0](result.tables, path)
             files["figures"][name] = path
-    markdown = _write_markdown(out_dir, header, assessments, shown, files, command)
-    page = _write_html(out_dir, "bhyt-theory report", intro, assessments, shown, files)
+    warning = banner(assessments, quick)
+    markdown = _write_markdown(out_dir, header, assessments, shown, files, command, warning)
+    page = _write_html(out_dir, "bhyt-theory report", intro, assessments, shown, files, warning)
     log(f"wrote {markdown} and {page} ({wall:.0f} s)")
     return results

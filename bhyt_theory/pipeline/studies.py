@@ -42,6 +42,7 @@ from ..experiments.atomic import write_atomically
 from ..experiments.montecarlo import source_fingerprint, summarise, sweep
 from ..numerics.inputs import InputSpec
 from ..numerics.model import SCHEMES, StackConfig
+from ..numerics.probes import position_average
 
 NOT_AVAILABLE = "experiment not available in this build"
 PACKAGE = Path(__file__).resolve().parent.parent
@@ -102,7 +103,8 @@ SIZE_TEXT: dict[str, Callable[[object], str]] = {
     "init_std": "init std {}".format, "layers": lambda layers: "layers " + ", ".join(map(str, layers)),
     "seeds": lambda n: f"{n} seed" + ("s" if n != 1 else ""), "batch": "batch {}".format,
     "probes": "{} probes".format, "rounds": "{} rounds".format, "preset": "preset {}".format,
-    "steps": "{} steps".format, "checks": "{} check".format,
+    "steps": "{} steps".format, "checks": "{} check".format, "kv_heads": "{} kv heads".format,
+    "mlp_width": "MLP width {}".format,
     "random_trials": lambda n: f"{n} random trial" + ("s" if n != 1 else ""),
     "hill_climb_steps": "{} hill-climb steps".format,
     "default_initialisation": lambda on: "and the default initialisation" if on else "search only",
@@ -265,7 +267,7 @@ def _every_scheme(config: StackConfig, seeds: Sequence[int], batch: int, log: Lo
     parts = []
     for index, scheme in enumerate(SCHEMES, 1):
         started = time.perf_counter()
-        parts.append(sweep({"scheme": [scheme]}, list(seeds), InputSpec(batch=batch, std=0.02), base=base,
+        parts.append(sweep({"scheme": [scheme]}, list(seeds), InputSpec(batch=batch), base=base,
                            cache_dir=None, progress=False))
         log(f"  {scheme} ({index}/{len(SCHEMES)}): {len(list(seeds))} seeds in {time.perf_counter() - started:.0f} s")
     return pd.concat(parts, ignore_index=True)
@@ -274,7 +276,7 @@ def _every_scheme(config: StackConfig, seeds: Sequence[int], batch: int, log: Lo
 def trace_tables(config: StackConfig, seeds: Sequence[int], batch: int = 4,
                        log: Log = _quiet) -> dict[str, pd.DataFrame]:
     """Every scheme at ``config``'s sizes: per layer × sublayer statistics (``TRACE_STATISTICS``)
-    with 95 % intervals across seeds, inputs N(0, 0.02²)."""
+    with 95 % intervals across seeds, inputs ``InputSpec(batch)``."""
     table = _every_scheme(config, seeds, batch, log)
     summary = summarise(table, statistics=TRACE_STATISTICS)
     return {"trace": summary[["scheme", "layer", "sublayer", "statistic", "mean", "std", "n_seeds", "ci_low",
@@ -292,7 +294,7 @@ def growth_tables(config: StackConfig, seeds: Sequence[int], batch: int = 4,
     fits = pd.concat([fit_growth(table).assign(source="monte carlo"), meanfield_growth(table).assign(source="mean field")],
                      ignore_index=True)
     curves = summarise(table[table["sublayer"] == "mlp"], statistics=("rms",))
-    meanfield = pd.concat([predict(config.replace(scheme=scheme), 0.02**2)[["layer", "sublayer", "rms"]]
+    meanfield = pd.concat([predict(config.replace(scheme=scheme), InputSpec().std**2)[["layer", "sublayer", "rms"]]
                            .assign(scheme=scheme) for scheme in SCHEMES], ignore_index=True)
     return {
         "growth_fits": fits,
@@ -425,6 +427,75 @@ def _training(sizes: dict, log: Log = _quiet) -> dict[str, pd.DataFrame]:
     return {f"training_{name}": table for name, table in tables.items() if name in keep}
 
 
+PAPER_PRESET = "llama-374m"
+"""The paper's smaller model shape (``numerics.model.PRESETS``): the primary evidence of C3, C4 and C5."""
+PAPER_SCHEMES = ("bhyt", "rmsnorm")
+PAPER_SEEDS = (0, 1, 2)
+"""Weight seeds of the paper-shape Monte Carlo (batch 1): three give a Student-t interval with 2 degrees
+of freedom. One llama-374m forward at T 1024 takes about 10 s on one core (BHyT; 7 s RMSNorm) and the
+softmax-attention mean field about 30 s per scheme, so the study costs about 2 min on an idle core."""
+
+
+def block_parameters(config: StackConfig) -> int:
+    """Weights of ``config``'s blocks (attention and SwiGLU matrices; embeddings and norm gains left out)."""
+    kv_width = config.kv_heads * (config.width // config.heads)
+    attention = 2 * config.width * config.width + 2 * config.width * kv_width
+    return config.depth * (attention + 3 * config.width * config.mlp_width)
+
+
+def paper_init_tables(config: StackConfig, seeds: Sequence[int], batch: int = 1,
+                      log: Log = _quiet) -> dict[str, pd.DataFrame]:
+    """BHyT and RMSNorm at ``config`` (``batch`` samples per seed, inputs N(0, 0.02²)), beside the
+    softmax-attention mean field: growth-law fits, per-layer statistics, and BHyT's M₂/m(h′)
+    at every layer × position.
+
+    The mean field with ``attention="softmax"`` is the model that stays within the Monte Carlo
+    error at the paper's widths (``theory.meanfield``); both are tabled so each checks the other.
+    """
+    from ..experiments.growth import fit_growth
+    from ..theory.meanfield import predict_per_position
+
+    base = {k: v for k, v in config.as_dict().items() if k != "scheme"}
+    shape = dict(preset=PAPER_PRESET if config == StackConfig.from_preset(PAPER_PRESET, scheme=config.scheme)
+                 else "", depth=config.depth, width=config.width, seq_len=config.seq_len,
+                 parameters=block_parameters(config))
+    fits, layers, estimate = [], [], None
+    for scheme in PAPER_SCHEMES:
+        started = time.perf_counter()
+        table = sweep({"scheme": [scheme]}, list(seeds), InputSpec(batch=batch, std=0.02), base=base, cache_dir=None,
+                      progress=False)
+        log(f"  {scheme} Monte Carlo: {len(list(seeds))} seeds in {time.perf_counter() - started:.0f} s")
+        started = time.perf_counter()
+        field_config = config.replace(scheme=scheme)
+        per_position = predict_per_position(field_config, 0.02**2, attention="softmax")
+        averaged = position_average(per_position.drop(columns="position"), ["layer", "sublayer"])  # as ``predict``
+        log(f"  {scheme} mean field (softmax attention) in {time.perf_counter() - started:.0f} s")
+        run_columns = table[list(base) + ["scheme", "batch", "length", "input_std"]].iloc[0].to_dict()
+        curve = averaged[["layer", "sublayer", "mean_square", "rms"]].assign(**run_columns, seed=0, position=0)
+        fits += [fit_growth(table).assign(source="monte carlo"), fit_growth(curve).assign(source="mean field")]
+        statistics = ("rms", "arg_rms", "saturated_fraction_1") if scheme == "bhyt" else ("rms",)
+        summary = summarise(table, statistics=statistics)
+        field = averaged.melt(id_vars=["layer", "sublayer"], value_vars=list(statistics), var_name="statistic",
+                              value_name="meanfield")
+        layers.append(summary[["scheme", "layer", "sublayer", "statistic", "mean", "std", "n_seeds", "ci_low",
+                               "ci_high"]].merge(field, on=["layer", "sublayer", "statistic"], how="left"))
+        if scheme == "bhyt":
+            attn = table[table["sublayer"] == "attn"]
+            grouped = attn.groupby(["layer", "position"])["estimate_ratio"]
+            estimate = grouped.agg(ratio="mean", ratio_sd="std", n_seeds="count").reset_index().merge(
+                per_position[per_position["sublayer"] == "attn"][["layer", "position", "estimate_ratio"]]
+                .rename(columns={"estimate_ratio": "meanfield_ratio"}), on=["layer", "position"], how="left")
+    return {"paper_growth_fits": pd.concat(fits, ignore_index=True).assign(**shape),
+            "paper_layers": pd.concat(layers, ignore_index=True).assign(**shape),
+            "paper_estimate": estimate.assign(**shape)}
+
+
+def _paper_init(sizes: dict, log: Log = _quiet) -> dict[str, pd.DataFrame]:
+    overrides = {name: value for name, value in sizes.items() if name in CONFIG_FIELDS}
+    config = StackConfig.from_preset(sizes["preset"], scheme="bhyt", **overrides)
+    return paper_init_tables(config, range(sizes["seeds"]), batch=sizes["batch"], log=log)
+
+
 def _growth_sizes() -> dict:
     from ..experiments.growth import DEFAULT_GROWTH
 
@@ -453,6 +524,13 @@ def _studies() -> tuple[Study, ...]:
               full={"depth": 32, "width": 256, "heads": 4, "seq_len": 128, "seeds": 4, "batch": 4}, seconds=(2, 20),
               subcommand="bhyt-theory sweep --scheme rmsnorm periln lns dyt derf bhyt bhytline bhytstar --depth 32 "
               "--width 256 --heads 4 --seq-len 128 --seeds 0 1 2 3 --batch 4 --statistics rms arg_rms"),
+        Study("paper_init", "Initialisation at the paper's shape (llama-374m, T 1024): Monte Carlo and mean field",
+              ("C3", "C4", "C5"), _paper_init,
+              quick={"preset": PAPER_PRESET, "width": 64, "heads": 4, "kv_heads": 1, "mlp_width": 256, "seq_len": 64,
+                     "seeds": 2, "batch": 1},
+              full={"preset": PAPER_PRESET, "seq_len": 1024, "seeds": len(PAPER_SEEDS), "batch": 1}, seconds=(3, 130),
+              subcommand="bhyt-theory meanfield --preset llama-374m --scheme bhyt --attention softmax --per-position "
+              "--statistics estimate_ratio --compare-seeds 3 --batch 1"),
         Study("growth", "Growth laws with depth, Monte Carlo and mean field", ("C1", "C4"), _growth,
               quick={**growth, "depth": 32, "width": 64, "seq_len": 16, "seeds": 2}, full=growth, seconds=(5, 100),
               subcommand="bhyt-theory growth --meanfield"),
