@@ -292,10 +292,10 @@ def cmd_efficiency(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from ..experiments.bench import run_bench
 
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
     table = run_bench(widths=tuple(args.widths), memory_width=args.memory_width,
-                      meanfield_lengths=tuple(args.meanfield_lengths), device=args.device)
+                      meanfield_lengths=tuple(args.meanfield_lengths), threads=tuple(args.threads),
+                      sweep_depths=tuple(args.sweep_depths), sweep_seeds=args.sweep_seeds,
+                      sweep_width=args.sweep_width, sweep_length=args.sweep_length, device=args.device)
     write_table(table, args.csv, args.json)
     show(table)
     return 0
@@ -454,6 +454,12 @@ def register(commands) -> None:
     bench.add_argument("--memory-width", type=size, default=256)
     bench.add_argument("--meanfield-lengths", type=size, nargs="+", default=[64])
     bench.add_argument("--device", type=device, default="cpu")
-    bench.add_argument("--threads", type=size, default=None, help="torch CPU threads (default: torch's)")
+    bench.add_argument("--threads", type=size, nargs="+", default=[1, 2],
+                       help="torch CPU thread counts; throughput and sweep figures at each")
+    bench.add_argument("--sweep-depths", type=size, nargs="+", default=[8, 16, 32, 64],
+                       help="depths of the full-sweep figure (every scheme, --sweep-seeds seeds)")
+    bench.add_argument("--sweep-seeds", type=size, default=4)
+    bench.add_argument("--sweep-width", type=size, default=256, help="width of the full sweep (heads: width / 64, at least 1)")
+    bench.add_argument("--sweep-length", type=size, default=128)
     add_output_options(bench)
     bench.set_defaults(run=cmd_bench)
