@@ -182,7 +182,6 @@ def stream_traces(
     values: list[np.ndarray | None] = [None] * len(streams)
     rows: list[pd.DataFrame | None] = [None] * len(streams)
     tables: list[list[pd.DataFrame]] = [[] for _ in streams]
-    statistics = list(TRACE_COLUMNS[3:])
     layers = tqdm(
         range(deepest), desc="layers", leave=False, unit="layer",
         # None: tqdm shows the bar on a terminal only, so logs are not flooded
@@ -208,11 +207,12 @@ def stream_traces(
             # layer at width 256 that way).
             probe = TraceProbe()
             states[index] = block(states[index], probe)
-            frame = probe.frame()
+            pairs, n_positions, layer_values = probe.values()
             if values[index] is None:
-                rows[index] = frame[["sublayer", "position"]]
-                values[index] = np.empty((config.depth, len(frame), len(statistics)))
-            values[index][layer] = frame[statistics].to_numpy()
+                rows[index] = pd.DataFrame({"sublayer": np.repeat([sublayer for _, sublayer in pairs], n_positions),
+                                            "position": np.tile(np.arange(n_positions), len(pairs))})
+                values[index] = np.empty((config.depth, *layer_values.shape))
+            values[index][layer] = layer_values
             if layer + 1 in depths[index]:
                 table = _trace_table(config.scheme, stream.seed, rows[index], values[index][: layer + 1])
                 tables[index].append(table)
@@ -615,13 +615,12 @@ def sweep(
     for indices, tables in zip(members, grouped):
         for index, table in zip(indices, tables):
             results[index] = table
-    tables = [
-        table.drop(columns=["scheme", "seed"]).assign(**config.as_dict(), **options, seed=seed)
-        for (config, seed, options), table in zip(runs, results)
-    ]
-    result = pd.concat(tables, ignore_index=True)
-    leading = list(RUN_COLUMNS) + ["seed"]
-    return result[leading + [c for c in result.columns if c not in leading]]
+    # One row per run, repeated over its table's rows (a column-wise assign per run
+    # cost more than the runs' own statistics at width 256).
+    per_run = pd.DataFrame([{**config.as_dict(), **options, "seed": seed} for config, seed, options in runs])
+    leading = per_run.loc[per_run.index.repeat([len(table) for table in results]), list(RUN_COLUMNS) + ["seed"]]
+    body = pd.concat([table.drop(columns=["scheme", "seed"]) for table in results], ignore_index=True)
+    return pd.concat([leading.reset_index(drop=True), body], axis=1)
 
 
 def confidence_interval(

@@ -223,17 +223,15 @@ def rotary(x: Tensor, theta: float, start: int = 0) -> Tensor:
 
 
 def linear(inputs: int, outputs: int, empty: bool = False) -> nn.Linear:
-    """A bias-free ``nn.Linear``; ``empty=True`` skips its default initialisation
-    (the weight is uninitialised memory, for a caller that draws it next)."""
-    if empty:
-        return nn.utils.skip_init(nn.Linear, inputs, outputs, bias=False)
-    return nn.Linear(inputs, outputs, bias=False)
+    """A bias-free ``nn.Linear``; ``empty=True`` gives it a placeholder weight on the
+    meta device (no memory, no initialisation), for a caller that sets the weight next."""
+    return nn.Linear(inputs, outputs, bias=False, device="meta" if empty else None)
 
 
 class Attention(nn.Module):
     """Causal multi-head attention with RoPE; KV head j serves query heads j·g … j·g+g−1.
 
-    ``empty_linears=True``: weights left uninitialised (``linear``)."""
+    ``empty_linears=True``: placeholder weights, to be set by the caller (``linear``)."""
 
     def __init__(self, config: StackConfig, empty_linears: bool = False):
         super().__init__()
@@ -304,8 +302,8 @@ def _make_output_norm(config: StackConfig, layer: int) -> nn.Module:
 class Block(nn.Module):
     """One Llama block under ``config.scheme`` (its row of ``schemes.SCHEME_TABLE``).
 
-    ``empty_linears=True`` leaves the linear weights uninitialised, for
-    ``build_block``, which draws them right after."""
+    ``empty_linears=True`` leaves placeholder linear weights (``linear``), for
+    ``build_block``, which sets them right after."""
 
     def __init__(self, config: StackConfig, layer: int, empty_linears: bool = False):
         super().__init__()
@@ -423,7 +421,8 @@ def build_block(
     ``weights``: the layer's draw, ``draw_weights(linear_shapes(config),
     config.init_std, layer_seed(seed, layer))``, when the caller already holds it
     (a CPU float32 weight is used as is, not copied: the block must not be
-    trained). ``c_attn``: the layer's variance constant, when the caller already
+    trained; a weight given in another dtype or on another device is cast or
+    moved like the rest of the block). ``c_attn``: the layer's variance constant, when the caller already
     holds it for these weights, dtype, device and ``seq_len`` (another scheme's
     block of the same layer); otherwise it is computed. The linear layers are
     constructed without their default initialisation
@@ -435,7 +434,9 @@ def build_block(
     linears = [child for child in block.modules() if isinstance(child, nn.Linear)]
     for child, weight in zip(linears, weights, strict=True):
         child.weight = nn.Parameter(weight, requires_grad=child.weight.requires_grad)
-    block.to(device=config.device, dtype=config.torch_dtype)
+    target = torch.device(config.device)
+    if any(p.dtype != config.torch_dtype or p.device != target for p in block.parameters()):
+        block.to(device=target, dtype=config.torch_dtype)
     with torch.no_grad():
         if c_attn is None:
             block.refresh_variance_constant()

@@ -188,6 +188,21 @@ class TraceProbe:
         if z is not None:
             self._entry(layer, sublayer).update(argument_statistics(z))
 
+    def values(self) -> tuple[list[tuple[int, str]], int, np.ndarray]:
+        """The statistics without pandas: the ``(layer, sublayer)`` pairs in the order
+        recorded, the positions per pair, and a float64 array of one row per pair ×
+        position and one column per ``STATISTICS`` entry (NaN where not measured):
+        ``frame()``'s statistic columns, value for value."""
+        pairs = list(self._rows)
+        n_positions = len(self._rows[pairs[0]]["mean_square"])
+        values = np.full((len(pairs) * n_positions, len(STATISTICS)), np.nan)
+        for index, pair in enumerate(pairs):
+            block = values[index * n_positions:(index + 1) * n_positions]
+            for column, name in enumerate(STATISTICS):
+                if name in self._rows[pair]:
+                    block[:, column] = self._rows[pair][name]
+        return pairs, n_positions, values
+
     def frame(self) -> pd.DataFrame:
         parts = []
         for (layer, sublayer), columns in self._rows.items():
