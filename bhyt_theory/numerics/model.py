@@ -222,10 +222,20 @@ def rotary(x: Tensor, theta: float, start: int = 0) -> Tensor:
     return x * cos + torch.cat([-second, first], -1) * sin
 
 
+class _PlaceholderLinear(nn.Linear):
+    """An ``nn.Linear`` built with a placeholder weight on the meta device and without
+    its default initialisation (no memory, no random draw), for a caller that sets
+    the weight next (``build_block``)."""
+
+    def reset_parameters(self) -> None:
+        """Nothing to initialise: the caller sets the weight."""
+
+
 def linear(inputs: int, outputs: int, empty: bool = False) -> nn.Linear:
-    """A bias-free ``nn.Linear``; ``empty=True`` gives it a placeholder weight on the
-    meta device (no memory, no initialisation), for a caller that sets the weight next."""
-    return nn.Linear(inputs, outputs, bias=False, device="meta" if empty else None)
+    """A bias-free ``nn.Linear``; ``empty=True``: a ``_PlaceholderLinear``."""
+    if empty:
+        return _PlaceholderLinear(inputs, outputs, bias=False, device="meta")
+    return nn.Linear(inputs, outputs, bias=False)
 
 
 class Attention(nn.Module):
