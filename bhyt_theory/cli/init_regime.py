@@ -10,7 +10,6 @@ import dataclasses
 import itertools
 
 import pandas as pd
-import torch
 
 from ..numerics.estimators import ESTIMATORS
 from ..numerics.inputs import InputSpec

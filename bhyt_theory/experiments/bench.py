@@ -36,8 +36,7 @@ import pandas as pd
 import torch
 
 from ..numerics.inputs import InputSpec, gaussian_inputs
-from ..numerics.model import StackConfig, build_block
-from ..numerics.model import SCHEMES
+from ..numerics.model import SCHEMES, StackConfig, build_block
 from ..theory.meanfield import predict
 from .montecarlo import stream_trace, sweep
 

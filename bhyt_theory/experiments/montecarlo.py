@@ -78,7 +78,6 @@ from . import executor
 from .atomic import write_atomically
 
 
-
 def source_fingerprint(*files: str | Path) -> str:
     """SHA-256 (12 hex digits) of the given source files: any edit to the code that
     computes a cached number changes the key, so stale cache files are never read."""
@@ -433,7 +432,7 @@ class _Run:
         self.key = run_key(self.config, *arguments)
         self.prefix = prefix_key(self.config, *arguments)
 
-    def at_depth(self, depth: int) -> "_Run":
+    def at_depth(self, depth: int) -> _Run:
         return _Run(self.config.replace(depth=depth), self.seed, self.options, self.tag)
 
     def read(self, cache_dir: Path) -> pd.DataFrame | None:
@@ -573,7 +572,8 @@ def sweep(
         Required, with no default: a relative default would follow the working
         directory (the command line's ``--cache-dir`` defaults to ``results/cache``).
     progress : bool
-        Progress bar over runs (and over layers of runs ≥ ``LAYER_BAR_MIN_DEPTH`` deep).
+        Progress bar over tasks (the runs of one weight draw each; and over layers when the
+        deepest run is ≥ ``LAYER_BAR_MIN_DEPTH`` deep).
     on_run : callable, optional
         Called as ``on_run(config, seed, options)`` in this process for each run
         once its task is finished and stored (a hook for logging, or for
