@@ -18,6 +18,7 @@ from bhyt_theory.experiments.gradients import (
     gradient_table,
     jacobian_gain,
 )
+from bhyt_theory.numerics.inputs import InputSpec
 from bhyt_theory.numerics.model import Stack, StackConfig, build_block
 from bhyt_theory.theory.backward import (
     bhyt_block_jacobian,
@@ -112,7 +113,8 @@ def test_gradient_norms_start_at_the_projection_and_match_autograd():
 
 def test_gradient_study_table_is_tidy():
     config = StackConfig(depth=2, width=8, heads=2, seq_len=4, mlp_width=8, dtype="float64")
-    study = gradient_study(config, schemes=("rmsnorm", "bhyt"), seeds=(0, 1), batch=1, probes=2, progress=False)
+    study = gradient_study(config, schemes=("rmsnorm", "bhyt"), seeds=(0, 1), inputs=InputSpec(batch=1), probes=2,
+                           progress=False)
     assert len(study) == 2 * 2 * (config.depth + 1)
     top = study[study.layer == config.depth]
     assert (top.growth == 1).all() and (top.predicted_growth == 1).all() and (top.correlated_growth == 1).all()

@@ -34,7 +34,6 @@ from strategies import gamma_peaks
 
 from bhyt_theory.experiments.bounds import align_weights, sign_direction
 from bhyt_theory.numerics.model import (
-    BHYT_ESTIMATE_SCHEMES,
     KAPPA_SCHEDULES,
     SCHEMES,
     Stack,
@@ -43,6 +42,7 @@ from bhyt_theory.numerics.model import (
 )
 from bhyt_theory.numerics.norms import root_mean_square
 from bhyt_theory.numerics.probes import RecordingProbe
+from bhyt_theory.numerics.schemes import scheme_row
 from bhyt_theory.theory.bounds import depth_bound, saturated_fraction_bound
 
 U32 = 2.0**-24
@@ -250,7 +250,7 @@ def test_saturated_fraction_never_exceeds_bound_in_stack(case, t):
     for (layer, sublayer), z in recorder.arguments.items():
         block = stack.blocks[layer]
         norm = block.norm_attn if sublayer == "attn" else block.norm_mlp
-        estimated = sublayer == "mlp" and stack.config.scheme in BHYT_ESTIMATE_SCHEMES
+        estimated = sublayer == "mlp" and scheme_row(stack.config.scheme).estimates_m2
         # exact M: mean(z²) ≤ (λ/κ)²; estimated M₂: mean(z²) ≤ (λ/κ)² m(h')/M₂
         ratio = recorder.mean_square_ratio(layer).numpy() if estimated else 1.0
         bound = saturated_fraction_bound(norm.lam.item(), norm.kappa, t * (1 - REL), np.asarray(ratio) * (1 + REL))

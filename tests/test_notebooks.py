@@ -27,13 +27,22 @@ def test_every_notebook_has_small_sizes_here():
     assert {path.stem for path in NOTEBOOKS} == set(SMALL)
 
 
+CLOSING_HEADING = "## What this run showed"
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_is_clean_and_closes_with_its_findings(path):
+def test_notebook_is_clean_and_closes_with_findings_computed_from_the_run(path):
+    """The closing note is produced by code from the run's numbers, not written in advance:
+    a heading, then one code cell that renders Markdown; no markdown cell follows the heading."""
     notebook = nbformat.read(path, as_version=4)
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
     assert not any(cell.get("outputs") or cell.get("execution_count") for cell in code), "commit without outputs"
     assert sum("parameters" in cell.metadata.get("tags", []) for cell in code) == 1
-    assert notebook.cells[-1].cell_type == "markdown" and "What the plots showed" in notebook.cells[-1].source
+    heading, closing = notebook.cells[-2:]
+    assert heading.cell_type == "markdown" and heading.source.startswith(CLOSING_HEADING)
+    assert closing.cell_type == "code" and "Markdown(" in closing.source
+    assert not any(CLOSING_HEADING in cell.source or "What the plots showed" in cell.source
+                   for cell in notebook.cells[:-2])
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -43,3 +52,6 @@ def test_notebook_executes_with_small_sizes(path, tmp_path):
         parameters["results_folder"] = str(tmp_path / "results")
     papermill.execute_notebook(str(path), str(tmp_path / path.name), parameters=parameters, kernel_name="python3",
                                cwd=str(path.parent), progress_bar=False, execution_timeout=120)
+    executed = nbformat.read(tmp_path / path.name, as_version=4)
+    closing = [output.get("data", {}).get("text/markdown", "") for output in executed.cells[-1].outputs]
+    assert any(text.startswith("- ") for text in closing), "the closing cell renders the run's findings"

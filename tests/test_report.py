@@ -167,3 +167,22 @@ def test_checks_study_runs_with_autograd_and_every_check_passes(tmp_path):
     result = studies.ResultsStore(tmp_path).get("checks", quick=True)
     failed = result.table("checks", "passed").query("not passed")
     assert failed.empty, failed[["check", "message"]].to_string()
+
+
+def _assessment(id_, verdict):
+    from bhyt_theory.pipeline.claims import Assessment
+
+    return Assessment(id=id_, statement=f"statement {id_}", source="s", expected="e", rule="r", verdict=verdict,
+                      reason=f"reason {id_}", measured={}, explanation="x", command="c", experiment="x")
+
+
+def test_proofs_collapse_into_one_row_of_the_claims_table():
+    claims = [_assessment("C1", "qualified")]
+    passing = [_assessment(f"proofs/p{i}", "confirmed") for i in range(3)]
+    table = report.summary_table(claims + passing)
+    assert list(table["id"]) == ["C1", "proofs"]
+    assert table.iloc[1]["why"] == "3/3 proofs: every check passes" and table.iloc[1]["verdict"] == "confirmed"
+    assert len(report.proofs_table(claims + passing)) == 3
+    failing = passing[:2] + [_assessment("proofs/p2", "refuted")]
+    row = report.summary_table(claims + failing).iloc[1]
+    assert row["verdict"] == "refuted" and row["why"].startswith("2/3") and "proofs/p2 (refuted)" in row["why"]

@@ -10,6 +10,7 @@ import torch
 
 from bhyt_theory.numerics import schemes
 from bhyt_theory.numerics.inputs import InputSpec
+from bhyt_theory.numerics.estimators import estimator_parameters
 from bhyt_theory.numerics.model import Stack, StackConfig
 from bhyt_theory.numerics.norms import LayerNorm, RMSNorm, layer_norm
 from bhyt_theory.numerics.schemes import NORMALISERS, SCHEME_TABLE, Scheme
@@ -100,3 +101,32 @@ def test_an_lns_style_divisor_on_a_bhyt_row_scales_the_norm_output(monkeypatch):
 
 def test_rmsnorm_final_norm_is_built_from_the_row():
     assert isinstance(Stack(StackConfig(scheme="bhyt", depth=1, width=16, heads=2, seq_len=4)).final_norm, RMSNorm)
+
+
+@pytest.mark.parametrize("estimator", ["learnable_scale", "learnable_relative", "residual_aware"])
+def test_a_row_added_at_run_time_with_a_learnable_estimator_builds_runs_and_trains(monkeypatch, estimator):
+    """The block reads its row for whether it estimates M₂, so a new estimating row gets the learnable
+    estimator's scalars (no KeyError 'beta'), a forward pass, and a training step that moves them."""
+    from bhyt_theory.experiments.training.trainer import LanguageModel, TrainConfig, parameter_groups
+
+    table = {**SCHEME_TABLE, "bhyt_copy": Scheme("bhyt", estimates_m2=True)}
+    monkeypatch.setattr(schemes, "SCHEME_TABLE", table)
+    assert "bhyt_copy" in schemes.estimating_schemes()
+    config = StackConfig(scheme="bhyt_copy", depth=2, width=16, heads=2, seq_len=8, estimator=estimator)
+    stack = Stack(config, seed=0)
+    learnable = dict(stack.blocks[0].estimator_parameters)
+    assert set(learnable) == set(estimator_parameters(estimator)) and learnable
+    # at initialisation the new row computes what the built-in bhyt row computes (same code, same weights)
+    x = InputSpec(batch=2, std=1.0).hidden_states(config, 0)
+    with torch.no_grad():
+        assert torch.equal(stack(x), Stack(config.replace(scheme="bhyt"), seed=0)(x))
+    model = LanguageModel(TrainConfig(stack=config, seed=0))
+    optimiser = torch.optim.AdamW(parameter_groups(model, 0.0), lr=1e-2)
+    tokens = torch.randint(0, 256, (2, 9), generator=torch.Generator().manual_seed(0))
+    before = {name: p.detach().clone() for name, p in model.named_parameters() if "estimator_parameters" in name}
+    loss = model.loss(tokens[:, :-1], tokens[:, 1:])
+    loss.backward()
+    optimiser.step()
+    assert torch.isfinite(loss) and before
+    moved = [name for name, p in model.named_parameters() if name in before and not torch.equal(p, before[name])]
+    assert moved, "the learnable estimator's scalars receive gradients and move"

@@ -26,6 +26,7 @@ from bhyt_theory.experiments.staleness import (
     staleness_study,
     staleness_summary,
 )
+from bhyt_theory.numerics.inputs import InputSpec
 from bhyt_theory.numerics.model import Stack, StackConfig, build_block
 from bhyt_theory.numerics.norms import bhyt, mean_square, root_mean_square
 from bhyt_theory.theory.trained_bounds import (
@@ -74,7 +75,7 @@ def test_output_rms_never_exceeds_the_any_lambda_bound(token, lam, factor, seed)
 
 def test_no_perturbation_leaves_no_staleness_and_scaling_moves_c_by_the_fourth_power():
     config = StackConfig(scheme="bhyt", depth=2, width=32, heads=2, seq_len=8, dtype="float64")
-    study = staleness_study(config, deltas=(0.0, 0.1), kinds=("scaling",), seeds=(0,), batch=1)
+    study = staleness_study(config, deltas=(0.0, 0.1), kinds=("scaling",), seeds=(0,), inputs=InputSpec(batch=1))
     still = study[study.delta == 0.0]
     assert (still.staleness_error == 0).all() and np.allclose(still.saturation_factor, 1.0, rtol=0, atol=1e-15)
     moved = study[study.delta == 0.1]
@@ -103,7 +104,7 @@ def test_forced_uniform_causal_attention_is_the_model_attention_with_zero_logits
 
 def test_peaked_attention_study_tracks_the_predicted_increment_ratio():
     config = StackConfig(scheme="bhyt", depth=1, width=64, heads=4, seq_len=8, dtype="float64", init_std=0.05)
-    study = peaked_attention_study(config, peaks=(0.0, 1.0), seeds=(0,), batch=512)
+    study = peaked_attention_study(config, peaks=(0.0, 1.0), seeds=(0,), inputs=InputSpec(batch=512))
     # Monte Carlo: ratio = estimate increment / measured mean; relative error ≤ 4.5 se/mean, plus the
     # finite-d term 4a⁴/(d+2)/E tanh² (≈ 0.2 %) of proofs/position_estimator.md.
     slack = 4.5 * study.increment_se / study.increment + 0.003

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..experiments.montecarlo import DEFAULT_SEEDS, summarise
 from ..numerics.inputs import InputSpec
 from ..numerics.model import PRESETS, StackConfig
 from .options import (
@@ -59,20 +60,95 @@ def add_config_arguments(parser: argparse.ArgumentParser, multi: bool = False) -
         )
 
 
+def config_changes(config: StackConfig) -> dict:
+    """The fields of a library's default ``config`` that differ from ``StackConfig()``'s (``kv_heads``
+    and ``mlp_width`` only where they differ from what they derive from, so that a preset or an
+    option that changes the width or the heads re-derives them): a command's lowest-ranked defaults."""
+    derived = StackConfig(width=config.width, heads=config.heads)
+    changes = {}
+    for field in dataclasses.fields(StackConfig):
+        reference = getattr(derived, field.name) if field.name in ("kv_heads", "mlp_width") else field.default
+        if getattr(config, field.name) != reference:
+            changes[field.name] = getattr(config, field.name)
+    return changes
+
+
+def library_config(parser: argparse.ArgumentParser, config, **fixed) -> None:
+    """Make ``config`` (a ``StackConfig``, or a function of the parsed arguments returning one) the
+    command's library default, below ``--preset`` and the options given; ``fixed`` fields are the
+    experiment's own (e.g. one layer) and rank above everything."""
+    parser.set_defaults(config_defaults=config, config_fixed=fixed)
+
+
 def config_from_arguments(args: argparse.Namespace, **overrides) -> StackConfig:
-    """``StackConfig`` from, in increasing precedence: the command's own defaults
-    (``config_defaults``), ``--preset``, the options given, ``overrides``."""
-    values = dict(getattr(args, "config_defaults", {}))
+    """``StackConfig`` from, in increasing precedence: the library's default configuration of the
+    command (``library_config``; ``StackConfig()`` where it has none), ``--preset``, the options
+    given, the command's fixed fields and ``overrides``."""
+    library = getattr(args, "config_defaults", None) or StackConfig()
+    values = config_changes(library(args) if callable(library) else library)
     values.update(PRESETS[args.preset] if getattr(args, "preset", None) else {})
     values.update({f.name: getattr(args, f.name) for f in dataclasses.fields(StackConfig)
                    if getattr(args, f.name) is not None})
+    values.update(getattr(args, "config_fixed", {}))
     values.update(overrides)
     return StackConfig(**values)
+
+
+def command_configs(args: argparse.Namespace) -> list[StackConfig]:
+    """Every ``StackConfig`` a parsed command would run (several for a sweep): the command's own
+    ``configs(args)`` where it sets one, else ``config_from_arguments(args)``."""
+    configs = getattr(args, "configs", None)
+    return list(configs(args)) if configs is not None else [config_from_arguments(args)]
 
 
 def library_default(function, name: str):
     """The default of parameter ``name`` of ``function``: CLI defaults are the library's."""
     return inspect.signature(function).parameters[name].default
+
+
+def describe_config(config: StackConfig) -> str:
+    """What a library's default configuration sets beyond ``StackConfig()``, for a command's help."""
+    return ", ".join(f"{name} {value}" for name, value in config_changes(config).items()) or "StackConfig()"
+
+
+def add_study_command(commands, name: str, study, run, validate, *, help: str, description: str,
+                      **fixed) -> argparse.ArgumentParser:
+    """The parser of command ``name``, which runs library function ``study`` (taking ``config``,
+    ``seeds`` and ``inputs``) through ``run(args)`` after ``validate(args)``: the ``StackConfig``
+    options with ``--preset`` over the function's default configuration (``fixed``: fields the
+    experiment sets itself), ``add_study_options`` and the output options. The command's own
+    options are added to the parser returned; the description ends with the default configuration."""
+    config = library_default(study, "config")
+    parser = commands.add_parser(name, help=help, description=f"{description} Default configuration: "
+                                 f"{describe_config(config)} ({study.__module__}.{study.__name__}).")
+    add_config_arguments(parser)
+    library_config(parser, config, **fixed)
+    add_study_options(parser, study)
+    add_output_options(parser)
+    parser.set_defaults(run=run, validate=validate)
+    return parser
+
+
+def add_study_options(parser: argparse.ArgumentParser, study) -> None:
+    """``--seeds``, ``--batch`` and ``--input-std`` of a study function taking ``seeds`` and
+    ``inputs`` (an ``InputSpec``), each defaulting to the function's own default."""
+    parser.add_argument("--seeds", type=seed, nargs="+", default=list(library_default(study, "seeds")),
+                        help="weight seeds (inputs: numerics.inputs.input_seed)")
+    add_input_options(parser, library_default(study, "inputs"))
+
+
+def add_input_options(parser: argparse.ArgumentParser, inputs: InputSpec = InputSpec(), length: bool = False) -> None:
+    """``--batch`` and ``--input-std`` (with ``length``, ``--length`` too), defaulting to ``inputs``:
+    the options of an ``InputSpec`` (``inputs_from_arguments``)."""
+    parser.add_argument("--batch", type=size, default=inputs.batch, help="input sequences per seed")
+    if length:
+        parser.add_argument("--length", type=size, default=inputs.length, help="input length T (default: seq_len)")
+    parser.add_argument("--input-std", type=positive_real, default=inputs.std, help="inputs iid N(0, input_std²)")
+
+
+def inputs_from_arguments(args: argparse.Namespace) -> InputSpec:
+    """The ``InputSpec`` of ``add_input_options``'s options."""
+    return InputSpec(args.batch, getattr(args, "length", None), args.input_std)
 
 
 def write_table(table: pd.DataFrame, csv: Path | None = None, json: Path | None = None) -> None:
@@ -131,13 +207,13 @@ def add_output_options(parser: argparse.ArgumentParser, what: str = "the table")
 
 def add_sweep_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by the cached Monte Carlo commands (``sweep``, ``growth``)."""
-    parser.add_argument("--seeds", type=seed, nargs="+", default=[0, 1, 2],
+    parser.add_argument("--seeds", type=seed, nargs="+", default=list(DEFAULT_SEEDS),
                         help="weight seeds (inputs: numerics.inputs.input_seed)")
     parser.add_argument("--batch", type=size, default=InputSpec().batch)
     parser.add_argument("--length", type=size, nargs="+", default=None, help="input length T (default: seq_len)")
     parser.add_argument("--input-std", type=positive_real, nargs="+", default=None,
                         help=f"input scale, > 0 (zero inputs make every statistic 0; default {InputSpec().std})")
-    parser.add_argument("--level", type=probability, default=0.95,
+    parser.add_argument("--level", type=probability, default=library_default(summarise, "level"),
                         help="confidence level of the intervals, in (0, 1)")
     parser.add_argument("--cache-dir", type=output_folder, default=CACHE_DIR,
                         help=f"folder of the cached runs, relative to the working directory (default {CACHE_DIR})")

@@ -11,6 +11,13 @@ import itertools
 
 import pandas as pd
 
+from ..experiments import efficiency as efficiency_experiment
+from ..experiments import jacobian as jacobian_experiment
+from ..experiments import variance as variance_experiment
+from ..experiments.bench import run_bench
+from ..experiments.growth import DEFAULT_GROWTH, fit_growth
+from ..experiments.meanfield import compare_with_monte_carlo
+from ..experiments.montecarlo import DEFAULT_SEEDS, summarise
 from ..numerics.estimators import ESTIMATORS
 from ..numerics.inputs import InputSpec
 from ..numerics.model import PRESETS, SCHEMES, Stack, StackConfig
@@ -19,11 +26,16 @@ from ..numerics.schemes import SCHEME_TABLE
 from ..theory.meanfield import ATTENTION_MODELS, SOFTMAX_SAMPLES
 from .common import (
     add_config_arguments,
+    add_input_options,
     add_output_options,
+    add_study_command,
     add_sweep_options,
     check_distinct,
     check_indices,
     config_from_arguments,
+    describe_config,
+    inputs_from_arguments,
+    library_config,
     library_default,
     saved_runs,
     show,
@@ -46,7 +58,7 @@ from .options import (
 def cmd_trace(args: argparse.Namespace) -> int:
     config = config_from_arguments(args)
     stack = Stack(config, seed=args.seed)
-    table = stack.trace(InputSpec(args.batch, args.length, args.input_std).hidden_states(config, args.seed))
+    table = stack.trace(inputs_from_arguments(args).hidden_states(config, args.seed))
     write_table(table, args.csv, args.json)
     if args.per_position:
         shown = table
@@ -86,12 +98,12 @@ def cmd_variance(args: argparse.Namespace) -> int:
     positions = tuple(args.positions) if args.positions else table_positions(config.seq_len)
     if args.decomposition:
         config = config.replace(estimator=args.estimators[0] if args.estimators else config.estimator)
-        table = decomposition_table(config, args.seeds, InputSpec(args.batch, std=args.input_std), layers, positions)
+        table = decomposition_table(config, args.seeds, inputs_from_arguments(args), layers, positions)
         write_table(table, args.csv, args.json)
         show(decomposition_summary(table), "{:.4f}")
         return 0
     comparison = estimator_comparison(
-        config, args.estimators, seeds=tuple(args.seeds), inputs=InputSpec(args.batch, std=args.input_std),
+        config, args.estimators, seeds=tuple(args.seeds), inputs=inputs_from_arguments(args),
         layers=layers, positions=positions,
     )
     write_table(comparison, args.csv, args.json)
@@ -126,7 +138,7 @@ def cmd_jacobian(args: argparse.Namespace) -> int:
     table = jacobian_comparison(
         config, schemes=tuple(args.schemes or JACOBIAN_SCHEMES),
         layers=tuple(args.layers) if args.layers else jacobian_layers(config.depth),
-        seeds=tuple(args.seeds), inputs=InputSpec(args.batch, std=args.input_std), probes=args.probes,
+        seeds=tuple(args.seeds), inputs=inputs_from_arguments(args), probes=args.probes,
     )
     write_table(table, args.csv, args.json)
     show(deviation_table(table))
@@ -159,7 +171,7 @@ SUMMARY_ROWS = 40
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from ..experiments import executor
-    from ..experiments.montecarlo import RUN_COLUMNS, summarise, sweep
+    from ..experiments.montecarlo import RUN_COLUMNS, sweep
 
     with executor.backend(args.workers, args.scheduler):
         table = sweep(sweep_grid(args), args.seeds, InputSpec(args.batch), base=PRESETS.get(args.preset),
@@ -213,7 +225,7 @@ def growth_defaults(default_growth: dict, preset: str | None = None) -> dict:
 
 def cmd_growth(args: argparse.Namespace) -> int:
     from ..experiments import executor
-    from ..experiments.growth import DEFAULT_GROWTH, fit_growth, meanfield_growth
+    from ..experiments.growth import meanfield_growth
     from ..experiments.montecarlo import RUN_COLUMNS, sweep
 
     with executor.backend(args.workers, args.scheduler):
@@ -237,8 +249,6 @@ def cmd_growth(args: argparse.Namespace) -> int:
 
 
 def validate_growth(args: argparse.Namespace) -> None:
-    from ..experiments.growth import DEFAULT_GROWTH
-
     configs = validate_sweep(args, growth_defaults(DEFAULT_GROWTH, args.preset))
     shallowest = min(config.depth for config in configs)
     if args.first_layer > shallowest - 3:
@@ -246,12 +256,11 @@ def validate_growth(args: argparse.Namespace) -> None:
 
 
 def cmd_meanfield(args: argparse.Namespace) -> int:
-    from ..experiments.meanfield import compare_with_monte_carlo
     from ..theory.meanfield import predict, predict_per_position
 
     config = config_from_arguments(args)
     if args.compare_seeds:
-        inputs = InputSpec(args.batch, args.length, args.input_std)
+        inputs = inputs_from_arguments(args)
         table = compare_with_monte_carlo(config, range(args.compare_seeds), inputs, tuple(args.statistics),
                                          attention=args.attention, per_position=args.per_position)
     else:
@@ -264,21 +273,17 @@ def cmd_meanfield(args: argparse.Namespace) -> int:
 
 
 def cmd_efficiency(args: argparse.Namespace) -> int:
-    from ..experiments.efficiency import (
-        DEFAULT_EFFICIENCY,
-        QUICK_EFFICIENCY,
-        efficiency_study,
-    )
+    from ..experiments.efficiency import CONTENTION_LOG_SD, efficiency_study
 
-    base = QUICK_EFFICIENCY if args.quick else DEFAULT_EFFICIENCY
-    config = config_from_arguments(args, **{k: v for k, v in base.as_dict().items() if getattr(args, k) is None})
+    config = config_from_arguments(args)
     costs, timings = efficiency_study(config, tuple(args.schemes), batch=args.batch, rounds=args.rounds)
     write_table(timings, args.csv, args.json)
     print(f"counted cost per token of a block's two normaliser sites (width {config.width}, "
           f"{costs['element_bytes'].iloc[0]} bytes per element):")
     show(costs.drop(columns=["width", "element_bytes"]), "{:.3f}", index=False)
     print(f"\nmeasured in this process on {timings['hardware'].iloc[0]} ({config.device}): ratio to RMSNorm "
-          f"and speed-up, mean over {args.rounds} interleaved rounds, Student-t 95% interval; "
+          f"and speed-up, geometric mean over {args.rounds} interleaved rounds, Student-t 95% interval of the log "
+          f"ratios (contended: rounds spread > {CONTENTION_LOG_SD} in log ratio, interval widened to their range); "
           f"block: width {config.width}, heads {config.heads}, T {config.seq_len}, batch {args.batch}; "
           f"decode: one token after a cache of {config.seq_len}")
     show(timings.drop(columns=["device", "hardware", "level"]), "{:.4g}", index=False)
@@ -286,8 +291,6 @@ def cmd_efficiency(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from ..experiments.bench import run_bench
-
     table = run_bench(widths=tuple(args.widths), memory_width=args.memory_width,
                       meanfield_lengths=tuple(args.meanfield_lengths), threads=tuple(args.threads),
                       sweep_depths=tuple(args.sweep_depths), sweep_seeds=args.sweep_seeds,
@@ -299,10 +302,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def register(commands) -> None:
     """Add the init-regime commands to ``commands`` (an argparse sub-parsers action)."""
-    from ..experiments import jacobian as jacobian_experiment
-    from ..experiments import variance as variance_experiment
-    from ..experiments.meanfield import compare_with_monte_carlo
-
     trace = commands.add_parser(
         "trace", help="per-layer statistics of one stack on Gaussian inputs",
         description="Run one Stack on inputs ~ N(0, input_std²) and print per-layer "
@@ -310,9 +309,7 @@ def register(commands) -> None:
     )
     add_config_arguments(trace)
     trace.add_argument("--seed", type=seed, default=0, help="weight seed (inputs: numerics.inputs.input_seed)")
-    trace.add_argument("--batch", type=size, default=InputSpec().batch)
-    trace.add_argument("--length", type=size, default=None, help="input length T (default: seq_len)")
-    trace.add_argument("--input-std", type=positive_real, default=InputSpec().std)
+    add_input_options(trace, length=True)
     trace.add_argument("--per-position", action="store_true")
     add_output_options(trace)
     trace.set_defaults(run=cmd_trace, validate=validate_config)
@@ -325,26 +322,30 @@ def register(commands) -> None:
     )
     add_config_arguments(sweep, multi=True)
     add_sweep_options(sweep)
-    sweep.add_argument("--statistics", nargs="+", **one_of(STATISTICS, "STATISTIC"), default=["mean_square", "rms"],
+    sweep.add_argument("--statistics", nargs="+", **one_of(STATISTICS, "STATISTIC"), default=list(library_default(summarise, "statistics")),
                        help="statistics to summarise (default mean_square rms); " + choices_help(STATISTICS))
     sweep.add_argument("--per-position", action="store_true")
     sweep.add_argument("--summary-csv", type=output_file, default=None,
                        help="write the whole summary (every layer) as CSV; the terminal shows at most "
                        f"{SUMMARY_ROWS} rows")
     add_output_options(sweep, "the full per-position sweep table")
-    sweep.set_defaults(run=cmd_sweep, validate=validate_sweep, saved=saved_runs)
+    sweep.set_defaults(run=cmd_sweep, validate=validate_sweep, saved=saved_runs, configs=validate_sweep)
 
     growth = commands.add_parser(
         "growth", help="fit linear / variance-linear / exponential / power growth of rms with depth (C1, C2, C4)",
-        description="Monte Carlo sweep (default: every scheme, depth 256, width 256, 4 heads, T 64, "
-        "init_std 0.02, inputs N(0, 0.02²), seeds 0 1 2, batch 4; cached) and the growth-law fits per scheme.",
+        description="Monte Carlo sweep (default: every scheme, "
+        + ", ".join(f"{name} {value}" for name, value in DEFAULT_GROWTH.items())
+        + f", inputs N(0, {InputSpec().std}²), seeds {' '.join(map(str, DEFAULT_SEEDS))}, batch {InputSpec().batch}; "
+        "cached) and the growth-law fits per scheme.",
     )
     add_config_arguments(growth, multi=True)
     add_sweep_options(growth)
-    growth.add_argument("--first-layer", type=index, default=0, help="fit layers ≥ this (0-based)")
+    growth.add_argument("--first-layer", type=index, default=library_default(fit_growth, "first_layer"),
+                        help="fit layers ≥ this (0-based)")
     growth.add_argument("--meanfield", action="store_true", help="also fit the mean-field curves")
     add_output_options(growth, "the fit table")
-    growth.set_defaults(run=cmd_growth, validate=validate_growth, saved=saved_runs)
+    growth.set_defaults(run=cmd_growth, validate=validate_growth, saved=saved_runs,
+                        configs=lambda args: validate_sweep(args, growth_defaults(DEFAULT_GROWTH, args.preset)))
 
     meanfield = commands.add_parser(
         "meanfield", aliases=["predict"], help="mean-field per-layer prediction at initialisation (no weights drawn)",
@@ -354,27 +355,24 @@ def register(commands) -> None:
         "(bhyt_theory.experiments.meanfield). `predict` is another name for this command.",
     )
     add_config_arguments(meanfield)
-    monte_carlo_inputs = library_default(compare_with_monte_carlo, "inputs")
-    meanfield.add_argument("--input-std", type=positive_real, default=monte_carlo_inputs.std,
-                           help="inputs iid N(0, input_std²)")
-    meanfield.add_argument("--length", type=size, default=None, help="input length T (default: seq_len)")
+    add_input_options(meanfield, library_default(compare_with_monte_carlo, "inputs"), length=True)
     meanfield.add_argument("--attention", **one_of(ATTENTION_MODELS, "ATTENTION"), default="uniform_causal",
                          help="attention pattern of the mean field (softmax: causal softmax of Gaussian RoPE "
                          "queries/keys, needed where dσ² ≳ 0.4); " + choices_help(ATTENTION_MODELS))
     meanfield.add_argument("--attention-samples", type=size, default=SOFTMAX_SAMPLES,
                          help="query/key draws per layer of --attention softmax")
-    meanfield.add_argument("--statistics", nargs="+", **one_of(STATISTICS, "STATISTIC"), default=["mean_square"],
+    meanfield.add_argument("--statistics", nargs="+", **one_of(STATISTICS, "STATISTIC"),
+                           default=list(library_default(compare_with_monte_carlo, "statistics")),
                          help="statistics --compare-seeds compares; " + choices_help(STATISTICS))
     meanfield.add_argument("--per-position", action="store_true", help="one row per layer × sublayer × position")
     meanfield.add_argument("--uncorrelated", action="store_true", help="drop token correlations (per-position recursion)")
     meanfield.add_argument("--compare-seeds", type=index, default=0, help="Monte Carlo seeds to compare against (0: none)")
-    meanfield.add_argument("--batch", type=size, default=monte_carlo_inputs.batch,
-                         help="Monte Carlo batch per seed")
     add_output_options(meanfield)
     meanfield.set_defaults(run=cmd_meanfield, validate=validate_config)
 
-    variance = commands.add_parser(
-        "variance", help="BHyT's M₂ estimate/exact ratio per estimator × layer × position (claim C5)",
+    variance = add_study_command(
+        commands, "variance", variance_experiment.estimator_comparison, cmd_variance, validate_variance,
+        help="BHyT's M₂ estimate/exact ratio per estimator × layer × position (claim C5)",
         description="One bhyt stack per estimator and seed on inputs ~ N(0, input_std²) of length seq_len; "
         "prints M₂/m(h') at the chosen layers × positions (default 0, 1, 7, T/2, T−1). "
         "--decomposition prints the four error terms of docs/estimators.md §3 instead (for --estimators[0]). "
@@ -382,16 +380,8 @@ def register(commands) -> None:
         "× --seeds (every layer unless --layers) and prints the minimum reference ratio per grid point, "
         "where it occurs and its largest error term.",
     )
-    add_config_arguments(variance)
-    variance.set_defaults(config_defaults={"depth": 65})
     variance.add_argument("--estimators", nargs="+", **one_of(ESTIMATORS, "ESTIMATOR"), default=None,
                           help="default: every estimator except exact and the training-only ones; " + choices_help(tuple(ESTIMATORS)))
-    comparison_inputs = library_default(variance_experiment.estimator_comparison, "inputs")
-    variance.add_argument("--seeds", type=seed, nargs="+",
-                          default=list(library_default(variance_experiment.estimator_comparison, "seeds")),
-                          help="weight seeds (inputs: numerics.inputs.input_seed)")
-    variance.add_argument("--batch", type=size, default=comparison_inputs.batch)
-    variance.add_argument("--input-std", type=positive_real, default=comparison_inputs.std)
     variance.add_argument("--layers", type=index, nargs="+", default=None,
                           help="0-based, < depth; default 0 1 4 16 64; with --grid, every layer")
     variance.add_argument("--positions", type=index, nargs="+", default=None, help="0-based, < seq_len")
@@ -406,27 +396,17 @@ def register(commands) -> None:
                           help="widths of --grid (default %(default)s)")
     variance.add_argument("--grid-input-stds", type=positive_real, nargs="+",
                           default=list(variance_experiment.GRID_INPUT_STDS), help="input scales of --grid (default %(default)s)")
-    add_output_options(variance)
-    variance.set_defaults(run=cmd_variance, validate=validate_variance)
 
-    jacobian = commands.add_parser(
-        "jacobian", help="relative deviation of each block's Jacobian from I, per scheme × layer",
+    jacobian = add_study_command(
+        commands, "jacobian", jacobian_experiment.jacobian_comparison, cmd_jacobian, validate_jacobian,
+        help="relative deviation of each block's Jacobian from I, per scheme × layer",
         description="‖∂h_{l+1}/∂h_l − I‖_F / sqrt(T·d) at the states each stack reaches on inputs "
         "~ N(0, input_std²), by Hutchinson probes (± standard error over probes), at layers 0, 1, 4, 16, L−1.",
     )
-    add_config_arguments(jacobian)
-    jacobian.set_defaults(config_defaults={"depth": 32})
     jacobian.add_argument("--schemes", nargs="+", **one_of(tuple(SCHEME_TABLE), "SCHEME"), default=None,
                           help="default: every scheme but bhytline (= bhyt); " + choices_help(tuple(SCHEME_TABLE)))
-    jacobian_inputs = library_default(jacobian_experiment.jacobian_comparison, "inputs")
-    jacobian.add_argument("--seeds", type=seed, nargs="+",
-                          default=list(library_default(jacobian_experiment.jacobian_comparison, "seeds")))
-    jacobian.add_argument("--batch", type=size, default=jacobian_inputs.batch)
     jacobian.add_argument("--probes", type=size, default=library_default(jacobian_experiment.jacobian_comparison, "probes"))
-    jacobian.add_argument("--input-std", type=positive_real, default=jacobian_inputs.std)
     jacobian.add_argument("--layers", type=index, nargs="+", default=None, help="0-based, < depth")
-    add_output_options(jacobian)
-    jacobian.set_defaults(run=cmd_jacobian, validate=validate_jacobian)
 
     efficiency = commands.add_parser(
         "efficiency", help="cost model and timing of each normaliser vs RMSNorm, training and decode (C6)",
@@ -436,12 +416,17 @@ def register(commands) -> None:
         "intervals). --device cuda on a GPU; the table names the hardware.",
     )
     add_config_arguments(efficiency)
-    efficiency.add_argument("--schemes", nargs="+", default=["rmsnorm", "dyt", "bhytstar", "bhyt"])
-    efficiency.add_argument("--batch", type=int, default=4)
-    efficiency.add_argument("--rounds", type=int, default=10, help="interleaved timing rounds (≥ 2)")
-    efficiency.add_argument("--quick", action="store_true", help="width 128, T 32 (smoke test)")
+    library_config(efficiency, lambda args: efficiency_experiment.QUICK_EFFICIENCY if args.quick
+                   else library_default(efficiency_experiment.efficiency_study, "config"))
+    efficiency.add_argument("--schemes", nargs="+",
+                            default=list(library_default(efficiency_experiment.efficiency_study, "schemes")))
+    efficiency.add_argument("--batch", type=size, default=library_default(efficiency_experiment.efficiency_study, "batch"))
+    efficiency.add_argument("--rounds", type=int, default=library_default(efficiency_experiment.efficiency_study, "rounds"),
+                            help="interleaved timing rounds (≥ 2)")
+    efficiency.add_argument("--quick", action="store_true",
+                            help=f"{describe_config(efficiency_experiment.QUICK_EFFICIENCY)} (smoke test)")
     add_output_options(efficiency, "the timing summary")
-    efficiency.set_defaults(run=cmd_efficiency)
+    efficiency.set_defaults(run=cmd_efficiency, validate=validate_config)
 
     bench = commands.add_parser(
         "bench", help="Monte Carlo FLOP/s vs dense matmul, mean-field time, streamed peak memory (reports only)",
@@ -449,16 +434,18 @@ def register(commands) -> None:
         "streamed run over a dense torch.matmul measured in the same run, meanfield.predict time at depth "
         "1024, peak RSS of a streamed run at depth 1024 over depth 16. Reports; asserts nothing.",
     )
-    bench.add_argument("--widths", type=size, nargs="+", default=[512, 1024])
-    bench.add_argument("--memory-width", type=size, default=256)
-    bench.add_argument("--meanfield-lengths", type=size, nargs="+", default=[64])
+    bench.add_argument("--widths", type=size, nargs="+", default=list(library_default(run_bench, "widths")))
+    bench.add_argument("--memory-width", type=size, default=library_default(run_bench, "memory_width"))
+    bench.add_argument("--meanfield-lengths", type=size, nargs="+",
+                       default=list(library_default(run_bench, "meanfield_lengths")))
     bench.add_argument("--device", type=device, default="cpu")
-    bench.add_argument("--threads", type=size, nargs="+", default=[1, 2],
+    bench.add_argument("--threads", type=size, nargs="+", default=list(library_default(run_bench, "threads")),
                        help="torch CPU thread counts; throughput and sweep figures at each")
-    bench.add_argument("--sweep-depths", type=size, nargs="+", default=[8, 16, 32, 64],
+    bench.add_argument("--sweep-depths", type=size, nargs="+", default=list(library_default(run_bench, "sweep_depths")),
                        help="depths of the full-sweep figure (every scheme, --sweep-seeds seeds)")
-    bench.add_argument("--sweep-seeds", type=size, default=4)
-    bench.add_argument("--sweep-width", type=size, default=256, help="width of the full sweep (heads: width / 64, at least 1)")
-    bench.add_argument("--sweep-length", type=size, default=128)
+    bench.add_argument("--sweep-seeds", type=size, default=library_default(run_bench, "sweep_seeds"))
+    bench.add_argument("--sweep-width", type=size, default=library_default(run_bench, "sweep_width"),
+                       help="width of the full sweep (heads: width / 64, at least 1)")
+    bench.add_argument("--sweep-length", type=size, default=library_default(run_bench, "sweep_length"))
     add_output_options(bench)
     bench.set_defaults(run=cmd_bench)

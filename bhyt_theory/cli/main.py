@@ -20,6 +20,7 @@ import argparse
 import os
 import sys
 
+from .. import __version__
 from . import init_regime, report, theory, training
 from .options import Parser
 
@@ -29,6 +30,7 @@ GROUPS = (init_regime, theory, training, report)
 def build_parser() -> argparse.ArgumentParser:
     """The ``bhyt-theory`` parser: every group's sub-commands."""
     parser = Parser(prog="bhyt-theory", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"bhyt-theory {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     for group in GROUPS:
         group.register(commands)

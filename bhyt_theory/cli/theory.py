@@ -9,13 +9,21 @@ import sys
 
 import torch
 
+from ..experiments import bounds as bounds_experiment
+from ..experiments import decode as decode_experiment
+from ..experiments import gradients as gradients_experiment
+from ..experiments import position as position_experiment
+from ..experiments import staleness as staleness_experiment
+from ..numerics.inputs import InputSpec
 from ..numerics.model import DTYPES
 from ..numerics.schemes import SCHEME_TABLE
 from .common import (
-    add_config_arguments,
     add_output_options,
+    add_study_command,
     check_distinct,
     config_from_arguments,
+    inputs_from_arguments,
+    library_default,
     show,
     validate_seeded_config,
     write_table,
@@ -26,7 +34,6 @@ from .options import (
     index,
     non_negative_real,
     one_of,
-    positive_real,
     seed,
     size,
 )
@@ -54,7 +61,7 @@ def cmd_bounds(args: argparse.Namespace) -> int:
     print("tightest measured/bound ratio per bound and scheme (search: seeded random + adversarial "
           "constructions in float64; default_init: float32 Stack "
           f"width {DEFAULT_INIT.width}, depth {DEFAULT_INIT.depth}, heads {DEFAULT_INIT.heads}, "
-          f"T {DEFAULT_INIT.seq_len}, init_std {DEFAULT_INIT.init_std}, inputs N(0, 0.02²)). "
+          f"T {DEFAULT_INIT.seq_len}, init_std {DEFAULT_INIT.init_std}, inputs N(0, {InputSpec().std}²)). "
           "depth: growth ratio (rms(h_l) − rms(h_0)) / Σ(A + F), max over layers and tokens; "
           "saturation: fraction(|z| ≥ t) / saturated_fraction_bound, max over norms and tokens.")
     show(table, "{:.9g}", index=False)
@@ -71,7 +78,7 @@ def cmd_gradients(args: argparse.Namespace) -> int:
 
     config = config_from_arguments(args)
     study = gradient_study(config, schemes=tuple(args.schemes or GRADIENT_SCHEMES), seeds=tuple(args.seeds),
-                           batch=args.batch, input_std=args.input_std, probes=args.probes,
+                           inputs=inputs_from_arguments(args), probes=args.probes,
                            progress=not args.no_progress)
     write_table(study, args.csv, args.json)
     layers = sorted({0, 1, 4, 16, config.depth // 2, config.depth - 1, config.depth})
@@ -84,27 +91,23 @@ def cmd_gradients(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_staleness(args: argparse.Namespace) -> int:
-    from ..experiments.staleness import staleness_study, staleness_summary
-
-    study = staleness_study(config_from_arguments(args, scheme="bhyt"), deltas=tuple(args.deltas),
-                            seeds=tuple(args.seeds), batch=args.batch, input_std=args.input_std)
-    write_table(study, args.csv, args.json)
-    show(staleness_summary(study), index=False)
+def run_study(args: argparse.Namespace, study, summary, **options) -> int:
+    """Run library function ``study`` on the command's configuration, seeds and inputs (and ``options``),
+    write its table to ``--csv``/``--json`` and print ``summary(table)``."""
+    table = study(config_from_arguments(args), seeds=tuple(args.seeds), inputs=inputs_from_arguments(args), **options)
+    write_table(table, args.csv, args.json)
+    show(summary(table), index=False)
     return 0
+
+
+def cmd_staleness(args: argparse.Namespace) -> int:
+    return run_study(args, staleness_experiment.staleness_study, staleness_experiment.staleness_summary,
+                     deltas=tuple(args.deltas))
 
 
 def cmd_position(args: argparse.Namespace) -> int:
-    from ..experiments.position import (
-        peaked_attention_study,
-        worst_peaked_error,
-    )
-
-    study = peaked_attention_study(config_from_arguments(args, scheme="bhyt", depth=1), peaks=tuple(args.peaks),
-                                   seeds=tuple(args.seeds), batch=args.batch, input_std=args.input_std)
-    write_table(study, args.csv, args.json)
-    show(worst_peaked_error(study), index=False)
-    return 0
+    return run_study(args, position_experiment.peaked_attention_study, position_experiment.worst_peaked_error,
+                     peaks=tuple(args.peaks))
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
@@ -131,71 +134,59 @@ def register(commands) -> None:
         "largest measured/bound ratio of bhyt_theory.bounds on real Stacks, every scheme, plus the ratio at "
         "the default initialisation. A ratio above 1 would be a counterexample.",
     )
-    bounds.add_argument("--seed", type=seed, default=0)
-    bounds.add_argument("--random-trials", type=size, default=6, help="random configurations per scheme")
-    bounds.add_argument("--hill-climb-steps", type=index, default=40)
+    bounds.add_argument("--seed", type=seed, default=library_default(bounds_experiment.tightness_table, "seed"))
+    bounds.add_argument("--random-trials", type=size,
+                        default=library_default(bounds_experiment.tightness_table, "random_trials"),
+                        help="random configurations per scheme")
+    bounds.add_argument("--hill-climb-steps", type=index,
+                        default=library_default(bounds_experiment.tightness_table, "hill_climb_steps"))
     bounds.add_argument("--threads", type=size, default=1, help="torch CPU threads (the search is sized for one core)")
     add_output_options(bounds)
     bounds.set_defaults(run=cmd_bounds)
 
-    gradients = commands.add_parser(
-        "gradients", help="gradient norms through depth at init per scheme: measured and predicted",
+    gradients = add_study_command(
+        commands, "gradients", gradients_experiment.gradient_study, cmd_gradients, validate_seeded_config,
+        help="gradient norms through depth at init per scheme: measured and predicted",
         description="||dL/dh_l|| for L = <R, h_L> (R iid N(0,1)) per scheme x layer x seed, against the "
         "isotropic-cotangent prediction prod ||J_k||_F^2/(T d) and the token-Gram recursion "
-        "(experiments.gradients; proofs/backward_pass.md). Defaults: depth 64, width 64, T 32, float64.",
+        "(experiments.gradients; proofs/backward_pass.md).",
     )
-    add_config_arguments(gradients)
-    gradients.set_defaults(depth=64, width=64, seq_len=32, dtype="float64")
     gradients.add_argument("--schemes", nargs="+", **one_of(tuple(SCHEME_TABLE), "SCHEME"), default=None,
                            help="default: all but bhytline; " + choices_help(tuple(SCHEME_TABLE)))
-    gradients.add_argument("--seeds", type=seed, nargs="+", default=[0, 1, 2])
-    gradients.add_argument("--batch", type=size, default=2)
-    gradients.add_argument("--probes", type=size, default=4)
-    gradients.add_argument("--input-std", type=positive_real, default=0.02)
+    gradients.add_argument("--probes", type=size, default=library_default(gradients_experiment.gradient_study, "probes"))
     gradients.add_argument("--no-progress", action="store_true")
-    add_output_options(gradients)
-    gradients.set_defaults(run=cmd_gradients, validate=validate_seeded_config)
 
-    staleness = commands.add_parser(
-        "staleness", help="size of the stale-c_attn error term after a controlled weight perturbation",
+    staleness = add_study_command(
+        commands, "staleness", staleness_experiment.staleness_study, cmd_staleness, validate_seeded_config, scheme="bhyt",
+        help="size of the stale-c_attn error term after a controlled weight perturbation",
         description="experiments.staleness (proofs/trained_parameters.md): bhyt stacks, weights moved by a "
-        "relative delta (random noise, or W_V, W_O scaled) after c_attn was computed. Defaults: depth 8, "
-        "width 256, T 64, float64.",
+        "relative delta (random noise, or W_V, W_O scaled) after c_attn was computed.",
     )
-    add_config_arguments(staleness)
-    staleness.set_defaults(depth=8, width=256, seq_len=64, dtype="float64")
-    staleness.add_argument("--deltas", type=non_negative_real, nargs="+", default=[0.03, 0.07, 0.3],
+    staleness.add_argument("--deltas", type=non_negative_real, nargs="+",
+                           default=list(library_default(staleness_experiment.staleness_study, "deltas")),
                            help="relative weight perturbations, finite, ≥ 0")
-    staleness.add_argument("--seeds", type=seed, nargs="+", default=[0, 1, 2])
-    staleness.add_argument("--batch", type=size, default=4)
-    staleness.add_argument("--input-std", type=positive_real, default=0.02)
-    add_output_options(staleness)
-    staleness.set_defaults(run=cmd_staleness, validate=lambda args: validate_seeded_config(args, scheme="bhyt"))
 
-    position = commands.add_parser(
-        "position", help="M2 estimators under forced peaked attention: worst error per estimator x peak",
+    position = add_study_command(
+        commands, "position", position_experiment.peaked_attention_study, cmd_position, validate_seeded_config,
+        scheme="bhyt", depth=1,
+        help="M2 estimators under forced peaked attention: worst error per estimator x peak",
         description="experiments.position (proofs/position_estimator.md): one bhyt block, attention "
-        "forced to mass p on token 0 and 1-p uniform causal, iid Gaussian tokens. Defaults: width 128, T 32.",
+        "forced to mass p on token 0 and 1-p uniform causal, iid Gaussian tokens.",
     )
-    add_config_arguments(position)
-    position.set_defaults(width=128, seq_len=32, dtype="float64")
-    position.add_argument("--peaks", type=fraction, nargs="+", default=[0.0, 0.1, 0.25, 0.5, 0.9, 1.0],
+    position.add_argument("--peaks", type=fraction, nargs="+",
+                          default=list(library_default(position_experiment.peaked_attention_study, "peaks")),
                           help="attention mass on token 0, each in [0, 1]")
-    position.add_argument("--seeds", type=seed, nargs="+", default=[0, 1, 2])
-    position.add_argument("--batch", type=size, default=256)
-    position.add_argument("--input-std", type=positive_real, default=0.02)
-    add_output_options(position)
-    position.set_defaults(run=cmd_position,
-                          validate=lambda args: validate_seeded_config(args, scheme="bhyt", depth=1))
 
     decode = commands.add_parser(
         "decode", help="bit-exactness of the decode-time precomputation (C9), float32 and bfloat16",
         description="experiments.decode (proofs/decode_precomputation.md): fraction of outputs differing, "
         "max ulps and greedy-decoding agreement per dtype x order of operations.",
     )
-    decode.add_argument("--dtypes", nargs="+", **one_of(DTYPES, "DTYPE"), default=["float32", "bfloat16"],
-                        help="default float32 bfloat16; " + choices_help(DTYPES))
-    decode.add_argument("--seeds", type=seed, nargs="+", default=[0, 1, 2])
-    decode.add_argument("--steps", type=size, default=16)
+    decode.add_argument("--dtypes", nargs="+", **one_of(DTYPES, "DTYPE"),
+                        default=list(library_default(decode_experiment.decode_exactness, "dtypes")),
+                        help="default %(default)s; " + choices_help(DTYPES))
+    decode.add_argument("--seeds", type=seed, nargs="+",
+                        default=list(library_default(decode_experiment.decode_exactness, "seeds")))
+    decode.add_argument("--steps", type=size, default=library_default(decode_experiment.decode_exactness, "steps"))
     add_output_options(decode)
     decode.set_defaults(run=cmd_decode, validate=lambda args: check_distinct("--seeds", args.seeds))

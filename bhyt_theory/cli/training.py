@@ -11,9 +11,10 @@ import typing
 from pathlib import Path
 
 from ..experiments.training.trainer import TrainConfig
-from ..numerics.model import StackConfig
+from ..numerics.model import PRESETS, StackConfig
 from .common import (
     add_config_arguments,
+    library_default,
     show,
     write_table,
 )
@@ -37,9 +38,7 @@ def _train(args: argparse.Namespace) -> int:
         training_throughput,
     )
 
-    preset = "quick" if args.quick else "full" if args.full else "default"
-    changes = {f.name: getattr(args, f.name) for f in dataclasses.fields(StackConfig) if getattr(args, f.name) is not None}
-    changes.update({name: getattr(args, name) for name in TRAIN_OPTIONS if getattr(args, name) is not None})
+    preset, changes = training_preset(args), training_changes(args)
     progress = False if args.no_progress else None
     if args.throughput:
         base = preset_config(preset, **changes)
@@ -64,7 +63,7 @@ def _train(args: argparse.Namespace) -> int:
             for r in table.itertuples()])
         show(shown.pivot_table(index=["label", "depth"], columns="lr", values="result", aggfunc="first", sort=False))
         return 0
-    base = preset_config(preset, **changes)
+    base = train_config(args)
     configs = comparison_configs(base, tuple(args.schemes), tuple(args.seeds), tuple(args.estimators),
                                  args.fixed_embedding_experiment)
     print(f"training {len(configs)} runs: depth {base.stack.depth}, width {base.stack.width}, heads {base.stack.heads}, "
@@ -81,13 +80,39 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def training_preset(args: argparse.Namespace) -> str:
+    """The training preset (``experiments.training.study.PRESETS``) that ``--quick``/``--full`` name."""
+    return "quick" if args.quick else "full" if args.full else "default"
+
+
+def training_changes(args: argparse.Namespace) -> dict:
+    """What ranks above the training preset: the ``--preset`` shape, then the options given."""
+    changes = dict(PRESETS[args.preset]) if args.preset else {}
+    changes.update({f.name: getattr(args, f.name) for f in dataclasses.fields(StackConfig)
+                    if getattr(args, f.name) is not None})
+    changes.update({name: getattr(args, name) for name in TRAIN_OPTIONS if getattr(args, name) is not None})
+    return changes
+
+
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    """The base ``TrainConfig`` of the comparison: training preset < ``--preset`` shape < options given."""
+    from ..experiments.training.study import preset_config
+
+    return preset_config(training_preset(args), **training_changes(args))
+
+
 # Every TrainConfig field is an option; seeds and labels come from --seeds and the study.
 TRAIN_OPTIONS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("stack", "seed", "label"))
 
 
 def register(commands) -> None:
     """Add ``train`` to ``commands`` (an argparse sub-parsers action)."""
-    from ..experiments.training.study import COMPARISON_SCHEMES, DEFAULT_SEEDS, PRESETS
+    from ..experiments.training.study import (
+        COMPARISON_SCHEMES,
+        DEFAULT_SEEDS,
+        training_throughput,
+    )
+    from ..experiments.training.study import PRESETS as TRAINING_PRESETS
 
     train = commands.add_parser(
         "train", help="CPU pretraining of every scheme on a byte-level corpus, trained-regime analyses",
@@ -95,8 +120,9 @@ def register(commands) -> None:
         "scheme × seed on CPython's pydoc_data.topics (or --corpus), resumably, and write the logged table, "
         "post-training analyses (layer skip, angular distance, depth bound, growth fit, Jacobian), a summary "
         "and figures to --out. --grid runs the divergence grid instead, --throughput the throughput ratios. "
-        f"Presets: default {PRESETS['default']}; --quick {PRESETS['quick']}; --full {PRESETS['full']}. "
-        "StackConfig and TrainConfig options override the preset.",
+        f"Training presets: default {TRAINING_PRESETS['default']}; --quick {TRAINING_PRESETS['quick']}; "
+        f"--full {TRAINING_PRESETS['full']}. A --preset shape overrides the training preset's, and StackConfig "
+        "and TrainConfig options override both.",
     )
     add_config_arguments(train)
     hints = typing.get_type_hints(TrainConfig)
@@ -107,7 +133,7 @@ def register(commands) -> None:
                                help=f"TrainConfig.{field.name} (default {field.default}, unless the preset sets it)")
     size = train.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="tiny preset, about a minute")
-    size.add_argument("--full", action="store_true", help="larger preset (depth 16, width 128, 1000 steps)")
+    size.add_argument("--full", action="store_true", help=f"larger preset ({TRAINING_PRESETS['full']})")
     train.add_argument("--schemes", nargs="+", default=list(COMPARISON_SCHEMES))
     train.add_argument("--seeds", type=int, nargs="+", default=list(DEFAULT_SEEDS))
     train.add_argument("--estimators", nargs="+", default=[],
@@ -124,8 +150,10 @@ def register(commands) -> None:
     train.add_argument("--grid-depths", type=int, nargs="+", default=None)
     train.add_argument("--grid-lrs", type=float, nargs="+", default=None)
     train.add_argument("--throughput", action="store_true", help="tokens/s ratios to rmsnorm instead")
-    train.add_argument("--repeats", type=int, default=5, help="repeats of --throughput")
-    train.add_argument("--throughput-steps", type=int, default=5, help="steps per scheme and repeat of --throughput")
+    train.add_argument("--repeats", type=int, default=library_default(training_throughput, "repeats"),
+                       help="repeats of --throughput")
+    train.add_argument("--throughput-steps", type=int, default=library_default(training_throughput, "steps"),
+                       help="steps per scheme and repeat of --throughput")
     train.add_argument("--out", type=Path, default=Path("results/train"))
     train.add_argument("--no-progress", action="store_true", help="no progress bar (one line per run instead)")
-    train.set_defaults(run=cmd_train)
+    train.set_defaults(run=cmd_train, configs=lambda args: [train_config(args).stack])

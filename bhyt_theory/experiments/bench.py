@@ -101,7 +101,7 @@ def monte_carlo_throughput(config: StackConfig, batch: int, length: int, repeats
     (``forward_cpu_ratio``, ``streamed_cpu_ratio``).
     """
     device = config.device
-    x = gaussian_inputs(config.width, batch, length, 0.02, 1).to(device)
+    x = gaussian_inputs(config.width, batch, length, InputSpec().std, 1).to(device)
     blocks = [build_block(config, layer, 0) for layer in range(config.depth)]
 
     def forward():
@@ -180,7 +180,7 @@ _CHILD = """
 import json, sys, time
 import torch
 from bhyt_theory.numerics.model import StackConfig
-from bhyt_theory.numerics.inputs import gaussian_inputs
+from bhyt_theory.numerics.inputs import InputSpec, gaussian_inputs
 from bhyt_theory.experiments.montecarlo import stream_trace
 
 def high_water_kib():
@@ -190,7 +190,7 @@ def high_water_kib():
 config = StackConfig(**json.loads(sys.argv[1]))
 batch, length = int(sys.argv[2]), int(sys.argv[3])
 torch.set_num_threads(1)
-x = gaussian_inputs(config.width, batch, length, 0.02, 1)
+x = gaussian_inputs(config.width, batch, length, InputSpec().std, 1)
 baseline = high_water_kib()
 start = time.perf_counter()
 table = stream_trace(config, 0, x)

@@ -58,7 +58,6 @@ __all__ = [
 # The trace's thresholds plus two below 1, where the saturation bound binds at the paper's λ/κ.
 SEARCH_THRESHOLDS = (0.3, 0.5) + SATURATION_THRESHOLDS
 DEFAULT_INIT = StackConfig(depth=32, width=256, heads=4, seq_len=128, init_std=0.02)
-DEFAULT_INPUT_STD = 0.02
 
 
 def sign_direction(d: int, generator: torch.Generator) -> Tensor:
@@ -316,12 +315,12 @@ def tightest_ratios(table: pd.DataFrame) -> pd.DataFrame:
 
 def default_init_ratios(seed: int = 0, batch: int = 1) -> pd.DataFrame:
     """measured/bound at the default initialisation (``DEFAULT_INIT``: width 256,
-    depth 32, 4 heads, T = 128, init_std 0.02, inputs N(0, 0.02²)) for every scheme."""
+    depth 32, 4 heads, T = 128, init_std 0.02, inputs ``InputSpec(batch)``) for every scheme."""
     parts = []
     for scheme in SCHEMES:
         config = DEFAULT_INIT.replace(scheme=scheme)
         stack = Stack(config, seed)
-        x = InputSpec(batch, std=DEFAULT_INPUT_STD).hidden_states(config, seed)
+        x = InputSpec(batch).hidden_states(config, seed)
         parts.append(depth_ratios(stack, x, "default_init"))
         if scheme_row(scheme).bhyt_family:
             parts.append(saturation_ratios(stack, x, "default_init"))

@@ -15,7 +15,11 @@ answer that a CPU can give, and a GPU when one is present:
    and of one decode step (one new token against a key/value cache, BHyT through
    its decode fast path ``norms.bhyt_decode``), each as a
    ratio to RMSNorm measured in the same process, rounds interleaved across
-   schemes, with Student-t intervals over rounds (``timing_summary``).
+   schemes, with Student-t intervals of the rounds' log ratios, widened and
+   flagged where the rounds disagree (``timing_summary``). A timing is evidence
+   for a speed claim only on the kind of device the claim is about: a CPU
+   timing is reported next to the paper's GPU claims and decides none of them
+   (``DEVICE_CLAIMS``).
 
 What the count shows before any clock is read: the paper's ``bhyt`` removes the
 second normaliser's *forward* reduction (``M₂ = m₁ + c_attn λ₁²/κ²``), but not
@@ -30,11 +34,13 @@ sites) and ``bhyt`` (the paper's, M₂ estimated).
 
 from __future__ import annotations
 
+import math
 import platform
 import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
@@ -348,43 +354,113 @@ def time_decode(
     return pd.DataFrame(rows).assign(measurement="decode step", device=config.device, hardware=hardware(config.device))
 
 
-def timing_summary(raw: pd.DataFrame, baseline: str = BASELINE, level: float = 0.95) -> pd.DataFrame:
-    """Per measurement × scheme: time ratio to ``baseline`` and speed-up, with Student-t intervals.
+CONTENTION_LOG_SD = 0.10
+"""Round-to-round standard deviation of ``log(t_scheme / t_baseline)`` above which a
+timing is flagged as contended. Interleaved rounds of the same work on an idle
+machine agree to a few per cent (a standard deviation of about 0.01–0.03); at 0.10
+a single round's ratio is typically off by ±10 %, more than every speed effect the
+paper reports (+1.6 % to +15.8 %), and a normal model of the rounds is no longer
+trusted."""
 
-    Each round's ratio ``r = t_scheme / t_baseline`` pairs two measurements of the
-    same round; the ratios are summarised across rounds (mean, Student-t interval
-    at ``level``; NaN with fewer than two rounds). ``speedup_percent`` is the
-    paper's "+x % throughput", ``100 (1/r̄ − 1)``, and its interval is the ratio's
-    interval mapped the same way (the map is decreasing; a lower ratio bound ≤ 0,
-    possible only with very noisy rounds, maps to +inf). Columns: ``measurement``,
-    ``scheme``, ``seconds`` (median), ``ratio``, ``ratio_ci_low``, ``ratio_ci_high``,
-    ``speedup_percent``, ``speedup_ci_low``, ``speedup_ci_high``, ``rounds``,
-    ``level``, and ``device``, ``hardware`` when present.
+DEVICE_CLAIMS = {"cuda": "claims about GPUs", "cpu": "claims about CPUs"}
+"""What a timing is evidence for, by the kind of device it was measured on. Every
+speed claim of the paper (C6) and of DyT's (C2) is a GPU claim: a CPU timing is
+reported next to it and decides no verdict."""
+
+
+def device_kind(device: str) -> str:
+    """``"cuda"`` or ``"cpu"``: the kind of device behind a torch device string (``"cuda:1"`` → ``"cuda"``)."""
+    return str(device).split(":")[0]
+
+
+def log_ratio_interval(log_ratios: Sequence[float], level: float = 0.95) -> tuple[float, float, float, float, bool]:
+    """Geometric-mean time ratio of paired rounds and its interval, from the rounds' log ratios.
+
+    Parameters
+    ----------
+    log_ratios : sequence of float
+        ``ℓ_r = log(t_scheme,r / t_baseline,r)``, one per round (at least two).
+    level : float
+        Confidence level of the interval.
+
+    Returns
+    -------
+    (ratio, low, high, log_sd, contended)
+        ``ratio = exp(ℓ̄)``; ``[low, high] = exp(ℓ̄ ∓ t_{(1+level)/2, n−1} s/√n)`` with
+        ``s`` the sample standard deviation of the ``ℓ_r`` (``log_sd``); where
+        ``s > CONTENTION_LOG_SD`` (``contended``) the interval is widened to cover
+        also every round's own ratio ``[exp(min ℓ_r), exp(max ℓ_r)]``.
+
+    Notes
+    -----
+    Time ratios are multiplicative: a round twice as slow and one twice as fast
+    should cancel, which they do on the log scale and not on the raw one. The
+    interval is exact for log-normal round-to-round noise (the product of many
+    small independent slow-downs) and, being an exponential, positive for any
+    positive timings and finite unless the rounds' ratios span hundreds of
+    orders of magnitude (exp overflows past e⁷⁰⁹). Under contention the rounds are not a
+    sample from one distribution (a round shared with another process is an
+    outlier, not noise), so the interval no longer claims a coverage; it then
+    states only the range the rounds themselves span, whichever is wider.
+    """
+    values = np.asarray(log_ratios, dtype=float)
+    if values.size < 2 or not np.isfinite(values).all():
+        raise ValueError(f"an interval needs at least two finite log ratios, got {values.tolist()}")
+    mean, sd = float(values.mean()), float(values.std(ddof=1))
+    low, high = confidence_interval(mean, sd, values.size, level)
+    contended = sd > CONTENTION_LOG_SD
+    if contended:
+        low, high = min(float(low), float(values.min())), max(float(high), float(values.max()))
+    return math.exp(mean), math.exp(float(low)), math.exp(float(high)), sd, contended
+
+
+def speedup_percent(ratio):
+    """The paper's "+x % throughput" of a time ratio ``r``: ``100 (1/r − 1)`` (decreasing in ``r``)."""
+    return 100 * (1 / ratio - 1)
+
+
+def timing_summary(raw: pd.DataFrame, baseline: str = BASELINE, level: float = 0.95) -> pd.DataFrame:
+    """Per measurement × scheme: time ratio to ``baseline`` and speed-up, with intervals on the log scale.
+
+    Each round's ratio ``t_scheme / t_baseline`` pairs two measurements of the
+    same round; ``log_ratio_interval`` summarises the rounds' log ratios (at least
+    two rounds). ``speedup_percent`` is ``100 (1/r − 1)`` of the ratio and its
+    interval the ratio's interval mapped the same way: every bound is positive
+    (ratio) and finite.
+
+    Columns: ``measurement``, ``scheme``, ``seconds`` (median), ``ratio``,
+    ``ratio_ci_low``, ``ratio_ci_high``, ``speedup_percent``, ``speedup_ci_low``,
+    ``speedup_ci_high``, ``log_ratio_sd``, ``contended`` (the rounds' log ratios
+    spread more than ``CONTENTION_LOG_SD``: the interval is widened to the
+    rounds' range), ``rounds``, ``dof`` (rounds − 1), ``level``, and where the raw
+    table has a ``device``: ``device``, ``hardware``, ``evidence_for`` (which
+    claims a timing on that kind of device can decide, ``DEVICE_CLAIMS``).
     """
     missing = {"measurement", "scheme", "round", "seconds"} - set(raw.columns)
     if missing:
         raise ValueError(f"timing table lacks columns {sorted(missing)}")
     if baseline not in set(raw["scheme"]):
         raise ValueError(f"the baseline {baseline!r} was not timed")
+    if not (np.isfinite(raw["seconds"]) & (raw["seconds"] > 0)).all():
+        raise ValueError("every timing must be positive and finite")
     base = raw[raw["scheme"] == baseline][["measurement", "round", "seconds"]].rename(columns={"seconds": "baseline"})
     paired = raw.merge(base, on=["measurement", "round"])
-    paired["ratio"] = paired["seconds"] / paired["baseline"]
+    paired["log_ratio"] = np.log(paired["seconds"]) - np.log(paired["baseline"])
     extra = [c for c in ("device", "hardware") if c in raw.columns]
-    grouped = paired.groupby(["measurement", "scheme", *extra], sort=False)
-    summary = grouped.agg(seconds=("seconds", "median"), ratio=("ratio", "mean"), ratio_std=("ratio", "std"),
-                          rounds=("ratio", "count")).reset_index()
-    summary["ratio_ci_low"], summary["ratio_ci_high"] = confidence_interval(
-        summary["ratio"], summary["ratio_std"], summary["rounds"], level)
-
-    def speedup(ratio: pd.Series) -> pd.Series:
-        return (100 * (1 / ratio.where(ratio > 0) - 1)).fillna(float("inf")).where(ratio.notna())
-
-    summary["speedup_percent"] = speedup(summary["ratio"])
-    summary["speedup_ci_low"] = speedup(summary["ratio_ci_high"])
-    summary["speedup_ci_high"] = speedup(summary["ratio_ci_low"])
-    summary["level"] = level
+    rows = []
+    for keys, group in paired.groupby(["measurement", "scheme", *extra], sort=False):
+        ratio, low, high, log_sd, contended = log_ratio_interval(group["log_ratio"], level)
+        rows.append({**dict(zip(["measurement", "scheme", *extra], keys)), "seconds": float(group["seconds"].median()),
+                     "ratio": ratio, "ratio_ci_low": low, "ratio_ci_high": high,
+                     "speedup_percent": speedup_percent(ratio), "speedup_ci_low": speedup_percent(high),
+                     "speedup_ci_high": speedup_percent(low), "log_ratio_sd": log_sd, "contended": contended,
+                     "rounds": len(group), "dof": len(group) - 1, "level": level})
+    summary = pd.DataFrame(rows)
+    if "device" in extra:
+        summary["evidence_for"] = summary["device"].map(lambda d: DEVICE_CLAIMS.get(device_kind(d), "none"))
     columns = ["measurement", "scheme", "seconds", "ratio", "ratio_ci_low", "ratio_ci_high", "speedup_percent",
-               "speedup_ci_low", "speedup_ci_high", "rounds", "level", *extra]
+               "speedup_ci_low", "speedup_ci_high", "log_ratio_sd", "contended", "rounds", "dof", "level", *extra,
+               *(["evidence_for"] if "device" in extra else [])]
     return summary[columns]
 
 

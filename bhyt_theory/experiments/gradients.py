@@ -36,7 +36,7 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from tqdm.auto import tqdm
 
-from ..numerics.inputs import gaussian_inputs, input_seed
+from ..numerics.inputs import InputSpec
 from ..numerics.model import Stack, StackConfig, hidden_states
 from ..theory.backward import MEAN_FIELD_GRADIENT_SCHEMES, mean_field_gradient_growth
 from .montecarlo import confidence_interval
@@ -121,12 +121,15 @@ def correlated_gains(blocks: Sequence[torch.nn.Module], states: Sequence[torch.T
     return gains
 
 
+GRADIENT_CONFIG = StackConfig(depth=64, width=64, heads=4, seq_len=32, dtype="float64")
+"""The default stack of ``gradient_study`` (deep and narrow, float64 so that products of 64 gains stay exact)."""
+
+
 def gradient_study(
-    config: StackConfig | None = None,
+    config: StackConfig = GRADIENT_CONFIG,
     schemes: Sequence[str] = GRADIENT_SCHEMES,
     seeds: Sequence[int] = (0, 1, 2),
-    batch: int = 2,
-    input_std: float = 0.02,
+    inputs: InputSpec = InputSpec(batch=2),
     probes: int = 4,
     progress: bool = True,
 ) -> pd.DataFrame:
@@ -134,10 +137,10 @@ def gradient_study(
 
     Parameters
     ----------
-    config : StackConfig, default depth 64, width 64, 4 heads, T 32, init_std 0.02, float64
+    config : StackConfig, default ``GRADIENT_CONFIG``
         ``scheme`` is replaced by each entry of ``schemes``.
-    seeds : weight seeds; inputs ~ N(0, input_std²) from seed + 10000, projection R from seed
-    batch : sequences per seed
+    seeds : weight seeds; inputs ``inputs.hidden_states(config, seed)``, projection R from seed
+    inputs : InputSpec, default batch 2 (sequences per seed), std ``InputSpec().std``
     probes : Hutchinson probes per layer for the prediction
 
     Returns
@@ -151,12 +154,11 @@ def gradient_study(
     ``mean_field_growth`` (``theory.backward.mean_field_gradient_growth``: weight-free, closed
     form on the forward mean field; NaN for Peri-LN).
     """
-    config = config or StackConfig(depth=64, width=64, heads=4, seq_len=32, init_std=0.02, dtype="float64")
     rows = []
     runs = [(scheme, seed) for scheme in schemes for seed in seeds]
     for scheme, seed in tqdm(runs, desc="gradients", disable=not progress):
         stack = Stack(config.replace(scheme=scheme), seed)
-        x = gaussian_inputs(config.width, batch, config.seq_len, input_std, input_seed(seed))
+        x = inputs.hidden_states(config, seed)
         norms, states = gradient_norms(stack, x, projection_seed=seed)
         gains = [jacobian_gain(block, state, probes, seed + block.layer) for block, state in zip(stack.blocks, states)]
         gain = np.array([g for g, _ in gains] + [np.nan])
@@ -164,7 +166,7 @@ def gradient_study(
         cumulative = np.sqrt(np.concatenate([np.cumprod(gain[:-1][::-1])[::-1], [1.0]]))
         correlated = np.concatenate([correlated_gains(stack.blocks, states, probes, seed), [np.nan]])
         correlated_cumulative = np.sqrt(np.concatenate([np.cumprod(correlated[:-1][::-1])[::-1], [1.0]]))
-        mean_field = (mean_field_gradient_growth(stack.config, input_std**2).mean_field_growth.to_numpy()
+        mean_field = (mean_field_gradient_growth(stack.config, inputs.std**2).mean_field_growth.to_numpy()
                       if scheme in MEAN_FIELD_GRADIENT_SCHEMES else np.full(config.depth + 1, np.nan))
         rows.append(pd.DataFrame({
             "scheme": scheme, "seed": seed, "layer": np.arange(config.depth + 1), "grad_rms": norms,

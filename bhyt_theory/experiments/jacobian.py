@@ -57,6 +57,8 @@ __all__ = [
 ]
 
 JACOBIAN_SCHEMES = tuple(scheme for scheme in SCHEMES if scheme != "bhytline")  # bhytline computes bhyt's numbers
+JACOBIAN_CONFIG = StackConfig(depth=32)
+"""The default stack of ``jacobian_comparison`` (every layer of ``jacobian_layers`` exists)."""
 
 
 def jacobian_layers(depth: int) -> tuple[int, ...]:
@@ -201,7 +203,7 @@ def jacobian_study(
 
 
 def jacobian_comparison(
-    config: StackConfig,
+    config: StackConfig = JACOBIAN_CONFIG,
     schemes: Sequence[str] = JACOBIAN_SCHEMES,
     layers: Sequence[int] | None = None,
     seeds: Sequence[int] = (0,),

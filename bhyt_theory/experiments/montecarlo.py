@@ -93,6 +93,8 @@ LAYER_BAR_MIN_DEPTH = 64
 
 CONFIG_FIELDS = tuple(field.name for field in dataclasses.fields(StackConfig))
 RUN_FIELDS = ("batch", "length", "input_std")
+DEFAULT_SEEDS = (0, 1, 2)
+"""The weight seeds of a sweep when none are chosen (the ``sweep`` and ``growth`` commands)."""
 # Columns that identify one run of a sweep table (besides "seed").
 RUN_COLUMNS = CONFIG_FIELDS + RUN_FIELDS
 

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from ..numerics.gaussian import tanh_square_moment
-from ..numerics.inputs import gaussian_inputs, input_seed
+from ..numerics.inputs import InputSpec
 from ..numerics.model import Block, StackConfig, build_block
 from ..numerics.norms import mean_square, value_output_maps
 from ..theory.trained_bounds import (
@@ -66,24 +66,27 @@ def forced_attention(block: Block, u: Tensor, probabilities: Tensor) -> Tensor:
     return torch.einsum("kts,bkse->bte", probabilities, values)
 
 
+POSITION_CONFIG = StackConfig(scheme="bhyt", depth=1, width=128, heads=4, seq_len=32, dtype="float64")
+"""The default block of ``peaked_attention_study`` (one layer)."""
+
+
 @torch.no_grad()
 def peaked_attention_study(
-    config: StackConfig | None = None,
+    config: StackConfig = POSITION_CONFIG,
     peaks: Sequence[float] = (0.0, 0.1, 0.25, 0.5, 0.9, 1.0),
     seeds: Sequence[int] = (0, 1, 2),
-    batch: int = 256,
-    input_std: float = 0.02,
+    inputs: InputSpec = InputSpec(batch=256),
 ) -> pd.DataFrame:
     """Measured vs estimated M₂ under forced peaked attention, per seed × p × position.
 
     Parameters
     ----------
-    config : StackConfig, default ``bhyt`` width 128, 4 heads, T 32, float64, init_std 0.02
-        Only layer 0 is built (``build_block``); inputs have length ``seq_len``.
+    config : StackConfig, default ``POSITION_CONFIG`` (``bhyt``, width 128, 4 heads, T 32, float64)
+        Only layer 0 is built (``build_block``).
     peaks : the mass ``p`` on the first token
     seeds : weight seeds (inputs from seed + 10000)
-    batch : iid Gaussian sequences per seed (the Monte Carlo sample)
-    input_std : inputs ~ N(0, input_std²)
+    inputs : the iid Gaussian sequences of each seed, ``inputs.hidden_states(config, seed)``
+        (its batch is the Monte Carlo sample; its length, by default ``seq_len``, sets the positions)
 
     Returns
     -------
@@ -96,14 +99,13 @@ def peaked_attention_study(
     m(u) by that factor for Gaussian tokens), and
     ``relative_error`` = (M₂ − m(h'))/m(h') of the batch means.
     """
-    config = config or StackConfig(scheme="bhyt", depth=1, width=128, heads=4, seq_len=32, init_std=0.02,
-                                   dtype="float64")
-    length = config.seq_len
+    length = inputs.length_for(config.seq_len)
+    batch = inputs.batch
     positions = np.arange(length)
     rows = []
     for seed in seeds:
         block = build_block(config, 0, seed)
-        h = gaussian_inputs(config.width, batch, length, input_std, input_seed(seed)).double()
+        h = inputs.hidden_states(config, seed).double()
         m1 = mean_square(h)
         u = block.norm_attn(h, mean_square=m1)
         ratio = float(block.norm_attn.lam) / block.norm_attn.kappa

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..numerics.inputs import gaussian_inputs, input_seed
+from ..numerics.inputs import InputSpec
 from ..numerics.model import Stack, StackConfig
 from ..numerics.norms import EPS, mean_square
 from ..numerics.probes import RecordingProbe
@@ -72,24 +72,27 @@ def _estimates(stack: Stack, x: torch.Tensor) -> RecordingProbe:
     return probe
 
 
+STALENESS_CONFIG = StackConfig(scheme="bhyt", depth=8, width=256, heads=4, seq_len=64, dtype="float64")
+"""The default stack of ``staleness_study``."""
+
+
 @torch.no_grad()
 def staleness_study(
-    config: StackConfig | None = None,
+    config: StackConfig = STALENESS_CONFIG,
     deltas: Sequence[float] = (0.03, 0.07, 0.3),
     kinds: Sequence[str] = PERTURBATIONS,
     seeds: Sequence[int] = (0, 1, 2),
-    batch: int = 4,
-    input_std: float = 0.02,
+    inputs: InputSpec = InputSpec(batch=4),
 ) -> pd.DataFrame:
     """The stale-``c_attn`` error term per seed × perturbation × δ × layer.
 
     Parameters
     ----------
-    config : StackConfig, default ``bhyt``, depth 8, width 256, 4 heads, T 64, float64
+    config : StackConfig, default ``STALENESS_CONFIG`` (``bhyt``, depth 8, width 256, 4 heads, T 64, float64)
     deltas : relative perturbation sizes
     kinds : entries of ``PERTURBATIONS``
     seeds : weight seeds (inputs from seed + 10000; perturbation noise from seed + 1)
-    batch, input_std : inputs ~ N(0, input_std²) of length ``seq_len``
+    inputs : the inputs of each seed, ``inputs.hidden_states(config, seed)``
 
     Returns
     -------
@@ -101,12 +104,11 @@ def staleness_study(
     ``(M₂^fresh + ε)/(M₂^stale + ε)`` and its proved range ``factor_low``, ``factor_high``.
     Both runs see the same perturbed weights and inputs; only the constant differs.
     """
-    config = config or StackConfig(scheme="bhyt", depth=8, width=256, heads=4, seq_len=64, dtype="float64")
     if config.scheme not in ("bhyt", "bhytline") or config.estimator != "reference":
         raise ValueError("the staleness study needs scheme bhyt/bhytline with the reference estimator")
     rows = []
     for seed in seeds:
-        x = gaussian_inputs(config.width, batch, config.seq_len, input_std, input_seed(seed))
+        x = inputs.hidden_states(config, seed)
         for kind in kinds:
             for delta in deltas:
                 stack = Stack(config, seed)

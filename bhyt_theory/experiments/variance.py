@@ -52,7 +52,6 @@ from torch import Tensor
 from ..numerics.estimators import ESTIMATORS, TRAINING_ESTIMATORS, causal_key_counts
 from ..numerics.inputs import InputSpec
 from ..numerics.model import (
-    BHYT_ESTIMATE_SCHEMES,
     Block,
     Stack,
     StackConfig,
@@ -65,7 +64,7 @@ from ..numerics.norms import (
     value_output_maps,
 )
 from ..numerics.probes import SATURATION_THRESHOLDS, RecordingProbe, saturated_fraction
-from ..numerics.schemes import scheme_row
+from ..numerics.schemes import estimating_schemes, scheme_row
 from ..theory.bounds import saturated_fraction_bound
 
 __all__ = [
@@ -97,11 +96,13 @@ three attention/tanh columns split ``V_t − c_attn λ₁²/κ²`` at the *unifo
 average of ``m(u_j)`` over the sequence (then the uniform causal one), where the
 derivation splits it at the attention-weighted average ``m̄_t``."""
 TABLE_LAYERS = (0, 1, 4, 16, 64)
+VARIANCE_CONFIG = StackConfig(scheme="bhyt", depth=65)
+"""The default stack of ``estimator_comparison``: deep enough for every layer of ``TABLE_LAYERS``."""
 # The default grid of ``variance_grid`` (and of ``bhyt-theory variance --grid``).
 GRID_SEQ_LENS = (32, 128)
 GRID_LAMS = ((2.0, 1.0), (3.0, 3.0))
 GRID_WIDTHS = (128, 256)
-GRID_INPUT_STDS = (0.02, 1.0)
+GRID_INPUT_STDS = (InputSpec().std, 1.0)
 GRID_KEYS = ("seq_len", "lam_in", "lam_post", "width", "input_std")
 DECOMPOSITION_SUMMARY_COLUMNS = ("estimate_ratio", "reference_ratio", *ERROR_TERMS, "lam_post_effective",
                                  "saturation_bound_1")
@@ -161,7 +162,7 @@ def decompose_block(block: Block, h: Tensor) -> tuple[Tensor, dict[str, Tensor]]
     agree — the identity the tests check.
     """
     if not block.row.estimates_m2:
-        raise ValueError(f"the M₂ decomposition needs a block that estimates M₂ {BHYT_ESTIMATE_SCHEMES}, got {block.scheme!r}")
+        raise ValueError(f"the M₂ decomposition needs a block that estimates M₂ {estimating_schemes()}, got {block.scheme!r}")
     recorder = RecordingProbe()
     h_next = block(h, recorder)
     m1 = mean_square(h)
@@ -354,7 +355,7 @@ def decomposition_summary(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def estimator_comparison(
-    config: StackConfig,
+    config: StackConfig = VARIANCE_CONFIG,
     estimators: Sequence[str] | None = None,
     seeds: Sequence[int] = (0, 1, 2),
     inputs: InputSpec = InputSpec(),
@@ -378,7 +379,7 @@ def estimator_comparison(
         ``ratio_min``/``ratio_max`` over seeds, ``seeds``, ``batch``.
     """
     if not scheme_row(config.scheme).estimates_m2:
-        raise ValueError(f"estimators apply to schemes that estimate M₂ {BHYT_ESTIMATE_SCHEMES}, not {config.scheme!r}")
+        raise ValueError(f"estimators apply to schemes that estimate M₂ {estimating_schemes()}, not {config.scheme!r}")
     positions = table_positions(config.seq_len) if positions is None else tuple(positions)
     if estimators is None:
         estimators = tuple(name for name in ESTIMATORS if name != "exact" and name not in TRAINING_ESTIMATORS)

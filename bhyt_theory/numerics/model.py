@@ -50,7 +50,6 @@ from .schemes import NORMALISERS, SCHEME_TABLE, scheme_row
 
 SCHEMES = tuple(SCHEME_TABLE)
 """The built-in schemes (rows of ``schemes.SCHEME_TABLE``)."""
-BHYT_ESTIMATE_SCHEMES = tuple(name for name, row in SCHEME_TABLE.items() if row.estimates_m2)
 # Paper-scale shapes (``StackConfig.from_preset``). Llama-374M is the paper's own
 # model (arXiv 2601.09719: hidden 1024, 16 layers, 16 heads, 4 KV heads, MLP 4096,
 # head dim 64, T 1024; its RoPE base is not stated, so the Llama default 10⁴ is
@@ -328,7 +327,7 @@ class Block(nn.Module):
         self.branch_scale = 1.0 / self.row.branch_divisor(layer)
         self.register_buffer("c_attn", torch.zeros((), dtype=torch.float64))
         # The learnable scalars of a learnable M₂ estimator (empty otherwise).
-        learnable = estimator_parameters(config.estimator) if self.scheme in BHYT_ESTIMATE_SCHEMES else {}
+        learnable = estimator_parameters(config.estimator) if self.row.estimates_m2 else {}
         self.estimator_parameters = nn.ParameterDict(
             {name: nn.Parameter(torch.tensor(value)) for name, value in learnable.items()}
         )

@@ -33,6 +33,7 @@ __all__ = [
     "NORMALISERS",
     "Scheme",
     "SCHEME_TABLE",
+    "estimating_schemes",
     "scheme_row",
     "no_divisor",
     "depth_divisor",
@@ -147,3 +148,14 @@ def scheme_row(name: str) -> Scheme:
         return SCHEME_TABLE[name]
     except KeyError:
         raise ValueError(f"scheme {name!r} is not one of {tuple(SCHEME_TABLE)}") from None
+
+
+def estimating_schemes() -> tuple[str, ...]:
+    """The schemes whose row estimates M₂ (read at call time, rows added at run time included).
+
+    Examples
+    --------
+    >>> estimating_schemes()
+    ('bhyt', 'bhytline')
+    """
+    return tuple(name for name, row in SCHEME_TABLE.items() if row.estimates_m2)

@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.colors import TwoSlopeNorm
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 Tables = Mapping[str, pd.DataFrame]
 
@@ -116,7 +117,9 @@ def figure_growth(tables: Tables, path: Path | None = None):
     schemes = list(dict.fromkeys(rms["scheme"]))
     columns = 4
     rows_ = int(np.ceil(len(schemes) / columns))
-    figure, axes = plt.subplots(rows_, columns, figsize=(13, 3.0 * rows_ + 0.8), sharex=True, squeeze=False)
+    # one log y range for every panel: a flat curve looks flat, and a ×1.3 growth is not drawn as tall as a ×6
+    figure, axes = plt.subplots(rows_, columns, figsize=(13, 3.0 * rows_ + 0.8), sharex=True, sharey=True,
+                                squeeze=False)
     for axis, scheme in zip(axes.flat, schemes):
         mc = rms[rms["scheme"] == scheme]
         l = mc["layer"].to_numpy() + 1
@@ -129,7 +132,8 @@ def figure_growth(tables: Tables, path: Path | None = None):
         mf = meanfield[meanfield["scheme"] == scheme]
         axis.plot(mf["layer"] + 1, mf["rms"], color="#1f77b4", linestyle=":", linewidth=2.2, label="mean field")
         power = fits[(fits["scheme"] == scheme) & (fits["source"] == "monte carlo") & (fits["form"] == "power")].iloc[0]
-        axis.set_title(f"{scheme}: best {best['law']}\npower-law exponent {power['slope']:.2f}", fontsize=9)
+        axis.set_title(f"{scheme}: ×{power['rms_last'] / power['rms_first']:.2f} from block 1 to {int(l[-1])}\n"
+                       f"best {best['law']}, power-law exponent {power['slope']:.2f}", fontsize=9)
         axis.set(xscale="log", yscale="log")
     for axis in axes.flat[len(schemes):]:
         axis.set_visible(False)
@@ -141,7 +145,7 @@ def figure_growth(tables: Tables, path: Path | None = None):
     handles, labels = axes[0, 0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="lower center", ncol=3, fontsize=9, frameon=False, bbox_to_anchor=(0.5, -0.04))
     figure.suptitle(f"Growth with depth at init: width {first['width']}, T {first['seq_len']}, depth {first['depth']}, "
-                    f"{first['n_seeds']} seeds (each panel its own y range)", fontsize=11)
+                    f"{first['n_seeds']} seeds (one log y range for all panels)", fontsize=11)
     figure.tight_layout()
     return _save(figure, path)
 
@@ -282,20 +286,39 @@ def table_variance_decomposition(tables: Tables) -> pd.DataFrame:
 # ---------------------------------------------------------------- Jacobian
 
 def figure_jacobian(tables: Tables, path: Path | None = None):
-    """‖∂h_{l+1}/∂h_l − I‖_F/‖I‖_F per scheme and layer (± probe standard error)."""
+    """‖∂h_{l+1}/∂h_l − I‖_F/‖I‖_F per scheme and layer (± probe standard error, left), and against
+    the block's input rms with a slope −1 reference (right)."""
     table = tables["jacobian"]
     figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2))
+    points = []
     for scheme, part in table.groupby("scheme", sort=False):
         means = part.groupby("layer").agg(deviation=("deviation", "mean"), rms_in=("rms_in", "mean"),
                                           se=("standard_error", lambda se: np.sqrt((se**2).sum()) / len(se)))
         kwargs = style(scheme)
-        left.errorbar(means.index, means["deviation"], yerr=means["se"], label=scheme, capsize=2, **kwargs)
-        right.plot(means["rms_in"], means["deviation"], label=scheme, **{**kwargs, "marker": kwargs.get("marker") or "."})
+        label = scheme
+        if scheme == "bhyt" and "bhytline" not in set(table["scheme"]):
+            label = "bhyt (= bhytline: the same scheme record, not recomputed)"
+        left.errorbar(means.index, means["deviation"], yerr=means["se"], label=label, capsize=2, **kwargs)
+        right.plot(means["rms_in"], means["deviation"], label=label, **{**kwargs, "marker": kwargs.get("marker") or "."})
+        points.append(means[["rms_in", "deviation"]])
+    # δ ∝ 1/rms through the points' geometric centre: a guide for the eye, not a fit
+    points = pd.concat(points)
+    points = points[(points["rms_in"] > 0) & (points["deviation"] > 0)]
+    if len(points):
+        centre_x, centre_y = np.exp(np.log(points).mean())
+        x = np.geomspace(points["rms_in"].min(), points["rms_in"].max(), 50)
+        right.plot(x, centre_y * centre_x / x, color="grey", linestyle="--", linewidth=1.2,
+                   label="slope −1 (δ ∝ 1/rms), reference")
     left.set(xlabel="layer", ylabel="Jacobian deviation from I", yscale="log",
-             title="Identity-likeness of each block at init (smaller = more identity-like)")
+             title="Per layer (smaller = more identity-like)")
+    left.xaxis.set_major_locator(MaxNLocator(integer=True))
     right.set(xlabel="rms of the block's input", ylabel="Jacobian deviation", xscale="log", yscale="log",
-              title="Deviation against input scale (δ ∝ 1/rms: slope −1)")
+              title="Against the block's input rms (dashed: slope −1)")
     _legend_right(right)
+    first = table.iloc[0]
+    figure.suptitle(f"Jacobian deviation at init: depth {first['depth']}, width {first['width']}, T {first['seq_len']}",
+                    fontsize=11)
+    figure.tight_layout()
     return _save(figure, path)
 
 
@@ -309,29 +332,50 @@ def table_jacobian(tables: Tables) -> pd.DataFrame:
 
 # ---------------------------------------------------------------- bounds
 
+BOUND_SETTINGS = {"search": ("adversarial search", "o", "black"), "default_init": ("default initialisation", "s", "white")}
+
+
 def figure_bounds(tables: Tables, path: Path | None = None):
-    """Tightest measured/bound per scheme: depth bound (left), saturation bound (right); 1 = attained."""
+    """Largest measured/bound of every bound, log scale: the depth bound per scheme and variant (left), the
+    saturation bound per variant and threshold (right, the largest over the BHyT schemes); 1 = attained."""
     table = tables["bounds_tightness"].assign(kind=lambda t: np.where(t["bound"].astype(str) == "depth", "depth",
                                                                        "saturation"))
-    figure, axes = plt.subplots(1, 2, figsize=(12, 4.0))
-    for axis, kind in zip(axes, ("depth", "saturation")):
-        part = table[table["kind"] == kind].groupby(["scheme", "setting"])["ratio"].max().unstack("setting")
-        part = part.reindex(columns=[c for c in ("search", "default_init") if c in part.columns])
+    table = table.assign(row=np.where(table["kind"] == "depth", table["scheme"] + " (" + table["variant"] + ")",
+                                      table["bound"].astype(str).str.replace("saturation_", "", regex=False)))
+    positive = table.loc[table["ratio"] > 0, "ratio"]
+    floor = float(positive.min()) / 4 if len(positive) else 1e-3  # where a ratio of 0 (nothing saturated) is drawn
+    panels = [(kind, table[table["kind"] == kind].groupby(["row", "setting"], sort=False)["ratio"].max().unstack())
+              for kind in ("depth", "saturation")]
+    heights = [max(len(part), 1) for _, part in panels]
+    figure, axes = plt.subplots(1, 2, figsize=(13, 0.32 * max(heights) + 1.8))
+    for axis, (kind, part) in zip(axes, panels):
         position = np.arange(len(part))
-        for index, setting in enumerate(part.columns):
-            axis.barh(position + (index - 0.5) * 0.4, part[setting].to_numpy(), 0.4, label=setting,
-                      hatch=("", "//")[index], edgecolor="black", linewidth=0.5)
+        zero_rows = set()  # a ratio of 0 is labelled once per row, whichever settings reach it
+        for setting in part.columns:
+            name, marker, face = BOUND_SETTINGS.get(setting, (setting, "D", "grey"))
+            values = part[setting].to_numpy(dtype=float)
+            axis.plot(values[values > 0], position[values > 0], marker, markerfacecolor=face, markeredgecolor="black",
+                      markersize=7, linestyle="none", label=name)
+            axis.plot(np.full((values == 0).sum(), floor), position[values == 0], "<", markerfacecolor=face,
+                      markeredgecolor="black", markersize=7, linestyle="none")
+            for y, value in zip(position, values):
+                if np.isfinite(value) and y not in zero_rows:
+                    axis.annotate("0 (nothing reached the threshold)" if value == 0 else f"{value:.3g}",
+                                  (max(value, floor), y), fontsize=7, xytext=(6, -3), textcoords="offset points")
+                if value == 0:
+                    zero_rows.add(y)
         axis.axvline(1.0, color="black", linestyle="--", linewidth=1)
-        low, high = float(np.nanmin(part.to_numpy())), float(np.nanmax(part.to_numpy()))
-        logarithmic = low < 0.05  # ratios spanning decades (default init vs search) need a log axis
-        axis.set(yticks=position, yticklabels=list(part.index), xscale="log" if logarithmic else "linear",
-                 xlim=(low / 2, max(1.5, 1.2 * high)) if logarithmic else (0, max(1.05, 1.05 * high)),
-                 xlabel="largest measured / bound (1 = attained, > 1 = violated)",
-                 title=f"{kind} bound" + (" (log scale)" if logarithmic else ""))
+        axis.axvspan(1.0, 10.0, color="#d62728", alpha=0.08, linewidth=0)
+        axis.set(yticks=position, yticklabels=list(part.index), xscale="log", xlim=(floor / 2, 3.0),
+                 ylim=(-0.7, len(part) - 0.3), xlabel="largest measured / bound (log; dashed 1 = attained, red = violated)",
+                 title=f"{kind} bound" + (" (scheme, variant)" if kind == "depth" else
+                                          " (variant, threshold; largest over the BHyT schemes)"))
+        axis.invert_yaxis()
+        axis.grid(axis="x", which="major", alpha=0.3)
     handles, labels = axes[0].get_legend_handles_labels()
-    figure.legend(handles, ["adversarial search" if l == "search" else "default initialisation" for l in labels],
-                  loc="lower center", ncol=2, fontsize=9, frameon=False, bbox_to_anchor=(0.5, -0.06))
-    figure.tight_layout()
+    figure.legend(handles, labels, loc="lower center", ncol=2, fontsize=9, frameon=False, bbox_to_anchor=(0.5, -0.02))
+    figure.suptitle("How close each bound comes to being attained (◀ at the left edge: a ratio of 0)", fontsize=11)
+    figure.tight_layout(rect=(0, 0.05, 1, 1))
     return _save(figure, path)
 
 
@@ -342,7 +386,7 @@ def table_bounds(tables: Tables) -> pd.DataFrame:
     return best[["kind", "setting", "bound", "scheme", "ratio", "construction"]].reset_index(drop=True)
 
 
-# ---------------------------------------------------------------- checks, decode (tables only)
+# ---------------------------------------------------------------- checks (a table only), decode
 
 def table_checks(tables: Tables) -> pd.DataFrame:
     checks = tables["checks"]
@@ -352,16 +396,60 @@ def table_checks(tables: Tables) -> pd.DataFrame:
     return summary
 
 
+def figure_decode(tables: Tables, path: Path | None = None):
+    """Per dtype × order of operations: the fraction of normaliser outputs that differ from the
+    reference (left; the cell says the largest difference in ulps) and the fraction of greedy sequences
+    left identical (right)."""
+    table = tables["decode_exactness"]
+    dtypes, orders = list(dict.fromkeys(table["dtype"])), list(dict.fromkeys(table["order"]))
+    grid = table.set_index(["dtype", "order"])
+    figure, axes = plt.subplots(1, 2, figsize=(12, 1.0 * len(dtypes) + 1.8))
+    # colour: how far each cell is from the exact value (0 differing, 1 identical); red = further
+    panels = (("norm_fraction_differing", "fraction of normaliser outputs differing", 0.0, "(bit-exact)"),
+              ("greedy_identical_fraction", "fraction of greedy sequences identical", 1.0, "(all identical)"))
+    for axis, (column, title, exact, exact_text) in zip(axes, panels):
+        values = grid[column].unstack("order").reindex(index=dtypes, columns=orders).to_numpy(dtype=float)
+        axis.imshow(np.abs(values - exact), cmap="Reds", vmin=0, vmax=1, aspect="auto")
+        for i, dtype in enumerate(dtypes):
+            for j, order in enumerate(orders):
+                if (dtype, order) not in grid.index:
+                    continue
+                row = grid.loc[(dtype, order)]
+                text = f"{row[column]:.3g}"
+                if column == "norm_fraction_differing":
+                    text += f"\nmax {int(row['norm_max_ulps'])} ulps"
+                text += f"\n{exact_text}" if row[column] == exact else ""
+                axis.text(j, i, text, ha="center", va="center", fontsize=8)
+        axis.set(xticks=range(len(orders)), xticklabels=orders, yticks=range(len(dtypes)), yticklabels=dtypes,
+                 xlabel="order of operations of the decode fast path", title=title)
+    figure.suptitle(f"Decode fast path against the unfused Block.forward ({int(table['norm_outputs'].iloc[0])} normaliser "
+                    f"outputs, {int(table['greedy_sequences'].iloc[0])} greedy sequences per cell)", fontsize=11)
+    figure.tight_layout()
+    return _save(figure, path)
+
+
 def table_decode(tables: Tables) -> pd.DataFrame:
-    return tables["decode_exactness"]
+    table = tables["decode_exactness"]
+    return pd.DataFrame({
+        "dtype": table["dtype"], "order": table["order"],
+        "norm outputs differing": table["norm_fraction_differing"], "max ulps": table["norm_max_ulps"],
+        "block outputs differing": table["block_fraction_differing"],
+        "block max rel. diff.": table["block_max_relative_difference"],
+        "greedy identical": table["greedy_identical_fraction"], "greedy tokens agreeing": table["greedy_token_agreement"],
+    })
 
 
 # ---------------------------------------------------------------- efficiency
 
+PAPER_SPEEDUPS_V3 = {"block forward+backward": 1.6, "decode step": 1.77}
+"""BHyT's speed-up over RMSNorm in v3 of the paper, per cent (GPU; claim C6)."""
+
+
 def figure_efficiency(tables: Tables, path: Path | None = None):
-    """Counted cost per block (left) and measured speed-up over RMSNorm with 95 % CI (right)."""
+    """Counted cost per block (left) and measured time / RMSNorm on a log axis with its interval (right);
+    contended measurements are drawn hollow and labelled."""
     costs, timings = tables["efficiency_costs"], tables["efficiency_timings"]
-    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2))
+    figure, (left, right) = plt.subplots(1, 2, figsize=(13, 4.4))
     forward = costs[costs["pass"] == "forward"].set_index("scheme")
     backward = costs[costs["pass"] == "backward"].set_index("scheme")
     schemes = list(forward.index)
@@ -381,25 +469,47 @@ def figure_efficiency(tables: Tables, path: Path | None = None):
     left.set(xticks=position, xticklabels=schemes, ylabel="per token, both norm sites of a block",
              title=f"Counted cost (width {int(forward['width'].iloc[0])})")
     left.legend(fontsize=8, loc="upper left")
+
     measurements = list(dict.fromkeys(timings["measurement"]))
-    width = 0.8 / max(len(measurements), 1)
+    offsets = (np.arange(len(measurements)) - (len(measurements) - 1) / 2) * 0.25
+    colours = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd")
     for index, measurement in enumerate(measurements):
         part = timings[timings["measurement"] == measurement].set_index("scheme").reindex(schemes)
-        mean = part["speedup_percent"].to_numpy()
-        error = np.vstack([mean - part["speedup_ci_low"].to_numpy(), part["speedup_ci_high"].to_numpy() - mean])
-        error = np.where(np.isfinite(error), error, np.nan)  # an unbounded interval (very noisy rounds) gets no bar
-        right.bar(position + (index - (len(measurements) - 1) / 2) * width, mean, width, yerr=error,
-                  capsize=3, label=measurement, hatch=("", "//")[index % 2], edgecolor="black", linewidth=0.5)
-    right.axhline(0, color="black", linewidth=0.8)
-    for version, marker in (("v3", "*"),):
-        right.plot([], [], marker=marker, linestyle="none", color="black", label=f"paper {version}: +1.6 % / +1.77 %")
-    if "bhyt" in schemes:
-        right.plot(schemes.index("bhyt") + np.array([-0.2, 0.2]), [1.6, 1.77], marker="*", linestyle="none",
-                   color="black", markersize=10)
-    hardware = timings["hardware"].iloc[0]
-    right.set(xticks=position, xticklabels=schemes, ylabel="speed-up over RMSNorm, % (95 % CI)",
-              title=f"Measured on {hardware}"[:70])
-    right.legend(fontsize=8)
+        y = position + offsets[index]
+        colour = colours[index % len(colours)]
+        for row_y, (scheme, row) in zip(y, part.iterrows()):
+            if pd.isna(row["ratio"]):
+                continue
+            contended = bool(row["contended"])
+            right.plot([row["ratio_ci_low"], row["ratio_ci_high"]], [row_y, row_y], color=colour, linewidth=2,
+                       linestyle=":" if contended else "-")
+            right.plot(row["ratio"], row_y, "o", markersize=7, color=colour,
+                       markerfacecolor="white" if contended else colour)
+            right.annotate(f"{row['ratio']:.3g}" + (" contended" if contended else ""),
+                           (row["ratio_ci_high"], row_y), xytext=(4, -3), textcoords="offset points", fontsize=7)
+        right.plot([], [], "o-", color=colour, label=measurement)
+        if "bhyt" in schemes and measurement in PAPER_SPEEDUPS_V3:
+            right.plot(1 / (1 + PAPER_SPEEDUPS_V3[measurement] / 100), schemes.index("bhyt") + offsets[index], "*",
+                       color="black", markersize=11)
+    right.plot([], [], "*", color="black", markersize=11, label="paper v3, GPU: +1.6 % / +1.77 %")
+    right.plot([], [], "o:", color="grey", markerfacecolor="white",
+               label="contended rounds: interval widened to the rounds' range")
+    right.axvline(1.0, color="black", linewidth=0.8)
+    right.set_xscale("log")
+    low, high = timings["ratio_ci_low"].min(), timings["ratio_ci_high"].max()
+    right.set_xlim(min(low, 0.9) / 1.15, max(high, 1.1) * 1.6)
+    plain = FuncFormatter(lambda value, _: f"{value:g}")  # ratios read as 0.8, 1, 2 rather than 8×10⁻¹
+    right.xaxis.set_major_formatter(plain)
+    right.xaxis.set_minor_formatter(plain)
+    right.tick_params(axis="x", which="minor", labelsize=7)
+    right.set(yticks=position, yticklabels=schemes, ylim=(len(schemes) - 0.5, -0.5),
+              xlabel="time / RMSNorm (log scale; < 1 faster), geometric mean and 95 % interval over rounds")
+    first = timings.iloc[0]
+    right.set_title(f"Measured on {first['hardware']}"[:80] + f"\n{int(first['rounds'])} interleaved rounds; evidence "
+                    f"for {first['evidence_for']} only",
+                    fontsize=9)
+    right.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
+    right.grid(axis="x", which="both", alpha=0.3)
     figure.tight_layout()
     return _save(figure, path)
 
@@ -408,10 +518,15 @@ def table_efficiency(tables: Tables) -> pd.DataFrame:
     timings = tables["efficiency_timings"]
     return pd.DataFrame({
         "measurement": timings["measurement"], "scheme": timings["scheme"],
-        "time / RMSNorm": timings["ratio"].map("{:.3f}".format) + " [" + timings["ratio_ci_low"].map("{:.3f}".format)
-        + ", " + timings["ratio_ci_high"].map("{:.3f}".format) + "]",
-        "speed-up %": timings["speedup_percent"].map("{:+.1f}".format),
+        "time / RMSNorm [95 % CI]": timings["ratio"].map("{:.3g}".format) + " [" + timings["ratio_ci_low"].map(
+            "{:.3g}".format) + ", " + timings["ratio_ci_high"].map("{:.3g}".format) + "]",
+        "speed-up % [95 % CI]": timings["speedup_percent"].map("{:+.1f}".format) + " [" + timings["speedup_ci_low"].map(
+            "{:+.1f}".format) + ", " + timings["speedup_ci_high"].map("{:+.1f}".format) + "]",
+        "rounds (dof)": timings["rounds"].astype(str) + " (" + timings["dof"].astype(str) + ")",
+        "contended": np.where(timings["contended"], "yes: sd of log ratio " + timings["log_ratio_sd"].map(
+            "{:.2f}".format) + ", interval widened", "no"),
         "hardware": timings["hardware"] + " (" + timings["device"] + ")",
+        "evidence for": timings["evidence_for"],
     })
 
 
@@ -426,20 +541,35 @@ def _statistics_steps(log: pd.DataFrame) -> pd.DataFrame:
                       stats[stats["step"] == last].assign(when="trained")], ignore_index=True)
 
 
+def training_sizes(tables: Tables) -> str:
+    """The sizes of a training comparison, read off its tables: layers, steps, seeds per scheme, tokens per run."""
+    log, runs = tables["training_log"], tables["training_runs"]
+    layers = int(log.loc[log["layer"] >= 0, "layer"].max()) + 1
+    seeds = int(runs.groupby("label")["seed"].nunique().max())
+    return (f"{layers} layers, {int(runs['steps_done'].max())} steps, {seeds} seeds per scheme, "
+            f"{int(runs['tokens_seen'].max()):,} tokens per run")
+
+
 def figure_training(tables: Tables, path: Path | None = None):
-    """Loss curves (left) and the Fig. 3 analogue: per-layer mean |h| and variance of the residual
-    stream at init (dotted) and after training (solid), seed means; layer −1 is the embedding output."""
+    """Loss curves (left; training loss of each step's batch and held-out loss, both seed means and
+    unsmoothed) and the Fig. 3 analogue: per-layer mean |h| and variance of the residual stream at init
+    (dotted) and after training (solid), seed means; layer −1 is the embedding output. One legend."""
     log = tables["training_log"]
-    figure, axes = plt.subplots(1, 3, figsize=(15, 4.4))
+    figure, axes = plt.subplots(1, 3, figsize=(15, 4.6))
     labels = list(dict.fromkeys(log["label"]))
+    handles = {}
     for label in labels:
         scheme = log.loc[log["label"] == label, "scheme"].iloc[0]
         chosen = {k: v for k, v in style(scheme).items() if k not in ("marker", "markersize")}
         train = log[(log["label"] == label) & (log["quantity"] == "train_loss")].groupby("step")["value"].mean()
-        axes[0].plot(train.index, train.rolling(10, min_periods=1).mean(), label=label, **chosen)
+        # solid for every scheme: the per-layer panels use dotted for "at init"
+        (line,) = axes[0].plot(train.index, train.values, **{**chosen, "linestyle": "-", "linewidth": 1.0, "alpha": 0.8})
+        handles[label] = line
         held_out = log[(log["label"] == label) & (log["quantity"] == "eval_loss")].groupby("step")["value"].mean()
-        axes[0].plot(held_out.index, held_out.values, "o", color=chosen.get("color"), markersize=3)
-    axes[0].set(xlabel="step", ylabel="loss (nats per byte)", title="Training (10-step mean) and held-out (o) loss")
+        axes[0].plot(held_out.index, held_out.values, "o", color=chosen.get("color"), markersize=6,
+                     markeredgecolor="black")
+    axes[0].set(xlabel="step", ylabel="loss (nats per byte)",
+                title="Training loss (line, each step's batch) and held-out loss (o)")
     rows = _statistics_steps(log)
     for axis, statistic in zip(axes[1:], ("mean_abs", "variance")):
         for label in labels:
@@ -448,12 +578,18 @@ def figure_training(tables: Tables, path: Path | None = None):
                 curve = rows[(rows["label"] == label) & (rows["quantity"] == statistic) & (rows["when"] == when)]
                 curve = curve.groupby("layer")["value"].mean()
                 axis.plot(curve.index, curve.values, color=SCHEME_STYLES.get(scheme, {}).get("color"), linestyle=line,
-                          marker=SCHEME_STYLES.get(scheme, {}).get("marker") or ".", markersize=4,
-                          label=f"{label}" if when == "trained" else None)
+                          marker=SCHEME_STYLES.get(scheme, {}).get("marker") or ".", markersize=4)
         axis.set(xlabel="layer (−1: embedding output)", ylabel=statistic, yscale="log",
                  title=f"{statistic} per layer: init (dotted), trained (solid)")
-    _legend_right(axes[2])
-    figure.tight_layout()
+    for axis in axes:
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    handles["at init (per-layer panels)"] = plt.Line2D([], [], color="grey", linestyle=":", marker=".")
+    handles["after training"] = plt.Line2D([], [], color="grey", linestyle="-", marker=".")
+    figure.legend(list(handles.values()), list(handles.keys()), loc="lower center", ncol=len(handles), fontsize=9,
+                  frameon=False, bbox_to_anchor=(0.5, -0.01))
+    figure.suptitle(f"Pretraining on CPU, every scheme on the same data: {training_sizes(tables)} (seed means)",
+                    fontsize=11)
+    figure.tight_layout(rect=(0, 0.06, 1, 1))
     return _save(figure, path)
 
 
@@ -476,6 +612,6 @@ VIEWS: dict[str, tuple[Callable[[Tables, Path], None] | None, Callable[[Tables],
     "checks": (None, table_checks),
     "efficiency": (figure_efficiency, table_efficiency),
     "training": (figure_training, table_training),
-    "decode": (None, table_decode),
+    "decode": (figure_decode, table_decode),
 }
 """Study name → (figure function or None, short-table function)."""

@@ -108,10 +108,37 @@ VERDICT_COLOURS = {"confirmed": "#d9f2d9", "refuted": "#f7d4d4", "qualified": "#
                    "not run": "#e6e6e6"}
 
 
+def _is_claim(assessment: Assessment) -> bool:
+    return assessment.id.startswith("C")
+
+
+def proofs_row(assessments: Sequence[Assessment]) -> dict | None:
+    """The proofs as one row of the claims table: "N/N proofs: every check passes", or which do not."""
+    proofs = [a for a in assessments if not _is_claim(a)]
+    if not proofs:
+        return None
+    passing = [a for a in proofs if a.verdict == "confirmed"]
+    others = ", ".join(f"{a.id} ({a.verdict})" for a in proofs if a.verdict != "confirmed")
+    why = (f"{len(passing)}/{len(proofs)} proofs: every check passes" if not others
+           else f"{len(passing)}/{len(proofs)} proofs have every check passing; not: {others}")
+    verdicts = {a.verdict for a in proofs}
+    verdict = "refuted" if "refuted" in verdicts else verdicts.pop() if len(verdicts) == 1 else "qualified"
+    return {"id": "proofs", "verdict": verdict, "why": why, "paper": "this toolkit's own statements"}
+
+
 def summary_table(assessments: Sequence[Assessment]) -> pd.DataFrame:
-    """The claims table of the report: id, verdict, why (the rule's reason), the paper's figures."""
-    return pd.DataFrame([{"id": a.id, "verdict": a.verdict, "why": a.reason, "paper": a.expected}
-                         for a in assessments])
+    """The claims table of the report: id, verdict, why (the rule's reason), the paper's figures; the
+    toolkit's proofs collapsed into one row (``proofs_row``), listed one per row by ``proofs_table``."""
+    rows = [{"id": a.id, "verdict": a.verdict, "why": a.reason, "paper": a.expected}
+            for a in assessments if _is_claim(a)]
+    proofs = proofs_row(assessments)
+    return pd.DataFrame(rows + ([proofs] if proofs else []))
+
+
+def proofs_table(assessments: Sequence[Assessment]) -> pd.DataFrame:
+    """One row per proof: id, statement, verdict, why, command."""
+    return pd.DataFrame([{"id": a.id, "statement": a.statement, "verdict": a.verdict, "why": a.reason,
+                          "command": a.command} for a in assessments if not _is_claim(a)])
 
 
 def _write_markdown(out_dir: Path, header: list[str], assessments, results, files, command: str) -> Path:
@@ -121,8 +148,12 @@ def _write_markdown(out_dir: Path, header: list[str], assessments, results, file
     if statements:
         confirmed = sum(a.verdict == "confirmed" for a in statements)
         lines.append(f"- The toolkit's own statements: {confirmed} of {len(statements)} proofs have every check passing.")
-    lines += ["", "## Claims", "", markdown_table(summary_table(assessments)), "", "### Each claim in detail", ""]
-    for a in assessments:
+    lines += ["", "## Claims", "", markdown_table(summary_table(assessments)), ""]
+    if statements:
+        lines += ["<details><summary>The proofs, one row each</summary>", "", markdown_table(proofs_table(assessments)),
+                  "", "</details>", ""]
+    lines += ["### Each claim in detail", ""]
+    for a in filter(_is_claim, assessments):
         lines += [f"**{a.id}. {a.statement}** Source: {a.source}. Rule: {a.rule}.", "", a.explanation, "",
                   f"Command: `{a.command}`", ""]
     for name, result in results.items():
@@ -178,8 +209,11 @@ def _write_html(out_dir: Path, title: str, intro: list[str], assessments, result
                      "passing.</li>")
     parts.append("</ul><h2>Claims</h2>")
     parts.append(_verdict_cells(_html_table(summary_table(assessments))))
+    if statements:
+        parts.append("<details><summary>The proofs, one row each</summary>"
+                     + _verdict_cells(_html_table(proofs_table(assessments))) + "</details>")
     parts.append("<h3>Each claim in detail</h3>")
-    for a in assessments:
+    for a in filter(_is_claim, assessments):
         parts.append(f"<p><b>{escape(a.id)}. {escape(a.statement)}</b> <i>Source: {escape(a.source)}. "
                      f"Rule: {escape(a.rule)}.</i><br>{escape(a.explanation)}<br>"
                      f"<span class='prov'>Command: <code>{escape(a.command)}</code></span></p>")

@@ -272,14 +272,14 @@ def _every_scheme(config: StackConfig, seeds: Sequence[int], batch: int, log: Lo
             log(f"  seed {seed} ({len(finished) // len(SCHEMES)}/{len(seeds)}): {len(SCHEMES)} schemes, "
                 f"{time.perf_counter() - started:.0f} s so far")
 
-    return sweep({"scheme": list(SCHEMES)}, seeds, InputSpec(batch=batch, std=0.02), base=base, cache_dir=None,
+    return sweep({"scheme": list(SCHEMES)}, seeds, InputSpec(batch=batch), base=base, cache_dir=None,
                  progress=False, on_run=on_run)
 
 
 def trace_tables(config: StackConfig, seeds: Sequence[int], batch: int = 4,
                        log: Log = _quiet) -> dict[str, pd.DataFrame]:
     """Every scheme at ``config``'s sizes: per layer × sublayer statistics (``TRACE_STATISTICS``)
-    with 95 % intervals across seeds, inputs N(0, 0.02²)."""
+    with 95 % intervals across seeds, inputs ``InputSpec(batch)``."""
     table = _every_scheme(config, seeds, batch, log)
     summary = summarise(table, statistics=TRACE_STATISTICS)
     return {"trace": summary[["scheme", "layer", "sublayer", "statistic", "mean", "std", "n_seeds", "ci_low",
@@ -297,7 +297,7 @@ def growth_tables(config: StackConfig, seeds: Sequence[int], batch: int = 4,
     fits = pd.concat([fit_growth(table).assign(source="monte carlo"), meanfield_growth(table).assign(source="mean field")],
                      ignore_index=True)
     curves = summarise(table[table["sublayer"] == "mlp"], statistics=("rms",))
-    meanfield = pd.concat([predict(config.replace(scheme=scheme), 0.02**2)[["layer", "sublayer", "rms"]]
+    meanfield = pd.concat([predict(config.replace(scheme=scheme), InputSpec().std**2)[["layer", "sublayer", "rms"]]
                            .assign(scheme=scheme) for scheme in SCHEMES], ignore_index=True)
     return {
         "growth_fits": fits,

@@ -35,6 +35,7 @@ import torch
 from torch import Tensor
 
 from ..numerics.gaussian import tanh_prime_square_moment
+from ..numerics.inputs import InputSpec
 from ..numerics.model import Block, StackConfig
 from ..numerics.norms import (
     EPS,
@@ -191,7 +192,7 @@ def norm_slope_squared(config: StackConfig, layer: int, mean_square_in: np.ndarr
     raise ValueError(f"no closed-form slope for scheme {scheme!r}; supported: {MEAN_FIELD_GRADIENT_SCHEMES}")
 
 
-def mean_field_gradient_growth(config: StackConfig, input_variance: float = 0.02**2,
+def mean_field_gradient_growth(config: StackConfig, input_variance: float = InputSpec().std**2,
                                attention: str | np.ndarray = "uniform_causal") -> pd.DataFrame:
     """Weight-free prediction of ``‖∂L/∂h_l‖ / ‖∂L/∂h_L‖`` at initialisation (attention branch, first order).
 

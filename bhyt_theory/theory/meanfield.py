@@ -92,6 +92,7 @@ from ..numerics.gaussian import (
     gaussian_kernel,
     gaussian_tail,
 )
+from ..numerics.inputs import InputSpec
 from ..numerics.model import StackConfig, rotary
 from ..numerics.norms import EPS
 from ..numerics.probes import SATURATION_THRESHOLDS, position_average
@@ -487,7 +488,7 @@ def _index(depth: int) -> dict[str, np.ndarray]:
 
 def predict_per_position(
     config: StackConfig,
-    input_variance: float = 0.02**2,
+    input_variance: float = InputSpec().std**2,
     attention: str | np.ndarray = "uniform_causal",
     length: int | None = None,
     token_correlations: bool = True,
@@ -548,7 +549,7 @@ def predict_per_position(
 
 def predict(
     config: StackConfig,
-    input_variance: float = 0.02**2,
+    input_variance: float = InputSpec().std**2,
     attention: str | np.ndarray = "uniform_causal",
     length: int | None = None,
     token_correlations: bool = True,

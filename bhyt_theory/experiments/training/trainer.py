@@ -80,9 +80,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ...numerics.model import BHYT_ESTIMATE_SCHEMES, Stack, StackConfig
+from ...numerics.model import Stack, StackConfig
 from ...numerics.norms import rms_norm
 from ...numerics.probes import TraceProbe, position_average, state_statistics
+from ...numerics.schemes import scheme_row
 from ..atomic import write_atomically
 from .corpus import VOCAB_SIZE, Corpus, evaluation_batches, load_corpus, training_batch
 
@@ -336,7 +337,7 @@ def layer_statistics(model: LanguageModel, tokens: Tensor) -> list[dict]:
         for quantity in STATE_QUANTITIES + ARGUMENT_QUANTITIES:
             if pd.notna(getattr(row, quantity)):  # argument statistics exist for tanh/erf norms only
                 add(row.layer, row.sublayer, quantity, getattr(row, quantity))
-    if model.stack.config.scheme in BHYT_ESTIMATE_SCHEMES:
+    if scheme_row(model.stack.config.scheme).estimates_m2:
         fresh = _fresh_estimate_ratios(model, tokens)
         for name, source in (("estimate_ratio", table), ("estimate_ratio_fresh", fresh)):
             for layer, band, value in _band_ratios(source):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from ...numerics.inputs import InputSpec
 from ...numerics.model import Stack, StackConfig, build_block
 from ...numerics.norms import (
     bhyt_argument,
@@ -153,7 +154,7 @@ def _mean_field() -> CheckResult:
         for seed in range(6):
             stack = Stack(config, seed)
             x = (torch.randn(4, 16, 64, generator=torch.Generator().manual_seed(100 + seed), dtype=torch.float64)
-                 * 0.02).requires_grad_()
+                 * InputSpec().std).requires_grad_()  # the input variance the prediction assumes
             out = stack.residual(x)
             projection = torch.randn(out.shape, generator=torch.Generator().manual_seed(200 + seed), dtype=torch.float64)
             (out * projection).sum().backward()

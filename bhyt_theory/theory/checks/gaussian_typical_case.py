@@ -10,6 +10,7 @@ import torch
 from scipy import stats
 
 from ...numerics import gaussian
+from ...numerics.inputs import InputSpec
 from ...numerics.norms import (
     KAPPA,
     bhyt_argument,
@@ -116,7 +117,7 @@ def _gaussian_finite_width_monte_carlo() -> CheckResult:
     generator = torch.Generator().manual_seed(21)
     rows, ok = [], True
     for d, thresholds in ((16, (0.3, 0.5, 1.0)), (64, (0.3, 0.5, 1.0))):
-        h = torch.randn(n, d, generator=generator, dtype=torch.float64) * 0.02
+        h = torch.randn(n, d, generator=generator, dtype=torch.float64) * InputSpec().std
         z = bhyt_argument(h, lam, KAPPA, eps=0.0)
         for t in thresholds:
             fractions = saturated_fraction(z, t)
