@@ -271,15 +271,20 @@ def _quiet(message: str) -> None:
 
 
 def _every_scheme(config: StackConfig, seeds: Sequence[int], batch: int, log: Log) -> pd.DataFrame:
-    """``sweep`` of every scheme at ``config``'s sizes, one scheme at a time with a progress line each."""
+    """``sweep`` of every scheme at ``config``'s sizes, in one sweep (every scheme of a
+    seed runs on the same weight draws, in one pass over the blocks) with a progress
+    line per seed."""
     base = {k: v for k, v in config.as_dict().items() if k != "scheme"}
-    parts = []
-    for index, scheme in enumerate(SCHEMES, 1):
-        started = time.perf_counter()
-        parts.append(sweep({"scheme": [scheme]}, list(seeds), InputSpec(batch=batch), base=base,
-                           cache_dir=None, progress=False))
-        log(f"  {scheme} ({index}/{len(SCHEMES)}): {len(list(seeds))} seeds in {time.perf_counter() - started:.0f} s")
-    return pd.concat(parts, ignore_index=True)
+    seeds, finished, started = list(seeds), [], time.perf_counter()
+
+    def on_run(run_config: StackConfig, seed: int, options: dict) -> None:
+        finished.append(seed)
+        if len(finished) % len(SCHEMES) == 0:
+            log(f"  seed {seed} ({len(finished) // len(SCHEMES)}/{len(seeds)}): {len(SCHEMES)} schemes, "
+                f"{time.perf_counter() - started:.0f} s so far")
+
+    return sweep({"scheme": list(SCHEMES)}, seeds, InputSpec(batch=batch), base=base, cache_dir=None,
+                 progress=False, on_run=on_run)
 
 
 def trace_tables(config: StackConfig, seeds: Sequence[int], batch: int = 4,
