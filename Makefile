@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 TORCH  ?= torch==2.13.0
 OUT    ?= results
 
-.PHONY: venv test reproduce claims bench efficiency-gpu clean mutation mutation-sample
+.PHONY: venv test reproduce claims bench efficiency-gpu train-gpu clean mutation mutation-sample
 
 venv: $(STAMP)
 
@@ -39,6 +39,13 @@ bench: $(STAMP)
 efficiency-gpu: $(STAMP)
 	$(BIN)/bhyt-theory efficiency --device cuda --dtype bfloat16 --width 2048 --heads 32 --kv-heads 8 \
 		--seq-len 1024 --batch 8 --rounds 20 --csv $(OUT)/efficiency_gpu.csv
+
+# The trained regime on a GPU: rmsnorm-llama and bhyt-ref (docs/recipes.md) at the Llama-374M shape
+# (byte vocabulary), bf16 autocast on CUDA, 1200 steps of 16 × 1024 tokens (19.7 M tokens) each, one
+# rate (1e-3) and one seed: sized for about 5 minutes per scheme on one H100. Same tables as the CPU
+# ladder (ladder.csv, ladder_summary.csv, …) in $(OUT)/train_gpu.
+train-gpu: $(STAMP)
+	$(BIN)/bhyt-theory train --ladder --gpu --no-progress --workers 1 --out $(OUT)/train_gpu
 
 # Mutation score of norms, estimators, model, bounds and meanfield ([tool.mutmut] in
 # pyproject.toml), one module at a time on one core; not part of `make test` (hours on

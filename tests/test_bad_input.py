@@ -208,7 +208,7 @@ def test_ctrl_c_is_one_line_saying_what_was_saved_and_exit_130(places, monkeypat
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(montecarlo, "stream_trace", interrupted)
+    monkeypatch.setattr(montecarlo, "stream_traces", interrupted)
     monkeypatch.setattr(model.Stack, "trace", interrupted)
     code, _, err = run_cli(concrete(command, places))
     assert code == 130 and err.count("\n") == 1 and saved in err, err

@@ -31,7 +31,8 @@ def uncached_run() -> pd.DataFrame:
 
 
 def run_path(cache_dir: Path) -> Path:
-    return montecarlo.cache_path(cache_dir, CONFIG, montecarlo.run_key(CONFIG, SEED, 4, CONFIG.seq_len, 0.02))
+    arguments = CONFIG, SEED, 4, CONFIG.seq_len, 0.02
+    return montecarlo.cache_path(cache_dir, CONFIG, montecarlo.run_key(*arguments), montecarlo.prefix_key(*arguments))
 
 
 def valid_file_bytes() -> bytes:
@@ -62,7 +63,7 @@ def assert_detected_named_and_recomputed(folder: Path, damaged: bytes) -> None:
     """Write ``damaged`` as the run's cache file, run, and check every promise."""
     path = run_path(folder)
     path.write_bytes(damaged)
-    with cache_log() as records, mock.patch.object(montecarlo, "stream_trace", wraps=montecarlo.stream_trace) as traced:
+    with cache_log() as records, mock.patch.object(montecarlo, "stream_traces", wraps=montecarlo.stream_traces) as traced:
         table = montecarlo.run(CONFIG, SEED, cache_dir=folder)
     assert traced.call_count == 1, "a damaged file must be recomputed, not read"
     pd.testing.assert_frame_equal(table, REFERENCE, check_exact=True)
@@ -80,7 +81,7 @@ def key_and_rows() -> tuple[str, int]:
 
 def test_the_valid_file_is_read_without_recomputing(tmp_path):
     run_path(tmp_path).write_bytes(VALID)
-    with cache_log() as records, mock.patch.object(montecarlo, "stream_trace") as traced:
+    with cache_log() as records, mock.patch.object(montecarlo, "stream_traces") as traced:
         table = montecarlo.run(CONFIG, SEED, cache_dir=tmp_path)
     assert traced.call_count == 0 and records == []
     pd.testing.assert_frame_equal(table, REFERENCE, check_exact=True)

@@ -463,3 +463,17 @@ def test_second_shape_is_judged_without_the_preset_but_with_the_seeds():
     assert claims.judge_second(RULES["C5"], CONFIRMING["C5"], second)["verdict"] == "confirmed"
     assert claims.judge_second(RULES["C5"], CONFIRMING["C5"], {**second, "seeds": 2})["verdict"] == (
         "insufficient evidence")
+
+
+def test_a_missing_training_label_is_an_error_naming_the_study_and_the_label():
+    """C7 reads the bhyt and rmsnorm rows of the training summary; a summary without bhyt is an error."""
+    from bhyt_theory.pipeline.measures import RUN_COLUMNS, TRAINING_COLUMNS
+
+    row = dict.fromkeys(TRAINING_COLUMNS, 1.0)
+    summary = pd.DataFrame([{**row, "label": "rmsnorm"}, {**row, "label": "dyt"}])
+    run = {**dict.fromkeys(RUN_COLUMNS, 1.0), "diverged": False, "seed": 0}
+    runs = pd.DataFrame([{**run, "label": "rmsnorm"}, {**run, "label": "dyt"}])
+    tables = {"training_summary": summary, "training_runs": runs}
+    results = {"training": StudyResult(STUDIES["training"], tables, {"quick": True})}
+    with pytest.raises(ResultMissing, match="study 'training', table 'training_summary' has no row for label 'bhyt'"):
+        assess(next(c for c in CLAIMS if c.id == "C7"), results)

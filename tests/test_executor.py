@@ -24,7 +24,9 @@ from bhyt_theory.experiments import executor, montecarlo
 
 SMALL = {"depth": 3, "width": 16, "heads": 2, "seq_len": 6}
 SCHEMES = ["bhyt", "rmsnorm", "periln"]
-SEEDS = [0, 1]
+# Three seeds: three tasks (one per seed), so that after the first some worker
+# process is sure to start a second one.
+SEEDS = [0, 1, 2]
 
 
 @pytest.fixture(scope="module")
@@ -55,34 +57,34 @@ def first_time(marker: Path) -> bool:
 
 
 class KillTwiceAndCount(WorkerPlugin):
-    """In every worker process: leave a file per run computed, and kill the process
-    twice in the whole cluster — once just after a run is finished and stored (its
-    result not yet returned), once when a process starts its second run."""
+    """In every worker process: leave a file per run stored, and kill the process
+    twice in the whole cluster — once just after a run is stored (the rest of its
+    task's runs not yet finished, its result not returned), once when a process
+    starts computing its second task."""
 
     def __init__(self, markers: Path) -> None:
         self.markers = markers
 
     def setup(self, worker) -> None:
-        self.original = montecarlo.stream_trace, montecarlo.write_cached
-        stream_trace, write_cached = self.original
+        self.original = montecarlo.stream_traces, montecarlo.write_cached
+        stream_traces, write_cached = self.original
         markers, started = self.markers, itertools.count()
 
-        def counted_stream_trace(config, seed, x, progress=False, **options):
+        def counted_stream_traces(streams, *args, **kwargs):
             if next(started) == 1 and first_time(markers / "killed-mid-run"):
                 os.kill(os.getpid(), signal.SIGKILL)
-            table = stream_trace(config, seed, x, progress, **options)
-            (markers / f"computed-{config.scheme}-{seed}-{uuid.uuid4().hex}").touch()
-            return table
+            return stream_traces(streams, *args, **kwargs)
 
         def write_then_die(table, path, key, rows):
             write_cached(table, path, key, rows)
+            (markers / f"computed-{table['scheme'][0]}-{table['seed'][0]}-{uuid.uuid4().hex}").touch()
             if first_time(markers / "killed-after-write"):
                 os.kill(os.getpid(), signal.SIGKILL)
 
-        montecarlo.stream_trace, montecarlo.write_cached = counted_stream_trace, write_then_die
+        montecarlo.stream_traces, montecarlo.write_cached = counted_stream_traces, write_then_die
 
     def teardown(self, worker) -> None:
-        montecarlo.stream_trace, montecarlo.write_cached = self.original
+        montecarlo.stream_traces, montecarlo.write_cached = self.original
 
 
 def test_killed_workers_lose_only_their_runs_and_nothing_finished_is_computed_again(cluster, tmp_path):
@@ -91,7 +93,7 @@ def test_killed_workers_lose_only_their_runs_and_nothing_finished_is_computed_ag
     with executor.backend(scheduler=cluster.scheduler_address) as backend:
         backend.client.register_plugin(KillTwiceAndCount(markers), name="kill-twice")
         try:
-            # A first sweep over half the seeds, then the whole sweep, as after an interruption.
+            # A first sweep over the first seed, then the whole sweep, as after an interruption.
             montecarlo.sweep({"scheme": SCHEMES}, SEEDS[:1], base=SMALL, cache_dir=cache, progress=False)
             table = montecarlo.sweep({"scheme": SCHEMES}, SEEDS, base=SMALL, cache_dir=cache, progress=False)
         finally:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -19,7 +21,9 @@ from bhyt_theory.numerics.model import (
     Stack,
     StackConfig,
     build_block,
+    draw_weights,
     layer_seed,
+    linear_shapes,
     rotary,
 )
 from bhyt_theory.numerics.norms import (
@@ -117,6 +121,26 @@ def test_block_weights_are_the_seeded_float32_draws_in_module_order(dtype, kv_he
     for projection in projections:
         expected = torch.randn(projection.weight.shape, generator=generator) * 0.03
         assert torch.equal(projection.weight, expected.to(config.torch_dtype))
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def test_weight_draws_equal_the_stored_draws_of_their_kernel_family():
+    """Same seed → same weights, bit for bit, across machines: the draws of
+    ``draw_weights`` (layer 3 of seed 7, a width-16 block) against draws stored in
+    tests/fixtures/weight_draws.npz (the generator is deterministic; BLAS plays no
+    part). torch's float32 ``normal_`` has two kernel families that differ in the
+    last bit: the vectorised one (AVX2 and AVX-512 give the same bits) and the
+    generic one, which a CPU without AVX2 runs; both were recorded, the generic one
+    with ATEN_CPU_CAPABILITY=default."""
+    stored = np.load(FIXTURES / "weight_draws.npz")
+    family = "vectorised" if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512") else "generic"
+    config = StackConfig(width=16, heads=2, kv_heads=1, mlp_width=24)
+    weights = draw_weights(linear_shapes(config), 0.02, layer_seed(7, 3))
+    assert len(weights) == 7
+    for index, weight in enumerate(weights):
+        np.testing.assert_array_equal(weight.numpy(), stored[f"{family}_w{index}"])
 
 
 def test_preset_gives_the_paper_shape_and_explicit_fields_override_it():

@@ -4,6 +4,7 @@ cache key sees every field, and the confidence intervals are Student-t's."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -26,16 +27,17 @@ def small_config(scheme: str = "bhyt", **changes) -> StackConfig:
     return StackConfig(scheme=scheme, **{**SMALL, **changes})
 
 
-def count_stream_traces(monkeypatch) -> list:
-    """Replace ``stream_trace`` by a wrapper that records each call."""
+def count_streams(monkeypatch) -> list:
+    """Replace ``stream_traces`` by a wrapper that records ``(scheme, depth, seed)``
+    of every stream it is asked to compute."""
     calls = []
-    original = montecarlo.stream_trace
+    original = montecarlo.stream_traces
 
-    def counted(config, seed, x, progress=False, **options):
-        calls.append((config, seed))
-        return original(config, seed, x, progress, **options)
+    def counted(streams, *args, **kwargs):
+        calls.extend((stream.config.scheme, stream.config.depth, stream.seed) for stream in streams)
+        return original(streams, *args, **kwargs)
 
-    monkeypatch.setattr(montecarlo, "stream_trace", counted)
+    monkeypatch.setattr(montecarlo, "stream_traces", counted)
     return calls
 
 
@@ -59,7 +61,7 @@ def test_run_uses_the_documented_inputs():
 def test_cached_run_round_trips_exactly(tmp_path, monkeypatch):
     config = small_config("bhyt")
     computed = montecarlo.run(config, 1, cache_dir=tmp_path)
-    calls = count_stream_traces(monkeypatch)
+    calls = count_streams(monkeypatch)
     reread = montecarlo.run(config, 1, cache_dir=tmp_path)
     assert calls == []
     pd.testing.assert_frame_equal(reread, computed, check_exact=True)
@@ -90,17 +92,85 @@ def test_interrupted_sweep_resumes_to_the_uninterrupted_result(tmp_path, monkeyp
     # schemes × seeds × Σ_depth (layers × sublayers × T)
     assert len(uninterrupted) == 2 * len(SEEDS) * sum(d * 2 * 6 for d in (2, 3))
 
-    calls = count_stream_traces(monkeypatch)
+    calls = count_streams(monkeypatch)
     k = 3
     with pytest.raises(Interrupt):
         montecarlo.sweep(GRID, SEEDS, cache_dir=tmp_path, progress=False, on_run=interrupt_after(k))
-    assert len(calls) == k
-    assert len(list(tmp_path.glob("*.parquet"))) == k
+    # The runs reported finished are stored (with the rest of their seed's runs,
+    # computed in the same pass); the other seed was not started.
+    assert len(list(tmp_path.glob("*.parquet"))) == N_RUNS // len(SEEDS)
     assert list(tmp_path.glob("*.tmp")) == []
+    assert sorted(calls) == [(scheme, 3, 0) for scheme in ("bhyt", "rmsnorm")]
 
     resumed = montecarlo.sweep(GRID, SEEDS, cache_dir=tmp_path, progress=False)
-    assert len(calls) == N_RUNS  # the k finished runs were read, not recomputed
+    # Only the deepest run of each scheme and seed was ever streamed, once: the
+    # depth-2 runs are its prefix, and the finished seed was read, not recomputed.
+    assert sorted(calls) == [(scheme, 3, seed) for scheme in ("bhyt", "rmsnorm") for seed in SEEDS]
     pd.testing.assert_frame_equal(resumed, uninterrupted, check_exact=True)
+
+
+# Settings where something depends on the layer index (LNS's 1/√l, a κ schedule,
+# the hybrid estimator's exact first layers) or on the total depth (the final
+# BHyT*'s κ at the last layer, which is not traced): prefix sharing must still
+# give each depth's own table.
+PREFIX_CASES = [{"scheme": scheme} for scheme in SCHEMES] + [
+    {"scheme": "bhyt", "kappa_schedule": "grow", "lam_final": 1.0},
+    {"scheme": "bhytstar", "kappa_schedule": "decay", "lam_final": 2.0},
+    {"scheme": "bhyt", "estimator": "hybrid", "exact_layers": 2},
+]
+
+
+def solo_trace(config: StackConfig, seed: int, inputs: InputSpec) -> pd.DataFrame:
+    """The run alone, through the whole ``Stack`` (all blocks built, final norm included)."""
+    table = Stack(config, seed).trace(inputs.hidden_states(config, seed))
+    return table.drop(columns=["scheme", "seed"])
+
+
+def run_rows(table: pd.DataFrame, **fields) -> pd.DataFrame:
+    mask = np.logical_and.reduce([table[name] == value for name, value in fields.items()])
+    return table[mask][list(montecarlo.TRACE_COLUMNS)].reset_index(drop=True)
+
+
+@pytest.mark.parametrize("case", PREFIX_CASES, ids=lambda case: "-".join(map(str, case.values())))
+def test_prefix_shared_runs_equal_solo_runs(monkeypatch, case):
+    inputs, depths = InputSpec(batch=2, std=0.5), [1, 2, 4]
+    calls = count_streams(monkeypatch)
+    table = montecarlo.sweep({"depth": depths}, [5], inputs, base={**SMALL, **case}, cache_dir=None, progress=False)
+    assert calls == [(case["scheme"], 4, 5)]  # the deepest run only
+    for depth in depths:
+        config = small_config(**{**case, "depth": depth})
+        pd.testing.assert_frame_equal(run_rows(table, depth=depth), solo_trace(config, 5, inputs), check_exact=True)
+
+
+def test_every_scheme_runs_on_one_draw_per_layer_and_equals_its_solo_run(monkeypatch):
+    # Two seeds × two dtypes × every scheme: weights are drawn once per seed and
+    # layer (the dtypes and schemes share them), and each run's table is its own.
+    draws = []
+    original = montecarlo.model.draw_weights
+    monkeypatch.setattr(montecarlo.model, "draw_weights", lambda *args: draws.append(args[2]) or original(*args))
+    inputs, seeds = InputSpec(batch=2, std=0.5), [0, 1]
+    grid = {"scheme": list(SCHEMES), "dtype": ["float32", "float64"]}
+    table = montecarlo.sweep(grid, seeds, inputs, base=SMALL, cache_dir=None, progress=False)
+    assert len(draws) == len(set(draws)) == len(seeds) * SMALL["depth"]
+    for scheme, dtype, seed in itertools.product(SCHEMES, grid["dtype"], seeds):
+        config = small_config(scheme, dtype=dtype)
+        pd.testing.assert_frame_equal(run_rows(table, scheme=scheme, dtype=dtype, seed=seed),
+                                      solo_trace(config, seed, inputs), check_exact=True)
+
+
+def test_a_stored_deeper_run_serves_a_shallower_request(tmp_path, monkeypatch):
+    deep = montecarlo.sweep({"depth": [4]}, [2], base=SMALL, cache_dir=tmp_path, progress=False)
+    calls = count_streams(monkeypatch)
+    shallow = montecarlo.sweep({"depth": [1, 3]}, [2], base=SMALL, cache_dir=tmp_path, progress=False)
+    assert calls == []
+    for depth in (1, 3):
+        expected = deep[deep["layer"] < depth].drop(columns="depth").reset_index(drop=True)
+        got = shallow[shallow["depth"] == depth].drop(columns="depth").reset_index(drop=True)
+        pd.testing.assert_frame_equal(got, expected, check_exact=True)
+    # and each is stored as a run of its own, which reads back equal
+    assert len(list(tmp_path.glob("*.parquet"))) == 3
+    reread = montecarlo.sweep({"depth": [1, 3]}, [2], base=SMALL, cache_dir=tmp_path, progress=False)
+    pd.testing.assert_frame_equal(reread, shallow, check_exact=True)
 
 
 def test_interrupted_write_leaves_no_partial_file(tmp_path, monkeypatch):
@@ -115,7 +185,7 @@ def test_interrupted_write_leaves_no_partial_file(tmp_path, monkeypatch):
 
 
 def test_invalid_grid_point_fails_before_any_run(tmp_path, monkeypatch):
-    calls = count_stream_traces(monkeypatch)
+    calls = count_streams(monkeypatch)
     with pytest.raises(ValueError, match="multiple of heads"):
         montecarlo.sweep({"width": [16, 18], "heads": [4]}, [0], cache_dir=tmp_path, progress=False,
                          base={"depth": 1, "seq_len": 4})

@@ -177,6 +177,24 @@ def test_checks_study_runs_with_autograd_and_every_check_passes(tmp_path):
     assert failed.empty, failed[["check", "message"]].to_string()
 
 
+@pytest.mark.parametrize("name", [name for name, study in studies.STUDIES.items() if study.subcommand])
+def test_each_study_names_a_command_line_that_parses_at_its_full_sizes(name):
+    """The equivalent command of a study is derived from its full sizes and is a valid command line."""
+    import shlex
+
+    from bhyt_theory.cli.main import build_parser
+
+    study = studies.STUDIES[name]
+    line = study.subcommand_line()
+    args = build_parser().parse_args(shlex.split(line)[1:])
+    for size in ("depth", "width", "seq_len", "batch", "probes", "rounds", "steps"):
+        if size in study.full and hasattr(args, size):
+            given = getattr(args, size)  # a sweep's options take lists
+            assert (given if not isinstance(given, list) else given[0]) == study.full[size], (name, size)
+    if "seeds" in study.full and hasattr(args, "seeds"):
+        assert len(args.seeds) == study.full["seeds"]
+
+
 def _assessment(id_, verdict):
     from bhyt_theory.pipeline.claims import Assessment
 

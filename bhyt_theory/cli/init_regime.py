@@ -10,7 +10,6 @@ import dataclasses
 import itertools
 
 import pandas as pd
-import torch
 
 from ..experiments import efficiency as efficiency_experiment
 from ..experiments import jacobian as jacobian_experiment
@@ -292,10 +291,10 @@ def cmd_efficiency(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
     table = run_bench(widths=tuple(args.widths), memory_width=args.memory_width,
-                      meanfield_lengths=tuple(args.meanfield_lengths), device=args.device)
+                      meanfield_lengths=tuple(args.meanfield_lengths), threads=tuple(args.threads),
+                      sweep_depths=tuple(args.sweep_depths), sweep_seeds=args.sweep_seeds,
+                      sweep_width=args.sweep_width, sweep_length=args.sweep_length, device=args.device)
     write_table(table, args.csv, args.json)
     show(table)
     return 0
@@ -440,6 +439,13 @@ def register(commands) -> None:
     bench.add_argument("--meanfield-lengths", type=size, nargs="+",
                        default=list(library_default(run_bench, "meanfield_lengths")))
     bench.add_argument("--device", type=device, default="cpu")
-    bench.add_argument("--threads", type=size, default=None, help="torch CPU threads (default: torch's)")
+    bench.add_argument("--threads", type=size, nargs="+", default=list(library_default(run_bench, "threads")),
+                       help="torch CPU thread counts; throughput and sweep figures at each")
+    bench.add_argument("--sweep-depths", type=size, nargs="+", default=list(library_default(run_bench, "sweep_depths")),
+                       help="depths of the full-sweep figure (every scheme, --sweep-seeds seeds)")
+    bench.add_argument("--sweep-seeds", type=size, default=library_default(run_bench, "sweep_seeds"))
+    bench.add_argument("--sweep-width", type=size, default=library_default(run_bench, "sweep_width"),
+                       help="width of the full sweep (heads: width / 64, at least 1)")
+    bench.add_argument("--sweep-length", type=size, default=library_default(run_bench, "sweep_length"))
     add_output_options(bench)
     bench.set_defaults(run=cmd_bench)

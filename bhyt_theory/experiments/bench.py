@@ -1,6 +1,7 @@
 """Benchmarks behind ``make bench``: they measure and report, they assert nothing.
 
-Three figures, each set against its target and measured in one run:
+Four figures, each set against its target and measured in one run; the
+throughput and sweep ratios at each requested torch thread count (default 1 and 2):
 
 1. Monte Carlo throughput: the matmul FLOP/s a streamed run achieves, divided by
    the FLOP/s of a plain dense ``torch.matmul`` of the block's largest shape on
@@ -15,6 +16,11 @@ Three figures, each set against its target and measured in one run:
    an absolute time, so only meaningful on unshared cores).
 3. Peak resident memory of a streamed Monte Carlo run at depth 1024 over that at
    depth 16 (target ≤ 1.2×), each the high-water mark of a fresh process.
+4. What a user pays for a sweep: the wall time of a full ``montecarlo.sweep``
+   (every scheme × depths {8, 16, 32, 64} × 4 seeds at width 256, T 128, batch 4,
+   no cache) over the time the matmuls of its deepest runs alone would take at the
+   dense-matmul rate measured in the same run (target ≤ 1.3): sharing prefixes
+   and weight draws should leave little beyond those matmuls.
 """
 
 from __future__ import annotations
@@ -30,9 +36,9 @@ import pandas as pd
 import torch
 
 from ..numerics.inputs import InputSpec, gaussian_inputs
-from ..numerics.model import StackConfig, build_block
+from ..numerics.model import SCHEMES, StackConfig, build_block
 from ..theory.meanfield import predict
-from .montecarlo import stream_trace
+from .montecarlo import stream_trace, sweep
 
 
 def block_matmul_flops(config: StackConfig, batch: int, length: int) -> int:
@@ -130,6 +136,41 @@ def monte_carlo_throughput(config: StackConfig, batch: int, length: int, repeats
     }
 
 
+def dense_rate(config: StackConfig, batch: int, length: int, repeats: int = 5) -> float:
+    """FLOP/s of the dense ``torch.matmul`` of ``config``'s MLP shape at ``batch · length``
+    rows, the best of ``repeats`` after a warm-up."""
+    rows, inner, columns = batch * length, config.width, config.mlp_width
+    work = dense_matmul_operands(rows, inner, columns, config.device)
+    work()
+    best = min(_times(work, config.device)[0] for _ in range(repeats))
+    return 2 * rows * inner * columns / best
+
+
+def sweep_cost(
+    schemes: tuple[str, ...], depths: tuple[int, ...], seeds: int, width: int = 256, length: int = 128, batch: int = 4,
+    device: str = "cpu",
+) -> dict:
+    """Wall and CPU seconds of ``montecarlo.sweep`` over ``schemes × depths × range(seeds)``
+    (no cache, no progress), and the seconds the matmuls of its deepest runs alone take
+    at the dense rate (``dense_rate``, measured just before and just after the sweep;
+    the faster of the two).
+
+    Returns a dict with ``seconds``, ``cpu_seconds``, ``matmul_seconds`` (deepest
+    runs' ``block_matmul_flops`` over the dense rate), ``dense`` (FLOP/s),
+    ``ratio`` (``seconds / matmul_seconds``) and ``runs``.
+    """
+    base = {"width": width, "heads": max(1, width // 64), "seq_len": length, "device": device}
+    config = StackConfig(depth=max(depths), **base)
+    before = dense_rate(config, batch, length)
+    seconds, cpu_seconds = _times(
+        lambda: sweep({"scheme": list(schemes), "depth": list(depths)}, range(seeds), InputSpec(batch=batch),
+                      base=base, cache_dir=None, progress=False), device)
+    rate = max(before, dense_rate(config, batch, length))
+    matmul_seconds = len(schemes) * seeds * max(depths) * block_matmul_flops(config, batch, length) / rate
+    return {"seconds": seconds, "cpu_seconds": cpu_seconds, "matmul_seconds": matmul_seconds, "dense": rate,
+            "ratio": seconds / matmul_seconds, "runs": len(schemes) * len(depths) * seeds}
+
+
 def meanfield_seconds(config: StackConfig) -> tuple[float, float]:
     """Wall-clock and process CPU seconds of ``meanfield.predict(config)``."""
     return _times(lambda: predict(config), "cpu")
@@ -184,19 +225,42 @@ def run_bench(
     memory_depths: tuple[int, int] = (16, 1024),
     meanfield_lengths: tuple[int, ...] = (64,),
     meanfield_schemes: tuple[str, ...] = ("bhyt",),
+    threads: tuple[int, ...] = (1, 2),
+    sweep_schemes: tuple[str, ...] = SCHEMES,
+    sweep_depths: tuple[int, ...] = (8, 16, 32, 64),
+    sweep_seeds: int = 4,
+    sweep_width: int = 256,
+    sweep_length: int = 128,
     device: str = "cpu",
     log: Callable[[str], None] = lambda message: print(message, file=sys.stderr, flush=True),
 ) -> pd.DataFrame:
     """Every benchmark of the module docstring, as a table of figures and targets.
 
-    Memory is measured first, in child processes, then throughput and mean-field
-    time in this process. Columns: ``figure``, ``value``, ``target``, ``meets``
+    Memory is measured first, in child processes, then, at each thread count of
+    ``threads``, throughput at each width and the full sweep (``sweep_cost``), then
+    mean-field time, all in this process. Columns: ``figure``, ``value``, ``target``, ``meets``
     (empty where no target applies), ``setting``.
     """
     rows = []
 
     def add(figure, value, setting, target="", meets=""):
         rows.append({"figure": figure, "value": value, "target": target, "meets": meets, "setting": setting})
+
+    def throughput(width: int, count: int) -> None:
+        config = StackConfig(scheme="bhyt", depth=throughput_depth, width=width, heads=width // 64,
+                             kv_heads=max(1, width // 256), mlp_width=4 * width, seq_len=length, device=device)
+        log(f"throughput: width {width}, {count} threads")
+        t = monte_carlo_throughput(config, batch, length)
+        setting = (f"bhyt, width {width}, heads {config.heads}, KV heads {config.kv_heads}, MLP {config.mlp_width}, "
+                   f"depth {throughput_depth}, batch {batch}, T {length}, {device}, {count} threads")
+        add(f"dense matmul GFLOP/s ({batch * length}×{width}·{width}×{config.mlp_width})", t["dense"] / 1e9, setting)
+        add("Monte Carlo forward GFLOP/s", t["forward"] / 1e9, setting)
+        add("Monte Carlo streamed-run GFLOP/s", t["streamed"] / 1e9, setting)
+        for name, key in (("forward", "forward"), ("streamed run", "streamed")):
+            ratio, cpu_ratio = t[f"{key}_ratio"], t[f"{key}_cpu_ratio"]
+            target = 0.8 if name == "forward" or count == 1 else 0.7
+            add(f"{name} / dense matmul (wall)", ratio, setting, f"≥ {target}", bool(ratio >= target))
+            add(f"{name} / dense matmul (CPU seconds)", cpu_ratio, setting, f"≥ {target}", bool(cpu_ratio >= target))
 
     peaks = {}
     for depth in memory_depths:
@@ -214,20 +278,22 @@ def run_bench(
     weights = sum(p.numel() for p in build_block(config, 0, 0).parameters()) * deep * 4 / 2**20
     add(f"float32 weights of a whole depth-{deep} Stack MiB (not streamed, for scale)", weights, f"width {memory_width}")
 
-    for width in widths:
-        config = StackConfig(scheme="bhyt", depth=throughput_depth, width=width, heads=width // 64,
-                             kv_heads=max(1, width // 256), mlp_width=4 * width, seq_len=length, device=device)
-        log(f"throughput: width {width}")
-        t = monte_carlo_throughput(config, batch, length)
-        setting = (f"bhyt, width {width}, heads {config.heads}, KV heads {config.kv_heads}, MLP {config.mlp_width}, "
-                   f"depth {throughput_depth}, batch {batch}, T {length}, {device}, {torch.get_num_threads()} threads")
-        add(f"dense matmul GFLOP/s ({batch * length}×{width}·{width}×{config.mlp_width})", t["dense"] / 1e9, setting)
-        add("Monte Carlo forward GFLOP/s", t["forward"] / 1e9, setting)
-        add("Monte Carlo streamed-run GFLOP/s", t["streamed"] / 1e9, setting)
-        for name, key in (("forward", "forward"), ("streamed run", "streamed")):
-            ratio, cpu_ratio = t[f"{key}_ratio"], t[f"{key}_cpu_ratio"]
-            add(f"{name} / dense matmul (wall)", ratio, setting, "≥ 0.8", bool(ratio >= 0.8))
-            add(f"{name} / dense matmul (CPU seconds)", cpu_ratio, setting, "≥ 0.8", bool(cpu_ratio >= 0.8))
+    previous = torch.get_num_threads()
+    try:
+        for count in threads:
+            torch.set_num_threads(count)
+            for width in widths:
+                throughput(width, count)
+            log(f"full sweep: {count} threads")
+            c = sweep_cost(sweep_schemes, sweep_depths, sweep_seeds, sweep_width, sweep_length, 4, device)
+            setting = (f"{len(sweep_schemes)} schemes × depths {list(sweep_depths)} × {sweep_seeds} seeds, width "
+                       f"{sweep_width}, T {sweep_length}, batch 4, {device}, {count} threads")
+            add("full sweep seconds (wall)", c["seconds"], setting)
+            add("full sweep seconds (CPU)", c["cpu_seconds"], setting)
+            add("deepest runs' matmul seconds at the dense rate", c["matmul_seconds"], setting)
+            add("full sweep / deepest runs' matmuls (wall)", c["ratio"], setting, "≤ 1.3", bool(c["ratio"] <= 1.3))
+    finally:
+        torch.set_num_threads(previous)
 
     for length_mf in meanfield_lengths:
         for scheme in meanfield_schemes:

@@ -1,7 +1,8 @@
 """Where the runs of a sweep are computed: in this process, or as tasks on Dask.
 
-A sweep (``montecarlo.sweep``) is a list of independent runs; ``map_runs``
-applies a task function to each run's specification and returns the results in
+A sweep (``montecarlo.sweep``) is a list of independent tasks (each the runs
+that share one weight draw); ``map_runs`` applies a task function to each
+task's specification and returns the results in
 the order of the specifications, whichever backend computes them:
 
 - ``Serial`` (the default): one run after another, in this process;
@@ -25,11 +26,12 @@ depend on that count), and the tables come back unchanged (pickled). Workers on
 machines with other CPU kernels (another instruction set, another torch build)
 may still differ in the last bits.
 
-Resilience rests on the per-run cache of ``montecarlo.run`` (one file per run,
-written atomically): a task reads its run from the cache when the file exists,
-so a task that Dask recomputes — because its worker died holding its result, or
-because the sweep is restarted — reads instead of computing. A worker that dies
-mid-run loses that run only; the scheduler gives its task to another worker, up
+Resilience rests on the per-run cache of ``montecarlo`` (one file per run,
+written atomically as soon as the run is finished): a task reads its runs from
+the cache when their files exist, so a task that Dask recomputes — because its
+worker died holding its result, or because the sweep is restarted — reads
+instead of computing. A worker that dies mid-task loses the runs of that task not
+yet stored; the scheduler gives its task to another worker, up
 to ``distributed.scheduler.allowed-failures`` deaths of workers running it
 (Dask's default, 3; then the task fails with ``KilledWorker``, which stops the
 sweep: a run that kills every worker it touches is a bug to see, not to retry

@@ -1,4 +1,4 @@
-"""Monte Carlo depth sweeps at initialisation: streamed, cached on disk, resumable.
+"""Monte Carlo depth sweeps at initialisation: streamed, shared, cached on disk, resumable.
 
 A *run* is one stack (a ``StackConfig`` and a weight seed) applied to one batch
 of Gaussian hidden states ``x ~ N(0, input_std²)``; its result is the tidy
@@ -12,9 +12,23 @@ before block ``l + 1`` is built. Memory is therefore that of one block plus the
 ``O(depth · T)`` statistics, whatever the depth, and the table is identical to
 ``Stack(config, seed).trace(x)``.
 
+A sweep pays for its deepest runs only, and draws each weight once:
+
+- runs that differ only in depth (equal ``prefix_key``) share their first
+  layers: block ``l`` depends on ``layer_seed(seed, l)`` and its layer index
+  alone, never on the total depth, so the depth-8 run is the first 8 layers of
+  the depth-64 one; the sweep streams the deepest and stores each shallower run
+  from it, and a run stored earlier serves any shallower request;
+- runs that share a seed and weight shapes (every scheme of a sweep) advance
+  block by block together (``stream_traces``), each with its own residual
+  stream, on one weight draw per layer; they form one task of the executor.
+
+Each table is bit for bit the one of the run alone.
+
 Each run's table is written to its own Parquet file in a cache folder, named
 by a hash of everything that determines it (the full ``StackConfig``, seed,
-batch, length, input scale and a code-version tag). Files are written to a
+batch, length, input scale and a code-version tag) and by its prefix key and
+depth (``cache_path``). Files are written to a
 temporary name and renamed, so an interrupted sweep leaves only complete runs
 behind and the next call recomputes only what is missing. Each file carries
 what is needed to verify it on read (``read_cached``): its run key, the row
@@ -42,6 +56,7 @@ import itertools
 import json
 import logging
 import os
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
@@ -58,12 +73,11 @@ from .. import __version__
 from ..numerics import estimators, model, norms, probes, schemes
 from ..numerics.inputs import InputSpec
 from ..numerics.model import StackConfig, build_block
+from ..numerics.probes import TRACE_COLUMNS, TraceProbe, position_average
 from ..theory import meanfield
 from ..theory.meanfield import calibrate_correlation
-from ..numerics.probes import TRACE_COLUMNS, TraceProbe, position_average
 from . import executor
 from .atomic import write_atomically
-
 
 
 def source_fingerprint(*files: str | Path) -> str:
@@ -88,10 +102,136 @@ DEFAULT_SEEDS = (0, 1, 2)
 RUN_COLUMNS = CONFIG_FIELDS + RUN_FIELDS
 
 
+@dataclasses.dataclass(frozen=True)
+class Stream:
+    """One residual stream of ``stream_traces``: ``config`` (streamed to
+    ``config.depth``), its weight seed, its inputs ``x`` of shape
+    ``(batch, T, width)``, and the ``depths`` (each ≤ ``config.depth``) at which a
+    table is handed out; empty means ``config.depth`` alone."""
+
+    config: StackConfig
+    seed: int
+    x: torch.Tensor
+    depths: tuple[int, ...] = ()
+    input_variance: float | None = None
+    """Variance of the inputs' coordinates, for the mean-field factors of the "correlation"
+    estimator (``meanfield.calibrate_correlation``); ``None``: the mean square of ``x``."""
+
+    def emitted_depths(self) -> tuple[int, ...]:
+        depths = tuple(sorted(set(self.depths))) or (self.config.depth,)
+        if depths[0] < 1 or depths[-1] > self.config.depth:
+            raise ValueError(f"depths {depths} outside 1 … {self.config.depth}")
+        return depths
+
+
+def draw_key(config: StackConfig, seed: int) -> tuple:
+    """What a layer's weight draw depends on besides the layer: the seed, the
+    linear shapes and ``init_std``. Streams with equal keys share each layer's draw."""
+    return (int(seed), model.linear_shapes(config), float(config.init_std))
+
+
+def _trace_table(scheme: str, seed: int, rows: pd.DataFrame, values: np.ndarray) -> pd.DataFrame:
+    """The ``Stack.trace`` table of the ``values`` (layers × rows × statistics) of one stream."""
+    depth = len(values)
+    table = pd.DataFrame({
+        "layer": np.repeat(np.arange(depth), len(rows)),
+        "sublayer": np.tile(rows["sublayer"].to_numpy(), depth),
+        "position": np.tile(rows["position"].to_numpy(), depth),
+    } | {name: values[:, :, i].ravel() for i, name in enumerate(TRACE_COLUMNS[3:])})
+    table.insert(0, "seed", seed)
+    table.insert(0, "scheme", scheme)
+    return table
+
+
 @torch.no_grad()
-def stream_trace(config: StackConfig, seed: int, x: torch.Tensor, progress: bool = False,
-                 input_variance: float | None = None) -> pd.DataFrame:
-    """``Stack(config, seed).trace(x)``, computed one block at a time.
+def stream_traces(
+    streams: Sequence[Stream],
+    on_table: Callable[[int, int, pd.DataFrame], None] | None = None,
+    progress: bool = False,
+) -> list[list[pd.DataFrame]]:
+    """Several streamed runs, advanced block by block together.
+
+    At layer ``l`` every stream still short of its depth builds its block ``l``
+    (``model.build_block``), applies it to its own residual stream, records its
+    statistics through a ``TraceProbe`` and drops it. Streams with the same
+    ``draw_key`` (every scheme of a sweep, for one seed) build their blocks on one
+    weight draw, and those that also share dtype, device and ``seq_len`` on one
+    ``c_attn``. A stream's table at depth ``d`` is its first ``d`` layers' rows:
+    block ``l``'s weights come from ``layer_seed(seed, l)`` alone and a block reads
+    its own layer index only, never the total depth (the final norm, the one part
+    of a ``Stack`` that does, is not traced), so that table equals
+    ``Stack(config.replace(depth=d), seed).trace(x)``, bit for bit.
+
+    Parameters
+    ----------
+    streams : sequence of Stream
+    on_table : callable, optional
+        ``on_table(stream_index, depth, table)`` as soon as a stream passes one of
+        its depths (a hook for storing each table before the deeper layers run).
+    progress : bool
+        Per-layer progress bar when the deepest stream has ≥ ``LAYER_BAR_MIN_DEPTH`` layers.
+
+    Returns
+    -------
+    list of lists of DataFrame
+        Per stream, its table at each of its depths, shallowest first.
+
+    Notes
+    -----
+    Peak memory is one layer's weights (one draw per ``draw_key``), one residual
+    stream per stream and the ``2 · depth · T`` rows of statistics per stream,
+    whatever the depth.
+    """
+    depths = [stream.emitted_depths() for stream in streams]
+    states = [model.hidden_states(stream.x, stream.config) for stream in streams]
+    deepest = max(stream.config.depth for stream in streams)
+    values: list[np.ndarray | None] = [None] * len(streams)
+    rows: list[pd.DataFrame | None] = [None] * len(streams)
+    tables: list[list[pd.DataFrame]] = [[] for _ in streams]
+    layers = tqdm(
+        range(deepest), desc="layers", leave=False, unit="layer",
+        # None: tqdm shows the bar on a terminal only, so logs are not flooded
+        disable=None if progress and deepest >= LAYER_BAR_MIN_DEPTH else True,
+    )
+    for layer in layers:
+        draws: dict[tuple, list[torch.Tensor]] = {}
+        constants: dict[tuple, torch.Tensor] = {}
+        for index, stream in enumerate(streams):
+            config = stream.config
+            if layer >= config.depth:
+                continue
+            key = draw_key(config, stream.seed)
+            if key not in draws:
+                draws[key] = model.draw_weights(key[1], config.init_std, model.layer_seed(stream.seed, layer))
+            # c_attn is a function of W_V, W_O (as cast), T and the head counts only.
+            constant_key = (key, config.dtype, config.device, config.seq_len)
+            block = build_block(config, layer, stream.seed, draws[key], constants.get(constant_key))
+            constants.setdefault(constant_key, block.c_attn)
+            variance = stream.input_variance
+            calibrate_correlation(block, float(stream.x.double().square().mean()) if variance is None else variance)
+            # A probe that lives for one layer only: one kept across layers would pin
+            # small arrays between the large, freed activation buffers of every layer,
+            # and the C heap could then never shrink (resident memory grew ~1 MB per
+            # layer at width 256 that way).
+            probe = TraceProbe()
+            states[index] = block(states[index], probe)
+            pairs, n_positions, layer_values = probe.values()
+            if values[index] is None:
+                rows[index] = pd.DataFrame({"sublayer": np.repeat([sublayer for _, sublayer in pairs], n_positions),
+                                            "position": np.tile(np.arange(n_positions), len(pairs))})
+                values[index] = np.empty((config.depth, *layer_values.shape))
+            values[index][layer] = layer_values
+            if layer + 1 in depths[index]:
+                table = _trace_table(config.scheme, stream.seed, rows[index], values[index][: layer + 1])
+                tables[index].append(table)
+                if on_table is not None:
+                    on_table(index, layer + 1, table)
+    return tables
+
+
+def stream_trace(config: StackConfig, seed: int, x: torch.Tensor, progress: bool = False) -> pd.DataFrame:
+    """``Stack(config, seed).trace(x)``, computed one block at a time (``stream_traces``
+    of one stream).
 
     Parameters
     ----------
@@ -102,10 +242,6 @@ def stream_trace(config: StackConfig, seed: int, x: torch.Tensor, progress: bool
         Input hidden states (moved to ``config.device`` / ``config.dtype``).
     progress : bool
         Show a per-layer progress bar when ``config.depth ≥ LAYER_BAR_MIN_DEPTH``.
-    input_variance : float, optional
-        Variance of the inputs' coordinates, for the mean-field factors of the
-        "correlation" estimator (``meanfield.calibrate_correlation``); default: the
-        mean square of ``x``. Unused by the other estimators.
 
     Returns
     -------
@@ -118,37 +254,7 @@ def stream_trace(config: StackConfig, seed: int, x: torch.Tensor, progress: bool
     not built. Peak memory is one block's weights, one batch of activations and
     the ``2 · depth · T`` rows of statistics (``make bench`` measures it).
     """
-    h = model.hidden_states(x, config)
-    variance = float(x.double().square().mean()) if input_variance is None else input_variance
-    layers = tqdm(
-        range(config.depth), desc=f"{config.scheme} layers", leave=False, unit="layer",
-        # None: tqdm shows the bar on a terminal only, so logs are not flooded
-        disable=None if progress and config.depth >= LAYER_BAR_MIN_DEPTH else True,
-    )
-    statistics = list(TRACE_COLUMNS[3:])
-    values = None
-    # Each layer's statistics go into one array, allocated once, through a
-    # probe that lives for one layer only. A probe kept across layers would pin
-    # small arrays between the large, freed activation buffers of every layer,
-    # and the C heap could then never shrink: resident memory grew ~1 MB per
-    # layer at width 256 that way.
-    for layer in layers:
-        probe = TraceProbe()
-        block = calibrate_correlation(build_block(config, layer, seed), variance)
-        h = block(h, probe)
-        frame = probe.frame()
-        if values is None:
-            rows = frame[["sublayer", "position"]]
-            values = np.empty((config.depth, len(frame), len(statistics)))
-        values[layer] = frame[statistics].to_numpy()
-    table = pd.DataFrame({
-        "layer": np.repeat(np.arange(config.depth), len(rows)),
-        "sublayer": np.tile(rows["sublayer"].to_numpy(), config.depth),
-        "position": np.tile(rows["position"].to_numpy(), config.depth),
-    } | {name: values[:, :, i].ravel() for i, name in enumerate(statistics)})
-    table.insert(0, "seed", seed)
-    table.insert(0, "scheme", config.scheme)
-    return table
+    return stream_traces([Stream(config, seed, x)], progress=progress)[0][0]
 
 
 def run_key(config: StackConfig, seed: int, batch: int, length: int, input_std: float, tag: str = CODE_TAG) -> str:
@@ -174,9 +280,18 @@ class CorruptCacheFile(ValueError):
     """A cache file that fails verification; the message says which check failed."""
 
 
-def cache_path(cache_dir: Path | str, config: StackConfig, key: str) -> Path:
-    """The cache file of the run with key ``key`` (``run_key``)."""
-    return Path(cache_dir) / f"{config.scheme}-{key}{CACHE_SUFFIX}"
+def prefix_key(config: StackConfig, seed: int, batch: int, length: int, input_std: float, tag: str = CODE_TAG) -> str:
+    """SHA-256 (16 hex digits) of everything that determines a run's table except
+    its depth: runs with equal prefix keys differ only in depth, and the shallower
+    one's table is the first rows of the deeper one's (``stream_traces``)."""
+    return run_key(config.replace(depth=1), seed, batch, length, input_std, tag)[:16]
+
+
+def cache_path(cache_dir: Path | str, config: StackConfig, key: str, prefix: str) -> Path:
+    """The cache file of the run with key ``key`` (``run_key``) and prefix key
+    ``prefix`` (``prefix_key``): ``<scheme>-<prefix>-depth<depth>-<key>.parquet``, so
+    the stored runs of one prefix key are found by name."""
+    return Path(cache_dir) / f"{config.scheme}-{prefix}-depth{config.depth}-{key}{CACHE_SUFFIX}"
 
 
 def expected_rows(config: StackConfig, length: int) -> int:
@@ -290,7 +405,8 @@ def run(
     cache_dir : path or None, required
         Folder of cached runs; ``None`` computes without reading or writing. A
         cached file is verified before use (``read_cached``); one that fails is
-        logged, set aside and recomputed.
+        logged, set aside and recomputed. A stored deeper run of the same
+        ``prefix_key`` serves this one (its first rows).
     progress : bool
         Per-layer progress bar for deep runs.
     tag : str
@@ -303,29 +419,107 @@ def run(
         ``layer``, ``sublayer``, ``position`` and the statistics of
         ``probes.TRACE_COLUMNS``).
     """
-    length = inputs.length_for(config.seq_len)
-    path = None
-    rows = expected_rows(config, length)
+    options = {"batch": inputs.batch, "length": inputs.length_for(config.seq_len), "input_std": inputs.std}
+    return _run_group([(config, seed, options)], cache_dir, progress, tag)[0]
+
+
+RunSpec = tuple[StackConfig, int, dict]
+
+
+@dataclasses.dataclass
+class _Run:
+    """One run of a group: its specification, cache names and (once known) table."""
+
+    config: StackConfig
+    seed: int
+    options: dict
+    tag: str
+    table: pd.DataFrame | None = None
+
+    def __post_init__(self) -> None:
+        self.rows = expected_rows(self.config, self.options["length"])
+        arguments = self.seed, self.options["batch"], self.options["length"], self.options["input_std"], self.tag
+        self.key = run_key(self.config, *arguments)
+        self.prefix = prefix_key(self.config, *arguments)
+
+    def at_depth(self, depth: int) -> _Run:
+        return _Run(self.config.replace(depth=depth), self.seed, self.options, self.tag)
+
+    def read(self, cache_dir: Path) -> pd.DataFrame | None:
+        """This run's verified cached table, or None (a failing file is set aside)."""
+        path = cache_path(cache_dir, self.config, self.key, self.prefix)
+        if not path.exists():
+            return None
+        try:
+            return read_cached(path, self.key, self.rows)
+        except CorruptCacheFile as error:
+            _set_aside(path, str(error))
+            return None
+
+    def store(self, table: pd.DataFrame, cache_dir: Path | None) -> None:
+        self.table = table
+        if cache_dir is not None:
+            write_cached(table, cache_path(cache_dir, self.config, self.key, self.prefix), self.key, self.rows)
+
+    def stored_depths(self, cache_dir: Path) -> list[int]:
+        """Depths of the stored runs with this run's prefix key, by file name."""
+        names = Path(cache_dir).glob(f"{self.config.scheme}-{self.prefix}-depth*-*{CACHE_SUFFIX}")
+        found = (re.fullmatch(rf"{re.escape(self.config.scheme)}-{self.prefix}-depth(\d+)-[0-9a-f]{{64}}{re.escape(CACHE_SUFFIX)}",
+                              path.name) for path in names)
+        return sorted({int(match[1]) for match in found if match})
+
+
+def _run_group(specs: Sequence[RunSpec], cache_dir: Path | str | None, progress: bool, tag: str) -> list[pd.DataFrame]:
+    """The tables of runs that share a ``draw_key`` (a task of ``sweep``), computed together.
+
+    A run in the cache is read. A missing run whose prefix key (``prefix_key``)
+    a deeper run of the group or of the cache shares is that run's first rows,
+    stored as its own file. The rest are computed in one ``stream_traces`` pass:
+    one stream per prefix key, as deep as its deepest missing run, every scheme on
+    the same weight draws; each run is stored as soon as its stream passes its depth.
+    """
+    cache_dir = None if cache_dir is None else Path(cache_dir)
+    runs = [_Run(config, seed, options, tag) for config, seed, options in specs]
     if cache_dir is not None:
-        key = run_key(config, seed, inputs.batch, length, inputs.std, tag)
-        path = cache_path(cache_dir, config, key)
-        if path.exists():
-            try:
-                return read_cached(path, key, rows)
-            except CorruptCacheFile as error:
-                _set_aside(path, str(error))
-    x = inputs.hidden_states(config, seed)
-    table = stream_trace(config, seed, x, progress=progress, input_variance=inputs.std**2)
-    if path is not None:
-        write_cached(table, path, key, rows)
-    return table
+        for run_ in runs:
+            run_.table = run_.read(cache_dir)
+    # The deepest table known for each prefix key: shallower runs are its first rows.
+    deepest: dict[str, tuple[int, pd.DataFrame]] = {}
+    for run_ in runs:
+        if run_.table is not None and run_.config.depth > deepest.get(run_.prefix, (0, None))[0]:
+            deepest[run_.prefix] = run_.config.depth, run_.table
+    missing: dict[str, list[_Run]] = {}
+    for run_ in sorted((r for r in runs if r.table is None), key=lambda r: -r.config.depth):
+        if run_.prefix not in deepest and cache_dir is not None:
+            # a deeper run stored by an earlier request
+            for depth in reversed(run_.stored_depths(cache_dir)):
+                if depth < run_.config.depth:
+                    break
+                table = run_.at_depth(depth).read(cache_dir)
+                if table is not None:
+                    deepest[run_.prefix] = depth, table
+                    break
+        depth, table = deepest.get(run_.prefix, (0, None))
+        if depth >= run_.config.depth:
+            run_.store(table.iloc[: run_.rows].reset_index(drop=True), cache_dir)
+        else:
+            missing.setdefault(run_.prefix, []).append(run_)
+    streams, members = [], []
+    for group in missing.values():
+        config, seed, options = group[0].config, group[0].seed, group[0].options  # the deepest
+        inputs = InputSpec(options["batch"], options["length"], options["input_std"])
+        streams.append(Stream(config, seed, inputs.hidden_states(config, seed), tuple(r.config.depth for r in group),
+                              inputs.std**2))
+        members.append(group)
 
+    def finished(stream: int, depth: int, table: pd.DataFrame) -> None:
+        for run_ in members[stream]:
+            if run_.config.depth == depth:
+                run_.store(table, cache_dir)
 
-def _run_task(spec: tuple[StackConfig, int, dict], cache_dir: Path | str | None, progress: bool, tag: str) -> pd.DataFrame:
-    """One run of a sweep from its ``(config, seed, run options)``: the task ``sweep`` maps."""
-    config, seed, options = spec
-    inputs = InputSpec(options["batch"], options["length"], options["input_std"])
-    return run(config, seed, inputs, cache_dir=cache_dir, progress=progress, tag=tag)
+    if streams:
+        stream_traces(streams, finished, progress=progress)
+    return [run_.table for run_ in runs]
 
 
 def grid_configs(grid: Mapping[str, Sequence], base: Mapping[str, object] | None = None) -> list[tuple[StackConfig, dict]]:
@@ -366,9 +560,11 @@ def sweep(
 ) -> pd.DataFrame:
     """Run every grid point × seed (cached runs are read, not recomputed).
 
-    Each run is one task of ``executor.map_runs``: computed in this process by
-    default, on a Dask cluster inside ``with executor.backend(workers=N)`` (or
-    ``scheduler=ADDRESS``); the table is the same, bit for bit.
+    The runs that share a seed and weight shapes (``draw_key``) are one task of
+    ``executor.map_runs`` (``_run_group``: one pass over the blocks, the deepest
+    run of each prefix key only): computed in this process by default, on a Dask
+    cluster inside ``with executor.backend(workers=N)`` (or ``scheduler=ADDRESS``);
+    the table is the same, bit for bit.
 
     Parameters
     ----------
@@ -387,11 +583,12 @@ def sweep(
         Required, with no default: a relative default would follow the working
         directory (the command line's ``--cache-dir`` defaults to ``results/cache``).
     progress : bool
-        Progress bar over runs (and over layers of runs ≥ ``LAYER_BAR_MIN_DEPTH`` deep).
+        Progress bar over tasks (the runs of one weight draw each; and over layers when the
+        deepest run is ≥ ``LAYER_BAR_MIN_DEPTH`` deep).
     on_run : callable, optional
-        Called as ``on_run(config, seed, options)`` in this process after each
-        run is finished and stored (a hook for logging, or for interrupting a
-        sweep); on a Dask backend in the order runs finish.
+        Called as ``on_run(config, seed, options)`` in this process for each run
+        once its task is finished and stored (a hook for logging, or for
+        interrupting a sweep); on a Dask backend in the order tasks finish.
     tag : str
         Code-version tag of the cache key.
 
@@ -414,17 +611,30 @@ def sweep(
         raise ValueError("empty sweep: the grid or the seeds are empty")
     # An absolute cache path: a worker on another machine has another working directory.
     cache_dir = None if cache_dir is None else Path(cache_dir).absolute()
+    # One task per weight draw: every run of one seed and weight shapes.
+    groups: dict[tuple, list[int]] = {}
+    for index, (config, seed, _) in enumerate(runs):
+        groups.setdefault(draw_key(config, seed), []).append(index)
+    members = list(groups.values())
     # Per-layer bars only in this process: a cluster's workers have no terminal.
-    task = functools.partial(_run_task, cache_dir=cache_dir, progress=progress and executor.current().in_process, tag=tag)
-    finished = None if on_run is None else (lambda index, table: on_run(*runs[index]))
-    results = executor.map_runs(task, runs, desc="Monte Carlo runs", progress=progress, on_result=finished)
-    tables = [
-        table.drop(columns=["scheme", "seed"]).assign(**config.as_dict(), **options, seed=seed)
-        for (config, seed, options), table in zip(runs, results)
-    ]
-    result = pd.concat(tables, ignore_index=True)
-    leading = list(RUN_COLUMNS) + ["seed"]
-    return result[leading + [c for c in result.columns if c not in leading]]
+    task = functools.partial(_run_group, cache_dir=cache_dir, progress=progress and executor.current().in_process, tag=tag)
+
+    def finished(group: int, tables: list[pd.DataFrame]) -> None:
+        for index in members[group]:
+            on_run(*runs[index])
+
+    grouped = executor.map_runs(task, [[runs[i] for i in indices] for indices in members], desc="Monte Carlo run groups",
+                                progress=progress, on_result=None if on_run is None else finished)
+    results: list[pd.DataFrame] = [None] * len(runs)  # type: ignore[list-item]
+    for indices, tables in zip(members, grouped):
+        for index, table in zip(indices, tables):
+            results[index] = table
+    # One row per run, repeated over its table's rows (a column-wise assign per run
+    # cost more than the runs' own statistics at width 256).
+    per_run = pd.DataFrame([{**config.as_dict(), **options, "seed": seed} for config, seed, options in runs])
+    leading = per_run.loc[per_run.index.repeat([len(table) for table in results]), list(RUN_COLUMNS) + ["seed"]]
+    body = pd.concat([table.drop(columns=["scheme", "seed"]) for table in results], ignore_index=True)
+    return pd.concat([leading.reset_index(drop=True), body], axis=1)
 
 
 def confidence_interval(

@@ -240,18 +240,26 @@ def rotary(x: Tensor, theta: float, start: int = 0) -> Tensor:
     return x * cos + torch.cat([-second, first], -1) * sin
 
 
+class _PlaceholderLinear(nn.Linear):
+    """An ``nn.Linear`` built with a placeholder weight on the meta device and without
+    its default initialisation (no memory, no random draw), for a caller that sets
+    the weight next (``build_block``)."""
+
+    def reset_parameters(self) -> None:
+        """Nothing to initialise: the caller sets the weight."""
+
+
 def linear(inputs: int, outputs: int, empty: bool = False) -> nn.Linear:
-    """A bias-free ``nn.Linear``; ``empty=True`` skips its default initialisation
-    (the weight is uninitialised memory, for a caller that draws it next)."""
+    """A bias-free ``nn.Linear``; ``empty=True``: a ``_PlaceholderLinear``."""
     if empty:
-        return nn.utils.skip_init(nn.Linear, inputs, outputs, bias=False)
+        return _PlaceholderLinear(inputs, outputs, bias=False, device="meta")
     return nn.Linear(inputs, outputs, bias=False)
 
 
 class Attention(nn.Module):
     """Causal multi-head attention with RoPE; KV head j serves query heads j·g … j·g+g−1.
 
-    ``empty_linears=True``: weights left uninitialised (``linear``)."""
+    ``empty_linears=True``: placeholder weights, to be set by the caller (``linear``)."""
 
     def __init__(self, config: StackConfig, empty_linears: bool = False):
         super().__init__()
@@ -322,8 +330,8 @@ def _make_output_norm(config: StackConfig, layer: int) -> nn.Module:
 class Block(nn.Module):
     """One Llama block under ``config.scheme`` (its row of ``schemes.SCHEME_TABLE``).
 
-    ``empty_linears=True`` leaves the linear weights uninitialised, for
-    ``build_block``, which draws them right after."""
+    ``empty_linears=True`` leaves placeholder linear weights (``linear``), for
+    ``build_block``, which sets them right after."""
 
     def __init__(self, config: StackConfig, layer: int, empty_linears: bool = False):
         super().__init__()
@@ -441,36 +449,65 @@ def layer_seed(seed: int, layer: int) -> int:
     return int(np.random.SeedSequence([seed, layer]).generate_state(1)[0])
 
 
+def linear_shapes(config: StackConfig) -> tuple[tuple[int, int], ...]:
+    """The ``nn.Linear`` weight shapes of a block of ``config``, in module order
+    (``q, k, v, o`` of attention, then ``gate, up, down`` of the MLP), the order
+    ``build_block`` draws them in."""
+    d, hd, f = config.width, config.head_dim, config.mlp_width
+    return ((config.heads * hd, d), (config.kv_heads * hd, d), (config.kv_heads * hd, d), (d, config.heads * hd),
+            (f, d), (f, d), (d, f))
+
+
 @torch.no_grad()
-def initialise(module: nn.Module, init_std: float, seed: int) -> None:
-    """Every ``nn.Linear`` weight of ``module`` ~ N(0, init_std²), drawn on the CPU
-    in float32 from ``seed`` in module order (device-independent).
+def draw_weights(shapes: tuple[tuple[int, int], ...], init_std: float, seed: int) -> list[Tensor]:
+    """CPU float32 weights ~ N(0, init_std²) of the given shapes, drawn in order from ``seed``.
 
     Each weight is the float32 product ``randn(shape) · init_std`` of the next
-    ``numel`` standard normals of the seeded generator; a float32 CPU weight is
-    filled in place (``normal_``, the draw ``randn`` makes; no temporary), any other is filled from a CPU float32 draw.
+    ``numel`` standard normals of the seeded generator (the draw ``normal_`` makes,
+    scaled in place: no temporary). Blocks that share a layer seed and weight
+    shapes (every scheme of a sweep, for one seed and layer) can share one draw.
+
+    The generator is torch's CPU one (mt19937, Box–Muller): the fastest seeded
+    draw measured (numpy's ``Generator`` with SFC64, its fastest bit generator,
+    took 2.3×, PCG64 2.7×, Philox 3.3×; per-thread draws from per-thread seeds
+    gained nothing on shared cores). The same seed gives the same bits on every
+    machine of one torch kernel family: AVX2 and AVX-512 agree, torch's generic
+    kernel (CPUs without AVX2) differs in the last bit (tests/test_model.py
+    checks both against stored draws).
     """
     generator = torch.Generator().manual_seed(seed)
-    for child in module.modules():
-        if isinstance(child, nn.Linear):
-            weight = child.weight
-            if weight.device.type == "cpu" and weight.dtype == torch.float32 and weight.is_contiguous():
-                weight.normal_(generator=generator).mul_(init_std)
-            else:
-                weight.copy_(torch.randn(weight.shape, generator=generator) * init_std)
+    return [torch.empty(shape).normal_(generator=generator).mul_(init_std) for shape in shapes]
 
 
-def build_block(config: StackConfig, layer: int, seed: int) -> Block:
+def build_block(
+    config: StackConfig, layer: int, seed: int, weights: list[Tensor] | None = None, c_attn: Tensor | None = None
+) -> Block:
     """Block ``layer`` of ``Stack(config, seed)``, identical weights, built alone.
 
-    The linear layers are constructed without their default initialisation
-    (``Block(..., empty_linears=True)``), since ``initialise`` overwrites every weight.
+    ``weights``: the layer's draw, ``draw_weights(linear_shapes(config),
+    config.init_std, layer_seed(seed, layer))``, when the caller already holds it
+    (a CPU float32 weight is used as is, not copied: the block must not be
+    trained; a weight given in another dtype or on another device is cast or
+    moved like the rest of the block). ``c_attn``: the layer's variance constant, when the caller already
+    holds it for these weights, dtype, device and ``seq_len`` (another scheme's
+    block of the same layer); otherwise it is computed. The linear layers are
+    constructed without their default initialisation
+    (``Block(..., empty_linears=True)``), since they are overwritten.
     """
     block = Block(config, layer, empty_linears=True)
-    initialise(block, config.init_std, layer_seed(seed, layer))
-    block.to(device=config.device, dtype=config.torch_dtype)
+    if weights is None:
+        weights = draw_weights(linear_shapes(config), config.init_std, layer_seed(seed, layer))
+    linears = [child for child in block.modules() if isinstance(child, nn.Linear)]
+    for child, weight in zip(linears, weights, strict=True):
+        child.weight = nn.Parameter(weight, requires_grad=child.weight.requires_grad)
+    target = torch.device(config.device)
+    if any(p.dtype != config.torch_dtype or p.device != target for p in block.parameters()):
+        block.to(device=target, dtype=config.torch_dtype)
     with torch.no_grad():
-        block.refresh_variance_constant()
+        if c_attn is None:
+            block.refresh_variance_constant()
+        else:
+            block.c_attn.copy_(c_attn)
     return block
 
 

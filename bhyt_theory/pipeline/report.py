@@ -201,7 +201,7 @@ def _write_markdown(out_dir: Path, header: list[str], assessments, results, file
             lines += [f"![{study.title}]({files['figures'][name].name})", ""]
         lines += [markdown_table(VIEWS[name][1](result.tables)), ""]
         lines += ["Full tables: " + ", ".join(f"[{f}]({f})" for f in result.meta["files"].values()), "",
-                  f"Command: `{result.meta['command']}`" + (f" (or `{study.subcommand}`)" if study.subcommand else ""),
+                  f"Command: `{result.meta['command']}`" + (f" (or `{study.subcommand_line()}`)" if study.subcommand else ""),
                   "", f"Provenance: {_provenance_line(result.meta)}.", ""]
     path = out_dir / "report.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -268,7 +268,7 @@ def _write_html(out_dir: Path, title: str, intro: list[str], assessments, result
         links = ", ".join(f"<a href='{escape(f)}'>{escape(f)}</a>" for f in result.meta["files"].values())
         command = f"<code>{escape(result.meta['command'])}</code>"
         if study.subcommand:
-            command += f" (or <code>{escape(study.subcommand)}</code>)"
+            command += f" (or <code>{escape(study.subcommand_line())}</code>)"
         parts.append(f"<p>Full tables: {links}<br>Command: {command}<br>"
                      f"<span class='prov'>Provenance: {escape(_provenance_line(result.meta))}.</span></p>")
     parts.append("</body></html>")

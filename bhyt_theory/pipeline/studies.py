@@ -211,6 +211,7 @@ class Study:
     seconds: tuple[float, float]
     requires: tuple[tuple[str, tuple[str, ...]], ...] = ()
     subcommand: str = ""
+    """The ``bhyt-theory`` command that computes the same numbers, a template of the full sizes."""
     extra_sources: Callable[[], list[Path]] = list
     forward_only: bool = True
 
@@ -241,6 +242,14 @@ class Study:
         sizes match."""
         return source_fingerprint(*self.source_files(root), *self.extra_sources())
 
+    def subcommand_line(self) -> str:
+        """The ``subcommand`` (the equivalent ``bhyt-theory`` command line) at the full sizes."""
+        sizes = self.size(quick=False)
+        values = {name: " ".join(map(str, value)) if isinstance(value, tuple) else value for name, value in sizes.items()}
+        if "seeds" in sizes:
+            values.update(seeds=" ".join(map(str, range(sizes["seeds"]))), seed_count=sizes["seeds"])
+        return self.subcommand.format(**values)
+
     def missing(self) -> str | None:
         """None if the experiment is in this build, else the reason it is not."""
         for module, names in self.requires:
@@ -262,15 +271,20 @@ def _quiet(message: str) -> None:
 
 
 def _every_scheme(config: StackConfig, seeds: Sequence[int], batch: int, log: Log) -> pd.DataFrame:
-    """``sweep`` of every scheme at ``config``'s sizes, one scheme at a time with a progress line each."""
+    """``sweep`` of every scheme at ``config``'s sizes, in one sweep (every scheme of a
+    seed runs on the same weight draws, in one pass over the blocks) with a progress
+    line per seed."""
     base = {k: v for k, v in config.as_dict().items() if k != "scheme"}
-    parts = []
-    for index, scheme in enumerate(SCHEMES, 1):
-        started = time.perf_counter()
-        parts.append(sweep({"scheme": [scheme]}, list(seeds), InputSpec(batch=batch), base=base,
-                           cache_dir=None, progress=False))
-        log(f"  {scheme} ({index}/{len(SCHEMES)}): {len(list(seeds))} seeds in {time.perf_counter() - started:.0f} s")
-    return pd.concat(parts, ignore_index=True)
+    seeds, finished, started = list(seeds), [], time.perf_counter()
+
+    def on_run(run_config: StackConfig, seed: int, options: dict) -> None:
+        finished.append(seed)
+        if len(finished) % len(SCHEMES) == 0:
+            log(f"  seed {seed} ({len(finished) // len(SCHEMES)}/{len(seeds)}): {len(SCHEMES)} schemes, "
+                f"{time.perf_counter() - started:.0f} s so far")
+
+    return sweep({"scheme": list(SCHEMES)}, seeds, InputSpec(batch=batch), base=base, cache_dir=None,
+                 progress=False, on_run=on_run)
 
 
 def trace_tables(config: StackConfig, seeds: Sequence[int], batch: int = 4,
@@ -509,6 +523,7 @@ def _efficiency_sizes(config: StackConfig, rounds: int) -> dict:
 _VARIANCE = ({"depth": 17, "width": 64, "heads": 4, "seq_len": 32, "layers": (0, 1, 4, 16), "seeds": 1, "batch": 4},
              {"depth": 65, "width": 256, "heads": 4, "seq_len": 128, "layers": (0, 1, 4, 16, 64), "seeds": 3,
               "batch": 4})
+_SHAPE = "--depth {depth} --width {width} --heads {heads} --seq-len {seq_len}"
 TRAINING_STEPS = 150
 """Steps per run of the full-size training comparison (the ``default`` preset runs 300; half keeps
 ``reproduce`` within its budget on two cores)."""
@@ -522,49 +537,52 @@ def _studies() -> tuple[Study, ...]:
         Study("trace", "Depth trace of every scheme at initialisation", ("C1", "C3", "C4"), _trace,
               quick={"depth": 8, "width": 64, "heads": 4, "seq_len": 32, "seeds": 2, "batch": 4},
               full={"depth": 32, "width": 256, "heads": 4, "seq_len": 128, "seeds": 4, "batch": 4}, seconds=(2, 20),
-              subcommand="bhyt-theory sweep --scheme rmsnorm periln lns dyt derf bhyt bhytline bhytstar --depth 32 "
-              "--width 256 --heads 4 --seq-len 128 --seeds 0 1 2 3 --batch 4 --statistics rms arg_rms"),
+              subcommand="bhyt-theory sweep --scheme " + " ".join(SCHEMES) + " " + _SHAPE
+              + " --seeds {seeds} --batch {batch} --statistics rms arg_rms"),
         Study("paper_init", "Initialisation at the paper's shape (llama-374m, T 1024): Monte Carlo and mean field",
               ("C3", "C4", "C5"), _paper_init,
               quick={"preset": PAPER_PRESET, "width": 64, "heads": 4, "kv_heads": 1, "mlp_width": 256, "seq_len": 64,
                      "seeds": 2, "batch": 1},
               full={"preset": PAPER_PRESET, "seq_len": 1024, "seeds": len(PAPER_SEEDS), "batch": 1}, seconds=(3, 130),
               subcommand="bhyt-theory meanfield --preset llama-374m --scheme bhyt --attention softmax --per-position "
-              "--statistics estimate_ratio --compare-seeds 3 --batch 1"),
+              "--seq-len {seq_len} --statistics estimate_ratio --compare-seeds {seed_count} --batch {batch}"),
         Study("growth", "Growth laws with depth, Monte Carlo and mean field", ("C1", "C4"), _growth,
               quick={**growth, "depth": 32, "width": 64, "seq_len": 16, "seeds": 2}, full=growth, seconds=(5, 100),
-              subcommand="bhyt-theory growth --meanfield"),
+              subcommand="bhyt-theory growth --meanfield " + _SHAPE + " --seeds {seeds} --batch {batch}"),
         Study("meanfield", "Mean field vs Monte Carlo", ("C1", "C4"), _meanfield,
               quick={"depth": 8, "width": 64, "heads": 4, "seq_len": 16, "seeds": 2, "batch": 2},
               full={"depth": 64, "width": 256, "heads": 4, "seq_len": 64, "seeds": 8, "batch": 2}, seconds=(2, 40),
-              subcommand="bhyt-theory meanfield --scheme rmsnorm --depth 64 --width 256 --seq-len 64 --compare-seeds 8"),
+              subcommand="bhyt-theory meanfield --scheme rmsnorm " + _SHAPE + " --compare-seeds {seed_count} --batch {batch}"),
         Study("variance", "Variance approximation: M₂ / m(h′) per estimator", ("C5",), _variance,
               quick=_VARIANCE[0], full=_VARIANCE[1], seconds=(2, 25),
-              subcommand="bhyt-theory variance --width 256 --seq-len 128"),
+              subcommand="bhyt-theory variance " + _SHAPE + " --layers {layers} --seeds {seeds} --batch {batch}"),
         Study("variance_decomposition", "Variance approximation: the error terms", ("C5",), _variance_decomposition,
               quick=_VARIANCE[0], full=_VARIANCE[1], seconds=(1, 2),
-              subcommand="bhyt-theory variance --decomposition --width 256 --seq-len 128"),
+              subcommand="bhyt-theory variance --decomposition " + _SHAPE + " --layers {layers} --seeds {seeds} "
+              "--batch {batch}"),
         Study("jacobian", "Identity-likeness of deep blocks (Jacobian deviation)", ("C4",), _jacobian,
               quick={"depth": 8, "width": 64, "heads": 4, "seq_len": 32, "seeds": 1, "probes": 4},
               full={"depth": 32, "width": 256, "heads": 4, "seq_len": 128, "seeds": 2, "probes": 16}, seconds=(2, 25),
-              subcommand="bhyt-theory jacobian --width 256 --seq-len 128"),
+              subcommand="bhyt-theory jacobian " + _SHAPE + " --seeds {seeds} --probes {probes}"),
         Study("bounds", "Bounds and their tightness", ("C3", "C4"), _bounds,
               quick={"random_trials": 1, "hill_climb_steps": 3, "default_initialisation": False},
               full={"random_trials": 6, "hill_climb_steps": 40, "default_initialisation": True}, seconds=(2, 20),
-              subcommand="bhyt-theory bounds"),
+              subcommand="bhyt-theory bounds --random-trials {random_trials} --hill-climb-steps {hill_climb_steps}"),
         Study("checks", "Proof checks", ("statements",), _checks, quick={"checks": "every registered"},
               full={"checks": "every registered"}, seconds=(10, 10), subcommand="bhyt-theory checks",
               extra_sources=lambda: sorted((PACKAGE.parent / "proofs").glob("*.md")), forward_only=False),
         Study("efficiency", "Efficiency: counted cost and measured time vs RMSNorm", ("C2", "C6"), _efficiency,
               quick=_efficiency_sizes(QUICK_EFFICIENCY, 4), full=_efficiency_sizes(DEFAULT_EFFICIENCY, 12),
-              seconds=(1, 15), subcommand="bhyt-theory efficiency", forward_only=False),
+              seconds=(1, 15),
+              subcommand="bhyt-theory efficiency --width {width} --heads {heads} --seq-len {seq_len} --batch {batch} "
+              "--rounds {rounds}", forward_only=False),
         Study("training", "The trained regime: pretraining every scheme on CPU", ("C2", "C7", "C8"), _training,
               quick={"preset": "quick", "seeds": 2},
               full={"preset": "default", "steps": TRAINING_STEPS, "seeds": 3}, seconds=(10, 120),
               requires=(("bhyt_theory.experiments.training.study", ("preset_config", "comparison_configs",
                                                                      "run_comparison")),
                         ("bhyt_theory.experiments.training.analysis", ("training_summary", "training_figures"))),
-              subcommand="bhyt-theory train", forward_only=False),
+              subcommand="bhyt-theory train --steps {steps} --seeds {seeds}", forward_only=False),
         Study("decode", "Decode-time precomputation: bit-exactness", ("C9",), _decode,
               quick={"seeds": 1}, full={"seeds": 3}, seconds=(1, 3),
               requires=(("bhyt_theory.experiments.decode", ("decode_exactness",)),), forward_only=False),

@@ -9,6 +9,21 @@ joined in sorted-key order with a blank line between topics. Any UTF-8 text file
 ``text_field`` is given: one JSON object per line, its ``text_field`` string taken,
 default ``"text"``) works too, through ``load_corpus(path)``.
 
+``build_corpus("stdlib")`` is the larger built-in
+corpus (≈ 11 MB with CPython 3.11): the ``.py`` sources of the standard library
+of the running Python, found by walking the directory that holds ``os.py``
+(no module list is consulted), skipping the folders ``test``, ``tests``,
+``idlelib``, ``site-packages`` and ``__pycache__`` at any depth and every
+``test_*.py`` file. Its held-out split is *by file* (``stdlib_split``): a file
+is held out when the first 8 bytes of the SHA-256 of its relative path, read as
+a fraction of 2⁶⁴, fall below ``eval_fraction`` — deterministic, the same on
+every machine with the same library, and no file is in both splits. Files are
+joined in sorted-path order with a blank line between them.
+
+Every corpus carries its ``source`` (``pydoc``, ``stdlib`` or the file path),
+the SHA-256 ``digest`` of its training and held-out bytes and the Python
+version (``Corpus.metadata``), which every run records.
+
 Tokenisation
 ------------
 Byte level: the UTF-8 bytes of the text are the tokens (vocabulary 256), so no
@@ -26,7 +41,11 @@ windows of the held-out split (``evaluation_batches``).
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +55,9 @@ from torch import Tensor
 
 VOCAB_SIZE = 256
 DEFAULT_EVAL_FRACTION = 0.1
+STDLIB = "stdlib"
+"""``--corpus`` name of the standard-library corpus."""
+STDLIB_EXCLUDED_FOLDERS = frozenset({"test", "tests", "idlelib", "site-packages", "__pycache__"})
 _BATCH_STREAM = 0x5EED_BA7C  # keeps training-batch generators apart from weight seeds
 
 
@@ -57,6 +79,45 @@ def default_corpus_text() -> str:
     return "\n\n".join(topics[key] for key in sorted(topics))
 
 
+def stdlib_root() -> Path:
+    """The standard-library folder of the running Python (the one holding ``os.py``)."""
+    return Path(os.__file__).resolve().parent
+
+
+def stdlib_files(root: str | Path | None = None) -> list[str]:
+    """Relative paths (POSIX form, sorted) of the corpus's ``.py`` files under ``root``
+    (default ``stdlib_root()``): excluded folders are pruned at any depth, and
+    ``test_*.py`` files are skipped."""
+    root = Path(root) if root is not None else stdlib_root()
+    found = []
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = sorted(d for d in subfolders if d not in STDLIB_EXCLUDED_FOLDERS)
+        relative = Path(folder).relative_to(root)
+        found += [(relative / name).as_posix() for name in files
+                  if name.endswith(".py") and not name.startswith("test_")]
+    return sorted(found)
+
+
+def held_out(relative_path: str, eval_fraction: float) -> bool:
+    """Whether a file is in the held-out split: the first 8 bytes of SHA-256(path),
+    as a fraction of 2⁶⁴, fall below ``eval_fraction``."""
+    digest = hashlib.sha256(relative_path.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < eval_fraction
+
+
+def stdlib_split(eval_fraction: float = DEFAULT_EVAL_FRACTION, root: str | Path | None = None
+                 ) -> tuple[list[str], list[str]]:
+    """``(training files, held-out files)``, each sorted, by ``held_out``."""
+    files = stdlib_files(root)
+    evaluation = [f for f in files if held_out(f, eval_fraction)]
+    chosen = set(evaluation)
+    return [f for f in files if f not in chosen], evaluation
+
+
+def _join(root: Path, files: list[str]) -> bytes:
+    return b"\n\n".join((root / name).read_bytes() for name in files)
+
+
 def load_corpus(path: str | Path | None = None, text_field: str | None = None) -> bytes:
     """The corpus as UTF-8 bytes: ``pydoc_data.topics`` when ``path`` is None, else the file.
 
@@ -68,6 +129,8 @@ def load_corpus(path: str | Path | None = None, text_field: str | None = None) -
         if text_field is not None:
             raise ValueError("text_field applies to a JSONL --corpus file, and no file was given")
         return default_corpus_text().encode("utf-8")
+    if str(path) == STDLIB:
+        raise ValueError("the stdlib corpus is split by file: use build_corpus('stdlib')")
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"corpus file {path} does not exist")
@@ -91,21 +154,76 @@ class Corpus:
 
     train: Tensor
     evaluation: Tensor
+    source: str = ""
+    digest: str = ""
 
     @classmethod
-    def from_bytes(cls, data: bytes, eval_fraction: float = DEFAULT_EVAL_FRACTION) -> Corpus:
+    def from_bytes(cls, data: bytes, eval_fraction: float = DEFAULT_EVAL_FRACTION, source: str = "") -> Corpus:
         """Split ``data``: the last ``eval_fraction`` of the bytes is held out."""
-        if not 0 < eval_fraction < 1:
-            raise ValueError(f"eval_fraction must be in (0, 1), got {eval_fraction}")
-        tokens = torch.from_numpy(np.frombuffer(data, dtype=np.uint8).astype(np.int64))
+        _check_fraction(eval_fraction)
+        tokens = _tokens(data)
         cut = len(tokens) - round(eval_fraction * len(tokens))
-        return cls(tokens[:cut], tokens[cut:])
+        return cls(tokens[:cut], tokens[cut:], source, _digest(data[:cut], data[cut:]))
+
+    @property
+    def tokens_per_epoch(self) -> int:
+        """Training tokens (bytes) in one pass over the training split."""
+        return len(self.train)
+
+    def metadata(self) -> dict:
+        """``corpus_source``, ``corpus_digest`` (SHA-256 of both splits), ``corpus_train_tokens``
+        (= tokens per epoch), ``corpus_eval_tokens`` and ``python_version``."""
+        return {"corpus_source": self.source, "corpus_digest": self.digest,
+                "corpus_train_tokens": len(self.train), "corpus_eval_tokens": len(self.evaluation),
+                "python_version": sys.version.split()[0]}
 
     def check_length(self, seq_len: int) -> None:
         """Both splits must hold at least one window of ``seq_len + 1`` bytes."""
         for name, split in (("training", self.train), ("held-out", self.evaluation)):
             if len(split) < seq_len + 1:
                 raise ValueError(f"the {name} split has {len(split)} bytes, fewer than seq_len + 1 = {seq_len + 1}")
+
+
+def _check_fraction(eval_fraction: float) -> None:
+    if not 0 < eval_fraction < 1:
+        raise ValueError(f"eval_fraction must be in (0, 1), got {eval_fraction}")
+
+
+def _tokens(data: bytes) -> Tensor:
+    return torch.from_numpy(np.frombuffer(data, dtype=np.uint8).astype(np.int64))
+
+
+def _digest(train: bytes, evaluation: bytes) -> str:
+    """SHA-256 over the two splits (each prefixed by its length, so the cut counts)."""
+    sha = hashlib.sha256()
+    for part in (train, evaluation):
+        sha.update(len(part).to_bytes(8, "big"))
+        sha.update(part)
+    return sha.hexdigest()
+
+
+@functools.lru_cache(maxsize=4)
+def _stdlib_corpus(eval_fraction: float, root: str) -> Corpus:
+    train_files, eval_files = stdlib_split(eval_fraction, root)
+    if not train_files or not eval_files:
+        raise ValueError(f"the standard library under {root} gives an empty split at eval_fraction {eval_fraction}")
+    train, evaluation = _join(Path(root), train_files), _join(Path(root), eval_files)
+    return Corpus(_tokens(train), _tokens(evaluation), STDLIB, _digest(train, evaluation))
+
+
+def build_corpus(path: str | Path | None = None, text_field: str | None = None,
+                 eval_fraction: float = DEFAULT_EVAL_FRACTION, root: str | Path | None = None) -> Corpus:
+    """The split corpus of a run: ``stdlib`` split by file (``root`` overrides the
+    library folder, for tests), anything else by ``load_corpus`` and ``Corpus.from_bytes``."""
+    if path is not None and str(path) == STDLIB:
+        if text_field is not None:
+            raise ValueError("text_field applies to a JSONL --corpus file, not to the stdlib corpus")
+        _check_fraction(eval_fraction)
+        return _stdlib_corpus(float(eval_fraction), str(Path(root) if root is not None else stdlib_root()))
+    return Corpus.from_bytes(load_corpus(path, text_field), eval_fraction, "pydoc" if path is None else str(path))
+
+
+build_corpus.cache_clear = _stdlib_corpus.cache_clear  # the stdlib corpus is read once per process
 
 
 def _windows(tokens: Tensor, starts: Tensor, seq_len: int) -> tuple[Tensor, Tensor]:

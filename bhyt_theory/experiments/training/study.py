@@ -19,6 +19,7 @@ and ``full``; byte-level model, T = 64 (module ``corpus``).
 
 from __future__ import annotations
 
+import json
 import math
 import multiprocessing
 import sys
@@ -35,7 +36,7 @@ import torch
 from .. import executor
 from ..atomic import write_atomically
 from ..bench import block_matmul_flops, dense_matmul_operands
-from .corpus import VOCAB_SIZE, Corpus, evaluation_batches, load_corpus, training_batch
+from .corpus import VOCAB_SIZE, Corpus, build_corpus, evaluation_batches, training_batch
 from ..montecarlo import confidence_interval
 from .analysis import analyse, training_figures, training_summary
 from .trainer import LanguageModel, TrainConfig, learning_rate, parameter_groups, train
@@ -93,13 +94,14 @@ def run_one(config: TrainConfig, out_dir: str | Path, analysis: bool = True, pro
     """Train and analyse one configuration, or read its cached result.
 
     Returns ``{"record": dict, "log": DataFrame, "analysis": {name: DataFrame}}``; the
-    record is ``TrainingRun.record`` plus ``analysis_cpu_seconds``.
+    record is ``TrainingRun.record`` plus ``analysis_cpu_seconds``. Beside the cached
+    result, ``runs/{run_id}.meta.json`` holds the full configuration and the record.
     """
     path = Path(out_dir) / "runs" / f"{config.run_id}.pkl"
     if path.exists():
         return pd.read_pickle(path)
     torch.set_num_threads(1)
-    corpus = Corpus.from_bytes(load_corpus(config.corpus, config.text_field), config.eval_fraction)
+    corpus = build_corpus(config.corpus, config.text_field, config.eval_fraction)
     run = train(config, out_dir, corpus, progress=progress)
     tables, started = {}, time.process_time()
     if analysis:
@@ -107,6 +109,9 @@ def run_one(config: TrainConfig, out_dir: str | Path, analysis: bool = True, pro
         tables = analyse(run, batches, config.stats_batch)
     record = {**run.record, "analysis_cpu_seconds": time.process_time() - started}
     result = {"record": record, "log": run.log, "analysis": tables}
+    meta = {"config": config.as_dict(), "record": record}
+    write_atomically(path.with_suffix(".meta.json"),
+                     lambda target: Path(target).write_text(json.dumps(meta, indent=1, default=str)))
     write_atomically(path, partial(pd.to_pickle, result))
     return result
 
@@ -118,7 +123,7 @@ def _one_line(record: dict) -> str:
             f"{record['cpu_seconds']:.1f} + {record['analysis_cpu_seconds']:.1f} s CPU (training + analysis)")
 
 
-def _run_all(configs: Sequence[TrainConfig], out_dir: Path, workers: int, analysis: bool,
+def run_all(configs: Sequence[TrainConfig], out_dir: Path, workers: int, analysis: bool,
              progress: bool | None, log: Callable[[str], None]) -> list[dict]:
     """``run_one`` for every configuration, in order: one task per run on the current Dask
     backend when one is active (``executor.backend``: ``--scheduler`` or ``reproduce
@@ -180,7 +185,7 @@ def run_comparison(
     ``out_dir/figures``.
     """
     out_dir = Path(out_dir)
-    results = _run_all(configs, out_dir, workers, True, progress, log)
+    results = run_all(configs, out_dir, workers, True, progress, log)
     runs = pd.DataFrame([r["record"] for r in results])
     logged = pd.concat([r["log"] for r in results], ignore_index=True)
     names = sorted({name for r in results for name in r["analysis"]})
@@ -214,7 +219,7 @@ def stability_grid(configs: Sequence[TrainConfig], out_dir: str | Path, workers:
     per run: ``label``, ``scheme``, ``depth``, ``lr``, ``seed``, ``diverged``,
     ``divergence_step``, ``divergence_layer``, ``divergence_reason``,
     ``final_eval_loss``, ``min_train_loss``; written to ``out_dir/grid.csv``."""
-    results = _run_all(configs, Path(out_dir), workers, False, progress, log)
+    results = run_all(configs, Path(out_dir), workers, False, progress, log)
     rows = []
     for config, result in zip(configs, results):
         record, logged = result["record"], result["log"]
@@ -255,7 +260,7 @@ def training_throughput(base: TrainConfig, schemes: Sequence[str] = COMPARISON_S
     """
     if "rmsnorm" not in schemes:
         schemes = ("rmsnorm", *schemes)
-    corpus = Corpus.from_bytes(load_corpus(base.corpus, base.text_field), base.eval_fraction)
+    corpus = build_corpus(base.corpus, base.text_field, base.eval_fraction)
     stack = base.stack
     trainers = {}
     for scheme in schemes:

@@ -61,6 +61,7 @@ arXiv 1711.05101 (AdamW).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import itertools
@@ -82,10 +83,17 @@ from tqdm.auto import tqdm
 
 from ...numerics.model import Stack, StackConfig
 from ...numerics.norms import rms_norm
-from ...numerics.probes import TraceProbe, position_average, state_statistics
+from ...numerics.probes import (
+    TraceProbe,
+    argument_statistics,
+    norm_argument,
+    position_average,
+    state_statistics,
+)
 from ...numerics.schemes import scheme_row
 from ..atomic import write_atomically
-from .corpus import VOCAB_SIZE, Corpus, evaluation_batches, load_corpus, training_batch
+from .corpus import VOCAB_SIZE, Corpus, build_corpus, evaluation_batches, training_batch
+from .recipes import RECIPES
 
 LOG_KEYS = ("run_id", "label", "scheme", "seed", "step", "layer", "sublayer", "band")
 LOG_COLUMNS = LOG_KEYS + ("quantity", "value")
@@ -108,7 +116,13 @@ class TrainConfig:
     ``refresh_every`` 0 means ``max(1, steps // 50)``. ``fixed_embedding_rms`` > 0
     rescales each token's embedding to that rms (the fixed-embedding-scale
     experiment); 0 leaves the embedding free. ``corpus`` None is
-    ``pydoc_data.topics``. ``label`` names the run in tables (default: the scheme).
+    ``pydoc_data.topics``, ``"stdlib"`` the standard library's sources (module
+    ``corpus``). ``recipe`` names a record of ``recipes.RECIPES`` whose modules and
+    initial values the model gets ("" for none; its scheme must be ``stack.scheme``).
+    ``amp_dtype`` "bfloat16" or "float16" runs the training forward and backward and
+    the held-out evaluations under ``torch.autocast`` (weights and optimiser state
+    stay in the stack's dtype); "" runs plainly. ``label`` names the run in tables
+    (default: the scheme).
     """
 
     stack: StackConfig = DEFAULT_STACK
@@ -133,6 +147,8 @@ class TrainConfig:
     corpus: str | None = None
     text_field: str | None = None
     eval_fraction: float = 0.1
+    recipe: str = ""
+    amp_dtype: str = ""
     label: str = ""
 
     def __post_init__(self) -> None:
@@ -154,6 +170,13 @@ class TrainConfig:
             problems.append("weight_decay and fixed_embedding_rms must be ≥ 0")
         if not self.spike_ratio > 1:
             problems.append(f"spike_ratio must be > 1, got {self.spike_ratio}")
+        if self.recipe and self.recipe not in RECIPES:
+            problems.append(f"recipe {self.recipe!r} is not one of {tuple(RECIPES)}")
+        elif self.recipe and RECIPES[self.recipe].scheme != self.stack.scheme:
+            problems.append(f"recipe {self.recipe!r} is for scheme {RECIPES[self.recipe].scheme!r}, "
+                            f"not {self.stack.scheme!r}")
+        if self.amp_dtype not in ("", "bfloat16", "float16"):
+            problems.append(f"amp_dtype must be '', 'bfloat16' or 'float16', got {self.amp_dtype!r}")
         if problems:
             raise ValueError("invalid TrainConfig: " + "; ".join(problems))
 
@@ -207,6 +230,10 @@ class LanguageModel(nn.Module):
 
     The stack's blocks draw their weights as ``Stack(config.stack, config.seed)``;
     the embedding and the head draw N(0, init_std²) from streams of the same seed.
+    A ``config.recipe`` adds its embedding scale (``embedding_scale``, √d at
+    first) and embedding-output norm (``embedding_norm``) and sets its α₀, β and
+    final norm on the stack (``recipes.Recipe``); it draws nothing random, so one
+    seed gives the same weights and batches under every scheme and recipe.
     """
 
     def __init__(self, config: TrainConfig):
@@ -220,12 +247,26 @@ class LanguageModel(nn.Module):
             for module, stream in ((self.embedding, _EMBEDDING_STREAM), (self.head, _HEAD_STREAM)):
                 generator = torch.Generator().manual_seed(_stream_seed(config.seed, stream))
                 module.weight.copy_(torch.randn(module.weight.shape, generator=generator) * stack_config.init_std)
-        self.embedding.to(device=stack_config.device, dtype=stack_config.torch_dtype)
-        self.head.to(device=stack_config.device, dtype=stack_config.torch_dtype)
+        self.embedding_scale, self.embedding_norm = None, None
+        if config.recipe:
+            chosen = RECIPES[config.recipe]
+            chosen.adjust_stack(self.stack)
+            self.embedding_scale, self.embedding_norm = chosen.embedding_modules(stack_config.width)
+        for module in (self.embedding, self.head, self.embedding_norm):
+            if module is not None:
+                module.to(device=stack_config.device, dtype=stack_config.torch_dtype)
+        if self.embedding_scale is not None:
+            self.embedding_scale.data = self.embedding_scale.data.to(device=stack_config.device,
+                                                                     dtype=stack_config.torch_dtype)
 
     def embed(self, tokens: Tensor) -> Tensor:
-        """The stream entering layer 0; with ``fixed_embedding_rms`` each token's rms is fixed."""
+        """The stream entering layer 0: the embedding, times the recipe's scale, through the
+        recipe's norm; with ``fixed_embedding_rms`` each token's rms is fixed."""
         e = self.embedding(tokens.to(self.embedding.weight.device))
+        if self.embedding_scale is not None:
+            e = e * self.embedding_scale
+        if self.embedding_norm is not None:
+            e = self.embedding_norm(e)
         if self.fixed_embedding_rms:
             e = rms_norm(e) * self.fixed_embedding_rms
         return e
@@ -238,6 +279,13 @@ class LanguageModel(nn.Module):
         """Mean next-byte cross-entropy (nats)."""
         logits = self(tokens)
         return F.cross_entropy(logits.float().reshape(-1, VOCAB_SIZE), targets.to(logits.device).reshape(-1))
+
+
+def autocast(config: TrainConfig) -> contextlib.AbstractContextManager:
+    """``torch.autocast`` at ``config.amp_dtype`` on the stack's device; a no-op for ""."""
+    if not config.amp_dtype:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=torch.device(config.stack.device).type, dtype=getattr(torch, config.amp_dtype))
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -351,6 +399,15 @@ def layer_statistics(model: LanguageModel, tokens: Tensor) -> list[dict]:
     for name, parameter in model.stack.final_norm.named_parameters():
         if parameter.ndim == 0:
             add(model.stack.config.depth, "final", f"param:{name}", parameter.item())
+    if model.embedding_scale is not None:
+        add(EMBEDDING_LAYER, "embedding", "param:embedding_scale", model.embedding_scale.item())
+    with torch.no_grad():
+        argument = norm_argument(model.stack.final_norm, model.stack.residual(model.embed(tokens)))
+    if argument is not None:  # a tanh/erf final norm: its argument statistics, as for the block norms
+        for quantity, values in argument_statistics(argument).items():
+            if quantity in ARGUMENT_QUANTITIES:
+                add(model.stack.config.depth, "final", quantity, np.mean(values) if quantity != "arg_rms"
+                    else np.sqrt(np.mean(np.square(values))))
     return rows
 
 
@@ -386,7 +443,8 @@ class TrainingRun:
     ``diverged``, ``divergence_step``, ``divergence_layer``, ``divergence_reason``,
     ``final_eval_loss``, ``tokens_seen``, ``seconds`` (wall), ``cpu_seconds`` (this
     process's CPU time; with one thread, a contention-robust measure of the work),
-    ``tokens_per_second`` (wall))."""
+    ``tokens_per_second`` (wall), and the corpus's ``Corpus.metadata``: source, SHA-256
+    digest, training tokens (= tokens per epoch), held-out tokens, Python version)."""
 
     config: TrainConfig
     model: LanguageModel
@@ -418,8 +476,8 @@ def train(
         Folder of the run's checkpoint (``checkpoints/{run_id}.pt``); None keeps
         nothing on disk. A finished run found there is returned without training.
     corpus : Corpus or None
-        Pre-loaded corpus (default: ``load_corpus(config.corpus, config.text_field)``
-        split with ``config.eval_fraction``).
+        Pre-loaded corpus (default: ``build_corpus(config.corpus, config.text_field,
+        config.eval_fraction)``).
     stop_after : int or None
         Stop (with a checkpoint) once this many steps are done — an interruption
         on purpose, for tests of resumption.
@@ -431,7 +489,7 @@ def train(
     TrainingRun
     """
     if corpus is None:
-        corpus = Corpus.from_bytes(load_corpus(config.corpus, config.text_field), config.eval_fraction)
+        corpus = build_corpus(config.corpus, config.text_field, config.eval_fraction)
     stack_config = config.stack
     corpus.check_length(stack_config.seq_len)
     model = LanguageModel(config)
@@ -464,7 +522,8 @@ def train(
 
     def observe(step, gradient_norms=None):
         if step % config.eval_every == 0 or step == config.steps:
-            log(step, "eval_loss", evaluation_loss(model, eval_batches))
+            with autocast(config):
+                log(step, "eval_loss", evaluation_loss(model, eval_batches))
         if step % config.stats_every == 0 or step == config.steps:
             for row in layer_statistics(model, stats_tokens):
                 rows.append({**keys, "step": step, **row})
@@ -485,7 +544,8 @@ def train(
             tokens, targets = training_batch(corpus, config.batch_size, stack_config.seq_len, config.seed, step)
             for group in optimiser.param_groups:
                 group["lr"] = learning_rate(config, step)
-            loss = model.loss(tokens, targets)
+            with autocast(config):
+                loss = model.loss(tokens, targets)
             value = loss.item()
             recent = (state["recent"] + [value])[-SPIKE_WINDOW:]
             smoothed = sum(recent) / len(recent)
@@ -541,5 +601,6 @@ def train(
         "tokens_seen": state["step"] * config.tokens_per_step, "seconds": state["seconds"],
         "cpu_seconds": state["cpu_seconds"],
         "tokens_per_second": state["step"] * config.tokens_per_step / state["seconds"] if state["seconds"] else math.nan,
+        **corpus.metadata(),
     }
     return TrainingRun(config, model, table, record)
