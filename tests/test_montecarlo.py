@@ -121,8 +121,9 @@ PREFIX_CASES = [{"scheme": scheme} for scheme in SCHEMES] + [
 
 
 def solo_trace(config: StackConfig, seed: int, inputs: InputSpec) -> pd.DataFrame:
-    """The run alone, through the whole ``Stack`` (all blocks built, final norm included)."""
-    table = Stack(config, seed).trace(inputs.hidden_states(config, seed))
+    """The run alone, through the whole ``Stack`` (all blocks built, final norm included; a
+    "correlation" stack calibrated for the inputs' variance, as a sweep calibrates it)."""
+    table = calibrate_correlation(Stack(config, seed), inputs.std**2).trace(inputs.hidden_states(config, seed))
     return table.drop(columns=["scheme", "seed"])
 
 
