@@ -746,7 +746,8 @@ def bhytc_prediction(config: StackConfig, presets: Sequence[str] = BHYTC_PRESETS
     return pd.concat(rows, ignore_index=True)
 
 
-def bhytc_measurement(config: StackConfig, seeds: Sequence[int], batch: int = 2) -> pd.DataFrame:
+def bhytc_measurement(config: StackConfig, seeds: Sequence[int], batch: int = 2,
+                      layers: Sequence[int] | None = None) -> pd.DataFrame:
     """The Monte Carlo that ``bhytc_prediction`` is compared with, at ``config``'s shape.
 
     Rows ``quantity = "ratio"``: M₂/m(h′) per estimator × layer × position, mean and
@@ -759,7 +760,8 @@ def bhytc_measurement(config: StackConfig, seeds: Sequence[int], batch: int = 2)
 
     inputs = InputSpec(batch=batch)
     comparison = estimator_comparison(config, BHYTC_ESTIMATORS, seeds=tuple(seeds), inputs=inputs,
-                                      layers=range(config.depth), positions=range(config.seq_len))
+                                      layers=range(config.depth) if layers is None else tuple(layers),
+                                      positions=range(config.seq_len))
     rows = [pd.DataFrame({"quantity": "ratio", "shape": "study", "scheme": "bhyt",
                           "estimator": comparison["estimator"], "layer": comparison["layer"],
                           "position": comparison["position"], "measured": comparison["ratio"],
@@ -780,14 +782,17 @@ def _bhytc(sizes: dict, log: Log = _quiet) -> dict[str, pd.DataFrame]:
     prediction = bhytc_prediction(config, sizes["presets"])  # made first, from the mean field alone
     log("bhytc: mean-field prediction made; running the Monte Carlo")
     return {"bhytc_prediction": prediction,
-            "bhytc_measurement": bhytc_measurement(config, range(sizes["seeds"]), sizes["batch"])}
+            "bhytc_measurement": bhytc_measurement(config, range(sizes["seeds"]), sizes["batch"], sizes["layers"])}
 
 
 SIZE_TEXT["presets"] = lambda presets: ("mean field also at " + " and ".join(presets)) if presets else "no preset"
 STUDIES["bhytc"] = Study(
     "bhytc", "The bhytc variant: mean-field prediction vs Monte Carlo", ("V1",), _bhytc,
-    quick={"depth": 8, "width": 64, "heads": 4, "seq_len": 32, "seeds": 2, "batch": 2, "presets": ()},
-    full={"depth": 16, "width": 256, "heads": 4, "seq_len": 128, "seeds": 3, "batch": 2, "presets": BHYTC_PRESETS},
+    quick={"depth": 8, "width": 64, "heads": 4, "seq_len": 32, "seeds": 2, "batch": 2, "presets": (),
+           "layers": tuple(range(8))},
+    full={"depth": 16, "width": 256, "heads": 4, "seq_len": 128, "seeds": 3, "batch": 2, "presets": BHYTC_PRESETS,
+          "layers": tuple(range(16))},
     seconds=(5, 60),
-    subcommand="bhyt-theory variance --estimators reference position correlation --depth 16 --width 256 "
-    "--seq-len 128; bhyt-theory growth --scheme bhyt bhytc --depth 16 --width 256 --seq-len 128")
+    # the Monte Carlo half's ratios (the growth half is `bhyt-theory growth --scheme bhyt bhytc` at the same sizes)
+    subcommand="bhyt-theory variance --estimators " + " ".join(BHYTC_ESTIMATORS) + " " + _SHAPE
+    + " --layers {layers} --seeds {seeds} --batch {batch}")
