@@ -55,6 +55,9 @@ CROSSINGS = [
     ("statement", {"checks": 3, "failed": 0, "failed_list": "none"}, {"failed": 1, "failed_list": "a.b"},
      "confirmed", "refuted"),
     ("statement", {"checks": 3, "failed": 0, "failed_list": "none"}, {"checks": 0}, "confirmed", "not testable here"),
+    # Lemma checks alone never confirm a proof: one package check is the threshold.
+    ("statement", {"checks": 3, "failed": 0, "failed_list": "none", "package": 1}, {"package": 0},
+     "confirmed", "not testable here"),
 ]
 
 

@@ -33,7 +33,7 @@ def _block(seed: int, lam_in: float = 2.0, lam_post: float = 1.0, init_std: floa
     return block, generator
 
 
-@check("backward.block_jacobian_autograd")
+@check("backward.block_jacobian_autograd", kind="package", statements={'backward_pass.md': (1,)})
 def _jacobian() -> CheckResult:
     # theory.backward.bhyt_block_jacobian (norm Jacobians in closed form, the m₁ path, sublayer
     # Jacobians) vs torch autograd through Block.forward. Each entry sums ≤ T·d products of terms
@@ -53,7 +53,7 @@ def _jacobian() -> CheckResult:
                 f"is {path_share:.3f} of max|J| (dropping it fails)")
 
 
-@check("backward.second_norm_radial_sensitivity")
+@check("backward.second_norm_radial_sensitivity", kind="package", statements={'backward_pass.md': (1,)})
 def _radial() -> CheckResult:
     # With no attention output (W_O = 0, so h' = h), statement 1's consequence: the MLP-side argument
     # y moves along h by s₂ (b + ε)/(M₂ + ε) · h per unit radial step, b = c_attn λ₁²/κ² — where the
@@ -82,7 +82,7 @@ def _radial() -> CheckResult:
                 f"rank-one factor norm {float(rank_one_norm(block, h)[0]):.3f}")
 
 
-@check("backward.lambda_gradients_autograd")
+@check("backward.lambda_gradients_autograd", kind="package", statements={'backward_pass.md': (2,)})
 def _lambdas() -> CheckResult:
     # theory.backward.lambda_gradients (closed form with the sublayers' vector-Jacobian products) vs
     # autograd of ⟨R, Block.forward(h)⟩ with respect to λ₁ and λ₂; 1e3 u relative to the largest
@@ -104,7 +104,7 @@ def _lambdas() -> CheckResult:
                 f"{{-3, 0, 2, 14}} x {{-2, 0, 1, 3}}: max error / (1e3 u scale) = {worst:.3f}")
 
 
-@check("backward.causal_attention_transpose")
+@check("backward.causal_attention_transpose", kind="package", statements={'backward_pass.md': (3,)})
 def _transpose() -> CheckResult:
     # Statement 3's mechanism on a real Attention with zero query/key weights (uniform causal rows):
     # its vector-Jacobian product maps a cotangent c shared by every token to (H_T − H_s) c Bᵀ at token s
@@ -137,7 +137,7 @@ def _transpose() -> CheckResult:
                 f"an iid one")
 
 
-@check("backward.mean_field_gradient_growth")
+@check("backward.mean_field_gradient_growth", kind="package", statements={'backward_pass.md': (3,)})
 def _mean_field() -> CheckResult:
     # theory.backward.mean_field_gradient_growth (weight-free: forward mean field + the backward
     # token-Gram recursion) vs backpropagation through real stacks (depth 16, width 64, T 16, 6 seeds ×

@@ -35,7 +35,7 @@ STATED_FINITE_WIDTH = {
 }
 
 
-@check("gaussian.tail_formula")
+@check("gaussian.tail_formula", kind="lemma")
 def _gaussian_tail_formula() -> CheckResult:
     v, t, sigma = sp.symbols("v t sigma", positive=True)
     density = sp.exp(-(v**2) / (2 * sigma**2)) / (sigma * sp.sqrt(2 * sp.pi))
@@ -44,7 +44,7 @@ def _gaussian_tail_formula() -> CheckResult:
     return ok, "P(|X| >= t) = erfc(t/(sigma sqrt 2)) for X ~ N(0, sigma^2), by symbolic integration"
 
 
-@check("gaussian.large_width_fraction")
+@check("gaussian.large_width_fraction", kind="package", statements={'gaussian_typical_case.md': (1,)})
 def _gaussian_large_width() -> CheckResult:
     # Binomial standard error of a fraction over d coordinates: sqrt(p(1−p)/d); allow 4 SE
     # plus the finite-d spread of rms(h) (relative O(1/sqrt(2d)), shifting p by ≤ |p'| t/sqrt(2d)).
@@ -64,7 +64,7 @@ def _gaussian_large_width() -> CheckResult:
     return ok, "d = 65536 Gaussian token: " + "; ".join(results)
 
 
-@check("gaussian.typical_vs_distribution_free")
+@check("gaussian.typical_vs_distribution_free", kind="package", statements={'gaussian_typical_case.md': (1,)})
 def _gaussian_vs_free() -> CheckResult:
     # bounds.gaussian_saturated_fraction and bounds.saturated_fraction_bound against math.erfc and
     # (λ/(κt))² written from scratch (float64, 1e-12 relative), and the proof's table against
@@ -83,7 +83,7 @@ def _gaussian_vs_free() -> CheckResult:
     return ok, "lambda=2, kappa=10, package vs from-scratch vs the proof's table: " + "; ".join(rows)
 
 
-@check("gaussian.finite_width_beta_law")
+@check("gaussian.finite_width_beta_law", kind="package", statements={'gaussian_typical_case.md': (2,)})
 def _gaussian_finite_width_beta() -> CheckResult:
     # B = X/(X+Y), X ~ χ²₁, Y ~ χ²_{d−1}, so P(B ≥ x) = P(F_{1,d−1} ≥ (d−1)x/(1−x)) = P(|t_{d−1}| ≥ ·):
     # an independent route through scipy.stats' Student t. Both are special-function values
@@ -107,7 +107,7 @@ def _gaussian_finite_width_beta() -> CheckResult:
                 "zero exactly where t > (lambda/kappa) sqrt d; the proof's table reproduced")
 
 
-@check("gaussian.finite_width_monte_carlo")
+@check("gaussian.finite_width_monte_carlo", kind="package", statements={'gaussian_typical_case.md': (2,)})
 def _gaussian_finite_width_monte_carlo() -> CheckResult:
     # norms.bhyt_argument (ε = 0) on n = 20000 Gaussian tokens: the per-token saturated fraction's
     # sample mean against the Beta-law value, within 4 standard errors (sample std / sqrt n).

@@ -44,7 +44,7 @@ def _z_scores(samples: torch.Tensor, expected: torch.Tensor, relative_model: flo
     return (mean - expected).abs() / (se + relative_model * expected.abs())
 
 
-@check("position.sum_squares_minimum")
+@check("position.sum_squares_minimum", kind="lemma")
 def _sum_squares() -> CheckResult:
     # S_t = Σ_j P_tj² ≥ 1/(t+1) for a causal row (Cauchy–Schwarz), equality iff uniform; the peaked
     # row's S_t in closed form (sympy) against trained_bounds.peaked_attention_sum_squares.
@@ -69,7 +69,7 @@ def _sum_squares() -> CheckResult:
                 f"Dirichlet causal rows: min S_t - 1/(t+1) = {min(gaps):.2e} > 0; uniform: {uniform_gap:.1e}")
 
 
-@check("position.unbiased_under_uniform_causal")
+@check("position.unbiased_under_uniform_causal", kind="package", statements={'position_estimator.md': (1, 2)})
 def _unbiased() -> CheckResult:
     # A real Block whose query and key weights are zero attends uniformly causally (equal logits), in
     # every head. For iid Gaussian tokens the measured batch-mean m(a_t) must equal the "position+tanh"
@@ -90,7 +90,7 @@ def _unbiased() -> CheckResult:
                 f"max |measured m(a_t) - position+tanh increment| = {float(z.max()):.2f} (se + model) over T = 16")
 
 
-@check("position.peaked_increment_ratio")
+@check("position.peaked_increment_ratio", kind="package", statements={'position_estimator.md': (1, 3, 4)})
 def _peaked() -> CheckResult:
     # Forced peaked rows, all heads, on the block's own value-output maps (a from-scratch attention):
     # the measured ratio (estimated increment)/m(a_t) must equal trained_bounds.increment_ratio times the

@@ -27,7 +27,7 @@ from .fixtures import adversarial_tokens
 from .registry import U64, CheckResult, check
 
 
-@check("trained.tanh_square_concave")
+@check("trained.tanh_square_concave", kind="lemma")
 def _concave() -> CheckResult:
     # f(s) = tanh²(√s): f'(s) = tanh(x) sech²(x)/x with x = √s; its x-derivative must be < 0 (sympy
     # expression evaluated with mpmath on a log grid), and f'' < 0 directly on the same grid.
@@ -45,7 +45,8 @@ def _concave() -> CheckResult:
                 f"max f'' = {worst_curvature:.2e} < 0, max d/dx of the slope = {worst_slope:.2e} < 0")
 
 
-@check("trained.output_bound_any_lambda")
+@check("trained.output_bound_any_lambda", kind="package",
+       statements={'trained_parameters.md': (1,), 'depth_growth_assessment.md': (5,)})
 def _output_bound() -> CheckResult:
     # rms(norms.bhyt(h)) ≤ trained_bounds.bhyt_output_rms_bound for λ of both signs and up to 3κ, random γ
     # (signs, peaks aligned with the tokens' mass), exact and estimated M; 8u relative slack for the
@@ -98,7 +99,7 @@ def _isometric_block(lam_in: float, lam_post: float, heads: int = 4, kv_heads: i
     return stack
 
 
-@check("trained.variance_constant_ceiling")
+@check("trained.variance_constant_ceiling", kind="package", statements={'trained_parameters.md': (3,)})
 def _ceiling() -> CheckResult:
     # c_attn (norms.attention_variance_constant via the block) ≤ trained_bounds.variance_constant_ceiling on
     # random weights (GQA and not, several scales); equality (to 1e-12) for the isometric construction.
@@ -116,7 +117,7 @@ def _ceiling() -> CheckResult:
     return ok, f"random weights: max c_attn / ceiling = {worst:.4f}; isometric heads: c_attn / ceiling = {attained:.15f}"
 
 
-@check("trained.mlp_threshold_sharp")
+@check("trained.mlp_threshold_sharp", kind="package", statements={'trained_parameters.md': (3,)})
 def _threshold() -> CheckResult:
     # On the isometric block (where the ceiling is attained) bounds.depth_bound's scale-free MLP
     # bound switches from the Cauchy–Schwarz ("non-saturating") to the saturated route exactly at
@@ -137,7 +138,7 @@ def _threshold() -> CheckResult:
     return ok, f"isometric block, T=16, d=32, head_dim=8: {listing}"
 
 
-@check("trained.stale_constant_on_real_stack")
+@check("trained.stale_constant_on_real_stack", kind="package", statements={'trained_parameters.md': (2,)})
 def _stale() -> CheckResult:
     # Weights moved after c_attn was computed: the increment M₂ − m₁ the real Block uses (probe) minus
     # the increment after a refresh equals trained_bounds.staleness_error (float64, 64u relative to M₂; the two
