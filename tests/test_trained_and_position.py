@@ -27,7 +27,7 @@ from bhyt_theory.experiments.staleness import (
     staleness_summary,
 )
 from bhyt_theory.numerics.model import Stack, StackConfig, build_block
-from bhyt_theory.numerics.norms import bhyt, mean_square, root_mean_square, value_output_maps
+from bhyt_theory.numerics.norms import bhyt, bhyt_argument, mean_square, root_mean_square, value_output_maps
 from bhyt_theory.theory.trained_bounds import (
     bhyt_output_rms_bound,
     increment_ratio,
@@ -170,3 +170,24 @@ def test_position_ratio_has_no_lower_bound_without_a_shared_pattern():
     # Predicted 0.01/(1.81·4)·a²/E tanh²(aZ) ≈ 0.0015; Monte Carlo error ~2 % of it.
     assert ratio < 0.01 < 1 / (t + 1)
     assert ratio == pytest.approx(0.01 / (1.81 * (t + 1)) * 1.078, rel=0.15)
+
+
+def test_dense_token_at_lambda_equal_kappa_t_is_not_saturated_when_eps_is_positive():
+    # Counterexample to "for |λ| ≥ κt the saturation bound is 1 and attained" at |λ| = κt with ε > 0:
+    # the dense token h = ±c has |z_i| = t sqrt(c²/(c²+ε)) < t, so none of its coordinates reach t;
+    # |λ| = κt sqrt(1 + ε/c²) (up to rounding, a hair above) saturates all of them.
+    kappa, t, c, eps = 10.0, 0.5, 1e-2, 1e-6
+    h = torch.tensor([[c, -c] * 32], dtype=torch.float64)
+    at_threshold = bhyt_argument(h, kappa * t, kappa, eps=eps)
+    assert float((at_threshold.abs() >= t).double().mean()) == 0.0
+    above = bhyt_argument(h, kappa * t * math.sqrt(1 + eps / c**2) * (1 + 1e-12), kappa, eps=eps)
+    assert float((above.abs() >= t).double().mean()) == 1.0
+    assert float((bhyt_argument(h, kappa * t, kappa, eps=0.0).abs() >= t * (1 - 1e-15)).double().mean()) == 1.0
+
+
+def test_mlp_threshold_is_a_thirteenth_to_a_thirty_eighth_of_the_paper_lambda():
+    # λ₂* = κ/sqrt(1 + T H) at γ = 1, |λ₁| ≤ κ, H d_h = d: 0.078 at κ = 10, T = 1024, H = 16, i.e.
+    # 1/12.8 of λ₂ = 1 and 1/38.4 of λ₂ = 3 — not "a hundredth".
+    threshold = float(mlp_scale_free_threshold(2.0, 10.0, 1024, 1024, 64))
+    assert threshold == pytest.approx(10.0 / math.sqrt(1 + 1024 * 16), rel=1e-12)
+    assert 12 < 1.0 / threshold < 13 and 38 < 3.0 / threshold < 39
