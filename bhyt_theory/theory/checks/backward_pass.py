@@ -99,7 +99,7 @@ def _rank_one() -> CheckResult:
         norms = rank_one_norm(block, h)
         signs.append(float(norms.min()))
         for t in range(h.shape[0]):
-            def through_m2(x, t=t):
+            def through_m2(x, t=t, block=block, first=first, second=second, h_after=h_after):
                 m2 = estimate_post_attention_mean_square(mean_square(x), block.c_attn, first.lam.detach(), first.kappa)
                 return second.gamma.detach() * torch.tanh(bhyt_argument(h_after[t], second.lam.detach(), second.kappa,
                                                                          m2, second.eps))
