@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 
 from bhyt_theory.numerics import gaussian
 from bhyt_theory.numerics.norms import EPS, KAPPA, bhyt, bhyt_argument, mean_square
-from bhyt_theory.theory.symbolic import post_attention_error_terms
 from bhyt_theory.theory import symbolic
 from bhyt_theory.theory.symbolic import (
     a,

@@ -109,22 +109,26 @@ def _gaussian_finite_width_beta() -> CheckResult:
 
 @check("gaussian.finite_width_monte_carlo", kind="package", statements={'gaussian_typical_case.md': (2,)})
 def _gaussian_finite_width_monte_carlo() -> CheckResult:
-    # norms.bhyt_argument (ε = 0) on n = 20000 Gaussian tokens: the per-token saturated fraction's
-    # sample mean against the Beta-law value, within 4 standard errors (sample std / sqrt n).
-    # Above (λ/κ)√d no coordinate of any token may reach t.
-    n, lam = 20_000, 3.0
+    # norms.bhyt_argument (ε = 0) on n Gaussian tokens: the per-token saturated fraction's sample mean
+    # against the Beta-law value, within 4 standard errors. Error model: the sample se (std / sqrt n), but
+    # never below the Poisson se sqrt(p/(n d)) of the count of saturated coordinates (rare events, nearly
+    # independent coordinates), so a tail of a few events cannot pass on a vanishing sample std. n = 2e5
+    # at d = 16 puts the smallest value (3e-5) at about 10 Poisson se. Above (λ/κ)√d no coordinate of any
+    # token may reach t.
+    lam = 3.0
     generator = torch.Generator().manual_seed(21)
     rows, ok = [], True
-    for d, thresholds in ((16, (0.3, 0.5, 1.0)), (64, (0.3, 0.5, 1.0))):
+    for d, n, thresholds in ((16, 200_000, (0.3, 0.5, 1.0)), (64, 50_000, (0.3, 0.5, 1.0))):
         h = torch.randn(n, d, generator=generator, dtype=torch.float64) * 0.02
         z = bhyt_argument(h, lam, KAPPA, eps=0.0)
         for t in thresholds:
             fractions = saturated_fraction(z, t)
-            mean, se = float(fractions.mean()), float(fractions.std()) / math.sqrt(n)
             predicted = float(gaussian_saturated_fraction_finite_width(lam, KAPPA, t, d))
+            mean = float(fractions.mean())
+            se = max(float(fractions.std()) / math.sqrt(n), math.sqrt(predicted / (n * d)))
             limit = float(gaussian_saturated_fraction(lam, KAPPA, t))
-            ok &= abs(mean - predicted) <= 4 * max(se, 1 / n)
-            rows.append(f"d={d}, t={t:g}: {mean:.4g} vs Beta {predicted:.4g} (erfc limit {limit:.4g})")
+            ok &= abs(mean - predicted) <= 4 * se
+            rows.append(f"d={d}, t={t:g}: {mean:.4g} vs Beta {predicted:.4g} +- {se:.1g} (erfc limit {limit:.4g})")
         impossible = lam / KAPPA * math.sqrt(d) * (1 + 1e-9)
         ok &= float(z.abs().max()) < impossible
     # The finite-d value approaches the erfc limit monotonically as d grows (t = 1, λ = 3).
