@@ -27,7 +27,13 @@ from bhyt_theory.experiments.staleness import (
     staleness_summary,
 )
 from bhyt_theory.numerics.model import Stack, StackConfig, build_block
-from bhyt_theory.numerics.norms import bhyt, bhyt_argument, mean_square, root_mean_square, value_output_maps
+from bhyt_theory.numerics.norms import (
+    bhyt,
+    bhyt_argument,
+    mean_square,
+    root_mean_square,
+    value_output_maps,
+)
 from bhyt_theory.theory.trained_bounds import (
     bhyt_output_rms_bound,
     increment_ratio,
@@ -191,3 +197,12 @@ def test_mlp_threshold_is_a_thirteenth_to_a_thirty_eighth_of_the_paper_lambda():
     threshold = float(mlp_scale_free_threshold(2.0, 10.0, 1024, 1024, 64))
     assert threshold == pytest.approx(10.0 / math.sqrt(1 + 1024 * 16), rel=1e-12)
     assert 12 < 1.0 / threshold < 13 and 38 < 3.0 / threshold < 39
+
+
+def test_stale_factor_range_at_rho_equal_one():
+    # ρ = |c_stale/c_fresh − 1|: at ρ = 1 (a constant twice, or 0 times, the fresh one) the upper end is
+    # unbounded; just below, 1/(1 − ρ) is finite and large.
+    assert stale_saturation_factor_range(2.0, 1.0) == (0.5, math.inf)
+    assert stale_saturation_factor_range(0.0, 1.0) == (0.5, math.inf)
+    low, high = stale_saturation_factor_range(1.999, 1.0)
+    assert low == pytest.approx(1 / 1.999) and high == pytest.approx(1 / 0.001, rel=1e-9)
