@@ -42,7 +42,12 @@ def _meta_files() -> list[Path]:
 
 def generate() -> None:
     """Write mutants/ (every mutant of the files in [tool.mutmut] only_mutate), running no test."""
-    from mutmut.__main__ import copy_also_copy_files, copy_src_dir, create_mutants, setup_source_paths
+    from mutmut.__main__ import (
+        copy_also_copy_files,
+        copy_src_dir,
+        create_mutants,
+        setup_source_paths,
+    )
 
     Path("mutants").mkdir(exist_ok=True)
     copy_src_dir()
