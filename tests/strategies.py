@@ -143,7 +143,7 @@ def truncations(data: bytes):
 # let a bad option through (so a missed check shows as a failure, not a hang).
 CLI_BASES = {
     "trace": ["--depth", "1", "--width", "8", "--heads", "2", "--seq-len", "4", "--batch", "1"],
-    "predict": ["--depth", "1", "--width", "8", "--heads", "2", "--seq-len", "4"],
+    "meanfield": ["--depth", "1", "--width", "8", "--heads", "2", "--seq-len", "4"],
     "sweep": ["--depth", "2", "--width", "8", "--heads", "2", "--seq-len", "4", "--seeds", "0", "--no-cache",
               "--no-progress"],
     "growth": ["--scheme", "rmsnorm", "--depth", "4", "--width", "8", "--heads", "2", "--seq-len", "4", "--seeds", "0",
@@ -162,9 +162,9 @@ CLI_BASES = {
     "position": ["--width", "8", "--heads", "2", "--seq-len", "4", "--peaks", "0.5", "--seeds", "0", "--batch", "2"],
     "decode": ["--dtypes", "float32", "--seeds", "0", "--steps", "1"],
 }
-CONFIG_COMMANDS = ("trace", "predict", "sweep", "growth", "variance", "jacobian", "gradients", "staleness", "position")
+CONFIG_COMMANDS = ("trace", "meanfield", "sweep", "growth", "variance", "jacobian", "gradients", "staleness", "position")
 SEEDED_COMMANDS = ("sweep", "growth", "variance", "jacobian", "gradients", "staleness", "position", "decode")
-INPUT_COMMANDS = ("trace", "predict", "sweep", "growth", "variance", "jacobian", "gradients", "staleness", "position")
+INPUT_COMMANDS = ("trace", "meanfield", "sweep", "growth", "variance", "jacobian", "gradients", "staleness", "position")
 SWEEP_COMMANDS = ("sweep", "growth")
 # option → (commands that take it, kind of value)
 CLI_OPTIONS = {
@@ -175,7 +175,7 @@ CLI_OPTIONS = {
     **{f"--{name}": (CONFIG_COMMANDS, "choice") for name in ("scheme", "estimator", "kappa-schedule", "dtype")},
     "--device": (CONFIG_COMMANDS + ("bench",), "device"),
     "--batch": (INPUT_COMMANDS, "size"),
-    "--length": (("trace", "predict", "sweep", "growth"), "size"),
+    "--length": (("trace", "meanfield", "sweep", "growth"), "size"),
     "--input-std": (INPUT_COMMANDS, "positive"),
     "--probes": (("jacobian", "gradients"), "size"),
     "--steps": (("decode",), "size"),
@@ -191,7 +191,7 @@ CLI_OPTIONS = {
     "--statistics": (("sweep",), "choice"),
     "--estimators": (("variance",), "choice"),
     "--schemes": (("jacobian", "gradients"), "choice"),
-    "--attention": (("predict",), "choice"),
+    "--attention": (("meanfield",), "choice"),
     "--grid-lams": (("variance",), "lam_pair"),
     "--layers": (("variance", "jacobian"), "layer"),
     "--positions": (("variance",), "position"),

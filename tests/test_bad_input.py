@@ -181,7 +181,7 @@ def test_invalid_option_is_one_line_on_stderr_and_exit_2_before_any_work(places,
     (["--heads", "4", "--kv-heads", "3"], "kv_heads"),
     (["--scheme", "rmsnorm", "--lam-final", "1"], "BHyT schemes only"),
 ])
-@pytest.mark.parametrize("command", ["trace", "sweep", "variance", "jacobian", "predict"])
+@pytest.mark.parametrize("command", ["trace", "sweep", "variance", "jacobian", "meanfield"])
 def test_inconsistent_configuration_is_one_line_and_exit_2(command, changes, message):
     code, out, err = run_cli([command, *CLI_BASES[command], *changes])
     assert (code, out, err.count("\n")) == (2, "", 1) and message in err, err
@@ -190,7 +190,7 @@ def test_inconsistent_configuration_is_one_line_and_exit_2(command, changes, mes
 def test_help_lists_the_allowed_values_of_every_choice_option():
     for command, names in {"trace": ("--scheme", "--estimator", "--kappa-schedule", "--dtype"),
                            "sweep": ("--statistics",), "variance": ("--estimators",),
-                           "jacobian": ("--schemes",), "predict": ("--attention",)}.items():
+                           "jacobian": ("--schemes",), "meanfield": ("--attention",)}.items():
         code, out, _ = run_cli([command, "--help"])
         assert code == 0
         flat = " ".join(out.split())

@@ -6,8 +6,10 @@ import json
 import pandas as pd
 import pytest
 
-from bhyt_theory.pipeline.claims import CLAIMS, RULES, VERDICTS, assess, evaluate
-from bhyt_theory.pipeline.studies import NOT_AVAILABLE, STUDIES, ResultsStore, StudyResult
+from bhyt_theory.cli.main import main
+from bhyt_theory.pipeline import claims as claims_module
+from bhyt_theory.pipeline.claims import CLAIMS, NOT_RUN, RULES, VERDICTS, assess, evaluate
+from bhyt_theory.pipeline.studies import NOT_AVAILABLE, STUDIES, ResultMissing, ResultsStore, StudyResult
 
 # (rule, measured on one side, the change that crosses a threshold, verdict before, verdict after)
 CROSSINGS = [
@@ -44,8 +46,13 @@ CROSSINGS = [
      {"dyt_fragility": 0.0}, "qualified", "refuted"),
     ("C7", {"loss_gap": 0.009, "loss_gap_se": 0.01}, {"loss_gap": 0.011}, "confirmed", "qualified"),
     ("C7", {"loss_gap": 0.019, "loss_gap_se": 0.01}, {"loss_gap": 0.021}, "qualified", "refuted"),
+    ("C7", {"loss_gap": 0.0, "loss_gap_se": 0.01, "bhyt_finished": 3, "rmsnorm_finished": 3},
+     {"loss_gap": float("nan"), "loss_gap_se": float("nan"), "bhyt_finished": 0}, "confirmed", "refuted"),
+    ("C7", {"loss_gap": float("nan"), "loss_gap_se": float("nan"), "bhyt_finished": 0, "rmsnorm_finished": 1},
+     {"rmsnorm_finished": 0}, "refuted", "qualified"),
     ("C8", {"mean_abs_ratio": 2.01}, {"mean_abs_ratio": 1.99}, "confirmed", "qualified"),
     ("C8", {"mean_abs_ratio": 1.01}, {"mean_abs_ratio": 0.99}, "qualified", "refuted"),
+    ("C8", {"mean_abs_ratio": 0.99}, {"mean_abs_ratio": float("nan")}, "refuted", "qualified"),
     ("C9", {"inexact_settings": 0, "settings": 6, "max_ulps": 0, "exact_list": "all", "greedy_changed_list": "none",
             "dtypes_without_exact_order": ""},
      {"inexact_settings": 1, "max_ulps": 2, "greedy_changed_list": "bfloat16/fused_scale"}, "confirmed", "qualified"),
@@ -96,25 +103,72 @@ def test_assess_applies_the_rule_to_the_measured_table():
     assert "−0.5" in moved.explanation or "-0.5" in moved.explanation
 
 
-def test_missing_experiment_gives_not_testable_with_the_reason():
+def test_a_study_without_a_result_gives_not_run_with_the_reason():
+    """No result is not a verdict: the claim is "not run", with the reason, and no rule is applied."""
     claim = next(c for c in CLAIMS if c.id == "C6")
     result = assess(claim, {"efficiency": StudyResult(STUDIES["efficiency"], unavailable=NOT_AVAILABLE)})
-    assert result.verdict == "not testable here"
+    assert result.verdict == NOT_RUN and NOT_RUN not in VERDICTS
     assert NOT_AVAILABLE in result.reason and result.measured == {}
 
 
+@pytest.mark.parametrize("drop, named", [("speedup_ci_low", "'speedup_ci_low'"), ("hardware", "'hardware'")])
+def test_a_missing_column_is_an_error_naming_the_study_and_the_column(drop, named):
+    """A renamed column must not turn into a verdict (it used to read "not testable here")."""
+    results = _fake_results(0.5)
+    timings = results["efficiency"].tables["efficiency_timings"].drop(columns=drop)
+    results["efficiency"].tables["efficiency_timings"] = timings
+    claim = next(c for c in CLAIMS if c.id == "C6")
+    with pytest.raises(ResultMissing, match=f"study 'efficiency', table 'efficiency_timings' has no column {named}"):
+        assess(claim, results)
+
+
+def test_a_missing_table_is_an_error_naming_the_study_and_the_table():
+    results = _fake_results(0.5)
+    results["efficiency"].tables.clear()
+    with pytest.raises(ResultMissing, match="study 'efficiency' has no table 'efficiency_timings'"):
+        assess(next(c for c in CLAIMS if c.id == "C6"), results)
+
+
 def test_evaluate_json_fields_from_stored_results(tmp_path, monkeypatch):
-    """evaluate on a results folder: C1–C9 present with the JSON fields; measured filled where testable."""
-    # Only the checks study is computed here; the others are reported as not computed.
+    """evaluate on a results folder: C1–C9 present with the JSON fields; measured filled where a result is."""
+    # Only the checks study is computed here; the others are "not run" (evaluate computes nothing by default).
     store = ResultsStore(tmp_path)
     store.get("checks", quick=True)
-    assessments = evaluate(store, compute_missing=False)
+    assessments = evaluate(store)
     records = json.loads(json.dumps([a.as_dict() for a in assessments]))
     assert [r["id"] for r in records[:9]] == [f"C{i}" for i in range(1, 10)]
     for record in records:
         assert {"id", "statement", "verdict", "measured", "expected", "rule", "command"} <= set(record)
-        assert record["verdict"] in VERDICTS
-        assert record["measured"] or record["verdict"] == "not testable here"
+        assert record["verdict"] in VERDICTS + (NOT_RUN,)
+        assert record["measured"] or record["verdict"] == NOT_RUN
+    assert all(r["verdict"] == NOT_RUN and "reproduce --only" in r["reason"] for r in records[:9])
     statements = [r for r in records if r["id"].startswith("proofs/")]
     assert statements and all(r["verdict"] == "confirmed" for r in statements)
 
+
+def test_claims_on_a_folder_without_results_is_one_line_and_exit_2(tmp_path, capsys):
+    """No results and no --compute: one line on stderr naming the command that computes them; nothing
+    is computed, no folder is created."""
+    folder = tmp_path / "absent"
+    assert main(["claims", "--results", str(folder)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and f"bhyt-theory reproduce --out {folder}" in lines[0]
+    assert not folder.exists()
+
+
+def test_claims_compute_says_what_and_how_long_before_computing(tmp_path, capsys, monkeypatch):
+    """--compute announces the studies it will run, their sizes and the rough time, then runs them."""
+    monkeypatch.setattr(claims_module, "CLAIM_STUDIES", ("decode",))
+    assert main(["claims", "--results", str(tmp_path), "--compute"]) == 0
+    captured = capsys.readouterr()
+    announced = captured.err.splitlines()[0]
+    assert announced.startswith(f"computing at quick sizes into {tmp_path}: decode ({STUDIES['decode'].sizes(True)})")
+    assert f"about {STUDIES['decode'].seconds[0]:.0f} s" in announced
+    assert (tmp_path / "decode.meta.json").exists()
+    c9 = next(line for line in captured.out.splitlines() if line.strip().startswith("C9"))
+    assert NOT_RUN not in c9
+    # a second call finds the result current: nothing to announce, and no --compute is needed
+    assert main(["claims", "--results", str(tmp_path)]) == 0
+    assert "computing" not in capsys.readouterr().err

@@ -13,13 +13,13 @@ from bhyt_theory.numerics.model import StackConfig  # noqa: E402
 
 TINY = StackConfig(depth=3, width=16, heads=2, seq_len=8)
 TABLES = {
-    "depth_trace": lambda: studies.depth_trace_tables(TINY, range(2), batch=1),
+    "trace": lambda: studies.trace_tables(TINY, range(2), batch=1),
     "growth": lambda: studies.growth_tables(TINY, range(2), batch=1),
     "meanfield": lambda: studies.meanfield_tables(TINY, range(2), batch=1),
     "variance": lambda: studies.variance_tables(TINY.replace(scheme="bhyt"), (0, 2), (0,), batch=1),
     "variance_decomposition": lambda: studies.variance_decomposition_tables(TINY.replace(scheme="bhyt"), (0, 2), (0,), 1),
     "jacobian": lambda: studies.jacobian_tables(TINY, (0,), probes=2),
-    "bounds": lambda: studies.STUDIES["bounds"].produce(True),
+    "bounds": lambda: studies.STUDIES["bounds"].produce(studies.STUDIES["bounds"].size(quick=True)),
     "efficiency": lambda: dict(zip(("efficiency_costs", "efficiency_timings"),
                                    efficiency_study(TINY.replace(depth=1), batch=1, rounds=2))),
 }
@@ -55,5 +55,5 @@ def test_every_scheme_has_a_style():
 
 
 def test_figure_without_path_is_returned_for_a_notebook():
-    figure = figures.figure_depth_trace(TABLES["depth_trace"]())
+    figure = figures.figure_trace(TABLES["trace"]())
     assert figure is not None and len(figure.axes) == 2

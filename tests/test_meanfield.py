@@ -7,6 +7,7 @@ import math
 from functools import lru_cache
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from hypothesis import given, settings
@@ -19,6 +20,7 @@ from bhyt_theory.numerics.gaussian import (
     gaussian_expectation,
     tanh_square_moment,
 )
+from bhyt_theory.experiments.meanfield import compare_with_monte_carlo, comparison_summary
 from bhyt_theory.numerics.inputs import InputSpec
 from bhyt_theory.numerics.model import SCHEMES, StackConfig
 from bhyt_theory.numerics.norms import EPS, attention_variance_constant
@@ -26,7 +28,6 @@ from bhyt_theory.theory.meanfield import (
     KERNEL_TOLERANCE,
     attention_matrix,
     attention_variance_constant_moments,
-    compare_with_monte_carlo,
     erf_kernel,
     gaussian_kernel,
     predict,
@@ -396,3 +397,21 @@ def test_per_position_comparison_averages_to_the_position_averaged_one():
     assert len(joined) > 0
     for column in ("mean_field", "monte_carlo"):
         assert np.allclose(joined[column], joined[f"{column}_regrouped"], rtol=1e-13, atol=0)
+
+
+def test_comparison_summary_reads_compare_with_monte_carlo_directly():
+    """The comparison carries its scheme, so its summary needs no extra column (it used to fail
+    with KeyError 'scheme'); one row per scheme, the last layer's MLP error and the worst error."""
+    small = StackConfig(depth=3, width=16, heads=2, seq_len=4)
+    tables = [compare_with_monte_carlo(small.replace(scheme=scheme), range(2), InputSpec(batch=1),
+                                       statistics=("mean_square", "rms")) for scheme in ("rmsnorm", "bhyt")]
+    assert comparison_summary(tables[0]).index.tolist() == ["rmsnorm"]
+    summary = comparison_summary(pd.concat(tables, ignore_index=True))
+    assert summary.index.tolist() == ["rmsnorm", "bhyt"]
+    for scheme, table in zip(("rmsnorm", "bhyt"), tables):
+        rows = table[table["statistic"] == "mean_square"]
+        last = rows[(rows["layer"] == small.depth - 1) & (rows["sublayer"] == "mlp")]["relative_error"].item()
+        assert summary.loc[scheme, "last_relative_error"] == last
+        assert abs(summary.loc[scheme, "worst_relative_error"]) == rows["relative_error"].abs().max()
+    with pytest.raises(ValueError, match="position-averaged"):
+        comparison_summary(compare_with_monte_carlo(small, range(2), InputSpec(batch=1), per_position=True))

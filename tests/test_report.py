@@ -8,7 +8,7 @@ import pytest
 
 from bhyt_theory.pipeline import report, studies
 
-FAST = ["depth_trace", "variance"]
+FAST = ["trace", "variance"]
 
 
 def test_quick_reproduce_writes_markdown_and_self_contained_html(tmp_path):
@@ -34,13 +34,13 @@ def test_quick_reproduce_writes_markdown_and_self_contained_html(tmp_path):
 def test_rerun_reuses_current_results_and_recomputes_missing_files(tmp_path, monkeypatch):
     report.reproduce(tmp_path, quick=True, only=FAST[:1], echo=lambda _: None)
 
-    def interrupted(quick, log):
+    def interrupted(sizes, log):
         raise KeyboardInterrupt("must not be recomputed")
 
-    study = studies.STUDIES["depth_trace"]
-    monkeypatch.setitem(studies.STUDIES, "depth_trace", dataclasses.replace(study, produce=interrupted))
+    study = studies.STUDIES["trace"]
+    monkeypatch.setitem(studies.STUDIES, "trace", dataclasses.replace(study, produce=interrupted))
     report.reproduce(tmp_path, quick=True, only=FAST[:1], echo=lambda _: None)  # reused: no exception
-    (tmp_path / "depth_trace.csv").unlink()  # a missing data file forces a recomputation
+    (tmp_path / "trace.csv").unlink()  # a missing data file forces a recomputation
     with pytest.raises(KeyboardInterrupt):
         report.reproduce(tmp_path, quick=True, only=FAST[:1], echo=lambda _: None)
 
@@ -68,7 +68,7 @@ def test_stored_result_is_stale_when_its_sizes_change(tmp_path, monkeypatch):
     assert store.stored("variance_decomposition") is not None
     study = studies.STUDIES["variance_decomposition"]
     monkeypatch.setitem(studies.STUDIES, "variance_decomposition",
-                        dataclasses.replace(study, sizes=lambda quick: "other sizes"))
+                        dataclasses.replace(study, quick={**study.quick, "seeds": study.quick["seeds"] + 1}))
     assert store.stored("variance_decomposition") is None
 
 
@@ -83,8 +83,87 @@ def test_a_study_is_keyed_by_the_sources_that_compute_it(tmp_path):
     assert studies.STUDIES["efficiency"].sources() != studies.STUDIES["bounds"].sources()
 
 
+@pytest.fixture(scope="module")
+def package_copy(tmp_path_factory):
+    """A copy of the package's sources to edit (each test compares keys before and after its own edits)."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("copy") / studies.PACKAGE.name
+    shutil.copytree(studies.PACKAGE, root, ignore=shutil.ignore_patterns("__pycache__"))
+    return root
+
+
+@pytest.mark.parametrize("name", sorted(studies.STUDIES))
+def test_editing_any_module_a_study_imports_changes_its_key(package_copy, name):
+    """The fingerprint follows the imports of the study's produce function transitively: appending a
+    comment to any file of the closure (the first, the last and a middle one) changes the key."""
+    root = package_copy
+    study = studies.STUDIES[name]
+    files = study.source_files(root)
+    for path in (files[0], files[len(files) // 2], files[-1]):
+        before = study.sources(root)
+        path.write_text(path.read_text() + "\n# edited\n")
+        assert study.sources(root) != before, path
+
+
+def test_a_module_only_the_training_study_imports_keys_it_and_no_other(package_copy):
+    """corpus.py is imported only by the training experiment (trainer, through study.py): editing it
+    invalidates the training study and leaves the depth trace current."""
+    root = package_copy
+    corpus = root / "experiments" / "training" / "corpus.py"
+    training, trace = studies.STUDIES["training"], studies.STUDIES["trace"]
+    before = training.sources(root), trace.sources(root)
+    corpus.write_text(corpus.read_text() + "\n# edited\n")
+    assert training.sources(root) != before[0]
+    assert trace.sources(root) == before[1]
+    assert corpus in training.source_files(root) and corpus not in trace.source_files(root)
+
+
+def test_the_closure_follows_relative_imports_through_packages():
+    """``from ..numerics import model`` inside experiments/x.py names bhyt_theory.numerics.model."""
+    source = "from ..numerics import model\nfrom .montecarlo import sweep\nimport numpy\n"
+    names = studies.imported_modules(source, "bhyt_theory.experiments")
+    assert {"bhyt_theory.numerics", "bhyt_theory.numerics.model", "bhyt_theory.experiments.montecarlo"} <= names
+    files = studies.module_closure(["bhyt_theory.experiments.growth"])
+    package = studies.PACKAGE
+    assert {package / "numerics" / "model.py", package / "theory" / "meanfield.py",
+            package / "experiments" / "__init__.py", package / "__init__.py"} <= set(files)
+
+
+def test_sizes_text_is_derived_from_the_sizes():
+    study = studies.STUDIES["jacobian"]
+    assert study.sizes(True) == ", ".join(studies.SIZE_TEXT[k](v) for k, v in study.quick.items())
+    assert "depth 8" in study.sizes(True) and "16 probes" in study.sizes(False)
+    for each in studies.STUDIES.values():  # every size has its text, quick and full
+        assert each.sizes(True) and each.sizes(False)
+
+
+def test_threads_are_recorded_per_study_and_restored_after_it(tmp_path, monkeypatch):
+    """A study that changes torch's threads (as the training study does) leaves the next one unchanged,
+    and its meta records what it started and ended with."""
+    import torch
+
+    study = studies.STUDIES["decode"]
+
+    def changes_threads(sizes, log):
+        torch.set_num_threads(1)
+        return study.produce(sizes, log)
+
+    monkeypatch.setitem(studies.STUDIES, "decode", dataclasses.replace(study, produce=changes_threads))
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        result = studies.ResultsStore(tmp_path).get("decode", quick=True)
+        assert torch.get_num_threads() == 2
+        assert result.meta["threads"] == 2 and result.meta["threads_at_end"] == 1
+        line = report.threads_line({"decode": result})
+        assert "2 torch threads (1 when it ended)" in line
+    finally:
+        torch.set_num_threads(previous)
+
+
 def test_checks_study_runs_with_autograd_and_every_check_passes(tmp_path):
     """The proof checks include autograd gradients: the store must not switch autograd off for them."""
     result = studies.ResultsStore(tmp_path).get("checks", quick=True)
-    failed = result.tables["checks"].query("not passed")
+    failed = result.table("checks", "passed").query("not passed")
     assert failed.empty, failed[["check", "message"]].to_string()

@@ -116,6 +116,10 @@ def validate_seeded_config(args: argparse.Namespace, **overrides) -> None:
     check_distinct("--seeds", args.seeds)
 
 
+CACHE_DIR = "results/cache"
+"""The command line's cache of Monte Carlo runs (the library takes its folder explicitly)."""
+
+
 def saved_runs(args: argparse.Namespace) -> str | None:
     return None if args.no_cache else f"the runs finished so far (in {args.cache_dir})"
 
@@ -135,8 +139,9 @@ def add_sweep_options(parser: argparse.ArgumentParser) -> None:
                         help=f"input scale, > 0 (zero inputs make every statistic 0; default {InputSpec().std})")
     parser.add_argument("--level", type=probability, default=0.95,
                         help="confidence level of the intervals, in (0, 1)")
-    parser.add_argument("--cache-dir", type=output_folder, default="results/cache")
-    parser.add_argument("--no-cache", action="store_true")
+    parser.add_argument("--cache-dir", type=output_folder, default=CACHE_DIR,
+                        help=f"folder of the cached runs, relative to the working directory (default {CACHE_DIR})")
+    parser.add_argument("--no-cache", action="store_true", help="compute every run, reading and writing no cache")
     parser.add_argument("--no-progress", action="store_true")
     add_backend_options(parser)
 

@@ -1,4 +1,4 @@
-"""The init-regime study commands: ``trace``, ``sweep``, ``growth``, ``predict``, ``variance``,
+"""The init-regime study commands: ``trace``, ``sweep``, ``growth``, ``meanfield``, ``variance``,
 ``jacobian``, ``efficiency`` and ``bench`` — Monte Carlo and mean field at initialisation,
 and what each normaliser costs. Each command reads its options, calls the library and
 renders the table it returns."""
@@ -246,12 +246,9 @@ def validate_growth(args: argparse.Namespace) -> None:
         raise ValueError(f"--first-layer {args.first_layer} leaves fewer than 3 layers to fit at depth {shallowest}")
 
 
-def cmd_predict(args: argparse.Namespace) -> int:
-    from ..theory.meanfield import (
-        compare_with_monte_carlo,
-        predict,
-        predict_per_position,
-    )
+def cmd_meanfield(args: argparse.Namespace) -> int:
+    from ..experiments.meanfield import compare_with_monte_carlo
+    from ..theory.meanfield import predict, predict_per_position
 
     config = config_from_arguments(args)
     if args.compare_seeds:
@@ -305,7 +302,7 @@ def register(commands) -> None:
     """Add the init-regime commands to ``commands`` (an argparse sub-parsers action)."""
     from ..experiments import jacobian as jacobian_experiment
     from ..experiments import variance as variance_experiment
-    from ..theory.meanfield import compare_with_monte_carlo
+    from ..experiments.meanfield import compare_with_monte_carlo
 
     trace = commands.add_parser(
         "trace", help="per-layer statistics of one stack on Gaussian inputs",
@@ -350,29 +347,32 @@ def register(commands) -> None:
     add_output_options(growth, "the fit table")
     growth.set_defaults(run=cmd_growth, validate=validate_growth, saved=saved_runs)
 
-    predict = commands.add_parser(
-        "predict", help="mean-field per-layer prediction at initialisation (no weights drawn)",
-        description="The token-Gram mean-field recursion (bhyt_theory.meanfield) for the stack given by the "
+    meanfield = commands.add_parser(
+        "meanfield", aliases=["predict"], help="mean-field per-layer prediction at initialisation (no weights drawn)",
+        description="The token-Gram mean-field recursion (bhyt_theory.theory.meanfield) for the stack given by the "
         "same options as `trace`: per-layer (position-averaged) mean square, tanh-argument statistics and, "
-        "for bhyt/bhytline, the estimate/exact ratio. --compare-seeds N also runs N Monte Carlo stacks.",
+        "for bhyt/bhytline, the estimate/exact ratio. --compare-seeds N also runs N Monte Carlo stacks "
+        "(bhyt_theory.experiments.meanfield). `predict` is another name for this command.",
     )
-    add_config_arguments(predict)
-    predict.add_argument("--input-std", type=positive_real, default=0.02, help="inputs iid N(0, input_std²)")
-    predict.add_argument("--length", type=size, default=None, help="input length T (default: seq_len)")
-    predict.add_argument("--attention", **one_of(ATTENTION_MODELS, "ATTENTION"), default="uniform_causal",
+    add_config_arguments(meanfield)
+    monte_carlo_inputs = library_default(compare_with_monte_carlo, "inputs")
+    meanfield.add_argument("--input-std", type=positive_real, default=monte_carlo_inputs.std,
+                           help="inputs iid N(0, input_std²)")
+    meanfield.add_argument("--length", type=size, default=None, help="input length T (default: seq_len)")
+    meanfield.add_argument("--attention", **one_of(ATTENTION_MODELS, "ATTENTION"), default="uniform_causal",
                          help="attention pattern of the mean field (softmax: causal softmax of Gaussian RoPE "
                          "queries/keys, needed where dσ² ≳ 0.4); " + choices_help(ATTENTION_MODELS))
-    predict.add_argument("--attention-samples", type=size, default=SOFTMAX_SAMPLES,
+    meanfield.add_argument("--attention-samples", type=size, default=SOFTMAX_SAMPLES,
                          help="query/key draws per layer of --attention softmax")
-    predict.add_argument("--statistics", nargs="+", **one_of(STATISTICS, "STATISTIC"), default=["mean_square"],
+    meanfield.add_argument("--statistics", nargs="+", **one_of(STATISTICS, "STATISTIC"), default=["mean_square"],
                          help="statistics --compare-seeds compares; " + choices_help(STATISTICS))
-    predict.add_argument("--per-position", action="store_true", help="one row per layer × sublayer × position")
-    predict.add_argument("--uncorrelated", action="store_true", help="drop token correlations (per-position recursion)")
-    predict.add_argument("--compare-seeds", type=index, default=0, help="Monte Carlo seeds to compare against (0: none)")
-    predict.add_argument("--batch", type=size, default=library_default(compare_with_monte_carlo, "inputs").batch,
+    meanfield.add_argument("--per-position", action="store_true", help="one row per layer × sublayer × position")
+    meanfield.add_argument("--uncorrelated", action="store_true", help="drop token correlations (per-position recursion)")
+    meanfield.add_argument("--compare-seeds", type=index, default=0, help="Monte Carlo seeds to compare against (0: none)")
+    meanfield.add_argument("--batch", type=size, default=monte_carlo_inputs.batch,
                          help="Monte Carlo batch per seed")
-    add_output_options(predict)
-    predict.set_defaults(run=cmd_predict, validate=validate_config)
+    add_output_options(meanfield)
+    meanfield.set_defaults(run=cmd_meanfield, validate=validate_config)
 
     variance = commands.add_parser(
         "variance", help="BHyT's M₂ estimate/exact ratio per estimator × layer × position (claim C5)",

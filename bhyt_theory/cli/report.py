@@ -27,18 +27,22 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 def cmd_claims(args: argparse.Namespace) -> int:
     import json
 
-    from ..pipeline.claims import claims_table, evaluate
-    from ..pipeline.studies import ResultsStore
+    from ..pipeline.claims import CLAIM_STUDIES, claims_table, compute_plan, evaluate
+    from ..pipeline.studies import STUDIES, ResultsStore
 
-    notes = []
-    store = ResultsStore(args.results, log=lambda message: (notes.append(message), print(message, file=sys.stderr)))
-    assessments = evaluate(store, quick=True, compute_missing=not args.no_compute)
-    computed = [n.removeprefix("running ") for n in notes if n.startswith("running ")]
+    store = ResultsStore(args.results, log=lambda message: print(message, file=sys.stderr))
+    pending, seconds = compute_plan(store, quick=True)
+    if not args.compute and len(pending) == len(CLAIM_STUDIES):
+        raise ValueError(f"no current results in {args.results}: compute them with `bhyt-theory reproduce --out "
+                         f"{args.results}` (or add --compute for quick sizes)")
+    if args.compute and pending:
+        print(f"computing at quick sizes into {args.results}: " + ", ".join(
+            f"{name} ({STUDIES[name].sizes(True)})" for name in pending) + f"; about {seconds:.0f} s on two cores",
+              file=sys.stderr)
+    assessments = evaluate(store, quick=True, compute_missing=args.compute)
     if args.json:
         print(json.dumps([a.as_dict() for a in assessments], indent=1, ensure_ascii=False))
         return 0
-    if computed:
-        print(f"computed now at quick sizes (no current result in {args.results}): {', '.join(computed)}")
     table = claims_table(assessments)
     print(table.drop(columns=["command"]).to_string(index=False, max_colwidth=90))
     print("\ncommands:")
@@ -61,12 +65,15 @@ def register(commands) -> None:
 
     claims = commands.add_parser(
         "claims", help="every claim C1–C9 and proof statement with its measured figures and computed verdict",
-        description="Read the latest results in --results (as `reproduce` writes them), compute at quick sizes "
-        "whatever is missing or stale (saying so), apply each claim's rule (bhyt_theory.pipeline.claims.RULES) and print "
-        "the verdicts; --json prints a list of objects (id, statement, verdict, reason, measured, expected, rule, "
+        description="Read the latest results in --results (as `reproduce --out` writes them), apply each claim's "
+        "rule (bhyt_theory.pipeline.claims.RULES) and print the verdicts; a claim whose study has no current result "
+        "there is 'not run', and a folder with no results at all is an error (exit 2) naming the command that "
+        "computes them. --compute first computes, at quick sizes, whatever is missing or stale, after saying what and "
+        "about how long. --json prints a list of objects (id, statement, verdict, reason, measured, expected, rule, "
         "command, explanation, …).",
     )
     claims.add_argument("--results", type=Path, default=Path("results"))
     claims.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    claims.add_argument("--no-compute", action="store_true", help="use stored results only")
+    claims.add_argument("--compute", action="store_true",
+                        help="compute missing or stale studies at quick sizes first (says which and how long)")
     claims.set_defaults(run=cmd_claims)

@@ -62,7 +62,6 @@ from ..numerics.probes import TRACE_COLUMNS, TraceProbe, position_average
 from . import executor
 from .atomic import write_atomically
 
-DEFAULT_CACHE_DIR = Path("results/cache")
 
 
 def source_fingerprint(*files: str | Path) -> str:
@@ -261,7 +260,8 @@ def run(
     config: StackConfig,
     seed: int,
     inputs: InputSpec = InputSpec(),
-    cache_dir: Path | str | None = DEFAULT_CACHE_DIR,
+    *,
+    cache_dir: Path | str | None,
     progress: bool = False,
     tag: str = CODE_TAG,
 ) -> pd.DataFrame:
@@ -275,7 +275,7 @@ def run(
         seeding rule of ``numerics.inputs``).
     inputs : InputSpec
         Batch, length (``None``: ``config.seq_len``) and scale of the input hidden states.
-    cache_dir : path or None
+    cache_dir : path or None, required
         Folder of cached runs; ``None`` computes without reading or writing. A
         cached file is verified before use (``read_cached``); one that fails is
         logged, set aside and recomputed.
@@ -346,7 +346,8 @@ def sweep(
     seeds: Iterable[int],
     inputs: InputSpec = InputSpec(),
     base: Mapping[str, object] | None = None,
-    cache_dir: Path | str | None = DEFAULT_CACHE_DIR,
+    *,
+    cache_dir: Path | str | None,
     progress: bool = True,
     on_run: Callable[[StackConfig, int, dict], None] | None = None,
     tag: str = CODE_TAG,
@@ -369,8 +370,10 @@ def sweep(
         (see ``run``).
     base : mapping, optional
         ``StackConfig`` field → value for the fields the grid does not vary.
-    cache_dir : path or None
+    cache_dir : path or None, required
         One verified Parquet file per finished run; ``None`` disables the cache.
+        Required, with no default: a relative default would follow the working
+        directory (the command line's ``--cache-dir`` defaults to ``results/cache``).
     progress : bool
         Progress bar over runs (and over layers of runs ≥ ``LAYER_BAR_MIN_DEPTH`` deep).
     on_run : callable, optional

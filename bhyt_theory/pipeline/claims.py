@@ -12,8 +12,11 @@ each confirmed when every check citing it passes.
 
 Verdicts: ``confirmed`` (the rule's confirming condition holds), ``refuted``
 (its refuting condition holds), ``qualified`` (neither: the claim holds in part or
-only within stated limits), ``not testable here`` (the experiment is not in
-this build or cannot address the claim on this hardware).
+only within stated limits), ``not testable here`` (the rule itself says the
+experiment cannot address the claim on this hardware: C6 timed on a CPU). A claim
+whose study has no result is ``not run`` (no rule applied; the reason names the
+command that computes it); a stored result that lacks a table or a column the rule
+reads raises ``ResultMissing`` naming the study and the column, never a verdict.
 """
 
 from __future__ import annotations
@@ -25,9 +28,11 @@ from typing import Callable, Mapping
 import numpy as np
 import pandas as pd
 
-from .studies import NOT_AVAILABLE, STUDIES, ResultsStore, StudyResult
+from .studies import STUDIES, ResultMissing, ResultsStore, StudyResult
 
 VERDICTS = ("confirmed", "refuted", "qualified", "not testable here")
+NOT_RUN = "not run"
+"""The status of a claim whose study has no result here (not a verdict: no rule was applied)."""
 PAPER = "Byun et al., arXiv 2601.09719"
 
 # Thresholds of the rules, fixed before measuring (each with its reason).
@@ -144,6 +149,10 @@ def _dyt_fast_but_fragile(m: Mapping) -> Verdict:
 
 def _quality_matches(m: Mapping) -> Verdict:
     gap, se = m["loss_gap"], m["loss_gap_se"]
+    if not math.isfinite(gap):
+        if m["bhyt_finished"] == 0 and m["rmsnorm_finished"] > 0:
+            return Verdict("refuted", f"every BHyT run diverged while {m['rmsnorm_finished']} RMSNorm runs finished")
+        return Verdict("qualified", "no RMSNorm run finished, so there is no loss to compare with")
     if gap <= se:
         return Verdict("confirmed", f"BHyT's eval loss is within one standard error of RMSNorm's or below (gap {gap:+.4f} ± {se:.4f})")
     if gap > 2 * se:
@@ -153,6 +162,8 @@ def _quality_matches(m: Mapping) -> Verdict:
 
 def _smaller_trained_activations(m: Mapping) -> Verdict:
     ratio = m["mean_abs_ratio"]
+    if not math.isfinite(ratio):
+        return Verdict("qualified", "no finished pair of BHyT and RMSNorm runs to compare last-layer magnitudes")
     if ratio >= ACTIVATION_RATIO_CONFIRM:
         return Verdict("confirmed", f"RMSNorm's last-layer mean |h| is ×{ratio:.2f} BHyT's (≥ {ACTIVATION_RATIO_CONFIRM})")
     if ratio <= 1:
@@ -199,9 +210,11 @@ RULES = {
                "both the block training step and the decode step; refuted if either CI lies below 0; qualified "
                "otherwise. Timed on a CPU: not testable here (figures reported)", _faster),
     "C7": Rule("confirmed if BHyT's mean eval loss exceeds RMSNorm's by at most one standard error of the "
-               "difference (or is lower); refuted if by more than two; qualified between", _quality_matches),
+               "difference (or is lower); refuted if by more than two, or if every BHyT run diverged while an "
+               "RMSNorm run finished; qualified between (or with no finished RMSNorm run)", _quality_matches),
     "C8": Rule(f"confirmed if RMSNorm's last-layer mean |h| after training is at least ×{ACTIVATION_RATIO_CONFIRM} "
-               "BHyT's; refuted if BHyT's is not smaller; qualified between", _smaller_trained_activations),
+               "BHyT's; refuted if BHyT's is not smaller; qualified between (or with no finished pair to compare)",
+               _smaller_trained_activations),
     "C9": Rule("confirmed if every dtype × order of operations tested gives bit-identical outputs and greedy "
                "tokens; refuted if, in some dtype, no order tested keeps greedy decoding identical; qualified "
                "otherwise (exact only in some orders of operations)", _decode_exact),
@@ -214,7 +227,8 @@ RULES = {
 
 def _growth_row(result: StudyResult, scheme: str, form: str = "power") -> tuple[pd.Series, pd.Series]:
     """The Monte Carlo fit of ``form`` for ``scheme`` and its best-fitting form."""
-    fits = result.tables["growth_fits"]
+    fits = result.table("growth_fits", "source", "scheme", "form", "best", "law", "slope", "slope_ci_low",
+                        "slope_ci_high", "rms_first", "rms_last")
     fits = fits[(fits["source"] == "monte carlo") & (fits["scheme"] == scheme)]
     return fits[fits["form"] == form].iloc[0], fits[fits["best"].astype(bool)].iloc[0]
 
@@ -222,7 +236,7 @@ def _growth_row(result: StudyResult, scheme: str, form: str = "power") -> tuple[
 def _measure_c1(results: Mapping[str, StudyResult]) -> dict:
     growth = results["growth"]
     power, best = _growth_row(growth, "rmsnorm")
-    depth = int(growth.tables["growth_rms"]["depth"].iloc[0])
+    depth = int(growth.table("growth_rms", "depth")["depth"].iloc[0])
     return {"exponent": power["slope"], "exponent_ci_low": power["slope_ci_low"], "exponent_ci_high": power["slope_ci_high"],
             "rms_first": power["rms_first"], "rms_last": power["rms_last"],
             "growth_factor": power["rms_last"] / power["rms_first"], "best_law": best["law"], "depth": depth}
@@ -240,10 +254,10 @@ def _measure_c4(results: Mapping[str, StudyResult]) -> dict:
 
 
 def _measure_c3(results: Mapping[str, StudyResult]) -> dict:
-    trace = results["depth_trace"].tables["depth_trace"]
+    trace = results["trace"].table("trace", "statistic", "scheme", "mean")
     saturation = trace[(trace["statistic"] == "saturated_fraction_1") & trace["scheme"].isin(["bhyt", "bhytstar"])]
     arg = trace[(trace["statistic"] == "arg_rms") & trace["scheme"].isin(["bhyt", "bhytstar"])]
-    bounds = results["bounds"].tables["bounds_tightness"]
+    bounds = results["bounds"].table("bounds_tightness", "bound", "ratio", "construction")
     saturation_bounds = bounds[bounds["bound"].astype(str).str.startswith("saturation")]
     return {"saturated_fraction": float(saturation["mean"].max()), "arg_rms_max": float(arg["mean"].max()),
             "bound_max_ratio": float(saturation_bounds["ratio"].max()),
@@ -251,7 +265,7 @@ def _measure_c3(results: Mapping[str, StudyResult]) -> dict:
 
 
 def _measure_c5(results: Mapping[str, StudyResult]) -> dict:
-    table = results["variance"].tables["variance_estimators"]
+    table = results["variance"].table("variance_estimators", "estimator", "ratio", "ratio_se", "layer", "position")
     reference = table[table["estimator"] == "reference"]
     error = (reference["ratio"] - 1).abs()
     worst = reference.loc[error.idxmax()]
@@ -265,7 +279,8 @@ def _measure_c5(results: Mapping[str, StudyResult]) -> dict:
 
 
 def _timing(results: Mapping[str, StudyResult], scheme: str, measurement: str) -> pd.Series:
-    table = results["efficiency"].tables["efficiency_timings"]
+    table = results["efficiency"].table("efficiency_timings", "scheme", "measurement", "speedup_percent",
+                                        "speedup_ci_low", "speedup_ci_high", "hardware", "device", "rounds", "width")
     return table[(table["scheme"] == scheme) & (table["measurement"] == measurement)].iloc[0]
 
 
@@ -280,7 +295,8 @@ def _measure_c6(results: Mapping[str, StudyResult]) -> dict:
 
 
 def _measure_c9(results: Mapping[str, StudyResult]) -> dict:
-    table = results["decode"].tables["decode_exactness"]
+    table = results["decode"].table("decode_exactness", "dtype", "order", "norm_fraction_differing",
+                                    "block_fraction_differing", "greedy_identical_fraction", "norm_max_ulps")
     exact = (table["norm_fraction_differing"] == 0) & (table["block_fraction_differing"] == 0) & (
         table["greedy_identical_fraction"] == 1)
     greedy_changed = table[table["greedy_identical_fraction"] < 1]
@@ -294,26 +310,38 @@ def _measure_c9(results: Mapping[str, StudyResult]) -> dict:
             "dtypes_without_exact_order": ", ".join(no_exact)}
 
 
-def _training_rows(results: Mapping[str, StudyResult]) -> pd.DataFrame:
-    return results["training"].tables["training_summary"].set_index("label")
+TRAINING_COLUMNS = ("label", "n_runs", "n_diverged", "eval_loss_mean", "eval_loss_sd", "mean_abs_baseline_ratio",
+                    "variance_baseline_ratio", "last_mean_abs", "growth_mean_abs")
+"""The columns of the training summary the claims read."""
 
 
-def _loss_gap(summary: pd.DataFrame, label: str, baseline: str = "rmsnorm") -> tuple[float, float]:
-    """Mean eval-loss difference ``label − baseline`` and its standard error (finished seeds)."""
+def _training_rows(results: Mapping[str, StudyResult], labels: tuple[str, ...] = ("bhyt", "rmsnorm", "dyt")) -> pd.DataFrame:
+    """The training summary by label, checked to hold the rows ``labels``."""
+    summary = results["training"].table("training_summary", *TRAINING_COLUMNS).set_index("label")
+    absent = [label for label in labels if label not in summary.index]
+    if absent:
+        raise ResultMissing(f"study 'training', table 'training_summary' has no row for label {absent[0]!r}")
+    return summary
+
+
+def _loss_gap(summary: pd.DataFrame, label: str, baseline: str = "rmsnorm") -> tuple[float, float, int, int]:
+    """Mean eval-loss difference ``label − baseline``, its standard error (finished seeds) and the
+    number of finished runs of each; the difference is NaN where either has no finished run."""
     rows = summary.loc[[label, baseline]]
-    finished = rows["n_runs"] - rows["n_diverged"]
+    finished = (rows["n_runs"] - rows["n_diverged"]).astype(int)
+    counts = int(finished[label]), int(finished[baseline])
     if (finished < 1).any() or rows["eval_loss_mean"].isna().any():
-        raise LookupError(f"no finished training run of {label} or {baseline}")
+        return math.nan, math.nan, *counts
     variance = (rows["eval_loss_sd"].fillna(0) ** 2 / finished).sum()
-    return float(rows.loc[label, "eval_loss_mean"] - rows.loc[baseline, "eval_loss_mean"]), math.sqrt(variance)
+    return float(rows.loc[label, "eval_loss_mean"] - rows.loc[baseline, "eval_loss_mean"]), math.sqrt(variance), *counts
 
 
 def _measure_c2(results: Mapping[str, StudyResult]) -> dict:
     timing = _timing(results, "dyt", "block forward+backward")
     summary = _training_rows(results)
     diverged = summary["n_diverged"] / summary["n_runs"]
-    gap, se = _loss_gap(summary, "dyt")
-    fragile = bool(diverged["dyt"] > diverged["rmsnorm"] or gap > 2 * se)
+    gap, se, _, _ = _loss_gap(summary, "dyt")
+    fragile = bool(diverged["dyt"] > diverged["rmsnorm"] or (math.isfinite(gap) and gap > 2 * se))
     text = (f"{int(summary.loc['dyt', 'n_diverged'])}/{int(summary.loc['dyt', 'n_runs'])} DyT runs diverged against "
             f"{int(summary.loc['rmsnorm', 'n_diverged'])}/{int(summary.loc['rmsnorm', 'n_runs'])} RMSNorm runs, and "
             f"DyT's eval loss minus RMSNorm's is {gap:+.4f} ± {se:.4f}")
@@ -324,15 +352,14 @@ def _measure_c2(results: Mapping[str, StudyResult]) -> dict:
 
 def _measure_c7(results: Mapping[str, StudyResult]) -> dict:
     summary = _training_rows(results)
-    gap, se = _loss_gap(summary, "bhyt")
+    gap, se, finished, baseline_finished = _loss_gap(summary, "bhyt")
     return {"loss_gap": gap, "loss_gap_se": se, "bhyt_eval_loss": summary.loc["bhyt", "eval_loss_mean"],
-            "rmsnorm_eval_loss": summary.loc["rmsnorm", "eval_loss_mean"]}
+            "rmsnorm_eval_loss": summary.loc["rmsnorm", "eval_loss_mean"], "bhyt_finished": finished,
+            "rmsnorm_finished": baseline_finished}
 
 
 def _measure_c8(results: Mapping[str, StudyResult]) -> dict:
     summary = _training_rows(results)
-    if "mean_abs_baseline_ratio" not in summary or pd.isna(summary.loc["bhyt", "mean_abs_baseline_ratio"]):
-        raise LookupError("the training summary has no last-layer magnitudes for bhyt and rmsnorm")
     return {"mean_abs_ratio": summary.loc["bhyt", "mean_abs_baseline_ratio"],
             "variance_ratio": summary.loc["bhyt", "variance_baseline_ratio"],
             "rmsnorm_mean_abs": summary.loc["rmsnorm", "last_mean_abs"],
@@ -377,7 +404,7 @@ CLAIMS: tuple[Claim, ...] = (
           {"dyt_eval_loss_374M": 3.299, "rmsnorm_eval_loss_374M": 3.216}),
     Claim("C3", "BHyT keeps tanh inputs in a non-saturating range by explicit, data-driven input bounding.",
           f"{PAPER}, §3 (method)", "tanh argument rms λ/κ whatever the input scale; no saturation",
-          ("depth_trace", "bounds"), "numerics.probes (saturated fractions), experiments.bounds.tightness_table",
+          ("trace", "bounds"), "numerics.probes (saturated fractions), experiments.bounds.tightness_table",
           RULES["C3"], _measure_c3,
           "Across every layer of the initialised bhyt and bhytstar stacks the largest fraction of tanh inputs with "
           "|z| ≥ 1 is {saturated_fraction:.3%} and the largest argument rms {arg_rms_max:.3f} (λ/κ = 0.2 before "
@@ -480,17 +507,11 @@ def assess(claim: Claim, results: Mapping[str, StudyResult]) -> Assessment:
                 rule=claim.rule.text, command=_commands(claim, results), experiment=claim.experiment,
                 paper_figures=claim.expected_figures)
     missing = [results[name].unavailable for name in claim.studies if name in results and results[name].unavailable]
-    missing += [f"{NOT_AVAILABLE} ({name})" for name in claim.studies if name not in results]
+    missing += [f"no result of study {name!r} was given" for name in claim.studies if name not in results]
     if missing:
         reason = missing[0]
-        return Assessment(**base, verdict="not testable here", reason=reason, measured={},
-                          explanation=f"Not testable here: {reason}.")
-    try:
-        measured = dict(claim.measure(results))
-    except LookupError as error:
-        reason = str(error).strip("'\"")
-        return Assessment(**base, verdict="not testable here", reason=reason, measured={},
-                          explanation=f"Not testable here: {reason}.")
+        return Assessment(**base, verdict=NOT_RUN, reason=reason, measured={}, explanation=f"Not run: {reason}.")
+    measured = dict(claim.measure(results))  # a missing table or column raises ResultMissing: never a verdict
     verdict = claim.rule.decide(measured)
     sizes = "; ".join(f"{name}: {results[name].meta.get('sizes', '')}" + (" (quick)" if results[name].quick else "")
                       for name in claim.studies)
@@ -505,7 +526,7 @@ def assess_statements(results: Mapping[str, StudyResult]) -> list[Assessment]:
     checks = results.get("checks")
     if checks is None or checks.unavailable:
         return []
-    table, proofs = checks.tables["checks"], checks.tables["proofs"]
+    table, proofs = checks.table("checks", "check", "proofs", "passed"), checks.table("proofs", "proof", "title")
     cited = table.assign(proofs=table["proofs"].fillna("").astype(str))
     out = []
     for proof in proofs.itertuples():
@@ -527,14 +548,22 @@ def assess_statements(results: Mapping[str, StudyResult]) -> list[Assessment]:
 CLAIM_STUDIES = tuple(dict.fromkeys(name for claim in CLAIMS for name in claim.studies if name in STUDIES)) + ("checks",)
 
 
-def evaluate(store: ResultsStore, quick: bool = True, compute_missing: bool = True) -> list[Assessment]:
+def evaluate(store: ResultsStore, quick: bool = True, compute_missing: bool = False) -> list[Assessment]:
     """Every claim C1–C9 and every proof statement, from ``store``'s latest results.
 
-    Studies with no current result are computed at quick sizes when
-    ``compute_missing`` (full-size results already stored are used as they are).
+    A claim whose study has no current result is ``not run``; with ``compute_missing``
+    such studies are computed first, at quick sizes when ``quick`` (full-size results
+    already stored are used as they are).
     """
     results = store.collect(CLAIM_STUDIES, quick=quick, compute_missing=compute_missing)
     return [assess(claim, results) for claim in CLAIMS] + assess_statements(results)
+
+
+def compute_plan(store: ResultsStore, quick: bool = True) -> tuple[list[str], float]:
+    """What ``evaluate(store, quick, compute_missing=True)`` would compute: the studies with no current
+    result and their rough wall time in seconds (``Study.seconds``)."""
+    pending = store.pending(CLAIM_STUDIES)
+    return pending, float(sum(STUDIES[name].seconds[0 if quick else 1] for name in pending))
 
 
 def claims_table(assessments: list[Assessment]) -> pd.DataFrame:

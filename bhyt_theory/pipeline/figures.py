@@ -63,9 +63,9 @@ def _legend_right(axis, **kwargs) -> None:
 
 # ---------------------------------------------------------------- depth trace
 
-def figure_depth_trace(tables: Tables, path: Path | None = None):
+def figure_trace(tables: Tables, path: Path | None = None):
     """rms of the residual stream per layer (left) and the tanh argument's rms (right), seed bands (95 % CI)."""
-    trace = tables["depth_trace"]
+    trace = tables["trace"]
     figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.4))
     handles = {}
     for axis, statistic, sublayer in ((left, "rms", "mlp"), (right, "arg_rms", "attn")):
@@ -88,8 +88,8 @@ def figure_depth_trace(tables: Tables, path: Path | None = None):
     return _save(figure, path)
 
 
-def table_depth_trace(tables: Tables) -> pd.DataFrame:
-    trace = tables["depth_trace"]
+def table_trace(tables: Tables) -> pd.DataFrame:
+    trace = tables["trace"]
     rms = trace[(trace["statistic"] == "rms") & (trace["sublayer"] == "mlp")]
     last = int(rms["layer"].max())
     picks = sorted({0, last // 2, last})
@@ -194,10 +194,10 @@ def figure_meanfield(tables: Tables, path: Path | None = None):
 
 
 def table_meanfield(tables: Tables) -> pd.DataFrame:
-    from ..theory.meanfield import comparison_summary
+    from ..experiments.meanfield import comparison_summary
 
     table = tables["meanfield_vs_montecarlo"]
-    summary = comparison_summary(table[table["statistic"] == "mean_square"])
+    summary = comparison_summary(table, "mean_square")
     return pd.DataFrame({
         "last layer MF/MC − 1": summary["last_relative_error"].map("{:+.2%}".format),
         "(MF − MC)/SE": summary["last_z"].map("{:+.1f}".format),
@@ -466,7 +466,7 @@ def table_training(tables: Tables) -> pd.DataFrame:
 
 
 VIEWS: dict[str, tuple[Callable[[Tables, Path], None] | None, Callable[[Tables], pd.DataFrame]]] = {
-    "depth_trace": (figure_depth_trace, table_depth_trace),
+    "trace": (figure_trace, table_trace),
     "growth": (figure_growth, table_growth),
     "meanfield": (figure_meanfield, table_meanfield),
     "variance": (figure_variance, table_variance),

@@ -81,14 +81,31 @@ def _html_table(table: pd.DataFrame, float_format: str = "{:.4g}") -> str:
     return table.to_html(index=False, border=0, classes="t", float_format=float_format.format, escape=True)
 
 
+def _threads(meta: dict) -> str:
+    """The torch threads a study started with, and those it ended with where it changed them."""
+    text = f"{meta.get('threads', '?')} torch threads"
+    return text + (f" ({meta['threads_at_end']} when it ended)" if "threads_at_end" in meta else "")
+
+
+def threads_line(results: dict[str, StudyResult]) -> str:
+    """The torch threads of every study shown, as one sentence (each study's own, from its provenance)."""
+    ran = {name: _threads(result.meta) for name, result in results.items() if not result.unavailable}
+    if not ran:
+        return "No study ran."
+    if len(set(ran.values())) == 1:
+        return f"Every study ran with {next(iter(ran.values()))}."
+    return "Torch threads per study: " + "; ".join(f"{name} {text}" for name, text in ran.items()) + "."
+
+
 def _provenance_line(meta: dict) -> str:
     return (f"{meta.get('package', '?')}, commit {meta.get('commit', '?')}, torch {meta.get('torch', '?')}, "
-            f"device {meta.get('device', '?')} ({meta.get('hardware', '?')}), {meta.get('threads', '?')} threads, "
+            f"device {meta.get('device', '?')} ({meta.get('hardware', '?')}), {_threads(meta)}, "
             f"{meta.get('date', '?')}, wall time {meta.get('wall_seconds', '?')} s, sizes: {meta.get('sizes', '?')}"
             + (" (quick)" if meta.get("quick") else ""))
 
 
-VERDICT_COLOURS = {"confirmed": "#d9f2d9", "refuted": "#f7d4d4", "qualified": "#fff2cc", "not testable here": "#e6e6e6"}
+VERDICT_COLOURS = {"confirmed": "#d9f2d9", "refuted": "#f7d4d4", "qualified": "#fff2cc", "not testable here": "#e6e6e6",
+                   "not run": "#e6e6e6"}
 
 
 def summary_table(assessments: Sequence[Assessment]) -> pd.DataFrame:
@@ -227,19 +244,21 @@ def reproduce(out_dir: Path, quick: bool = False, only: Sequence[str] | None = N
     wall = time.perf_counter() - started
     command = "bhyt-theory reproduce --out " + str(out_dir) + (" --quick" if quick else "") + (
         " --only " + " ".join(only) if only else "")
+    shown = {name: every[name] for name in STUDIES if name in results or not every[name].unavailable}
     meta = provenance()
+    threads = threads_line(shown)
     intro = [f"Produced by <code>{html.escape(command)}</code> in {wall:.0f} s "
              f"({meta['package']}, commit {meta['commit']}, torch {meta['torch']}, {html.escape(meta['hardware'])}, "
-             f"{meta['date']}).",
+             f"{meta['date']}). {html.escape(threads)}",
              "Verdicts are computed by the rules of <code>bhyt_theory.pipeline.claims</code> from the tables below; "
              "<code>bhyt-theory claims --results " + html.escape(str(out_dir)) + "</code> prints them again. "
              "Paper: Byun et al., arXiv 2601.09719."]
     header = ["# bhyt-theory report", "",
               f"Produced by `{command}` in {wall:.0f} s ({meta['package']}, commit {meta['commit']}, "
-              f"torch {meta['torch']}, {meta['hardware']}, {meta['date']}).", "",
+              f"torch {meta['torch']}, {meta['hardware']}, {meta['date']}). {threads}", "",
               f"Verdicts are computed by the rules of `bhyt_theory.pipeline.claims` from the tables below; "
               f"`bhyt-theory claims --results {out_dir}` prints them again. Paper: Byun et al., arXiv 2601.09719."]
-    shown = {name: every[name] for name in STUDIES if name in results or not every[name].unavailable}
+
     for name, result in shown.items():
         if name not in files["figures"] and not result.unavailable and VIEWS[name][0] is not None:
             path = out_dir / f"{name}.png"

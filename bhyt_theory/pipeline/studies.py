@@ -17,17 +17,22 @@ figures (``bhyt_theory.pipeline.figures``) draw, and ``report`` and ``claims`` r
 
 from __future__ import annotations
 
+import ast
 import contextlib
+import dataclasses
 import datetime
+import functools
 import importlib
+import inspect
 import json
 import platform
 import subprocess
+import textwrap
 import time
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import pandas as pd
 import torch
@@ -40,15 +45,13 @@ from ..numerics.model import SCHEMES, StackConfig
 
 NOT_AVAILABLE = "experiment not available in this build"
 PACKAGE = Path(__file__).resolve().parent.parent
-CORE_SOURCES = tuple(sorted(path for layer in ("numerics", "theory") for path in (PACKAGE / layer).rglob("*.py"))) + (
-    PACKAGE / "__init__.py",)
-"""Sources every study's numbers depend on: the numerics and theory layers."""
+CONFIG_FIELDS = frozenset(f.name for f in dataclasses.fields(StackConfig))
 
 
 TEX_SYMBOLS = {"$": "", "\\lambda": "λ", "\\kappa": "κ", "\\varepsilon": "ε", "\\sqrt": "√", "\\le": "≤",
                "\\gamma": "γ", "\\,": " "}
 """TeX in proof titles, shown as plain text in tables."""
-DEPTH_TRACE_STATISTICS = ("rms", "mean_abs", "variance", "arg_rms", "saturated_fraction_1")
+TRACE_STATISTICS = ("rms", "mean_abs", "variance", "arg_rms", "saturated_fraction_1")
 
 
 def optional(module: str, *names: str):
@@ -62,6 +65,13 @@ def optional(module: str, *names: str):
     if not all(hasattr(loaded, name) for name in names):
         return None
     return tuple(getattr(loaded, name) for name in names)
+
+
+def _top_level_imports() -> tuple[str, ...]:
+    """The modules this module imports at its top level (every study may use them)."""
+    tree = ast.parse(Path(__file__).read_text(encoding="utf-8"))
+    statements = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
+    return tuple(sorted(set().union(*(imported_modules(ast.unparse(node), __package__) for node in statements))))
 
 
 def git_commit() -> str:
@@ -87,10 +97,105 @@ def provenance(device: str = "cpu") -> dict:
     }
 
 
+SIZE_TEXT: dict[str, Callable[[object], str]] = {
+    "depth": "depth {}".format, "width": "width {}".format, "heads": "{} heads".format, "seq_len": "T {}".format,
+    "init_std": "init std {}".format, "layers": lambda layers: "layers " + ", ".join(map(str, layers)),
+    "seeds": lambda n: f"{n} seed" + ("s" if n != 1 else ""), "batch": "batch {}".format,
+    "probes": "{} probes".format, "rounds": "{} rounds".format, "preset": "preset {}".format,
+    "steps": "{} steps".format, "checks": "{} check".format,
+    "random_trials": lambda n: f"{n} random trial" + ("s" if n != 1 else ""),
+    "hill_climb_steps": "{} hill-climb steps".format,
+    "default_initialisation": lambda on: "and the default initialisation" if on else "search only",
+}
+"""How each size of a study reads in its description (``describe``)."""
+
+
+def describe(sizes: Mapping[str, object]) -> str:
+    """The text of a study's sizes, derived from them: ``{"depth": 8, "seeds": 2}`` → ``"depth 8, 2 seeds"``."""
+    return ", ".join(SIZE_TEXT[name](value) for name, value in sizes.items())
+
+
+def _resolve(name: str, level: int, module: str | None, package: str) -> str:
+    """The absolute module of an import statement found in ``package``."""
+    if not level:
+        return module or ""
+    base = package.rsplit(".", level - 1)[0] if level > 1 else package
+    return f"{base}.{module}" if module else base
+
+
+def module_file(module: str, root: Path = PACKAGE) -> Path | None:
+    """The source file of ``bhyt_theory`` module ``module`` under ``root`` (the package folder), or None."""
+    parts = module.split(".")
+    if parts[0] != root.name:
+        return None
+    path = root.joinpath(*parts[1:])
+    for candidate in (path.with_suffix(".py"), path / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def imported_modules(source: str, package: str) -> frozenset[str]:
+    """Every module an ``import`` in ``source`` (at any depth, functions included) names, resolved from
+    ``package``; ``from A import b`` names both ``A`` and ``A.b`` (one of them a module, perhaps both).
+    A call ``optional("A", …)`` names ``A`` too."""
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = _resolve(node.module or "", node.level, node.module, package)
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "optional"
+              and node.args and isinstance(node.args[0], ast.Constant)):
+            names.add(node.args[0].value)
+    return frozenset(names)
+
+
+def module_closure(modules: Iterable[str], root: Path = PACKAGE) -> list[Path]:
+    """The source files of ``modules`` and of every ``bhyt_theory`` module they import, transitively
+    (with the ``__init__.py`` of every package on the way), sorted. ``root``: the package folder."""
+    seen: set[Path] = set()
+    pending = list(modules)
+    while pending:
+        module = pending.pop()
+        parts = module.split(".")
+        for end in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__.py and a/b/__init__.py
+            path = module_file(".".join(parts[:end]), root)
+            if path is None or path in seen:
+                continue
+            seen.add(path)
+            package = ".".join(parts[:end]) if path.name == "__init__.py" else ".".join(parts[:end - 1])
+            pending.extend(imported_modules(path.read_text(encoding="utf-8"), package))
+    return sorted(seen)
+
+
+def _pipeline_imports(function: Callable, seen: set | None = None) -> set[str]:
+    """The modules ``function`` (defined in this module) imports, and those of the functions of this
+    module it calls, transitively; with this module's own imports of lower layers."""
+    seen = set() if seen is None else seen
+    if function in seen:
+        return set()
+    seen.add(function)
+    source = textwrap.dedent(inspect.getsource(function))
+    names = set(imported_modules(source, __package__))
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Name):
+            called = globals().get(node.id)
+            if inspect.isfunction(called) and called.__module__ == __name__:
+                names |= _pipeline_imports(called, seen)
+    return names
+
+
 @dataclass(frozen=True)
 class Study:
-    """One experiment: ``produce(quick, log)`` returns its tables by name (``log``: progress lines).
+    """One experiment: ``produce(sizes, log)`` returns its tables by name (``log``: progress lines).
 
+    ``quick`` and ``full``: the sizes (name → value) of its two runs, the only place they
+    are written; ``sizes(quick)`` is their text. ``seconds``: rough wall time of the
+    quick and the full run on two idle cores (what ``claims --compute`` announces).
     ``requires``: modules (with attributes) the experiment needs; absent ones make
     the study unavailable. ``claims``: the claim ids it serves.
     """
@@ -99,21 +204,40 @@ class Study:
     title: str
     claims: tuple[str, ...]
     produce: Callable[..., dict[str, pd.DataFrame]]
-    sizes: Callable[[bool], str]
+    quick: Mapping[str, object]
+    full: Mapping[str, object]
+    seconds: tuple[float, float]
     requires: tuple[tuple[str, tuple[str, ...]], ...] = ()
     subcommand: str = ""
-    modules: tuple[str, ...] = ()
     extra_sources: Callable[[], list[Path]] = list
     forward_only: bool = True
 
-    def sources(self) -> str:
-        """Fingerprint of what computes this study's tables: the numerics and theory layers, its
-        experiment ``modules`` (``bhyt_theory/experiments/<name>.py``) and any ``extra_sources``.
-        The top layer's wiring, rendering and judging (this module, ``claims``, ``figures``,
-        ``report``, ``cli``) can change without recomputing; a stored result is current when
-        this fingerprint and its sizes match."""
-        experiments = [PACKAGE / "experiments" / f"{module}.py" for module in self.modules]
-        return source_fingerprint(*CORE_SOURCES, *(p for p in experiments if p.exists()), *self.extra_sources())
+    def size(self, quick: bool) -> dict:
+        """The sizes of the quick or the full run, by name."""
+        return dict(self.quick if quick else self.full)
+
+    def sizes(self, quick: bool) -> str:
+        """The text of ``size(quick)`` (part of a stored result's key)."""
+        return describe(self.size(quick))
+
+    def modules(self) -> set[str]:
+        """The ``bhyt_theory`` modules ``produce`` imports (directly or through this module's helpers)."""
+        layers = {f"{PACKAGE.name}.{layer}" for layer in ("numerics", "theory", "experiments")}
+        return {name for name in _pipeline_imports(self.produce) | set(_top_level_imports())
+                if any(name == layer or name.startswith(layer + ".") for layer in layers)
+                and module_file(name) is not None} | {PACKAGE.name}
+
+    def source_files(self, root: Path = PACKAGE) -> list[Path]:
+        """Every source file this study's numbers depend on: the modules ``produce`` imports, and every
+        ``bhyt_theory`` module they import, transitively, under the package folder ``root``."""
+        return module_closure(sorted(self.modules()), root)
+
+    def sources(self, root: Path = PACKAGE) -> str:
+        """Fingerprint of what computes this study's tables (``source_files`` and ``extra_sources``).
+        The wiring, rendering and judging (this module, ``claims``, ``figures``, ``report``, ``cli``)
+        can change without recomputing; a stored result is current when this fingerprint and its
+        sizes match."""
+        return source_fingerprint(*self.source_files(root), *self.extra_sources())
 
     def missing(self) -> str | None:
         """None if the experiment is in this build, else the reason it is not."""
@@ -147,13 +271,13 @@ def _every_scheme(config: StackConfig, seeds: Sequence[int], batch: int, log: Lo
     return pd.concat(parts, ignore_index=True)
 
 
-def depth_trace_tables(config: StackConfig, seeds: Sequence[int], batch: int = 4,
+def trace_tables(config: StackConfig, seeds: Sequence[int], batch: int = 4,
                        log: Log = _quiet) -> dict[str, pd.DataFrame]:
-    """Every scheme at ``config``'s sizes: per layer × sublayer statistics (``DEPTH_TRACE_STATISTICS``)
+    """Every scheme at ``config``'s sizes: per layer × sublayer statistics (``TRACE_STATISTICS``)
     with 95 % intervals across seeds, inputs N(0, 0.02²)."""
     table = _every_scheme(config, seeds, batch, log)
-    summary = summarise(table, statistics=DEPTH_TRACE_STATISTICS)
-    return {"depth_trace": summary[["scheme", "layer", "sublayer", "statistic", "mean", "std", "n_seeds", "ci_low",
+    summary = summarise(table, statistics=TRACE_STATISTICS)
+    return {"trace": summary[["scheme", "layer", "sublayer", "statistic", "mean", "std", "n_seeds", "ci_low",
                                     "ci_high", "depth", "width", "seq_len"]]}
 
 
@@ -180,12 +304,12 @@ def growth_tables(config: StackConfig, seeds: Sequence[int], batch: int = 4,
 def meanfield_tables(config: StackConfig, seeds: Sequence[int], batch: int = 2,
                      log: Log = _quiet) -> dict[str, pd.DataFrame]:
     """Mean field vs Monte Carlo of the per-layer mean square, every scheme at ``config``'s sizes."""
-    from ..theory.meanfield import compare_with_monte_carlo
+    from ..experiments.meanfield import compare_with_monte_carlo
 
     parts = []
     for index, scheme in enumerate(SCHEMES, 1):
         parts.append(compare_with_monte_carlo(config.replace(scheme=scheme), list(seeds), InputSpec(batch=batch))
-                     .assign(scheme=scheme, depth=config.depth, width=config.width, seq_len=config.seq_len))
+                     .assign(depth=config.depth, width=config.width, seq_len=config.seq_len))
         log(f"  {scheme} ({index}/{len(SCHEMES)})")
     return {"meanfield_vs_montecarlo": pd.concat(parts, ignore_index=True)}
 
@@ -217,58 +341,47 @@ def jacobian_tables(config: StackConfig, seeds: Sequence[int], probes: int) -> d
     return {"jacobian": table.assign(depth=config.depth, width=config.width, seq_len=config.seq_len)}
 
 
-def _sized(quick: bool, small: dict, full: dict) -> StackConfig:
-    return StackConfig(heads=4, **(small if quick else full))
+def _config(sizes: Mapping[str, object], **fields) -> StackConfig:
+    """The ``StackConfig`` of a study's ``sizes`` (its ``StackConfig`` fields; others are the study's own)."""
+    return StackConfig(**{name: value for name, value in sizes.items() if name in CONFIG_FIELDS}, **fields)
 
 
-def _depth_trace(quick: bool, log: Log = _quiet) -> dict[str, pd.DataFrame]:
-    config = _sized(quick, dict(depth=8, width=64, seq_len=32), dict(depth=32, width=256, seq_len=128))
-    return depth_trace_tables(config, range(2 if quick else 4), log=log)
+def _trace(sizes: dict, log: Log = _quiet) -> dict[str, pd.DataFrame]:
+    return trace_tables(_config(sizes), range(sizes["seeds"]), batch=sizes["batch"], log=log)
 
 
-def _growth(quick: bool, log: Log = _quiet) -> dict[str, pd.DataFrame]:
-    from ..experiments.growth import DEFAULT_GROWTH
-
-    full = {k: v for k, v in DEFAULT_GROWTH.items() if k != "heads"}
-    config = _sized(quick, dict(full, depth=32, width=64, seq_len=16), full)
-    return growth_tables(config, [0, 1] if quick else [0, 1, 2], log=log)
+def _growth(sizes: dict, log: Log = _quiet) -> dict[str, pd.DataFrame]:
+    return growth_tables(_config(sizes), range(sizes["seeds"]), batch=sizes["batch"], log=log)
 
 
-def _meanfield(quick: bool, log: Log = _quiet) -> dict[str, pd.DataFrame]:
-    config = _sized(quick, dict(depth=8, width=64, seq_len=16), dict(depth=64, width=256, seq_len=64))
-    return meanfield_tables(config, range(2 if quick else 8), log=log)
+def _meanfield(sizes: dict, log: Log = _quiet) -> dict[str, pd.DataFrame]:
+    return meanfield_tables(_config(sizes), range(sizes["seeds"]), batch=sizes["batch"], log=log)
 
 
-def _variance_config(quick: bool) -> tuple[StackConfig, tuple[int, ...], tuple[int, ...]]:
-    config = _sized(quick, dict(scheme="bhyt", depth=17, width=64, seq_len=32),
-                    dict(scheme="bhyt", depth=65, width=256, seq_len=128))
-    layers = (0, 1, 4, 16) if quick else (0, 1, 4, 16, 64)
-    return config, layers, (0,) if quick else (0, 1, 2)
+def _variance(sizes: dict, log: Log = _quiet) -> dict[str, pd.DataFrame]:
+    return variance_tables(_config(sizes, scheme="bhyt"), sizes["layers"], range(sizes["seeds"]), sizes["batch"])
 
 
-def _variance(quick: bool, log: Log = _quiet) -> dict[str, pd.DataFrame]:
-    return variance_tables(*_variance_config(quick))
+def _variance_decomposition(sizes: dict, log: Log = _quiet) -> dict[str, pd.DataFrame]:
+    return variance_decomposition_tables(_config(sizes, scheme="bhyt"), sizes["layers"], range(sizes["seeds"]),
+                                         sizes["batch"])
 
 
-def _variance_decomposition(quick: bool, log: Log = _quiet) -> dict[str, pd.DataFrame]:
-    return variance_decomposition_tables(*_variance_config(quick))
+def _jacobian(sizes: dict, log: Log = _quiet) -> dict[str, pd.DataFrame]:
+    return jacobian_tables(_config(sizes), range(sizes["seeds"]), probes=sizes["probes"])
 
 
-def _jacobian(quick: bool, log: Log = _quiet) -> dict[str, pd.DataFrame]:
-    config = _sized(quick, dict(depth=8, width=64, seq_len=32), dict(depth=32, width=256, seq_len=128))
-    return jacobian_tables(config, (0,) if quick else (0, 1), probes=4 if quick else 16)
-
-
-def _bounds(quick: bool, log: Log = _quiet) -> dict[str, pd.DataFrame]:
+def _bounds(sizes: dict, log: Log = _quiet) -> dict[str, pd.DataFrame]:
     from ..experiments.bounds import search, tightest_ratios, tightness_table
 
-    if quick:  # the search only: the default-initialisation ratios need depth-32, width-256 stacks
-        table = tightest_ratios(search(seed=0, random_trials=1, hill_climb_steps=3))
+    trials, steps = sizes["random_trials"], sizes["hill_climb_steps"]
+    if not sizes["default_initialisation"]:  # the search only: the default-initialisation ratios need deep, wide stacks
+        table = tightest_ratios(search(seed=0, random_trials=trials, hill_climb_steps=steps))
         return {"bounds_tightness": table.assign(setting="search")}
-    return {"bounds_tightness": tightness_table(seed=0, random_trials=6, hill_climb_steps=40)}
+    return {"bounds_tightness": tightness_table(seed=0, random_trials=trials, hill_climb_steps=steps)}
 
 
-def _checks(quick: bool, log: Log = _quiet) -> dict[str, pd.DataFrame]:
+def _checks(sizes: dict, log: Log = _quiet) -> dict[str, pd.DataFrame]:
     from ..theory.checks import PROOFS_DIR, run_checks
     from ..theory.checks.registry import proof_sections
 
@@ -283,86 +396,108 @@ def _checks(quick: bool, log: Log = _quiet) -> dict[str, pd.DataFrame]:
     return {"checks": table, "proofs": pd.DataFrame(statements)}
 
 
-def _efficiency(quick: bool, log: Log = _quiet) -> dict[str, pd.DataFrame]:
-    from ..experiments.efficiency import (
-        DEFAULT_EFFICIENCY,
-        QUICK_EFFICIENCY,
-        efficiency_study,
-    )
+def _efficiency(sizes: dict, log: Log = _quiet) -> dict[str, pd.DataFrame]:
+    from ..experiments.efficiency import efficiency_study
 
-    config = QUICK_EFFICIENCY if quick else DEFAULT_EFFICIENCY
-    costs, timings = efficiency_study(config, rounds=4 if quick else 12)
+    config = _config(sizes, depth=1)
+    costs, timings = efficiency_study(config, batch=sizes["batch"], rounds=sizes["rounds"])
     timings = timings.assign(width=config.width, heads=config.heads, seq_len=config.seq_len)
     return {"efficiency_costs": costs, "efficiency_timings": timings}
 
 
-def _decode(quick: bool, log: Log = _quiet) -> dict[str, pd.DataFrame]:
+def _decode(sizes: dict, log: Log = _quiet) -> dict[str, pd.DataFrame]:
     (decode_exactness,) = optional("bhyt_theory.experiments.decode", "decode_exactness")
-    return {"decode_exactness": decode_exactness(seeds=(0,) if quick else (0, 1, 2))}
+    return {"decode_exactness": decode_exactness(seeds=tuple(range(sizes["seeds"])))}
 
 
-TRAINING_STEPS = 150
-"""Steps per run of the full-size training comparison (the ``default`` preset runs 300; half keeps
-``reproduce`` within its budget on two cores)."""
-
-
-def _training(quick: bool, log: Log = _quiet) -> dict[str, pd.DataFrame]:
+def _training(sizes: dict, log: Log = _quiet) -> dict[str, pd.DataFrame]:
     preset_config, comparison_configs, run_comparison = optional(
         "bhyt_theory.experiments.training.study", "preset_config", "comparison_configs", "run_comparison")
     import tempfile
 
-    base = preset_config("quick") if quick else preset_config("default", steps=TRAINING_STEPS)
-    workers = 1 if quick else min(2, torch.get_num_threads())  # one process per core, one thread each
+    base = preset_config(sizes["preset"], **({"steps": sizes["steps"]} if "steps" in sizes else {}))
+    # the full run: one process per core, one thread each; the quick one's runs are too short to spread
+    workers = 1 if sizes["preset"] == "quick" else min(2, torch.get_num_threads())
     with tempfile.TemporaryDirectory(prefix="bhyt-training-") as folder:
-        tables = run_comparison(comparison_configs(base, seeds=(0, 1) if quick else (0, 1, 2)), folder,
+        tables = run_comparison(comparison_configs(base, seeds=tuple(range(sizes["seeds"]))), folder,
                                 workers=workers, figures=False, progress=False, log=lambda message: log("  " + message))
     keep = ("runs", "log", "summary")
     return {f"training_{name}": table for name, table in tables.items() if name in keep}
 
 
-STUDIES: dict[str, Study] = {study.name: study for study in (
-    Study("depth_trace", "Depth trace of every scheme at initialisation", ("C1", "C3", "C4"), _depth_trace,
-          lambda q: "depth 8, width 64, T 32, 2 seeds" if q else "depth 32, width 256, T 128, 4 seeds",
-          subcommand="bhyt-theory sweep --scheme rmsnorm periln lns dyt derf bhyt bhytline bhytstar --depth 32 "
-          "--width 256 --heads 4 --seq-len 128 --seeds 0 1 2 3 --batch 4 --statistics rms arg_rms",
-          modules=("montecarlo",)),
-    Study("growth", "Growth laws with depth, Monte Carlo and mean field", ("C1", "C4"), _growth,
-          lambda q: "depth 32, width 64, T 16, 2 seeds" if q else "depth 256, width 256, T 64, 3 seeds",
-          subcommand="bhyt-theory growth --meanfield", modules=("montecarlo", "growth")),
-    Study("meanfield", "Mean field vs Monte Carlo", ("C1", "C4"), _meanfield,
-          lambda q: "depth 8, width 64, T 16, 2 seeds" if q else "depth 64, width 256, T 64, 8 seeds × batch 2",
-          subcommand="bhyt-theory predict --scheme rmsnorm --depth 64 --width 256 --seq-len 64 --compare-seeds 8"),
-    Study("variance", "Variance approximation: M₂ / m(h′) per estimator", ("C5",), _variance,
-          lambda q: "depth 17, width 64, T 32, 1 seed" if q else "depth 65, width 256, T 128, 3 seeds",
-          subcommand="bhyt-theory variance --width 256 --seq-len 128", modules=("variance",)),
-    Study("variance_decomposition", "Variance approximation: the error terms", ("C5",), _variance_decomposition,
-          lambda q: "depth 17, width 64, T 32, 1 seed" if q else "depth 65, width 256, T 128, 3 seeds",
-          subcommand="bhyt-theory variance --decomposition --width 256 --seq-len 128", modules=("variance",)),
-    Study("jacobian", "Identity-likeness of deep blocks (Jacobian deviation)", ("C4",), _jacobian,
-          lambda q: "depth 8, width 64, T 32, 1 seed, 4 probes" if q else "depth 32, width 256, T 128, 2 seeds, 16 probes",
-          subcommand="bhyt-theory jacobian --width 256 --seq-len 128", modules=("jacobian",)),
-    Study("bounds", "Bounds and their tightness", ("C3", "C4"), _bounds,
-          lambda q: "search only: 1 random trial, 3 hill-climb steps" if q
-          else "6 random trials, 40 hill-climb steps, and the default initialisation",
-          subcommand="bhyt-theory bounds", modules=("bounds",)),
-    Study("checks", "Proof checks", ("statements",), _checks, lambda q: "every registered check",
-          subcommand="bhyt-theory checks", extra_sources=lambda: sorted((PACKAGE.parent / "proofs").glob("*.md")),
-          forward_only=False),
-    Study("efficiency", "Efficiency: counted cost and measured time vs RMSNorm", ("C2", "C6"), _efficiency,
-          lambda q: "width 128, T 32, 4 rounds" if q else "width 512, 8 heads, T 128, batch 4, 12 rounds",
-          subcommand="bhyt-theory efficiency", modules=("efficiency", "montecarlo"), forward_only=False),
-    Study("training", "The trained regime: pretraining every scheme on CPU", ("C2", "C7", "C8"), _training,
-          lambda q: "preset quick, 2 seeds" if q else f"preset default with {TRAINING_STEPS} steps, 3 seeds",
-          requires=(("bhyt_theory.experiments.training.study", ("preset_config", "comparison_configs",
-                                                                 "run_comparison")),
-                    ("bhyt_theory.experiments.training.analysis", ("training_summary", "training_figures"))),
-          subcommand="bhyt-theory train", modules=("training/trainer", "training/study", "training/analysis", "training/corpus"),
-          forward_only=False),
-    Study("decode", "Decode-time precomputation: bit-exactness", ("C9",), _decode,
-          lambda q: "1 seed" if q else "3 seeds",
-          requires=(("bhyt_theory.experiments.decode", ("decode_exactness",)),), modules=("decode",),
-          forward_only=False),
-)}
+def _growth_sizes() -> dict:
+    from ..experiments.growth import DEFAULT_GROWTH
+
+    return {**DEFAULT_GROWTH, "seeds": 3, "batch": 4}
+
+
+def _efficiency_sizes(config: StackConfig, rounds: int) -> dict:
+    return {"width": config.width, "heads": config.heads, "seq_len": config.seq_len, "batch": 4, "rounds": rounds}
+
+
+_VARIANCE = ({"depth": 17, "width": 64, "heads": 4, "seq_len": 32, "layers": (0, 1, 4, 16), "seeds": 1, "batch": 4},
+             {"depth": 65, "width": 256, "heads": 4, "seq_len": 128, "layers": (0, 1, 4, 16, 64), "seeds": 3,
+              "batch": 4})
+TRAINING_STEPS = 150
+"""Steps per run of the full-size training comparison (the ``default`` preset runs 300; half keeps
+``reproduce`` within its budget on two cores)."""
+
+
+def _studies() -> tuple[Study, ...]:
+    from ..experiments.efficiency import DEFAULT_EFFICIENCY, QUICK_EFFICIENCY
+
+    growth = _growth_sizes()
+    return (
+        Study("trace", "Depth trace of every scheme at initialisation", ("C1", "C3", "C4"), _trace,
+              quick={"depth": 8, "width": 64, "heads": 4, "seq_len": 32, "seeds": 2, "batch": 4},
+              full={"depth": 32, "width": 256, "heads": 4, "seq_len": 128, "seeds": 4, "batch": 4}, seconds=(2, 20),
+              subcommand="bhyt-theory sweep --scheme rmsnorm periln lns dyt derf bhyt bhytline bhytstar --depth 32 "
+              "--width 256 --heads 4 --seq-len 128 --seeds 0 1 2 3 --batch 4 --statistics rms arg_rms"),
+        Study("growth", "Growth laws with depth, Monte Carlo and mean field", ("C1", "C4"), _growth,
+              quick={**growth, "depth": 32, "width": 64, "seq_len": 16, "seeds": 2}, full=growth, seconds=(5, 100),
+              subcommand="bhyt-theory growth --meanfield"),
+        Study("meanfield", "Mean field vs Monte Carlo", ("C1", "C4"), _meanfield,
+              quick={"depth": 8, "width": 64, "heads": 4, "seq_len": 16, "seeds": 2, "batch": 2},
+              full={"depth": 64, "width": 256, "heads": 4, "seq_len": 64, "seeds": 8, "batch": 2}, seconds=(2, 40),
+              subcommand="bhyt-theory meanfield --scheme rmsnorm --depth 64 --width 256 --seq-len 64 --compare-seeds 8"),
+        Study("variance", "Variance approximation: M₂ / m(h′) per estimator", ("C5",), _variance,
+              quick=_VARIANCE[0], full=_VARIANCE[1], seconds=(2, 25),
+              subcommand="bhyt-theory variance --width 256 --seq-len 128"),
+        Study("variance_decomposition", "Variance approximation: the error terms", ("C5",), _variance_decomposition,
+              quick=_VARIANCE[0], full=_VARIANCE[1], seconds=(1, 2),
+              subcommand="bhyt-theory variance --decomposition --width 256 --seq-len 128"),
+        Study("jacobian", "Identity-likeness of deep blocks (Jacobian deviation)", ("C4",), _jacobian,
+              quick={"depth": 8, "width": 64, "heads": 4, "seq_len": 32, "seeds": 1, "probes": 4},
+              full={"depth": 32, "width": 256, "heads": 4, "seq_len": 128, "seeds": 2, "probes": 16}, seconds=(2, 25),
+              subcommand="bhyt-theory jacobian --width 256 --seq-len 128"),
+        Study("bounds", "Bounds and their tightness", ("C3", "C4"), _bounds,
+              quick={"random_trials": 1, "hill_climb_steps": 3, "default_initialisation": False},
+              full={"random_trials": 6, "hill_climb_steps": 40, "default_initialisation": True}, seconds=(2, 20),
+              subcommand="bhyt-theory bounds"),
+        Study("checks", "Proof checks", ("statements",), _checks, quick={"checks": "every registered"},
+              full={"checks": "every registered"}, seconds=(10, 10), subcommand="bhyt-theory checks",
+              extra_sources=lambda: sorted((PACKAGE.parent / "proofs").glob("*.md")), forward_only=False),
+        Study("efficiency", "Efficiency: counted cost and measured time vs RMSNorm", ("C2", "C6"), _efficiency,
+              quick=_efficiency_sizes(QUICK_EFFICIENCY, 4), full=_efficiency_sizes(DEFAULT_EFFICIENCY, 12),
+              seconds=(1, 15), subcommand="bhyt-theory efficiency", forward_only=False),
+        Study("training", "The trained regime: pretraining every scheme on CPU", ("C2", "C7", "C8"), _training,
+              quick={"preset": "quick", "seeds": 2},
+              full={"preset": "default", "steps": TRAINING_STEPS, "seeds": 3}, seconds=(10, 120),
+              requires=(("bhyt_theory.experiments.training.study", ("preset_config", "comparison_configs",
+                                                                     "run_comparison")),
+                        ("bhyt_theory.experiments.training.analysis", ("training_summary", "training_figures"))),
+              subcommand="bhyt-theory train", forward_only=False),
+        Study("decode", "Decode-time precomputation: bit-exactness", ("C9",), _decode,
+              quick={"seeds": 1}, full={"seeds": 3}, seconds=(1, 3),
+              requires=(("bhyt_theory.experiments.decode", ("decode_exactness",)),), forward_only=False),
+    )
+
+
+STUDIES: dict[str, Study] = {study.name: study for study in _studies()}
+
+
+class ResultMissing(ValueError):
+    """A study's stored result lacks a table or a column that a claim or a figure reads."""
 
 
 @dataclass
@@ -377,6 +512,19 @@ class StudyResult:
     @property
     def quick(self) -> bool:
         return bool(self.meta.get("quick"))
+
+    def table(self, name: str, *columns: str) -> pd.DataFrame:
+        """Table ``name``, checked to hold ``columns``; ``ResultMissing`` naming the study, the table
+        and the column otherwise (a result written by other code, or a renamed column)."""
+        if name not in self.tables:
+            raise ResultMissing(f"study {self.study.name!r} has no table {name!r} (it has {sorted(self.tables)}); "
+                                f"recompute it with `{self.study.command(self.quick)}`")
+        table = self.tables[name]
+        absent = [column for column in columns if column not in table.columns]
+        if absent:
+            raise ResultMissing(f"study {self.study.name!r}, table {name!r} has no column {absent[0]!r}; recompute "
+                                f"it with `{self.study.command(self.quick)}`")
+        return table
 
 
 class ResultsStore:
@@ -419,11 +567,15 @@ class ResultsStore:
             return current
         self.folder.mkdir(parents=True, exist_ok=True)
         self.log(f"running {name} ({study.sizes(quick)})")
-        started = time.perf_counter()
+        started, threads = time.perf_counter(), torch.get_num_threads()
         # forward-only studies run without autograd's bookkeeping; the others (timed backward passes,
         # training, gradient checks) need it
-        with torch.no_grad() if study.forward_only else contextlib.nullcontext():
-            tables = study.produce(quick, self.log)
+        try:
+            with torch.no_grad() if study.forward_only else contextlib.nullcontext():
+                tables = study.produce(study.size(quick), self.log)
+            threads_after = torch.get_num_threads()
+        finally:  # a study may change torch's threads (the training study does); the next one starts as this one did
+            torch.set_num_threads(threads)
         seconds = time.perf_counter() - started
         files = {}
         for table_name, table in tables.items():
@@ -431,13 +583,16 @@ class ResultsStore:
             write_atomically(self.folder / files[table_name], partial(table.to_csv, index=False))
         meta = {"study": name, "quick": quick, "sizes": study.sizes(quick), "sources": study.sources(),
                 "wall_seconds": round(seconds, 1), "files": files, "command": study.command(quick),
-                **provenance(self.device)}
+                **provenance(self.device), "threads": threads}
+        if threads_after != threads:
+            meta["threads_at_end"] = threads_after
         write_atomically(self._meta_path(name), lambda temporary: temporary.write_text(json.dumps(meta, indent=1)))
         self.log(f"finished {name} in {seconds:.0f} s")
         return StudyResult(study, tables, meta)
 
     def collect(self, names: Sequence[str], quick: bool, compute_missing: bool = True) -> dict[str, StudyResult]:
-        """Every study of ``names``: stored if current, else computed (``compute_missing``) or left empty."""
+        """Every study of ``names``: stored if current, else computed (``compute_missing``) or left
+        unavailable with the command that computes it."""
         results = {}
         for name in names:
             study = STUDIES[name]
@@ -449,3 +604,7 @@ class ResultsStore:
                 results[name] = self.stored(name) or StudyResult(
                     study, unavailable=f"no current result in {self.folder} (run `{study.command(False)}`)")
         return results
+
+    def pending(self, names: Sequence[str]) -> list[str]:
+        """The studies of ``names`` with no current result here (those ``collect`` would compute)."""
+        return [name for name in names if not STUDIES[name].missing() and self.stored(name) is None]
