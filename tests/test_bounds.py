@@ -319,3 +319,18 @@ def test_thresholds_at_their_boundaries():
     assert gaussian_saturated_fraction_finite_width(-2.0, 10.0, edge * (1 - 1e-3), 16) > 0.0
     # A coordinate exactly at the threshold counts as saturated (|z_i| ≥ t).
     assert float(saturated_fraction(torch.tensor([[0.3, -0.3, 0.2999999]]), 0.3)) == pytest.approx(2 / 3)
+
+
+def test_gaussian_expectation_is_vectorised_over_the_variance():
+    # E X² = σ² and E X⁴ = 3σ⁴ for each variance separately (Gauss–Hermite is exact for polynomials).
+    values = gaussian.gaussian_expectation(lambda x: x**2, [1.0, 4.0, 0.25])
+    assert values.shape == (3,) and values == pytest.approx([1.0, 4.0, 0.25], rel=1e-13)
+    fourth = gaussian.gaussian_expectation(lambda x: x**4, [[2.0]])
+    assert fourth.shape == (1, 1) and float(fourth[0, 0]) == pytest.approx(12.0, rel=1e-13)
+
+
+def test_finite_width_law_refuses_a_zero_threshold_and_a_width_below_two():
+    with pytest.raises(ValueError, match="t must be > 0"):
+        gaussian_saturated_fraction_finite_width(2.0, 10.0, 0.0, 16)
+    with pytest.raises(ValueError, match="d must be ≥ 2"):
+        gaussian_saturated_fraction_finite_width(2.0, 10.0, 0.5, 1)

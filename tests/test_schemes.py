@@ -38,6 +38,13 @@ def test_a_row_that_estimates_m2_needs_a_bhyt_pre_norm():
         Scheme("groupnorm")
 
 
+@pytest.mark.parametrize("role", ["pre_norm", "post_norm", "final_norm"])
+def test_an_unknown_normaliser_is_refused_naming_its_role(role):
+    fields = {"pre_norm": "rmsnorm", role: "groupnorm"}
+    with pytest.raises(ValueError, match=f"^{role} 'groupnorm' is not one of"):
+        Scheme(**fields)
+
+
 @pytest.fixture
 def preln_layernorm(monkeypatch):
     """A copy of the table with one added row: Pre-LN with LayerNorm everywhere."""
