@@ -93,7 +93,7 @@ def main(argv: list[str]) -> int:
         for key, value in sorted(counts.items()):
             print(f"{key}: {value}")
         survivors = [name for name in sample() if codes[name] == 0]
-        print("survived:", *survivors, sep="\n  ")
+        print("survivors:", *survivors, sep="\n  ")
         return 0
     print(__doc__, file=sys.stderr)
     return 2

@@ -173,3 +173,23 @@ def test_mean_field_gradient_gram_of_two_tokens_is_hand_derived():
     assert gram[0] == pytest.approx(np.array(expected), rel=1e-12)
     growth = mean_field_gradient_growth(config, input_variance=0.01).mean_field_growth.to_numpy()
     assert growth[0] == pytest.approx(math.sqrt((2 + 1.5 * g) / 2), rel=1e-12)
+
+
+def test_block_jacobian_serves_bhytline_as_bhyt():
+    # bhytline computes bhyt's numbers (only the scheduling differs): same closed form, same Jacobian.
+    config = StackConfig(scheme="bhytline", depth=1, width=8, heads=2, seq_len=5, mlp_width=16, init_std=0.4,
+                         dtype="float64")
+    block = build_block(config, 0, 0)
+    twin = build_block(config.replace(scheme="bhyt"), 0, 0)
+    h = torch.randn(5, 8, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    assert torch.equal(bhyt_block_jacobian(block, h)["total"], bhyt_block_jacobian(twin, h)["total"])
+
+
+def test_backward_checks_run_on_distinct_gqa_heads():
+    # The GQA checks need several KV heads, each shared by two query heads, or a head-pairing bug
+    # (repeat for repeat_interleave) goes unseen.
+    from bhyt_theory.theory.checks.backward_pass import _block as check_block
+
+    block, _ = check_block(0)
+    assert (block.attn.heads, block.attn.kv_heads) == (4, 2) and block.scheme == "bhyt"
+    assert block.config.dtype == "float64"

@@ -334,3 +334,20 @@ def test_finite_width_law_refuses_a_zero_threshold_and_a_width_below_two():
         gaussian_saturated_fraction_finite_width(2.0, 10.0, 0.0, 16)
     with pytest.raises(ValueError, match="d must be ≥ 2"):
         gaussian_saturated_fraction_finite_width(2.0, 10.0, 0.5, 1)
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_bivariate_expectation_at_perfect_correlation_rounded_past_one(sign):
+    # ρ = cov/sqrt(vx vy) can round a hair past ±1 at perfect (anti-)correlation; the rule clips it, so
+    # E X·Y = ±sqrt(vx vy) instead of NaN from sqrt(1 − ρ²) < 0. Hermite is exact for this polynomial.
+    vx, vy = 2.0, 3.0
+    covariance = sign * math.sqrt(vx * vy) * (1 + 4e-16)
+    value = gaussian.bivariate_gaussian_expectation(lambda x: x, lambda y: y, vx, vy, covariance)
+    assert float(value) == pytest.approx(sign * math.sqrt(vx * vy), rel=1e-12)
+
+
+def test_erf_square_moment_returns_a_float_for_a_scalar_and_an_array_for_an_array():
+    assert isinstance(gaussian.erf_square_moment(0.5), float)
+    values = gaussian.erf_square_moment(np.array([0.5, 1.0]))
+    assert values.shape == (2,) and values == pytest.approx(
+        [2 / math.pi * math.asin(2 * a * a / (1 + 2 * a * a)) for a in (0.5, 1.0)], rel=1e-14)

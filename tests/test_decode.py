@@ -131,3 +131,9 @@ def test_float32_increment_can_move_by_more_than_two_unit_roundoffs():
         wide = precompute_decode_constants(1.0, lam, lam, 10.0, "float64_constants").increment
         worst = max(worst, abs(float(wide / matched) - 1) / u)
     assert 2.5 < worst <= 3.0
+
+
+@pytest.mark.parametrize("kappa", [0.0, -10.0])
+def test_precomputation_refuses_a_non_positive_kappa(kappa):
+    with pytest.raises(ValueError, match="kappa"):
+        precompute_decode_constants(0.5, 2.0, 1.0, kappa)

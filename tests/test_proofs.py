@@ -138,3 +138,12 @@ def test_checks_command_exits_1_when_a_check_fails(monkeypatch, capsys):
     assert "FAIL a.fails (unlabelled) [NOT REFERENCED]: bad" in out
     assert "FAIL a.crashes (unlabelled) [NOT REFERENCED]: raised RuntimeError: boom" in out
     assert "1/3 checks passed" in out
+
+
+def test_run_checks_lists_every_citing_proof(monkeypatch):
+    # A check cited by several proofs carries all of them, comma-separated (claims splits on ", ").
+    monkeypatch.setattr(registry, "CHECKS", {"depth.dyt_bound_is_saturated": lambda: (True, "ok")})
+    table = registry.run_checks(PROOFS)
+    cited = check_references(PROOFS)["depth.dyt_bound_is_saturated"]
+    assert len(cited) >= 2 and table.proofs.iloc[0] == ", ".join(cited)
+    assert table.kind.iloc[0] == "package"
