@@ -13,8 +13,8 @@ import pytest
 
 from bhyt_theory import cli
 from bhyt_theory.theory.checks import (
-    CHECKS,
     CHECK_KINDS,
+    CHECKS,
     COVERS,
     KINDS,
     PROOF_SECTIONS,
