@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import mpmath
 import numpy as np
 import pytest
 import torch
@@ -25,6 +26,7 @@ from bhyt_theory.theory.backward import (
     lambda_gradients,
     mean_field_gradient_gram,
     mean_field_gradient_growth,
+    norm_slope_squared,
     rank_one_norm,
 )
 
@@ -192,3 +194,22 @@ def test_backward_checks_run_on_distinct_gqa_heads():
     block, _ = check_block(0)
     assert (block.attn.heads, block.attn.kv_heads) == (4, 2) and block.scheme == "bhyt"
     assert block.config.dtype == "float64"
+
+
+def test_norm_slopes_of_bhytstar_and_dyt_against_quadrature():
+    # BHyT* (exact m₁) has bhyt's attention-side slope; DyT's is α² E sech⁴(α sqrt(m) Z), here by
+    # mpmath's adaptive quadrature (15 digits; the Hermite rule needs far more than 60 nodes here).
+    m = np.array([0.01, 0.5, 4.0])
+    bhyt = StackConfig(scheme="bhyt", width=16, heads=2)
+    np.testing.assert_allclose(norm_slope_squared(bhyt.replace(scheme="bhytstar"), 0, m),
+                               norm_slope_squared(bhyt, 0, m), rtol=1e-15)
+    dyt = bhyt.replace(scheme="dyt")
+    alpha = dyt.dyt_alpha
+
+    def expectation(scale: float) -> float:
+        density = 1 / mpmath.sqrt(2 * mpmath.pi)
+        return float(mpmath.quad(lambda z: mpmath.sech(scale * z) ** 4 * mpmath.exp(-z * z / 2) * density,
+                                 [-mpmath.inf, 0, mpmath.inf]))
+
+    expected = [alpha**2 * expectation(alpha * math.sqrt(v)) for v in m]
+    np.testing.assert_allclose(norm_slope_squared(dyt, 0, m), expected, rtol=1e-12)
