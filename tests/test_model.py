@@ -239,7 +239,7 @@ def test_final_norm_follows_the_scheme():
     # The last-layer BHyT* carries lam_final (not κ, not the default λ = 2) and the last layer's κ.
     config = StackConfig(scheme="bhyt", lam_final=3.5, kappa_schedule="decay", **SMALL)
     final = Stack(config).final_norm
-    assert float(final.lam) == 3.5 and final.kappa == config.kappa_at(config.depth - 1)
+    assert float(final.lam.detach()) == 3.5 and final.kappa == config.kappa_at(config.depth - 1)
 
 
 def test_kappa_schedule_sets_kappa_per_layer():
