@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import mpmath
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -23,7 +25,10 @@ from bhyt_theory.numerics.model import Stack, StackConfig, build_block
 from bhyt_theory.theory.backward import (
     bhyt_block_jacobian,
     lambda_gradients,
+    mean_field_gradient_gram,
     mean_field_gradient_growth,
+    norm_slope_squared,
+    rank_one_norm,
 )
 
 U64 = 2.0**-53
@@ -133,3 +138,80 @@ def test_mean_field_gradient_growth_of_one_token_and_one_layer_is_hand_derived()
     assert growth[0] == pytest.approx(math.sqrt(1 + 32 * 32 * 0.05**4 / (0.01 + 1e-6)), rel=1e-12)
     with pytest.raises(ValueError, match="periln"):
         mean_field_gradient_growth(config.replace(scheme="periln"))
+
+
+def test_rank_one_norm_is_a_norm_for_negative_lambda_post():
+    # Counterexample to the former rank_one_norm, which multiplied by s₂ = λ₂/(κ sqrt(M₂+ε)) and so
+    # returned a negative "spectral norm" for λ₂ < 0; it must equal the λ₂ > 0 value (|s₂| is all that
+    # changes) and the spectral norm of the explicit rank-one matrix D₂ s₂ h'_t h_tᵀ/(d(M₂+ε)).
+    negative, generator = _block(2.0, -0.7, seed=3)
+    positive, _ = _block(2.0, 0.7, seed=3)
+    h = torch.randn(5, 8, generator=generator, dtype=torch.float64) * 0.3
+    norms = rank_one_norm(negative, h)
+    assert bool((norms > 0).all())
+    torch.testing.assert_close(norms, rank_one_norm(positive, h), rtol=64 * U64, atol=0)  # same numbers, |s₂|
+    first, second = negative.norm_attn, negative.norm_mlp
+    with torch.no_grad():
+        after = h + negative.attn(first(h[None]))[0]
+        m1 = h.square().mean(-1)
+        m2 = m1 + negative.c_attn * (first.lam / first.kappa) ** 2
+        s2 = second.lam / (second.kappa * (m2 + second.eps).sqrt())
+        y = s2[:, None] * after
+        d2 = second.gamma / torch.cosh(y).square()
+    for t in range(5):
+        matrix = s2[t] * torch.outer(d2[t] * after[t], h[t]) / (8 * (m2[t] + second.eps))
+        # O(d) float64 operations on both sides: 64 d u relative.
+        assert float(norms[t]) == pytest.approx(float(torch.linalg.matrix_norm(matrix, ord=2)), rel=64 * 8 * U64)
+
+
+def test_mean_field_gradient_gram_of_two_tokens_is_hand_derived():
+    # T = 2, one layer, uniform causal P = [[1, 0], [1/2, 1/2]], K₁ = I: K₀ = I + g S PᵀP S with
+    # PᵀP = [[5/4, 1/4], [1/4, 1/4]] and S = diag(1/sqrt(v+ε)) (RMSNorm at the input, both tokens at
+    # variance v). PKPᵀ would give [[1, 1/2], [1/2, 1/2]] instead: the check separates them.
+    config = StackConfig(scheme="rmsnorm", depth=1, width=32, heads=2, seq_len=2, init_std=0.05)
+    gram = mean_field_gradient_gram(config, input_variance=0.01)
+    g = 32 * 32 * 0.05**4 / (0.01 + 1e-6)
+    expected = [[1 + 1.25 * g, 0.25 * g], [0.25 * g, 1 + 0.25 * g]]
+    assert gram[1].tolist() == [[1.0, 0.0], [0.0, 1.0]]
+    assert gram[0] == pytest.approx(np.array(expected), rel=1e-12)
+    growth = mean_field_gradient_growth(config, input_variance=0.01).mean_field_growth.to_numpy()
+    assert growth[0] == pytest.approx(math.sqrt((2 + 1.5 * g) / 2), rel=1e-12)
+
+
+def test_block_jacobian_serves_bhytline_as_bhyt():
+    # bhytline computes bhyt's numbers (only the scheduling differs): same closed form, same Jacobian.
+    config = StackConfig(scheme="bhytline", depth=1, width=8, heads=2, seq_len=5, mlp_width=16, init_std=0.4,
+                         dtype="float64")
+    block = build_block(config, 0, 0)
+    twin = build_block(config.replace(scheme="bhyt"), 0, 0)
+    h = torch.randn(5, 8, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    assert torch.equal(bhyt_block_jacobian(block, h)["total"], bhyt_block_jacobian(twin, h)["total"])
+
+
+def test_backward_checks_run_on_distinct_gqa_heads():
+    # The GQA checks need several KV heads, each shared by two query heads, or a head-pairing bug
+    # (repeat for repeat_interleave) goes unseen.
+    from bhyt_theory.theory.checks.backward_pass import _block as check_block
+
+    block, _ = check_block(0)
+    assert (block.attn.heads, block.attn.kv_heads) == (4, 2) and block.scheme == "bhyt"
+    assert block.config.dtype == "float64"
+
+
+def test_norm_slopes_of_bhytstar_and_dyt_against_quadrature():
+    # BHyT* (exact m₁) has bhyt's attention-side slope; DyT's is α² E sech⁴(α sqrt(m) Z), here by
+    # mpmath's adaptive quadrature (15 digits; the Hermite rule needs far more than 60 nodes here).
+    m = np.array([0.01, 0.5, 4.0])
+    bhyt = StackConfig(scheme="bhyt", width=16, heads=2)
+    np.testing.assert_allclose(norm_slope_squared(bhyt.replace(scheme="bhytstar"), 0, m),
+                               norm_slope_squared(bhyt, 0, m), rtol=1e-15)
+    dyt = bhyt.replace(scheme="dyt")
+    alpha = dyt.dyt_alpha
+
+    def expectation(scale: float) -> float:
+        density = 1 / mpmath.sqrt(2 * mpmath.pi)
+        return float(mpmath.quad(lambda z: mpmath.sech(scale * z) ** 4 * mpmath.exp(-z * z / 2) * density,
+                                 [-mpmath.inf, 0, mpmath.inf]))
+
+    expected = [alpha**2 * expectation(alpha * math.sqrt(v)) for v in m]
+    np.testing.assert_allclose(norm_slope_squared(dyt, 0, m), expected, rtol=1e-12)

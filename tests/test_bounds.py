@@ -26,11 +26,13 @@ from bhyt_theory.experiments.bounds import (
 from bhyt_theory.numerics import gaussian
 from bhyt_theory.numerics.model import Stack, StackConfig
 from bhyt_theory.numerics.norms import EPS, bhyt_argument
+from bhyt_theory.numerics.probes import saturated_fraction
 from bhyt_theory.theory import bounds
 from bhyt_theory.theory.bounds import (
     attention_gain,
     depth_bound,
     gaussian_saturated_fraction,
+    gaussian_saturated_fraction_finite_width,
     max_argument_bound,
     saturated_fraction_bound,
     swiglu_gain,
@@ -157,6 +159,33 @@ def test_depth_bound_terms_match_hand_derivation(scheme):
     assert table["bound"].to_numpy() == pytest.approx(total, rel=1e-12)
 
 
+# The same stack at γ₁ = γ₂ = (2, 1, 1, 0): max|γ| = 2 and rms γ = sqrt(6/4) differ, so a bound that
+# used one for the other fails. ū, v̄ per scheme (DyT: rms(|γ| + |β|) with β = 0):
+#   rmsnorm, lns: max|γ| = 2 → A = 12, F = 20 · 4 = 80;  dyt: rms γ = sqrt(1.5) → A = 6 sqrt(1.5), F = 30;
+#   bhytstar: ū = min(rms γ, max|γ| λ₁/κ) = min(1.2247, 0.4) = 0.4 → A = 2.4;
+#             v̄ = min(1.2247, 2 · 0.1) = 0.2 → F = 20 · 0.04 = 0.8.
+NON_UNIFORM_GAMMA = (2.0, 1.0, 1.0, 0.0)
+HAND_BOUNDS_GAMMA = {
+    "rmsnorm": (12.0, 80.0, 92.5),
+    "lns": (12.0, 80.0, 92.5),
+    "dyt": (6 * math.sqrt(1.5), 30.0, 0.5 + 6 * math.sqrt(1.5) + 30.0),
+    "bhytstar": (2.4, 0.8, 3.7),
+}
+
+
+@pytest.mark.parametrize("scheme", sorted(HAND_BOUNDS_GAMMA))
+def test_depth_bound_terms_match_hand_derivation_at_non_uniform_gamma(scheme):
+    stack = _hand_made_stack(scheme)
+    with torch.no_grad():
+        for norm in (stack.blocks[0].norm_attn, stack.blocks[0].norm_mlp):
+            norm.gamma.copy_(torch.tensor(NON_UNIFORM_GAMMA, dtype=torch.float64))
+    table = depth_bound(stack, _hand_input())
+    attention, mlp, total = HAND_BOUNDS_GAMMA[scheme]
+    assert table["attention_term"].to_numpy() == pytest.approx(attention, rel=1e-12)
+    assert table["mlp_term"].to_numpy() == pytest.approx(mlp, rel=1e-12)
+    assert table["bound"].to_numpy() == pytest.approx(total, rel=1e-12)
+
+
 def test_depth_bound_kinds_name_the_saturated_schemes():
     kinds = {s: set(depth_bound(_hand_made_stack(s), _hand_input())["attention_bound_kind"]) for s in ("dyt", "bhytstar", "rmsnorm")}
     assert kinds == {"dyt": {"saturated"}, "bhytstar": {"non-saturating"}, "rmsnorm": {"normalised"}}
@@ -277,3 +306,48 @@ def test_saturated_norm_bound_is_rms_of_gamma_plus_beta_and_is_attained(scheme):
     with torch.no_grad():
         attained = float(norm(x).square().mean(-1).sqrt().max())
     assert attained == pytest.approx(bound, rel=8 * d * 2.0**-53)
+
+
+def test_thresholds_at_their_boundaries():
+    # The saturation bound min(1, (λ/(κt))²) reaches 1 exactly at t = λ/κ and is below 1 just above it.
+    assert saturated_fraction_bound(2.0, 10.0, 0.2) == 1.0
+    assert saturated_fraction_bound(2.0, 10.0, 0.2 * (1 + 1e-9)) == pytest.approx((1 / (1 + 1e-9)) ** 2, rel=1e-15)
+    assert saturated_fraction_bound(2.0, 10.0, 0.4) == pytest.approx(0.25, rel=1e-15)
+    # The finite-width law is 0 from t = (|λ|/κ)√d on (no coordinate can exceed it), positive below.
+    edge = 0.2 * math.sqrt(16)
+    assert gaussian_saturated_fraction_finite_width(2.0, 10.0, edge, 16) == 0.0
+    assert gaussian_saturated_fraction_finite_width(-2.0, 10.0, edge * (1 - 1e-3), 16) > 0.0
+    # A coordinate exactly at the threshold counts as saturated (|z_i| ≥ t).
+    assert float(saturated_fraction(torch.tensor([[0.3, -0.3, 0.2999999]]), 0.3)) == pytest.approx(2 / 3)
+
+
+def test_gaussian_expectation_is_vectorised_over_the_variance():
+    # E X² = σ² and E X⁴ = 3σ⁴ for each variance separately (Gauss–Hermite is exact for polynomials).
+    values = gaussian.gaussian_expectation(lambda x: x**2, [1.0, 4.0, 0.25])
+    assert values.shape == (3,) and values == pytest.approx([1.0, 4.0, 0.25], rel=1e-13)
+    fourth = gaussian.gaussian_expectation(lambda x: x**4, [[2.0]])
+    assert fourth.shape == (1, 1) and float(fourth[0, 0]) == pytest.approx(12.0, rel=1e-13)
+
+
+def test_finite_width_law_refuses_a_zero_threshold_and_a_width_below_two():
+    with pytest.raises(ValueError, match="t must be > 0"):
+        gaussian_saturated_fraction_finite_width(2.0, 10.0, 0.0, 16)
+    with pytest.raises(ValueError, match="d must be ≥ 2"):
+        gaussian_saturated_fraction_finite_width(2.0, 10.0, 0.5, 1)
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_bivariate_expectation_at_perfect_correlation_rounded_past_one(sign):
+    # ρ = cov/sqrt(vx vy) can round a hair past ±1 at perfect (anti-)correlation; the rule clips it, so
+    # E X·Y = ±sqrt(vx vy) instead of NaN from sqrt(1 − ρ²) < 0. Hermite is exact for this polynomial.
+    vx, vy = 2.0, 3.0
+    covariance = sign * math.sqrt(vx * vy) * (1 + 4e-16)
+    value = gaussian.bivariate_gaussian_expectation(lambda x: x, lambda y: y, vx, vy, covariance)
+    assert float(value) == pytest.approx(sign * math.sqrt(vx * vy), rel=1e-12)
+
+
+def test_erf_square_moment_returns_a_float_for_a_scalar_and_an_array_for_an_array():
+    assert isinstance(gaussian.erf_square_moment(0.5), float)
+    values = gaussian.erf_square_moment(np.array([0.5, 1.0]))
+    assert values.shape == (2,) and values == pytest.approx(
+        [2 / math.pi * math.asin(2 * a * a / (1 + 2 * a * a)) for a in (0.5, 1.0)], rel=1e-14)

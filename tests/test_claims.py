@@ -125,6 +125,9 @@ STEPS = [
     ("C7", {"loss_gap": math.nan, "bhyt_finished": 0}, "rmsnorm_finished", 1, 0, "refuted", "qualified"),
     ("C8", {}, "mean_abs_ratio", 4.0, math.nan, "confirmed", "qualified"),
     ("statement", {"failed": 0, "failed_list": "none"}, "checks", 1, 0, "confirmed", "not testable here"),
+    # lemma checks alone never confirm a proof: one package check is the threshold
+    ("statement", {"checks": 3, "failed": 0, "failed_list": "none"}, "package", 1, 0, "confirmed",
+     "insufficient evidence"),
 ]
 
 

@@ -16,7 +16,10 @@ from bhyt_theory.experiments.decode import (
 from bhyt_theory.numerics.model import Stack, StackConfig
 from bhyt_theory.numerics.norms import (
     DECODE_ORDERS,
+    bhyt,
     bhyt_decode,
+    estimate_post_attention_mean_square,
+    mean_square,
     precompute_decode_constants,
 )
 
@@ -94,3 +97,43 @@ def test_bad_order_and_scheme_are_rejected():
     block = Stack(SMALL.replace(scheme="bhytstar"), seed=0).blocks[0]
     with pytest.raises(ValueError, match="scheme"):
         block_decode_forward(block, _states(SMALL), "matched")
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
+def test_matched_fast_path_is_bit_identical_for_python_float_lambda(dtype):
+    # Counterexample to the former precomputation: λ given as Python floats was rounded to
+    # float32, so with float64 data every one of the outputs differed from the unfused path
+    # (which divides the double λ by κ in float64). Same process: exact comparison is valid.
+    generator = torch.Generator().manual_seed(7)
+    h_in = torch.randn(3, 16, 64, generator=generator).to(dtype)
+    h_after = h_in + torch.randn(3, 16, 64, generator=generator).to(dtype)
+    m1, c_attn = mean_square(h_in), torch.tensor(0.37, dtype=torch.float64)
+    lam_in, lam_post, kappa = 2.3, -1.7, 7.3
+    unfused = bhyt(h_after, lam_post, kappa, None, estimate_post_attention_mean_square(m1, c_attn, lam_in, kappa))
+    fast = bhyt_decode(h_after, m1, precompute_decode_constants(c_attn, lam_in, lam_post, kappa))
+    assert torch.equal(fast, unfused)
+
+
+def test_python_float_lambda_gives_float64_constants():
+    constants = precompute_decode_constants(0.5, 2.3, -1.7, 7.3)
+    assert constants.ratio.dtype == torch.float64 and float(constants.ratio) == -1.7 / 7.3
+    assert float(constants.increment) == 0.5 * (2.3 / 7.3) ** 2
+
+
+def test_float32_increment_can_move_by_more_than_two_unit_roundoffs():
+    # Counterexample to "b changes by at most 2^-23 = 2u": fl(λ/κ) squared and rounded carries up
+    # to 3u; a search over float32 λ finds a relative change above 2.5u.
+    u = 2.0**-24
+    lams = torch.linspace(0.5, 4.0, 4001, dtype=torch.float32)
+    worst = 0.0
+    for lam in lams:
+        matched = precompute_decode_constants(1.0, lam, lam, 10.0, "matched").increment
+        wide = precompute_decode_constants(1.0, lam, lam, 10.0, "float64_constants").increment
+        worst = max(worst, abs(float(wide / matched) - 1) / u)
+    assert 2.5 < worst <= 3.0
+
+
+@pytest.mark.parametrize("kappa", [0.0, -10.0])
+def test_precomputation_refuses_a_non_positive_kappa(kappa):
+    with pytest.raises(ValueError, match="kappa"):
+        precompute_decode_constants(0.5, 2.0, 1.0, kappa)

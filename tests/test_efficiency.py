@@ -238,7 +238,8 @@ def test_timing_tables_have_one_row_per_scheme_and_round():
 
 
 @pytest.mark.parametrize("claim, measured", [
-    ("C2", {"dyt_speedup": 30.0, "dyt_speedup_ci_low": 20.0, "dyt_speedup_ci_high": 40.0, "dyt_fragility": 1.0}),
+    ("C2", {"dyt_speedup": 30.0, "dyt_speedup_ci_low": 20.0, "dyt_speedup_ci_high": 40.0, "dyt_loss_gap": 0.2,
+            "dyt_loss_gap_ci_low": 0.1, "dyt_loss_gap_ci_high": 0.3, "dyt_diverged": 0, "rmsnorm_diverged": 0}),
     ("C6", {"training_speedup": 30.0, "training_speedup_ci_low": 20.0, "training_speedup_ci_high": 40.0,
             "decode_speedup": 30.0, "decode_speedup_ci_low": 20.0, "decode_speedup_ci_high": 40.0, "hardware": "h"}),
 ])

@@ -415,3 +415,27 @@ def test_comparison_summary_reads_compare_with_monte_carlo_directly():
         assert abs(summary.loc[scheme, "worst_relative_error"]) == rows["relative_error"].abs().max()
     with pytest.raises(ValueError, match="position-averaged"):
         comparison_summary(compare_with_monte_carlo(small, range(2), InputSpec(batch=1), per_position=True))
+
+
+def test_bhyt_with_the_exact_estimator_has_bhytstar_mean_field():
+    # Fed M₂ = m(h') (estimator "exact"), bhyt's second norm is BHyT*'s: the mean fields coincide.
+    config = StackConfig(scheme="bhyt", depth=3, width=64, heads=2, seq_len=8, estimator="exact", init_std=0.2)
+    ours = predict_per_position(config, input_variance=0.3**2)
+    star = predict_per_position(config.replace(scheme="bhytstar", estimator="reference"), input_variance=0.3**2)
+    np.testing.assert_allclose(ours["mean_square"], star["mean_square"], rtol=1e-12)
+    reference = predict_per_position(config.replace(estimator="reference"), input_variance=0.3**2)
+    assert not np.allclose(reference["mean_square"], star["mean_square"], rtol=1e-6)
+
+
+def test_per_position_rows_alternate_attention_and_mlp():
+    table = predict_per_position(StackConfig(scheme="rmsnorm", depth=2, width=32, heads=2, seq_len=4))
+    first_token = table[table.position == 0]
+    assert first_token.sublayer.tolist() == ["attn", "mlp", "attn", "mlp"]
+    assert first_token.layer.tolist() == [0, 0, 1, 1]
+
+
+def test_attention_matrix_accepts_a_row_stochastic_matrix_of_the_right_shape_only():
+    matrix = np.array([[1.0, 0.0], [0.25, 0.75]])
+    np.testing.assert_array_equal(attention_matrix(2, matrix), matrix)
+    with pytest.raises(ValueError, match="shape"):
+        attention_matrix(3, matrix)

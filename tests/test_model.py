@@ -260,6 +260,10 @@ def test_final_norm_follows_the_scheme():
     assert isinstance(Stack(StackConfig(scheme="dyt", **SMALL)).final_norm, DyT)
     assert isinstance(Stack(StackConfig(scheme="bhyt", **SMALL)).final_norm, RMSNorm)
     assert isinstance(Stack(StackConfig(scheme="bhyt", lam_final=2.0, **SMALL)).final_norm, BHyT)
+    # The last-layer BHyT* carries lam_final (not κ, not the default λ = 2) and the last layer's κ.
+    config = StackConfig(scheme="bhyt", lam_final=3.5, kappa_schedule="decay", **SMALL)
+    final = Stack(config).final_norm
+    assert float(final.lam.detach()) == 3.5 and final.kappa == config.kappa_at(config.depth - 1)
 
 
 def test_kappa_schedule_sets_kappa_per_layer():

@@ -26,6 +26,7 @@ from bhyt_theory.numerics.norms import (
     BHyT,
     Derf,
     DyT,
+    LayerNorm,
     RMSNorm,
     attention_variance_constant,
     bhyt,
@@ -49,6 +50,18 @@ REL = 32 * U32  # relative error allowance of the computed argument z (module do
 def test_rms_norm_of_three_four_is_h_over_root_twelve_and_a_half():
     expected = [3 / math.sqrt(12.5 + EPS), 4 / math.sqrt(12.5 + EPS)]
     assert rms_norm(torch.tensor([3.0, 4.0], dtype=torch.float64)).tolist() == pytest.approx(expected, rel=1e-15)
+
+
+def test_layer_norm_module_applies_its_gamma_and_beta_and_refuses_negative_eps():
+    module = LayerNorm(3).double()
+    with torch.no_grad():
+        module.gamma.copy_(torch.tensor([1.0, -2.0, 3.0]))
+        module.beta.copy_(torch.tensor([0.5, 0.0, -0.5]))
+    h = torch.tensor([1.0, 2.0, 4.0], dtype=torch.float64)
+    assert torch.equal(module(h), layer_norm(h, module.gamma, module.beta, module.eps))
+    assert not torch.equal(module(h), layer_norm(h, None, module.beta, module.eps))
+    with pytest.raises(ValueError, match="eps"):
+        layer_norm(h, eps=-1e-6)
 
 
 def test_layer_norm_centres_then_divides_by_root_biased_variance():

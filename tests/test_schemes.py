@@ -39,6 +39,13 @@ def test_a_row_that_estimates_m2_needs_a_bhyt_pre_norm():
         Scheme("groupnorm")
 
 
+@pytest.mark.parametrize("role", ["pre_norm", "post_norm", "final_norm"])
+def test_an_unknown_normaliser_is_refused_naming_its_role(role):
+    fields = {"pre_norm": "rmsnorm", role: "groupnorm"}
+    with pytest.raises(ValueError, match=f"^{role} 'groupnorm' is not one of"):
+        Scheme(**fields)
+
+
 @pytest.fixture
 def preln_layernorm(monkeypatch):
     """A copy of the table with one added row: Pre-LN with LayerNorm everywhere."""
@@ -130,3 +137,48 @@ def test_a_row_added_at_run_time_with_a_learnable_estimator_builds_runs_and_trai
     assert torch.isfinite(loss) and before
     moved = [name for name, p in model.named_parameters() if name in before and not torch.equal(p, before[name])]
     assert moved, "the learnable estimator's scalars receive gradients and move"
+
+
+@pytest.mark.parametrize("name", list(SCHEME_TABLE))
+def test_every_field_of_every_row_reaches_the_model(name):
+    # Each field of each row (read from the table at test time) against what a built stack does:
+    # the pre-norm's module type, the output norm (or none), the divisor at three layers, the final
+    # norm, and whether the MLP-side norm reads the c_attn buffer (estimates_m2).
+    row = SCHEME_TABLE[name]
+    config = StackConfig(scheme=name, depth=3, width=16, heads=2, seq_len=8, init_std=0.2, dtype="float64")
+    stack = Stack(config, seed=0)
+    pre_type = type(NORMALISERS[row.pre_norm].build(config, 2.0, 0))
+    for layer, block in enumerate(stack.blocks):
+        assert type(block.norm_attn) is pre_type and type(block.norm_mlp) is pre_type
+        if row.post_norm is None:
+            assert isinstance(block.norm_attn_out, torch.nn.Identity)
+        else:
+            assert type(block.norm_attn_out) is type(NORMALISERS[row.post_norm].build(config, 0.0, layer))
+        assert block.branch_scale == 1.0 / row.branch_divisor(layer)
+    assert type(stack.final_norm) is type(NORMALISERS[row.final_norm].build(config, 0.0, config.depth - 1))
+    block = stack.blocks[0]
+    h = torch.randn(1, 8, 16, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    with torch.no_grad():
+        before = block(h)
+        block.c_attn.mul_(4.0).add_(1.0)
+        after = block(h)
+    assert bool((before != after).any()) == row.estimates_m2
+
+
+@pytest.mark.parametrize("name", list(SCHEME_TABLE))
+def test_every_row_has_a_valid_depth_bound_and_a_finite_mean_field(name):
+    # Every row of the table (read at test time): the per-token depth bound holds on a real stack at
+    # large weights (init_std 0.3, input std 3, where the saturated routes matter), float64, with a
+    # 64u relative slack for the rms sums; the mean field predicts a finite mean square everywhere.
+    config = StackConfig(scheme=name, depth=3, width=16, heads=2, seq_len=8, init_std=0.3, dtype="float64")
+    stack = Stack(config, seed=2)
+    x = 3.0 * torch.randn(2, 8, 16, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    table = depth_bound(stack, x, data_dependent=False)
+    h = x
+    with torch.no_grad():
+        for block in stack.blocks:
+            h = block(h)
+            bound = table[table.layer == block.layer]["bound"].to_numpy().reshape(2, 8)
+            assert np.all(h.square().mean(-1).sqrt().numpy() <= bound * (1 + 64 * 2.0**-53)), (name, block.layer)
+    prediction = predict(config, 1.0)
+    assert np.isfinite(prediction["mean_square"].to_numpy()).all()

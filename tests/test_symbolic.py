@@ -236,3 +236,26 @@ def test_a_series_with_too_few_terms_fails_instead_of_hanging():
     # the degree search is capped, so this is an error, not an endless loop.
     with pytest.raises(RuntimeError, match="fewer than 3 non-zero terms"):
         symbolic._moment_series(lambda degree: sp.Integer(0), 3)
+
+
+def test_anisotropy_variance_formula_needs_spherically_symmetric_tokens():
+    # Counterexample to the Var E_aniso formula under sign- and permutation-symmetric tokens only:
+    # Rademacher tokens h ∈ {±s}^d have every |z_i| equal, so u = c·sign(h) and, for a diagonal
+    # Q = C Cᵀ, u Q̃ uᵀ = c² tr Q̃ = 0: E_aniso is 0 for every draw (variance 0), while the formula
+    # for spherically symmetric tokens gives Σ_j 2a⁴‖Q̃_tj‖²/(d(d+2)) > 0.
+    d, lam, kappa = 4, 2.0, 10.0
+    w_v = torch.eye(d, dtype=torch.float64)
+    w_o = torch.diag(torch.tensor([2.0, 1.0, 1.0, 1.0], dtype=torch.float64))  # B = diag(2, 1, 1, 1)
+    attention = torch.tensor([[[1.0, 0.0], [0.5, 0.5]]], dtype=torch.float64)
+    rng = np.random.default_rng(0)
+    values = []
+    for _ in range(64):
+        h = torch.tensor(rng.choice([-0.5, 0.5], size=(2, d)), dtype=torch.float64)
+        values.append(post_attention_error_terms(h, attention, w_v, w_o, 1, 2, lam, kappa)["anisotropy"])
+    values = torch.stack(values)
+    assert float(values.abs().max()) <= 64 * 2.0**-53  # identically zero up to rounding
+    q = torch.diag(torch.tensor([4.0, 1.0, 1.0, 1.0], dtype=torch.float64))
+    q_tilde = q - torch.trace(q) / d * torch.eye(d, dtype=torch.float64)
+    a = lam / kappa
+    predicted = 2 * a**4 * float(q_tilde.square().sum()) / (d * (d + 2))  # token 0 at t = 0
+    assert predicted > 1e-5

@@ -28,7 +28,13 @@ from bhyt_theory.experiments.staleness import (
 )
 from bhyt_theory.numerics.inputs import InputSpec
 from bhyt_theory.numerics.model import Stack, StackConfig, build_block
-from bhyt_theory.numerics.norms import bhyt, mean_square, root_mean_square
+from bhyt_theory.numerics.norms import (
+    bhyt,
+    bhyt_argument,
+    mean_square,
+    root_mean_square,
+    value_output_maps,
+)
 from bhyt_theory.theory.trained_bounds import (
     bhyt_output_rms_bound,
     increment_ratio,
@@ -114,3 +120,90 @@ def test_peaked_attention_study_tracks_the_predicted_increment_ratio():
     # Uniform causal: the position+tanh estimator is the most accurate of the three.
     uniform = worst[worst.p == 0.0].set_index("estimator").mean_abs_relative_error
     assert uniform["position+tanh"] < uniform["reference"]
+
+
+@torch.no_grad()
+def test_plain_position_estimator_can_be_farther_from_the_truth_than_the_reference():
+    # Counterexample to the former position_estimator.md statement 3 ("on the same footing, without
+    # the tanh correction, position is never farther from the truth than the reference"). Without
+    # (L) both ratios carry a²/E tanh²(aZ) ≈ 1.078 (a = λ₁/κ = 0.2): under uniform causal attention
+    # plain "position" overstates the increment by ≈ 7.8 % at every t, the reference by
+    # (t+1)/T · 1.078 − 1 ≈ 4.4 % at t = 30. Once the reference itself over-estimates, the position
+    # estimate (larger still, since T/(t+1) > 1) is farther from the truth: the comparison needs only
+    # the reference's error to be positive beyond Monte Carlo error (4 relative standard errors).
+    config = StackConfig(scheme="bhyt", depth=1, width=128, heads=4, seq_len=32, init_std=0.05, dtype="float64")
+    block = build_block(config, 0, 0)
+    block.attn.q_proj.weight.zero_()  # equal logits: every head attends uniformly causally
+    block.attn.k_proj.weight.zero_()
+    generator = torch.Generator().manual_seed(11)
+    h = torch.randn(2048, 32, 128, generator=generator, dtype=torch.float64) * 0.1
+    m1 = mean_square(h)
+    a = block.attn(block.norm_attn(h, mean_square=m1))
+    measured = mean_square(a)[..., 0]
+    truth, se = measured.mean(0), measured.std(0) / math.sqrt(measured.shape[0])
+    errors = {name: (block.estimate(h, m1, h + a, name) - m1).expand_as(m1)[..., 0].mean(0) / truth - 1
+              for name in ("position", "reference")}
+    t = 30
+    assert float(errors["reference"][t]) > 4 * float(se[t] / truth[t])
+    assert float(errors["position"][t]) > float(errors["reference"][t])  # so |e_pos| > |e_ref|
+    assert float(errors["position"][t]) > 0.05  # the plain estimator over-estimates: r_pos > 1
+
+
+@torch.no_grad()
+def test_position_ratio_has_no_lower_bound_without_a_shared_pattern():
+    # Counterexample to the former statement 4 without the shared-pattern hypothesis: two query heads
+    # on one KV head, W_O² = −0.9 W_O¹, head 1 attends one-hot to token 0 and head 2 to token 1. Then
+    # B = B₁ + B₂ = 0.1 B₁, so c_attn (and the estimate) is 100 times smaller than for one head, while
+    # by statement 1 E m(a_t) = μ (‖B₁‖² + ‖B₂‖²)/d: r_pos = 0.01/(1.81 (t+1)) ≈ 0.0014 at t = 3,
+    # far below the shared-pattern minimum 1/(t+1) = 0.25.
+    config = StackConfig(scheme="bhyt", depth=1, width=32, heads=2, kv_heads=1, seq_len=8, init_std=0.1,
+                         dtype="float64")
+    block = build_block(config, 0, 0)
+    head_dim = config.width // 2
+    w_o = block.attn.o_proj.weight
+    w_o[:, head_dim:] = -0.9 * w_o[:, :head_dim]
+    block.refresh_variance_constant()
+    generator = torch.Generator().manual_seed(12)
+    h = torch.randn(4096, 8, 32, generator=generator, dtype=torch.float64) * 0.1
+    m1 = mean_square(h)
+    u = block.norm_attn(h, mean_square=m1)
+    maps = value_output_maps(block.attn.v_proj.weight, w_o, 2, 1)  # (heads, d, d): B₁, B₂
+    t = 3
+    a = torch.zeros_like(h)
+    a[:, t] = u[:, 0] @ maps[0] + u[:, 1] @ maps[1]
+    measured = float(mean_square(a)[:, t, 0].mean())
+    estimated = float((block.estimate(h, m1, h + a, "position") - m1).expand_as(m1)[:, t, 0].mean())
+    ratio = estimated / measured
+    # Predicted 0.01/(1.81·4)·a²/E tanh²(aZ) ≈ 0.0015; Monte Carlo error ~2 % of it.
+    assert ratio < 0.01 < 1 / (t + 1)
+    assert ratio == pytest.approx(0.01 / (1.81 * (t + 1)) * 1.078, rel=0.15)
+
+
+def test_dense_token_at_lambda_equal_kappa_t_is_not_saturated_when_eps_is_positive():
+    # Counterexample to "for |λ| ≥ κt the saturation bound is 1 and attained" at |λ| = κt with ε > 0:
+    # the dense token h = ±c has |z_i| = t sqrt(c²/(c²+ε)) < t, so none of its coordinates reach t;
+    # |λ| = κt sqrt(1 + ε/c²) (up to rounding, a hair above) saturates all of them.
+    kappa, t, c, eps = 10.0, 0.5, 1e-2, 1e-6
+    h = torch.tensor([[c, -c] * 32], dtype=torch.float64)
+    at_threshold = bhyt_argument(h, kappa * t, kappa, eps=eps)
+    assert float((at_threshold.abs() >= t).double().mean()) == 0.0
+    above = bhyt_argument(h, kappa * t * math.sqrt(1 + eps / c**2) * (1 + 1e-12), kappa, eps=eps)
+    assert float((above.abs() >= t).double().mean()) == 1.0
+    assert float((bhyt_argument(h, kappa * t, kappa, eps=0.0).abs() >= t * (1 - 1e-15)).double().mean()) == 1.0
+
+
+def test_mlp_threshold_is_a_thirteenth_to_a_thirty_eighth_of_the_paper_lambda():
+    # λ₂* = κ/sqrt(1 + T H) at γ = 1, |λ₁| ≤ κ, H d_h = d: 0.078 at κ = 10, T = 1024, H = 16, i.e.
+    # 1/12.8 of λ₂ = 1 and 1/38.4 of λ₂ = 3 — not "a hundredth".
+    threshold = float(mlp_scale_free_threshold(2.0, 10.0, 1024, 1024, 64))
+    assert threshold == pytest.approx(10.0 / math.sqrt(1 + 1024 * 16), rel=1e-12)
+    assert 12 < 1.0 / threshold < 13 and 38 < 3.0 / threshold < 39
+
+
+def test_stale_factor_range_at_rho_equal_one():
+    # ρ = |c_stale/c_fresh − 1|: at ρ = 1 (a constant twice, or 0 times, the fresh one) the upper end is
+    # unbounded; just below, 1/(1 − ρ) is finite and large.
+    assert stale_saturation_factor_range(2.0, 1.0) == (0.5, math.inf)
+    assert stale_saturation_factor_range(0.0, 1.0) == (0.5, math.inf)
+    low, high = stale_saturation_factor_range(1.999, 1.0)
+    assert low == pytest.approx(1 / 1.999) and high == pytest.approx(1 / 0.001, rel=1e-9)

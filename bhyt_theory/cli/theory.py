@@ -47,8 +47,12 @@ def cmd_checks(args: argparse.Namespace) -> int:
         return 2
     table = run_checks()
     for row in table.itertuples():
-        print(f"{'PASS' if row.passed else 'FAIL'} {row.check} [{row.proofs or 'NOT REFERENCED'}]: {row.message}")
+        print(f"{'PASS' if row.passed else 'FAIL'} {row.check} ({row.kind}) [{row.proofs or 'NOT REFERENCED'}]: "
+              f"{row.message}")
     print(f"{int(table.passed.sum())}/{len(table)} checks passed ({len(list(PROOFS_DIR.glob('*.md')))} proofs)")
+    for kind in ("lemma", "package"):
+        rows = table[table.kind == kind]
+        print(f"  {kind} checks: {int(rows.passed.sum())}/{len(rows)} passed")
     return 0 if table.passed.all() else 1
 
 

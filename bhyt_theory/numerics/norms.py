@@ -509,7 +509,10 @@ def precompute_decode_constants(
     _check_order(order)
     check_real(kappa, "kappa", minimum=0.0, strict=True)
     c_attn = torch.as_tensor(c_attn, dtype=torch.float64)
-    lam_in, lam_post = torch.as_tensor(lam_in).detach(), torch.as_tensor(lam_post).detach()
+    # A Python float is a double: the unfused path forms λ/κ and c_attn (λ₁/κ)² from it in
+    # float64, so the matched constants do too (torch.as_tensor would round it to float32).
+    lam_in, lam_post = (lam.detach() if isinstance(lam, Tensor) else torch.tensor(float(lam), dtype=torch.float64)
+                        for lam in (lam_in, lam_post))
     if order == "float64_constants":
         lam_in, lam_post = lam_in.double(), lam_post.double()
         return DecodeConstants(lam_post / kappa, c_attn * lam_in**2 / kappa**2, order)
@@ -539,9 +542,12 @@ def bhyt_decode(
 
     Returns
     -------
-    Tensor in ``h_after``'s dtype: with ``order="matched"`` bit-identical to
+    Tensor in ``h_after``'s dtype. With ``order="matched"`` it is bit-identical to
     ``bhyt(h_after, λ₂, κ, γ₂, estimate_post_attention_mean_square(m₁, c_attn, λ₁, κ))``
-    (proofs/decode_precomputation.md; claim C9).
+    called with the same λ₁, λ₂ (Tensors of any dtype, or Python floats, which both paths
+    treat as float64), κ, ``c_attn``, γ₂ and ε, on the same device and torch build, for every
+    input dtype (proofs/decode_precomputation.md, statement 1; claim C9). The other orders
+    are not bit-identical in general (statements 2 and 3 bound their difference).
     """
     _check_order(constants.order)
     check_real(eps, "eps", minimum=0.0)

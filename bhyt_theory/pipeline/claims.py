@@ -252,7 +252,10 @@ def _statement_holds(m: Mapping) -> Verdict:
         return Verdict("not testable here", "no registered check cites this proof")
     if m["failed"]:
         return Verdict("refuted", f"{m['failed']} of {m['checks']} checks fail: {m['failed_list']}")
-    return Verdict("confirmed", f"all {m['checks']} checks pass")
+    if m.get("package", m["checks"]) == 0:  # lemma checks verify the mathematics, not the package
+        return Verdict("insufficient evidence", f"only lemma checks cite this proof ({m['checks']}, all pass): "
+                       "they verify the mathematics, not the package")
+    return Verdict("confirmed", f"all {m['checks']} checks pass ({m.get('package', m['checks'])} of them package checks)")
 
 
 TRAINED_MINIMUM = Minimum("trained", level="small", seeds=PAIRED_SEEDS, rungs=2)
@@ -297,7 +300,8 @@ RULES = {
                "tokens; refuted if, in some dtype, no order tested keeps greedy decoding identical; qualified "
                "otherwise (exact only in some orders of operations)", _decode_exact,
                Minimum("init", level="small", seeds=2)),
-    "statement": Rule("confirmed if every check citing the proof passes; refuted if any fails", _statement_holds),
+    "statement": Rule("confirmed if every check citing the proof passes and at least one of them is a package check "
+                      "(the package's code against an independent route); refuted if any fails", _statement_holds),
 }
 
 
@@ -537,7 +541,8 @@ def assess_statements(results: Mapping[str, StudyResult]) -> list[Assessment]:
         rows = cited[cited["proofs"].str.split(", ").apply(lambda names, name=proof.proof: name in names)]
         failed = rows[~rows["passed"].astype(bool)]
         measured = {"checks": len(rows), "passed": int(rows["passed"].astype(bool).sum()), "failed": len(failed),
-                    "failed_list": ", ".join(failed["check"]) or "none"}
+                    "failed_list": ", ".join(failed["check"]) or "none",
+                    "package": int((rows["kind"] == "package").sum()) if "kind" in rows else len(rows)}
         verdict = RULES["statement"].decide(measured)
         out.append(Assessment(
             id=f"proofs/{proof.proof}", statement=proof.title, source="this toolkit (docs/statements.md)",

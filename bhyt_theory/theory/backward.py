@@ -46,7 +46,7 @@ from ..numerics.norms import (
 from .meanfield import attention_matrix, predict_per_position
 
 __all__ = ["BlockJacobian", "bhyt_block_jacobian", "lambda_gradients", "rank_one_norm", "MEAN_FIELD_GRADIENT_SCHEMES",
-           "norm_slope_squared", "mean_field_gradient_growth"]
+           "norm_slope_squared", "mean_field_gradient_gram", "mean_field_gradient_growth"]
 
 
 class BlockJacobian(dict):
@@ -159,7 +159,7 @@ def rank_one_norm(block: Block, h: Tensor) -> Tensor:
     of the second norm (before J_F), ``s₂ ‖D₂ h'_t‖ ‖h_t‖ / (d(M₂,t+ε))``."""
     pieces = _forward_pieces(block, h)
     width = h.shape[-1]
-    return (pieces["s2"][..., 0] * (pieces["d2"] * pieces["h_after"]).norm(dim=-1) * h.norm(dim=-1)
+    return (pieces["s2"][..., 0].abs() * (pieces["d2"] * pieces["h_after"]).norm(dim=-1) * h.norm(dim=-1)
             / (width * (pieces["m2"][..., 0] + block.norm_mlp.eps)))
 
 
@@ -192,23 +192,15 @@ def norm_slope_squared(config: StackConfig, layer: int, mean_square_in: np.ndarr
     raise ValueError(f"no closed-form slope for scheme {scheme!r}; supported: {MEAN_FIELD_GRADIENT_SCHEMES}")
 
 
-def mean_field_gradient_growth(config: StackConfig, input_variance: float = InputSpec().std**2,
-                               attention: str | np.ndarray = "uniform_causal") -> pd.DataFrame:
-    """Weight-free prediction of ``‖∂L/∂h_l‖ / ‖∂L/∂h_L‖`` at initialisation (attention branch, first order).
+def mean_field_gradient_gram(config: StackConfig, input_variance: float = InputSpec().std**2,
+                             attention: str | np.ndarray = "uniform_causal") -> list[np.ndarray]:
+    """The weight-free token Grams ``K_0 … K_L`` (``T × T``, per feature) of the gradient at initialisation.
 
-    Returns
-    -------
-    DataFrame with ``layer`` (0 … L) and ``mean_field_growth = sqrt(tr K_l / tr K_L)``.
-
-    Notes
-    -----
-    The backward token-Gram recursion of proofs/backward_pass.md, statement 3(b), without the
-    MLP term (a per-token-pair factor ``1 + O(d σ⁴ mlp_width · dσ² s²)`` that does not spread the
-    gradient across tokens):
-    ``K_L = I`` (the projection R is iid) and ``K_l = K_{l+1} + d d_full σ⁴ S_l Pᵀ K_{l+1} P S_l``,
+    ``K_L = I`` (the projection R is iid) and, backwards, ``K_l = K_{l+1} + d d_full σ⁴ S_l Pᵀ K_{l+1} P S_l``
+    (proofs/backward_pass.md, statement 3(b), attention branch, first order, the MLP term dropped),
     ``S_l = diag(sqrt(norm_slope_squared))`` at the per-position mean squares of the forward mean field
-    (``meanfield.predict_per_position``; block l's input is the state after block l − 1's MLP),
-    P uniform causal by default.
+    (``meanfield.predict_per_position``; block l's input is the state after block l − 1's MLP), P
+    uniform causal by default. ``E[g_{l,t} · g_{l,s}] / d ≈ K_l[t, s]`` for ``L = Σ R ⊙ h_L``.
     """
     if config.scheme not in MEAN_FIELD_GRADIENT_SCHEMES:
         raise ValueError(f"no closed-form slope for scheme {config.scheme!r}; supported: {MEAN_FIELD_GRADIENT_SCHEMES}")
@@ -218,11 +210,23 @@ def mean_field_gradient_growth(config: StackConfig, input_variance: float = Inpu
     inputs = [np.full(length, input_variance)] + [after_mlp.loc[layer].to_numpy() for layer in range(config.depth - 1)]
     probabilities = attention_matrix(length, attention)
     gain = config.width * config.heads * config.head_dim * config.init_std**4
-    gram = np.eye(length)
-    traces = [float(length)]
+    grams = [np.eye(length)]
     for layer in range(config.depth - 1, -1, -1):
         slope = np.sqrt(norm_slope_squared(config, layer, inputs[layer]))
-        gram = gram + gain * slope[:, None] * (probabilities.T @ gram @ probabilities) * slope[None, :]
-        traces.append(float(np.trace(gram)))
-    growth = np.sqrt(np.array(traces[::-1]) / length)
-    return pd.DataFrame({"layer": np.arange(config.depth + 1), "mean_field_growth": growth})
+        gram = grams[-1]
+        grams.append(gram + gain * slope[:, None] * (probabilities.T @ gram @ probabilities) * slope[None, :])
+    return grams[::-1]
+
+
+def mean_field_gradient_growth(config: StackConfig, input_variance: float = 0.02**2,
+                               attention: str | np.ndarray = "uniform_causal") -> pd.DataFrame:
+    """Weight-free prediction of ``‖∂L/∂h_l‖ / ‖∂L/∂h_L‖`` at initialisation (attention branch, first order).
+
+    Returns
+    -------
+    DataFrame with ``layer`` (0 … L) and ``mean_field_growth = sqrt(tr K_l / tr K_L)``, the token
+    Grams ``K_l`` of ``mean_field_gradient_gram``.
+    """
+    grams = mean_field_gradient_gram(config, input_variance, attention)
+    traces = np.array([np.trace(gram) for gram in grams])
+    return pd.DataFrame({"layer": np.arange(config.depth + 1), "mean_field_growth": np.sqrt(traces / traces[-1])})

@@ -36,7 +36,7 @@ import torch
 from .. import executor
 from ..atomic import write_atomically
 from ..bench import block_matmul_flops, dense_matmul_operands
-from .corpus import VOCAB_SIZE, Corpus, build_corpus, evaluation_batches, training_batch
+from .corpus import VOCAB_SIZE, build_corpus, evaluation_batches, training_batch
 from ..montecarlo import confidence_interval
 from .analysis import analyse, training_figures, training_summary
 from .trainer import LanguageModel, TrainConfig, learning_rate, parameter_groups, train

@@ -20,12 +20,17 @@ from . import (  # noqa: F401  (imported to register their checks)
     variance_approximation,
 )
 from .registry import (
+    CHECK_KINDS,
     CHECKS,
+    COVERS,
+    KINDS,
     PROOF_SECTIONS,
     PROOFS_DIR,
     check_references,
     proof_sections,
     run_checks,
+    statement_numbers,
 )
 
-__all__ = ["CHECKS", "PROOF_SECTIONS", "PROOFS_DIR", "check_references", "proof_sections", "run_checks"]
+__all__ = ["CHECKS", "CHECK_KINDS", "COVERS", "KINDS", "PROOF_SECTIONS", "PROOFS_DIR", "check_references",
+           "proof_sections", "run_checks", "statement_numbers"]

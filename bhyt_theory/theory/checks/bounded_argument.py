@@ -19,7 +19,8 @@ from .fixtures import adversarial_tokens, is_zero
 from .registry import U64, CheckResult, check
 
 
-@check("argument.mean_square_identity")
+@check("argument.mean_square_identity", kind="package",
+       statements={'bounded_argument.md': (1,), 'saturation_bound.md': (1,)})
 def _argument_mean_square_identity() -> CheckResult:
     d = 4
     h = sp.Matrix(sp.symbols(f"h1:{d + 1}", real=True))
@@ -47,7 +48,7 @@ def _argument_mean_square_identity() -> CheckResult:
                 f"on adversarial tokens with exact and estimated M: max rel. error {worst:.1e}")
 
 
-@check("argument.exact_bounds_adversarial")
+@check("argument.exact_bounds_adversarial", kind="package", statements={'bounded_argument.md': (2, 3)})
 def _argument_exact_bounds() -> CheckResult:
     # float64: z is formed with O(d) roundings, so allow 8 d u relative.
     worst_mean, worst_max = 0.0, 0.0
@@ -64,7 +65,7 @@ def _argument_exact_bounds() -> CheckResult:
                 f"max |z_i| / ((lam/kappa) sqrt d) = {worst_max:.6f}")
 
 
-@check("argument.one_hot_attains_max")
+@check("argument.one_hot_attains_max", kind="package", statements={'bounded_argument.md': (3,)})
 def _argument_one_hot() -> CheckResult:
     d, lam, kappa = 256, 2.0, 10.0
     h = torch.zeros(1, d, dtype=torch.float64)

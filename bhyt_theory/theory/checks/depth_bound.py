@@ -31,7 +31,7 @@ def _svd_norm(weight: torch.Tensor) -> float:
     return float(np.linalg.svd(weight.detach().double().numpy(), compute_uv=False)[0])
 
 
-@check("depth.attention_convex_combination")
+@check("depth.attention_convex_combination", kind="package", statements={'depth_bound.md': (1,)})
 def _depth_attention() -> CheckResult:
     # bounds.attention_gain against ‖W_O‖₂ sqrt(Σ_k ‖W_V^k‖₂²) from numpy SVDs (1e-12 relative), and
     # ‖a_t‖ ≤ G_A max_j ‖u_j‖ on the real Attention module with random and adversarially peaked
@@ -75,7 +75,7 @@ def _depth_attention() -> CheckResult:
                 f"max ||a_t|| / bound = {worst:.4f}; aligned rank-1 construction attains {attained:.12f}")
 
 
-@check("depth.silu_contraction")
+@check("depth.silu_contraction", kind="lemma")
 def _depth_silu() -> CheckResult:
     silu = x / (1 + sp.exp(-x))
     ratio_ok = is_zero(silu / x - 1 / (1 + sp.exp(-x)))
@@ -84,7 +84,7 @@ def _depth_silu() -> CheckResult:
     return ratio_ok and numeric_ok, "silu(x)/x = sigmoid(x) in (0, 1), so |silu(x)| <= |x|"
 
 
-@check("depth.swiglu_quadratic_bound")
+@check("depth.swiglu_quadratic_bound", kind="package", statements={'depth_bound.md': (1,)})
 def _depth_swiglu() -> CheckResult:
     # bounds.swiglu_gains against numpy SVD and row norms from scratch (1e-12 relative), and
     # ‖f‖ ≤ G ‖v‖² for each of the three constants on the real SwiGLU, random and large weights.
@@ -113,7 +113,7 @@ def _depth_swiglu() -> CheckResult:
                 f"three constants = {worst:.4f}; the row forms never looser")
 
 
-@check("depth.norm_output_bounds")
+@check("depth.norm_output_bounds", kind="package", statements={'depth_bound.md': (1,)})
 def _depth_norm_outputs() -> CheckResult:
     d = 64
     h = adversarial_tokens(d, seed=9)
@@ -169,7 +169,8 @@ def _depth_norm_outputs() -> CheckResult:
 STATED_COUNTEREXAMPLE = (0.025, 6.35)
 
 
-@check("depth.estimate_does_not_bound_argument")
+@check("depth.estimate_does_not_bound_argument", kind="package",
+       statements={'depth_bound.md': (1,), 'depth_growth_assessment.md': (4,)})
 def _depth_estimate_counterexample() -> CheckResult:
     # A bhyt stack on small inputs: at position 0 attention copies u_0, so the increment is
     # T times the assumed one and M₂ < m(h'); the second norm's argument exceeds λ₂/κ.
@@ -203,7 +204,7 @@ def _depth_estimate_counterexample() -> CheckResult:
                 f"second norm's rms(z) / (lambda2/kappa) = {argument_excess:.2f} (recomputed from scratch; as stated)")
 
 
-@check("depth.dyt_bound_is_saturated")
+@check("depth.dyt_bound_is_saturated", kind="package", statements={'saturation_bound.md': (1,)})
 def _depth_dyt_saturated() -> CheckResult:
     d = 256
     h = torch.randn(1, d, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
@@ -214,7 +215,8 @@ def _depth_dyt_saturated() -> CheckResult:
                 + f" at input scales 1e-2..1e4; fraction |alpha h| >= 1 at 1e4: {saturated[1]:.3f}")
 
 
-@check("depth.constant_ratios")
+@check("depth.constant_ratios", kind="package",
+       statements={'depth_bound.md': (1,), 'depth_growth_assessment.md': (1, 2, 3)})
 def _depth_constant_ratios() -> CheckResult:
     # bounds.depth_bound on real rmsnorm and bhytstar stacks with identical weights (the same seed
     # draws the same linear layers): per layer, A^BHyT*/A^Pre-LN and F^BHyT*/F^Pre-LN must equal the
@@ -246,7 +248,7 @@ def _depth_constant_ratios() -> CheckResult:
                 f"its square (MLP), spiky gamma, both branches of the min exercised: max rel. error {worst:.1e}")
 
 
-@check("depth.estimate_cauchy_schwarz")
+@check("depth.estimate_cauchy_schwarz", kind="package", statements={'depth_bound.md': (1,)})
 def _depth_estimate_cauchy_schwarz() -> CheckResult:
     # m(h') ≤ (s + A)² with s = rms(h), and M₂ + ε = s² + b for the reference estimate:
     # (s² + b)(1 + A²/b) − (s + A)² is the square (sA/√b − √b)², so the ratio is ≤ 1 + A²/b.

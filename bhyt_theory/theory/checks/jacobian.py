@@ -27,7 +27,7 @@ from .fixtures import is_zero
 from .registry import U64, CheckResult, check
 
 
-@check("jacobian.symbolic_closed_form")
+@check("jacobian.symbolic_closed_form", kind="package", statements={'jacobian.md': (1,)})
 def _jacobian_symbolic() -> CheckResult:
     ok = all(
         (bhyt_jacobian_symbolic(d) - bhyt_jacobian_closed_form(d)).applyfunc(sp.simplify) == sp.zeros(d, d)
@@ -36,7 +36,7 @@ def _jacobian_symbolic() -> CheckResult:
     return ok, "sympy's dz/dh equals (lambda/(kappa sqrt(M+eps))) (I - h h^T/(d(M+eps))) for d = 2, 3, 4"
 
 
-@check("jacobian.autograd_match")
+@check("jacobian.autograd_match", kind="package", statements={'jacobian.md': (1,)})
 def _jacobian_autograd() -> CheckResult:
     # float64 autograd vs the lambdified closed form: each entry carries O(d) roundings of
     # magnitude ≤ ‖J‖, so allow 64 d u ‖J‖_max.
@@ -58,7 +58,7 @@ def _jacobian_autograd() -> CheckResult:
     return ok, f"torch autograd of norms.bhyt_argument vs closed form, d = 2, 3, 4: max error / (64 d u ||J||) = {worst:.3f}"
 
 
-@check("jacobian.eigenstructure")
+@check("jacobian.eigenstructure", kind="lemma")
 def _jacobian_eigen() -> CheckResult:
     d = 3
     h = sp.Matrix(sp.symbols(f"h1:{d + 1}", real=True))
@@ -71,7 +71,7 @@ def _jacobian_eigen() -> CheckResult:
     return ok, "(I - h h^T/(d(M+eps))) h = eps/(M+eps) h, and v for v orthogonal to h"
 
 
-@check("jacobian.operator_norm_scaling")
+@check("jacobian.operator_norm_scaling", kind="package", statements={'jacobian.md': (2,)})
 def _jacobian_norm() -> CheckResult:
     # Spectral norm of the autograd Jacobian vs λ/(κ sqrt(m+ε)) over scales; 64 d u relative.
     d = 32
@@ -87,7 +87,7 @@ def _jacobian_norm() -> CheckResult:
     return ok, f"||dz/dh||_2 = lambda/(kappa sqrt(m+eps)) at rms 1e-3..1e3: max relative error {worst:.1e}"
 
 
-@check("jacobian.one_dimensional_case")
+@check("jacobian.one_dimensional_case", kind="package", statements={'jacobian.md': (3,)})
 def _jacobian_one_dimensional() -> CheckResult:
     # d = 1: sympy's derivative of λh/(κ sqrt(h² + ε)) against the closed form λε/(κ(h²+ε)^{3/2}),
     # and torch autograd of norms.bhyt_argument at d = 1 against it (float64: 64 u relative).
@@ -141,7 +141,7 @@ def _second_norm_jacobians(block, h: torch.Tensor):
     return jac_state, jac_argument, keeper.state_after_attention[0], keeper.estimate[0]
 
 
-@check("jacobian.second_norm_full")
+@check("jacobian.second_norm_full", kind="package", statements={'jacobian.md': (4,)})
 def _jacobian_second_norm_full() -> CheckResult:
     # The full Jacobian of bhyt's second-norm argument z₂,t with respect to the block input h_j:
     #   (λ₂/(κ₂ sqrt(M₂,t+ε))) [∂h'_t/∂h_j − δ_tj h'_t h_tᵀ/(d (M₂,t+ε))],

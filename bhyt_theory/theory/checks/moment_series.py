@@ -26,7 +26,7 @@ from .fixtures import is_zero
 from .registry import CheckResult, check
 
 
-@check("series.tanh_maclaurin")
+@check("series.tanh_maclaurin", kind="package", statements={'variance_approximation.md': (3,)})
 def _tanh_maclaurin() -> CheckResult:
     derived = tanh_series(15)
     direct = sp.series(sp.tanh(x), x, 0, 16).removeO()
@@ -34,7 +34,7 @@ def _tanh_maclaurin() -> CheckResult:
     return ok, "Bernoulli-number tanh series equals sympy's Taylor expansion to x^15"
 
 
-@check("series.tanh_square_leading_terms")
+@check("series.tanh_square_leading_terms", kind="package", statements={'variance_approximation.md': (3,)})
 def _tanh_square_leading() -> CheckResult:
     stated = a**2 - 2 * a**4 + sp.Rational(17, 3) * a**6 - sp.Rational(62, 3) * a**8
     derived = tanh_square_moment_series(4)
@@ -50,7 +50,7 @@ def _tanh_square_leading() -> CheckResult:
                                     "equals Stein's lemma E[Z tanh(aZ)]/a from sympy's tanh series")
 
 
-@check("series.completely_monotone_coefficients")
+@check("series.completely_monotone_coefficients", kind="lemma")
 def _completely_monotone_coefficients() -> CheckResult:
     # The proof's steps, each checked, rather than a necessary condition alone:
     # (1) a factor 1/(1 + s y), s > 0, has n-th derivative (−1)^n n! s^n (1 + s y)^{−n−1}: by
@@ -89,7 +89,7 @@ def _completely_monotone_coefficients() -> CheckResult:
                 f"alternation at 0 for sech^2, sech^4 (failures: {failures or 'none'})")
 
 
-@check("series.moment_bracketing")
+@check("series.moment_bracketing", kind="package", statements={'variance_approximation.md': (3,)})
 def _moment_bracketing() -> CheckResult:
     # Quadrature error of the exact moments is ~1e-12 absolute (gaussian.py). E tanh' is not a
     # separate case: E tanh' = 1 − E tanh² shifts every partial sum and the truth alike. Brackets
@@ -119,7 +119,7 @@ def _moment_bracketing() -> CheckResult:
                 f"a = 0.05..0.5, E tanh^2 and E tanh'^2; narrowest at a = 0.05: {narrowest['E tanh^2', 0.05]:.1e}")
 
 
-@check("series.erf_square_price")
+@check("series.erf_square_price", kind="package", statements={'variance_approximation.md': (4,)})
 def _erf_square_price() -> CheckResult:
     # Price: d/dρ E[erf X erf Y] = E[erf' X erf' Y] = (4/π) E e^{−X²−Y²} = (4/π)/sqrt(det(I + 2Σ)),
     # Σ = [[s, ρ], [ρ, s]]; integrate ρ from 0 (independent) to s (X = Y).
@@ -140,7 +140,7 @@ def _erf_square_price() -> CheckResult:
     return ok, f"Price's theorem integrates to (2/pi) asin(2a^2/(1+2a^2)); E exp(-X^2-Y^2) matches det formula to {worst:.1e}"
 
 
-@check("series.erf_square_series_match")
+@check("series.erf_square_series_match", kind="package", statements={'variance_approximation.md': (4,)})
 def _erf_square_series_match() -> CheckResult:
     n_terms = 8
     from_series = erf_square_moment_series(n_terms)
@@ -149,7 +149,7 @@ def _erf_square_series_match() -> CheckResult:
     return ok, f"Gaussian-moment series of erf^2 equals the closed form's Taylor series ({n_terms} terms)"
 
 
-@check("series.erf_square_numeric")
+@check("series.erf_square_numeric", kind="package", statements={'variance_approximation.md': (4,)})
 def _erf_square_numeric() -> CheckResult:
     # gaussian.erf_square_moment (the closed form) against mpmath's tanh-sinh quadrature of
     # erf²(az) φ(z) at 30 digits, a converged integrator at every a (its error < 1e-25); the

@@ -11,6 +11,7 @@ import torch
 from ...numerics.norms import (
     KAPPA,
     bhyt,
+    bhyt_argument,
     mean_square,
 )
 from ..symbolic import (
@@ -20,7 +21,7 @@ from .fixtures import adversarial_tokens, is_zero
 from .registry import U64, CheckResult, check
 
 
-@check("output.tanh_min_inequality")
+@check("output.tanh_min_inequality", kind="lemma")
 def _output_tanh_min() -> CheckResult:
     # x − tanh x has derivative tanh² x ≥ 0 and vanishes at 0, so tanh x ≤ x for x ≥ 0.
     derivative_ok = is_zero(sp.diff(x - sp.tanh(x), x) - sp.tanh(x) ** 2)
@@ -29,7 +30,7 @@ def _output_tanh_min() -> CheckResult:
     return derivative_ok and numeric_ok, "d/dx (x - tanh x) = tanh^2 x >= 0; |tanh x| <= min(1, |x|) on a 2e5-point grid"
 
 
-@check("output.rms_bound_adversarial")
+@check("output.rms_bound_adversarial", kind="package", statements={'output_bound.md': (2, 3), 'depth_bound.md': (1,)})
 def _output_rms_bound() -> CheckResult:
     rng = np.random.default_rng(5)
     worst_exact, worst_estimate = 0.0, 0.0
@@ -51,7 +52,31 @@ def _output_rms_bound() -> CheckResult:
                 f"under M = (0.05..20) m: rms(u) / bound <= {worst_estimate:.4f}")
 
 
-@check("output.small_ratio_tightness")
+@check("output.elementwise_bound", kind="package", statements={"output_bound.md": (1,)})
+def _output_elementwise() -> CheckResult:
+    # norms.bhyt against |γ_i| min(1, |z_i|) with z from norms.bhyt_argument, on adversarial tokens,
+    # λ of both signs and above κ, exact and estimated M. The output is γ·tanh(z) rounded once
+    # more than z: allow 4u relative above the bound. Equality |u_i| = |γ_i| |z_i| to first order
+    # as z → 0 makes the bound sharp, so the check also asserts that it is approached.
+    rng = np.random.default_rng(17)
+    worst, closest = 0.0, math.inf
+    for d in (8, 128):
+        h = adversarial_tokens(d, seed=310 + d)
+        gamma = torch.tensor(rng.standard_normal(d) * 3)
+        for lam in (-25.0, -0.3, 0.01, 3.0, 30.0):
+            for estimate in (None, mean_square(h) * 0.05, mean_square(h) * 20.0):
+                u = bhyt(h, lam, gamma=gamma, mean_square=estimate)
+                z = bhyt_argument(h, lam, mean_square=estimate)
+                bound = gamma.abs() * torch.clamp(z.abs(), max=1.0)
+                keep = bound > 0
+                ratio = u.abs()[keep] / bound[keep]
+                worst = max(worst, float(ratio.max()))
+                closest = min(closest, float((1 - ratio).min()))
+    ok = worst <= 1 + 4 * U64 and closest < 1e-6
+    return ok, f"|u_i| / (|gamma_i| min(1, |z_i|)) <= {worst:.16f}; sharp to {closest:.1e}"
+
+
+@check("output.small_ratio_tightness", kind="package", statements={'output_bound.md': (2,)})
 def _output_tightness() -> CheckResult:
     h = torch.tensor([[1.0, -1.0] * 32], dtype=torch.float64)
     ratios = []

@@ -15,7 +15,7 @@ from .fixtures import adversarial_tokens
 from .registry import U64, CheckResult, check
 
 
-@check("saturation.markov_step")
+@check("saturation.markov_step", kind="package", statements={'saturation_bound.md': (1,)})
 def _saturation_markov() -> CheckResult:
     # #{i : z_i² ≥ t²} · t² ≤ Σ z_i²: checked with exact counts on adversarial tokens.
     worst = 0.0
@@ -30,7 +30,7 @@ def _saturation_markov() -> CheckResult:
     return ok, f"adversarial tokens: max saturated fraction / min(1, (lambda/(kappa t))^2) = {worst:.4f}"
 
 
-@check("saturation.spike_tightness")
+@check("saturation.spike_tightness", kind="package", statements={'saturation_bound.md': (1,)})
 def _saturation_spikes() -> CheckResult:
     # k = d (λ/(κt))² equal spikes give z = t exactly at ε = 0 (up to rounding, 8u).
     d, lam, t = 100, 2.0, 1.0
@@ -45,7 +45,7 @@ def _saturation_spikes() -> CheckResult:
     return ok, f"{k} equal spikes in d = {d}: z_spike = {spike!r}, fraction {fraction} = bound {bound}"
 
 
-@check("saturation.estimate_scaling")
+@check("saturation.estimate_scaling", kind="package", statements={'saturation_bound.md': (1,)})
 def _saturation_estimate() -> CheckResult:
     # Under an estimate M the bound becomes min(1, (λ/(κt))² m(h)/M).
     worst = 0.0

@@ -23,7 +23,7 @@ from .fixtures import adversarial_tokens, is_zero
 from .registry import U64, CheckResult, check
 
 
-@check("scale.argument_identity")
+@check("scale.argument_identity", kind="package", statements={'scale_invariance.md': (1,)})
 def _scale_identity() -> CheckResult:
     d = 3
     h, z = bhyt_argument_symbolic(d)
@@ -49,7 +49,7 @@ def _scale_identity() -> CheckResult:
                                           f"norms.bhyt_argument(c h) matches it for c = 1e-8..1e8: max rel. error {worst:.1e}")
 
 
-@check("scale.invariance_at_zero_eps")
+@check("scale.invariance_at_zero_eps", kind="package", statements={'scale_invariance.md': (1,)})
 def _scale_zero_eps() -> CheckResult:
     # float64 rounding of z and tanh: a few u relative; allow 16 u.
     worst = 0.0
@@ -61,7 +61,7 @@ def _scale_zero_eps() -> CheckResult:
     return ok, f"eps = 0, c in 1e-200..1e200: max |BHyT(c h) - BHyT(h)| = {worst:.1e}"
 
 
-@check("scale.epsilon_effect_bound")
+@check("scale.epsilon_effect_bound", kind="package", statements={'scale_invariance.md': (2, 3)})
 def _scale_epsilon_bound() -> CheckResult:
     # |Δu_i| ≤ |γ_i| |ρ − 1| |z_i| with ρ = sqrt((m+ε)/(m+ε/c²)); rounding slack 16u.
     rng = np.random.default_rng(11)
@@ -80,7 +80,7 @@ def _scale_epsilon_bound() -> CheckResult:
     return ok, f"|Delta u_i| <= |gamma_i| |rho - 1| |z_i|: max relative excess {worst:.1e}"
 
 
-@check("scale.epsilon_effect_numbers")
+@check("scale.epsilon_effect_numbers", kind="lemma")
 def _scale_epsilon_numbers() -> CheckResult:
     eps = 1e-6
 

@@ -23,7 +23,7 @@ from .fixtures import is_zero, small_block
 from .registry import CheckResult, check
 
 
-@check("variance.residual_expansion")
+@check("variance.residual_expansion", kind="lemma")
 def _variance_residual() -> CheckResult:
     d = 3
     h = sp.Matrix(sp.symbols(f"h1:{d + 1}", real=True))
@@ -33,7 +33,7 @@ def _variance_residual() -> CheckResult:
     return is_zero(sp.expand(lhs - rhs)), "m(h + a) = m(h) + (2/d)<h, a> + m(a)"
 
 
-@check("variance.attention_square_split")
+@check("variance.attention_square_split", kind="lemma")
 def _variance_square_split() -> CheckResult:
     # Symbolic T = 3 tokens, d = 2, one shared pattern: m(a_t) = diagonal + off-diagonal,
     # and the diagonal term of an isotropic u has mean m(u) ‖W‖_F² (E u_i u_k = m δ_ik).
@@ -57,7 +57,7 @@ def _variance_square_split() -> CheckResult:
     return split_ok and isotropic_ok, "m(a_t) = sum_j P_tj^2 (.)/d + sum_{j!=k} P_tj P_tk (.)/d; E u W W^T u^T = m(u) ||W||_F^2"
 
 
-@check("variance.reduces_to_reference")
+@check("variance.reduces_to_reference", kind="package", statements={'variance_approximation.md': (1,)})
 def _variance_reduces() -> CheckResult:
     # Built from vectors, not from the decomposition's own symbols: token t = 2 of T = 2, d = 2,
     # two heads with their own patterns P^k_2j and value-output maps B_k; u_j = γ ⊙ τ_j with
@@ -123,7 +123,7 @@ def _variance_reduces() -> CheckResult:
                 "symbolic); the eps term has its closed form")
 
 
-@check("variance.decomposition_on_real_block")
+@check("variance.decomposition_on_real_block", kind="package", statements={'variance_approximation.md': (1,)})
 def _variance_real_block() -> CheckResult:
     # The real Attention module with distinct per-head patterns (random q/k weights, its own
     # softmax): post_attention_error_terms fed those patterns must reproduce the module's
@@ -152,7 +152,8 @@ def _variance_real_block() -> CheckResult:
                 f"decomposition vs module m(h') rel. error {err_module:.1e}; M2 + terms vs exact {err_sum:.1e}")
 
 
-@check("variance.uniform_causal_concentration")
+@check("variance.uniform_causal_concentration", kind="package",
+       statements={'variance_approximation.md': (2,), 'depth_growth_assessment.md': (4,)})
 def _variance_uniform_causal() -> CheckResult:
     # The real Attention module with q_proj = 0 is uniform causal; its probabilities give
     # S_t = Σ_j P_tj² = 1/t (1-based), and the package's "position" estimator's increment is
@@ -180,7 +181,7 @@ def _variance_uniform_causal() -> CheckResult:
 STATED_CURVATURE = {0.1: 0.00980547, 0.2: 0.0371176, 0.3: 0.0769497}
 
 
-@check("variance.tanh_curvature_numbers")
+@check("variance.tanh_curvature_numbers", kind="package", statements={'variance_approximation.md': (3,)})
 def _variance_curvature() -> CheckResult:
     # gaussian.tanh_square_moment against mpmath's tanh-sinh quadrature at 30 digits (an
     # independent integrator, error < 1e-25; allow 1e-12 for the package's ~1e-12 absolute),
@@ -204,7 +205,7 @@ def _distinct_head_patterns(heads: int, length: int, seed: int) -> torch.Tensor:
     return scores.masked_fill(future, -math.inf).softmax(-1)
 
 
-@check("variance.correlation_anisotropy_in_expectation")
+@check("variance.correlation_anisotropy_in_expectation", kind="package", statements={'variance_approximation.md': (1,)})
 def _variance_correlation_anisotropy() -> CheckResult:
     # Tokens h_j iid N(0, I) (so the u_j are independent, zero-mean and isotropic), fixed weights
     # and fixed distinct per-head patterns. Statement 1b: E[E_corr] = E[E_aniso] = 0; for linear
