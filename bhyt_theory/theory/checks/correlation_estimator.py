@@ -50,7 +50,8 @@ def _z(samples: torch.Tensor, expected: torch.Tensor) -> float:
     return float(((samples.mean(0) - expected).abs() / se).max())
 
 
-@check("correlation.expected_increment_correlated_tokens")
+@check("correlation.expected_increment_correlated_tokens", kind="package",
+       statements={"correlation_estimator.md": (1, 2)})
 def _expected_increment() -> CheckResult:
     # Statement 1 on a real Block: zero query/key weights make every head uniform causal; exchangeably
     # correlated isotropic tokens go straight into the module's attention. The measured batch mean of m(a_t)
@@ -81,7 +82,7 @@ def _tanh_square_quad(a: float) -> float:
     return value
 
 
-@check("correlation.first_layer_factor_closed_form")
+@check("correlation.first_layer_factor_closed_form", kind="package", statements={"correlation_estimator.md": (2,)})
 def _first_layer() -> CheckResult:
     # Statement 2's uncorrelated case: iid inputs N(0, v) leave the first layer's tokens uncorrelated, so the
     # mean-field factor must be T/(t+1) · E tanh²(a'Z)/a², a'² = a² v/(v + ε) (the ε of the norm), with
@@ -100,7 +101,7 @@ def _first_layer() -> CheckResult:
     return ok, f"first-layer mean-field factor vs T/(t+1) E tanh^2(a'Z)/a^2 (scipy quad): max relative error {worst:.1e}"
 
 
-@check("correlation.meanfield_factor_monte_carlo")
+@check("correlation.meanfield_factor_monte_carlo", kind="package", statements={"correlation_estimator.md": (2,)})
 def _monte_carlo() -> CheckResult:
     # Statement 2 in a stack: the mean-field factors are the expected increment ratios over weight draws. For
     # 12 seeds × 4 sequences at width 256 (T 32, 4 layers), the measured ratio (m(h'_t) − m₁_t)/(c_attn λ₁²/κ²)
@@ -137,7 +138,7 @@ def _monte_carlo() -> CheckResult:
                 f"{uncorrelated[8:].mean():.2f} off by {z_uncorrelated.max():.1f}")
 
 
-@check("correlation.peaked_ratio")
+@check("correlation.peaked_ratio", kind="package", statements={"correlation_estimator.md": (3,)})
 def _peaked() -> CheckResult:
     # Statement 3. Symbolic: for K = μ((1−ρ)I + ρ11ᵀ) and the row with mass p on token 0 and 1−p spread
     # uniformly over 0…t, (pKpᵀ) = μ(ρ + (1−ρ)S_t) and the ratio of the uniform-calibrated increment to
