@@ -114,8 +114,8 @@ def _position_correction(inputs: EstimateInputs) -> Tensor:
 @lru_cache(maxsize=4096)
 def _tanh_curvature(ratio: float) -> float:
     """``E tanh²(aZ) / a²`` for ``a = λ/κ`` (1 in the limit a → 0), Z ~ N(0, 1)."""
-    if ratio == 0.0:
-        return 1.0
+    if ratio < 1e-4:  # the series 1 − 2a² + (17/3)a⁴ − …: the dropped terms are below 6e-16, and a² may underflow
+        return 1.0 - 2.0 * ratio**2
     return tanh_square_moment(ratio) / ratio**2
 
 

@@ -177,6 +177,6 @@ def estimating_schemes() -> tuple[str, ...]:
     Examples
     --------
     >>> estimating_schemes()
-    ('bhyt', 'bhytline')
+    ('bhyt', 'bhytline', 'bhytc')
     """
     return tuple(name for name, row in SCHEME_TABLE.items() if row.estimates_m2)
