@@ -151,7 +151,7 @@ class Minimum:
 def _shape_text(evidence: Mapping) -> str:
     parts = [f"{name} {evidence[key]:,}" if isinstance(evidence.get(key), (int, np.integer)) else ""
              for key, name in (("depth", "depth"), ("width", "width"), ("seq_len", "T"))]
-    return ", ".join(p for p in parts if p) or "unknown"
+    return ", ".join(p for p in parts if p)
 
 
 def reach(evidence: Mapping) -> str:
@@ -168,8 +168,9 @@ def reach(evidence: Mapping) -> str:
     if evidence.get("rungs"):
         parts.append(f"{evidence['rungs']} rungs")
     seeds = int(evidence.get("seeds") or 0)
-    parts.append(f"{seeds} {'round' if evidence.get('regime') == 'cost' else 'seed'}{'' if seeds == 1 else 's'}")
-    return ", ".join(str(p) for p in parts)
+    if seeds:  # a proof's checks and a shape-free study have no seeds to count
+        parts.append(f"{seeds} {'round' if evidence.get('regime') == 'cost' else 'seed'}{'' if seeds == 1 else 's'}")
+    return ", ".join(str(p) for p in parts if p)
 
 
 def count_text(value: float) -> str:
