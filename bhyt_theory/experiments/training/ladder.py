@@ -57,10 +57,10 @@ import torch
 from scipy import stats
 
 from .analysis import magnitude_split
-from .corpus import build_corpus, training_batch
+from .corpus import build_corpus
 from .recipes import BASELINE_RECIPE, LADDER_RECIPES, METHOD_RECIPE, recipe_changes
 from .study import run_all, write_tables
-from .trainer import LanguageModel, TrainConfig, learning_rate, parameter_groups
+from .trainer import LanguageModel, TrainConfig, parameter_groups, timed_step
 
 SATURATION = "saturated_fraction_2"
 """The ladder's saturation measure: the fraction of tanh arguments with |z| ≥ 2 (tanh' < 0.071)."""
@@ -307,13 +307,7 @@ def measure_step_seconds(rung: Rung, recipe: str = BASELINE_RECIPE, steps: int =
     for step in range(steps + 1):
         if step == 1:
             started = time.process_time()
-        tokens, targets = training_batch(data, config.batch_size, config.stack.seq_len, config.seed, step)
-        for group in optimiser.param_groups:
-            group["lr"] = learning_rate(config, step)
-        loss = model.loss(tokens, targets)
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
+        timed_step(model, optimiser, config, data, step)
     return (time.process_time() - started) / steps
 
 

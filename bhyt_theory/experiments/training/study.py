@@ -36,10 +36,10 @@ import torch
 from .. import executor
 from ..atomic import write_atomically
 from ..bench import block_matmul_flops, dense_matmul_operands
-from .corpus import VOCAB_SIZE, build_corpus, evaluation_batches, training_batch
+from .corpus import VOCAB_SIZE, build_corpus, evaluation_batches
 from ..montecarlo import confidence_interval
 from .analysis import analyse, training_figures, training_summary
-from .trainer import LanguageModel, TrainConfig, learning_rate, parameter_groups, train
+from .trainer import LanguageModel, TrainConfig, parameter_groups, timed_step, train
 
 COMPARISON_SCHEMES = ("rmsnorm", "periln", "lns", "dyt", "bhyt", "bhytstar")
 DEFAULT_SEEDS = (0, 1, 2)
@@ -273,13 +273,7 @@ def training_throughput(base: TrainConfig, schemes: Sequence[str] = COMPARISON_S
         config, model, optimiser = trainers[scheme]
         start = time.perf_counter()
         for step in range(count):
-            tokens, targets = training_batch(corpus, config.batch_size, stack.seq_len, config.seed, step)
-            for group in optimiser.param_groups:
-                group["lr"] = learning_rate(config, step)
-            loss = model.loss(tokens, targets)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
+            timed_step(model, optimiser, config, corpus, step)
         return time.perf_counter() - start
 
     dense = dense_matmul_operands(base.tokens_per_step, stack.width, stack.mlp_width)

@@ -296,6 +296,20 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 
 @torch.no_grad()
+def timed_step(model: LanguageModel, optimiser: torch.optim.Optimizer, config: TrainConfig, data, step: int) -> Tensor:
+    """One optimisation step as ``train`` takes it — batch, learning rate, loss, backward, gradient
+    clipping, AdamW — without its logging: what the throughput and cost measurements time."""
+    tokens, targets = training_batch(data, config.batch_size, config.stack.seq_len, config.seed, step)
+    for group in optimiser.param_groups:
+        group["lr"] = learning_rate(config, step)
+    loss = model.loss(tokens, targets)
+    optimiser.zero_grad(set_to_none=True)
+    loss.backward()
+    nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip if config.grad_clip > 0 else math.inf)
+    optimiser.step()
+    return loss
+
+
 def evaluation_loss(model: LanguageModel, batches: list[tuple[Tensor, Tensor]]) -> float:
     """Mean held-out cross-entropy over ``batches`` (equal sizes, so the mean of means)."""
     return float(np.mean([model.loss(tokens, targets).item() for tokens, targets in batches]))
