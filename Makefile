@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-# QUICK=1: small sizes (about a minute); progress also goes to $(OUT)/reproduce.log.
+# QUICK=1: smoke-test sizes (43 s on two idle cores; every verdict "insufficient evidence"); progress also goes to $(OUT)/reproduce.log.
 reproduce: $(STAMP)
 	$(BIN)/bhyt-theory reproduce --out $(OUT) $(if $(QUICK),--quick)
 
