@@ -9,19 +9,19 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from bhyt_theory.pipeline import figures, studies  # noqa: E402
+from bhyt_theory.pipeline import figures, studies, tables  # noqa: E402
 from bhyt_theory.experiments.decode import decode_exactness  # noqa: E402
 from bhyt_theory.experiments.efficiency import efficiency_study  # noqa: E402
 from bhyt_theory.numerics.model import StackConfig  # noqa: E402
 
 TINY = StackConfig(depth=3, width=16, heads=2, seq_len=8)
 TABLES = {
-    "trace": lambda: studies.trace_tables(TINY, range(2), batch=1),
-    "growth": lambda: studies.growth_tables(TINY, range(2), batch=1),
-    "meanfield": lambda: studies.meanfield_tables(TINY, range(2), batch=1),
-    "variance": lambda: studies.variance_tables(TINY.replace(scheme="bhyt"), (0, 2), (0,), batch=1),
-    "variance_decomposition": lambda: studies.variance_decomposition_tables(TINY.replace(scheme="bhyt"), (0, 2), (0,), 1),
-    "jacobian": lambda: studies.jacobian_tables(TINY, (0,), probes=2),
+    "trace": lambda: tables.trace_tables(TINY, range(2), batch=1),
+    "growth": lambda: tables.growth_tables(TINY, range(2), batch=1),
+    "meanfield": lambda: tables.meanfield_tables(TINY, range(2), batch=1),
+    "variance": lambda: tables.variance_tables(TINY.replace(scheme="bhyt"), (0, 2), (0,), batch=1),
+    "variance_decomposition": lambda: tables.variance_decomposition_tables(TINY.replace(scheme="bhyt"), (0, 2), (0,), 1),
+    "jacobian": lambda: tables.jacobian_tables(TINY, (0,), probes=2),
     "bounds": lambda: studies.STUDIES["bounds"].produce(studies.STUDIES["bounds"].size(quick=True)),
     "efficiency": lambda: dict(zip(("efficiency_costs", "efficiency_timings"),
                                    efficiency_study(TINY.replace(depth=1), batch=1, rounds=2))),

@@ -65,7 +65,8 @@ from .measures import (
     measure_c9,
     load_ladder,
 )
-from .studies import PAPER_PRESET, STUDIES, ResultsStore, StudyResult
+from .studies import STUDIES, ResultsStore, StudyResult
+from .tables import PAPER_PRESET
 
 VERDICTS = ("confirmed", "refuted", "qualified", "insufficient evidence", "not testable here")
 NOT_RUN = "not run"

@@ -34,7 +34,8 @@ from .evidence import (
     span,
     t_interval,
 )
-from .studies import STUDIES, ResultMissing, Study, StudyResult, block_parameters
+from .studies import STUDIES, ResultMissing, Study, StudyResult
+from .tables import block_parameters
 
 FIT_COLUMNS = ("source", "scheme", "form", "best", "law", "slope", "slope_ci_low", "slope_ci_high", "rms_first",
                "rms_last", "n_seeds", "n_layers")
