@@ -13,23 +13,19 @@ import pytest
 from scipy import stats
 
 from bhyt_theory.cli.main import main
-from bhyt_theory.pipeline import claims, evidence, measures
-from bhyt_theory.pipeline.claims import (
+from bhyt_theory.pipeline import claims, evidence, measures, rules
+from bhyt_theory.pipeline.claims import CLAIMS, LADDER_STUDY, NOT_RUN, assess, evaluate
+from bhyt_theory.pipeline.rules import (
     ACTIVATION_RATIO_CONFIRM,
     BOUND_TOLERANCE,
-    CLAIMS,
     ESTIMATE_CONFIRM,
     ESTIMATE_REFUTE,
     GROWTH_EXPONENT,
-    LADDER_STUDY,
     LOSS_MARGIN,
-    NOT_RUN,
     RULES,
     SATURATION_CONFIRM,
     SATURATION_REFUTE,
     VERDICTS,
-    assess,
-    evaluate,
 )
 from bhyt_theory.pipeline.studies import NOT_AVAILABLE, STUDIES, ResultMissing, ResultsStore, StudyResult
 
@@ -463,8 +459,8 @@ def test_second_shape_is_judged_without_the_preset_but_with_the_seeds():
     """C3–C5 at width 256: the rule applies there at level "small" with the rule's seeds; fewer seeds
     give "insufficient evidence" at that shape too."""
     second = {"regime": "init", "level": "small", "preset": "", "seeds": 3, "depth": 65, "width": 256, "seq_len": 128}
-    assert claims.judge_second(RULES["C5"], CONFIRMING["C5"], second)["verdict"] == "confirmed"
-    assert claims.judge_second(RULES["C5"], CONFIRMING["C5"], {**second, "seeds": 2})["verdict"] == (
+    assert rules.judge_second(RULES["C5"], CONFIRMING["C5"], second)["verdict"] == "confirmed"
+    assert rules.judge_second(RULES["C5"], CONFIRMING["C5"], {**second, "seeds": 2})["verdict"] == (
         "insufficient evidence")
 
 

@@ -245,7 +245,7 @@ def test_timing_tables_have_one_row_per_scheme_and_round():
 ])
 def test_a_cpu_timing_decides_no_gpu_speed_claim(claim, measured):
     """The same device rule for every speed claim: a clear CPU speed-up is reported, not judged."""
-    from bhyt_theory.pipeline.claims import RULES
+    from bhyt_theory.pipeline.rules import RULES
 
     assert RULES[claim].decide({**measured, "device": "cpu"}).verdict == "not testable here"
     assert RULES[claim].decide({**measured, "device": "cuda"}).verdict == "confirmed"

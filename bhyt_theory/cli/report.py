@@ -66,7 +66,7 @@ def register(commands) -> None:
     claims = commands.add_parser(
         "claims", help="every claim C1–C9 and proof statement with its measured figures and computed verdict",
         description="Read the latest results in --results (as `reproduce --out` writes them), apply each claim's "
-        "rule (bhyt_theory.pipeline.claims.RULES) and print the verdicts; a claim whose study has no current result "
+        "rule (bhyt_theory.pipeline.rules.RULES) and print the verdicts; a claim whose study has no current result "
         "there is 'not run', and a folder with no results at all is an error (exit 2) naming the command that "
         "computes them. --compute first computes, at quick sizes, whatever is missing or stale, after saying what and "
         "about how long. --json prints a list of objects (id, statement, verdict, reason, measured, expected, rule, "

@@ -500,3 +500,33 @@ def measure_c8(results: Mapping[str, StudyResult]) -> dict:
     measured["mean_abs_ratio_text"] = (f"×{measured['mean_abs_ratio']:.2f} "
                                        f"{span(*interval_ends(measured, 'mean_abs_ratio'))}")
     return measured
+
+
+def measure_v1(results: Mapping[str, StudyResult]) -> dict:
+    columns = ("quantity", "shape", "scheme", "estimator", "layer", "position")
+    prediction = results["bhytc"].table("bhytc_prediction", *columns, "predicted")
+    measurement = results["bhytc"].table("bhytc_measurement", *columns, "measured", "ci_low", "ci_high")
+    keys = ["estimator", "layer"]
+    late = lambda table: table[(table["quantity"] == "ratio") & (table["position"] >= 8)]  # noqa: E731
+    measured = late(measurement).groupby(keys)["measured"].mean()
+    predicted = late(prediction).groupby(keys)["predicted"].mean()
+    error = (measured - 1).abs()
+    gap = (measured - predicted).abs() / predicted
+    growth = measurement[measurement["quantity"] == "growth_exponent"].set_index("scheme")
+    predicted_growth = prediction[prediction["quantity"] == "growth_exponent"].set_index(["shape", "scheme"])["predicted"]
+    result = results["bhytc"]
+    sizes = result.study.size(result.quick)
+    return {
+        "evidence": _init_evidence(_level(results, ["bhytc"]), sizes["seeds"],
+                                   **_shape(sizes["depth"], sizes["width"], sizes["seq_len"])),
+        "estimate_error": float(error["correlation"].max()),
+        "worst_layer": int(error["correlation"].idxmax()),
+        "reference_error": float(error["reference"].max()), "position_error": float(error["position"].max()),
+        "prediction_gap": float(gap.max()),
+        "exponent": float(growth.loc["bhytc", "measured"]), "exponent_ci_low": float(growth.loc["bhytc", "ci_low"]),
+        "exponent_ci_high": float(growth.loc["bhytc", "ci_high"]),
+        "predicted_exponent": float(predicted_growth[("study", "bhytc")]),
+        "bhyt_exponent": float(growth.loc["bhyt", "measured"]),
+        "paper_shape_exponents": ", ".join(f"{shape} {scheme} {value:.3f}" for (shape, scheme), value
+                                           in predicted_growth.items() if shape != "study") or "not computed (quick)",
+    }
