@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given
 from strategies import truncations
 
-from bhyt_theory.experiments import montecarlo
+from bhyt_theory.experiments import cache, montecarlo
 from bhyt_theory.numerics.model import StackConfig
 
 CONFIG = StackConfig(scheme="bhyt", depth=2, width=16, heads=2, seq_len=6)
@@ -32,7 +32,7 @@ def uncached_run() -> pd.DataFrame:
 
 def run_path(cache_dir: Path) -> Path:
     arguments = CONFIG, SEED, 4, CONFIG.seq_len, 0.02
-    return montecarlo.cache_path(cache_dir, CONFIG, montecarlo.run_key(*arguments), montecarlo.prefix_key(*arguments))
+    return cache.cache_path(cache_dir, CONFIG, cache.run_key(*arguments), cache.prefix_key(*arguments))
 
 
 def valid_file_bytes() -> bytes:
@@ -72,11 +72,11 @@ def assert_detected_named_and_recomputed(folder: Path, damaged: bytes) -> None:
     assert [r.levelno for r in records] == [logging.WARNING]
     assert str(path) in records[0].getMessage() and aside[0].name in records[0].getMessage()
     # The recomputed file is whole again: read back without recomputing.
-    pd.testing.assert_frame_equal(montecarlo.read_cached(path, *key_and_rows()), REFERENCE, check_exact=True)
+    pd.testing.assert_frame_equal(cache.read_cached(path, *key_and_rows()), REFERENCE, check_exact=True)
 
 
 def key_and_rows() -> tuple[str, int]:
-    return montecarlo.run_key(CONFIG, SEED, 4, CONFIG.seq_len, 0.02), montecarlo.expected_rows(CONFIG, CONFIG.seq_len)
+    return cache.run_key(CONFIG, SEED, 4, CONFIG.seq_len, 0.02), cache.expected_rows(CONFIG, CONFIG.seq_len)
 
 
 def test_the_valid_file_is_read_without_recomputing(tmp_path):

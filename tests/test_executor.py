@@ -20,7 +20,7 @@ import torch
 from distributed import LocalCluster, WorkerPlugin
 
 from bhyt_theory import cli
-from bhyt_theory.experiments import executor, montecarlo
+from bhyt_theory.experiments import cache, executor, montecarlo
 
 SMALL = {"depth": 3, "width": 16, "heads": 2, "seq_len": 6}
 SCHEMES = ["bhyt", "rmsnorm", "periln"]
@@ -44,7 +44,7 @@ def test_parallel_sweep_csv_is_byte_identical_to_serial(tmp_path):
     serial = (tmp_path / "serial.csv").read_bytes()
     assert serial == (tmp_path / "parallel.csv").read_bytes()
     assert len(pd.read_csv(tmp_path / "serial.csv")) == len(SCHEMES) * len(SEEDS) * SMALL["depth"] * 2 * SMALL["seq_len"]
-    assert len(list((tmp_path / "cache").glob(f"*{montecarlo.CACHE_SUFFIX}"))) == len(SCHEMES) * len(SEEDS)
+    assert len(list((tmp_path / "cache").glob(f"*{cache.CACHE_SUFFIX}"))) == len(SCHEMES) * len(SEEDS)
 
 
 def first_time(marker: Path) -> bool:

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from bhyt_theory.experiments import montecarlo
+from bhyt_theory.experiments import cache, montecarlo
 from bhyt_theory.numerics.inputs import INPUT_SEED_OFFSET, InputSpec, gaussian_inputs
 from bhyt_theory.numerics.model import SCHEMES, Stack, StackConfig
 from bhyt_theory.theory.meanfield import calibrate_correlation
@@ -179,7 +179,7 @@ def test_interrupted_write_leaves_no_partial_file(tmp_path, monkeypatch):
         Path(where).write_bytes(b"PAR1" + bytes(100))
         raise Interrupt
 
-    monkeypatch.setattr(montecarlo.pq, "write_table", half_written)
+    monkeypatch.setattr(cache.pq, "write_table", half_written)
     with pytest.raises(Interrupt):
         montecarlo.run(small_config(), 0, cache_dir=tmp_path)
     assert list(tmp_path.iterdir()) == []
@@ -205,21 +205,21 @@ OTHER_VALUES = {
 def test_cache_key_changes_when_any_field_changes():
     config = small_config()
     assert set(OTHER_VALUES) == {f.name for f in dataclasses.fields(StackConfig)}
-    key = montecarlo.run_key(config, 0, 4, 6, 0.02)
-    changed = {name: montecarlo.run_key(config.replace(**{name: value}), 0, 4, 6, 0.02)
+    key = cache.run_key(config, 0, 4, 6, 0.02)
+    changed = {name: cache.run_key(config.replace(**{name: value}), 0, 4, 6, 0.02)
                for name, value in OTHER_VALUES.items()}
     changed.update(
-        seed=montecarlo.run_key(config, 1, 4, 6, 0.02),
-        batch=montecarlo.run_key(config, 0, 5, 6, 0.02),
-        length=montecarlo.run_key(config, 0, 4, 7, 0.02),
-        input_std=montecarlo.run_key(config, 0, 4, 6, 0.03),
-        tag=montecarlo.run_key(config, 0, 4, 6, 0.02, tag="another code version"),
+        seed=cache.run_key(config, 1, 4, 6, 0.02),
+        batch=cache.run_key(config, 0, 5, 6, 0.02),
+        length=cache.run_key(config, 0, 4, 7, 0.02),
+        input_std=cache.run_key(config, 0, 4, 6, 0.03),
+        tag=cache.run_key(config, 0, 4, 6, 0.02, tag="another code version"),
     )
     assert all(other != key for other in changed.values()), [n for n, k in changed.items() if k == key]
     assert len(set(changed.values())) == len(changed)
-    assert montecarlo.run_key(small_config(), 0, 4, 6, 0.02) == key  # and it is deterministic
+    assert cache.run_key(small_config(), 0, 4, 6, 0.02) == key  # and it is deterministic
     # equal values given as numpy scalars (a numpy grid) find the same file
-    assert montecarlo.run_key(config.replace(lam_in=np.float64(config.lam_in)), np.int64(0), 4, 6, 0.02) == key
+    assert cache.run_key(config.replace(lam_in=np.float64(config.lam_in)), np.int64(0), 4, 6, 0.02) == key
 
 
 def seed_samples():

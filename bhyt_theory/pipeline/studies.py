@@ -40,7 +40,7 @@ import torch
 
 from .. import __version__
 from ..experiments.atomic import write_atomically
-from ..experiments.montecarlo import source_fingerprint
+from ..experiments.cache import source_fingerprint
 from ..numerics.model import SCHEMES, StackConfig
 from .tables import (
     BHYTC_ESTIMATORS,
