@@ -51,7 +51,8 @@ CONFIRMING = {
 # (rule, base figures, key moved, threshold, verdict just below, exactly at, just above). Each
 # threshold is a constant of the rule module, so "exactly at" compares the same double.
 CONFIRMING["V1"] = {"estimate_error": 0.04, "prediction_gap": 0.01, "exponent": 0.01, "predicted_exponent": 0.01,
-                    "exponent_ci_low": 0.0, "exponent_ci_high": 0.02}
+                    "exponent_ci_low": 0.0, "exponent_ci_high": 0.02, "paper_excess": 0.01,
+                    "paper_cells": "llama-374m: worst 1.0 %"}
 
 BOUNDARIES = [
     # V1 (bhytc): the estimate error at 5 % (confirm) and 20 % (refute); the prediction gap at 5 %; the
@@ -59,6 +60,9 @@ BOUNDARIES = [
     ("V1", CONFIRMING["V1"], "estimate_error", 0.05, "confirmed", "confirmed", "qualified"),
     ("V1", CONFIRMING["V1"], "estimate_error", 0.20, "qualified", "qualified", "refuted"),
     ("V1", CONFIRMING["V1"], "prediction_gap", 0.05, "confirmed", "confirmed", "qualified"),
+    # ... and the worst preset cell beyond its Monte Carlo allowance at 5 % (confirm) and 20 % (refute)
+    ("V1", CONFIRMING["V1"], "paper_excess", 0.05, "confirmed", "confirmed", "qualified"),
+    ("V1", CONFIRMING["V1"], "paper_excess", 0.20, "qualified", "qualified", "refuted"),
     ("V1", {**CONFIRMING["V1"], "exponent": 0.09, "predicted_exponent": 0.09, "exponent_ci_low": 0.08},
      "exponent_ci_high", GROWTH_EXPONENT, "confirmed", "qualified", "qualified"),
     ("V1", {**CONFIRMING["V1"], "exponent": 0.2, "predicted_exponent": 0.2, "exponent_ci_high": 0.3},
@@ -476,3 +480,32 @@ def test_a_missing_training_label_is_an_error_naming_the_study_and_the_label():
     results = {"training": StudyResult(STUDIES["training"], tables, {"quick": True})}
     with pytest.raises(ResultMissing, match="study 'training', table 'training_summary' has no row for label 'bhyt'"):
         assess(next(c for c in CLAIMS if c.id == "C7"), results)
+
+
+def test_v1_without_preset_cells_is_judged_on_the_study_shape_alone():
+    # a quick run measures no preset: the paper-shape condition must neither block nor refute
+    measured = {**CONFIRMING["V1"], "paper_excess": None, "paper_cells": "not measured (quick)"}
+    assert RULES["V1"].decide(measured).verdict == "confirmed"
+
+
+def test_v1_preset_cells_worst_cell_share_and_monte_carlo_allowance():
+    # A constructed preset table: the worst correlation cell past position 8 is 0.90 (10 %) with se
+    # 0.01 over 3 seeds, so its excess is 0.1 − t(0.975, 2 df)·0.01 (t from scipy); positions < 8 (ratio 0.5) and the study
+    # shape (ratio 0.1) must be ignored; 3 of the 4 late correlation cells are within 5 %.
+    rows = []
+    for layer, position, ratio in [(0, 0, 0.5), (0, 8, 0.99), (0, 9, 1.02), (1, 8, 0.90), (1, 9, 1.04)]:
+        rows.append(dict(quantity="ratio", shape="llama-374m", estimator="correlation", layer=layer,
+                         position=position, measured=ratio, se=0.01, n_seeds=3))
+        rows.append(dict(quantity="ratio", shape="llama-374m", estimator="reference", layer=layer,
+                         position=position, measured=ratio - 0.3, se=0.01, n_seeds=3))
+    rows.append(dict(quantity="ratio", shape="study", estimator="correlation", layer=0, position=20,
+                     measured=0.1, se=0.0, n_seeds=3))
+    cells = measures._paper_cells(pd.DataFrame(rows))
+    assert cells["paper_excess"] == pytest.approx(0.1 - stats.t.ppf(0.975, 2) * 0.01, abs=1e-12)
+    assert "worst 10.0% at layer 1, t 8" in cells["paper_cells"]
+    assert "75% of cells within 5%" in cells["paper_cells"]
+    assert "reference's worst 40.0%" in cells["paper_cells"]
+    # one seed: no standard error, no allowance
+    single = measures._paper_cells(pd.DataFrame(rows).assign(se=float("nan"), n_seeds=1))
+    assert single["paper_excess"] == pytest.approx(0.1, abs=1e-12)
+    assert measures._paper_cells(pd.DataFrame(rows[-1:]))["paper_excess"] is None

@@ -121,3 +121,13 @@ def test_python_dash_m_runs_the_command_line():
     done = subprocess.run([sys.executable, "-m", "bhyt_theory", "--version"], capture_output=True, text=True,
                           cwd=root, timeout=120)
     assert (done.returncode, done.stdout.strip()) == (0, f"bhyt-theory {__version__}")
+
+
+@pytest.mark.parametrize("command", sorted(name for name in LIBRARY if len(LIBRARY[name]()) == 1))
+def test_help_names_the_default_the_command_runs_with(command):
+    """`--help` of every StackConfig option states the value the command uses when it is not given."""
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    actions = {a.dest: a for a in commands.choices[command]._actions}
+    (library,) = LIBRARY[command]()
+    for field in ("depth", "width", "heads", "seq_len", "scheme", "lam_in", "kappa"):
+        assert f"(default {getattr(library, field)}" in actions[field].help, (command, field, actions[field].help)

@@ -27,7 +27,38 @@ TABLES = {
                                    efficiency_study(TINY.replace(depth=1), batch=1, rounds=2))),
     "decode": lambda: {"decode_exactness": decode_exactness(seeds=(0,), batch=1, steps=2)},
     "training": lambda: _training_tables(),
+    "bhytc": lambda: _bhytc_tables(),
 }
+
+TINY_PRESET = {"width": 16, "depth": 2, "heads": 2, "kv_heads": 1, "mlp_width": 32, "seq_len": 10}
+"""A stand-in paper preset, small enough for a unit test (registered under the name "tiny")."""
+
+
+def _bhytc_tables():
+    from unittest import mock
+
+    from bhyt_theory.numerics import model
+
+    config = TINY.replace(scheme="bhyt", seq_len=10)
+    with mock.patch.dict(model.PRESETS, {"tiny": TINY_PRESET}):
+        return {"bhytc_prediction": tables.bhytc_prediction(config, ("tiny",)),
+                "bhytc_measurement": tables.bhytc_measurement(config, range(2), 1, None, ("tiny",), range(2))}
+
+
+def test_bhytc_tables_cover_every_preset_cell_and_match_a_direct_comparison():
+    from bhyt_theory.experiments.variance import estimator_comparison
+    from bhyt_theory.numerics.inputs import InputSpec
+
+    measured = _bhytc_tables()["bhytc_measurement"]
+    preset = measured[(measured["quantity"] == "ratio") & (measured["shape"] == "tiny")]
+    # every estimator × layer × position of the preset, with its seed count
+    assert len(preset) == len(tables.BHYTC_ESTIMATORS) * TINY_PRESET["depth"] * TINY_PRESET["seq_len"]
+    assert set(preset["n_seeds"]) == {2}
+    # the preset's rows are the variance study's own comparison at the preset (same machine: exact)
+    direct = estimator_comparison(StackConfig(scheme="bhyt", **TINY_PRESET), tables.BHYTC_ESTIMATORS, seeds=(0, 1),
+                                  inputs=InputSpec(batch=1), layers=range(2), positions=range(10))
+    np.testing.assert_array_equal(preset["measured"].to_numpy(), direct["ratio"].to_numpy())
+    np.testing.assert_array_equal(preset["se"].to_numpy(), direct["ratio_se"].to_numpy())
 
 
 def _training_tables():

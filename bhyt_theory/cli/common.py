@@ -31,9 +31,11 @@ from .options import (
 )
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, multi: bool = False) -> None:
+def add_config_arguments(parser: argparse.ArgumentParser, multi: bool = False,
+                         defaults: StackConfig | None = None) -> None:
     """One ``--option`` per ``StackConfig`` field (``kv_heads`` → ``--kv-heads``),
-    each typed and range-checked as ``StackConfig`` requires.
+    each typed and range-checked as ``StackConfig`` requires; its help names the default of
+    ``defaults`` (the command's library configuration; ``StackConfig()`` when None).
 
     With ``multi=True`` every option takes one or more values (for sweeps).
     ``--preset`` starts from a paper-scale shape (``model.PRESETS``); options given
@@ -55,7 +57,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, multi: bool = False) -
             "--" + field.name.replace("_", "-"),
             nargs="+" if multi else None,
             default=None,
-            help=f"StackConfig.{field.name} (default {field.default}{accepted})",
+            help=f"StackConfig.{field.name} (default {getattr(defaults, field.name, field.default)}{accepted})",
             **config_type(field.name, base),
         )
 
@@ -121,7 +123,7 @@ def add_study_command(commands, name: str, study, run, validate, *, help: str, d
     config = library_default(study, "config")
     parser = commands.add_parser(name, help=help, description=f"{description} Default configuration: "
                                  f"{describe_config(config)} ({study.__module__}.{study.__name__}).")
-    add_config_arguments(parser)
+    add_config_arguments(parser, defaults=config if isinstance(config, StackConfig) else None)
     library_config(parser, config, **fixed)
     add_study_options(parser, study)
     add_output_options(parser)

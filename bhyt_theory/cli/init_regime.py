@@ -415,7 +415,7 @@ def register(commands) -> None:
         "and one decode step as ratios to RMSNorm measured in this process (interleaved rounds, Student-t "
         "intervals). --device cuda on a GPU; the table names the hardware.",
     )
-    add_config_arguments(efficiency)
+    add_config_arguments(efficiency, defaults=library_default(efficiency_experiment.efficiency_study, "config"))
     library_config(efficiency, lambda args: efficiency_experiment.QUICK_EFFICIENCY if args.quick
                    else library_default(efficiency_experiment.efficiency_study, "config"))
     efficiency.add_argument("--schemes", nargs="+",

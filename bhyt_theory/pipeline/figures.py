@@ -213,6 +213,25 @@ def table_meanfield(tables: Tables) -> pd.DataFrame:
 
 # ---------------------------------------------------------------- variance approximation
 
+def _ratio_heat_map(axis, table: pd.DataFrame, norm, title: str):
+    """One layer × position heat map of ``table``'s ``ratio`` column, titled with its mean and max |r − 1|."""
+    grid = table.pivot(index="layer", columns="position", values="ratio")
+    image = axis.imshow(grid.to_numpy(), aspect="auto", cmap="RdBu", norm=norm, interpolation="nearest",
+                        extent=(-0.5, grid.shape[1] - 0.5, grid.shape[0] - 0.5, -0.5))
+    axis.set_yticks(range(len(grid.index)), [str(v) for v in grid.index])
+    error = (grid - 1).abs().to_numpy()
+    axis.set_title(f"{title}\nmean |r−1| {error.mean():.3f}, max {error.max():.3f}", fontsize=9)
+    axis.set_xlabel("position t")
+    axis.set_ylabel("layer")
+    return image
+
+
+def _ratio_norm(ratios: pd.Series) -> TwoSlopeNorm:
+    """A colour range symmetric around 1, wide enough for the largest error (at least ±5 %)."""
+    spread = max(0.05, float((ratios - 1).abs().max()))
+    return TwoSlopeNorm(vmin=1 - spread, vcenter=1.0, vmax=1 + spread)
+
+
 def figure_variance(tables: Tables, path: Path | None = None):
     """M₂/m(h′) as a layer × position heat map, one panel per estimator (1 = exact; red: undercount)."""
     table = tables["variance_estimators"]
@@ -220,20 +239,10 @@ def figure_variance(tables: Tables, path: Path | None = None):
     columns = 4
     rows_ = int(np.ceil(len(estimators) / columns))
     figure, axes = plt.subplots(rows_, columns, figsize=(14, 2.6 * rows_ + 0.6), squeeze=False)
-    # symmetric colour range around 1, wide enough for the largest error (at least ±5 %)
-    spread = max(0.05, float((table["ratio"] - 1).abs().max()))
-    norm = TwoSlopeNorm(vmin=1 - spread, vcenter=1.0, vmax=1 + spread)
+    norm = _ratio_norm(table["ratio"])
     image = None
     for axis, estimator in zip(axes.flat, estimators):
-        grid = table[table["estimator"] == estimator].pivot(index="layer", columns="position", values="ratio")
-        image = axis.imshow(grid.to_numpy(), aspect="auto", cmap="RdBu", norm=norm, interpolation="nearest",
-                            extent=(-0.5, grid.shape[1] - 0.5, grid.shape[0] - 0.5, -0.5))
-        axis.set_yticks(range(len(grid.index)), [str(v) for v in grid.index])
-        error = (grid - 1).abs()
-        axis.set_title(f"{estimator}\nmean |r−1| {error.to_numpy().mean():.3f}, max {error.to_numpy().max():.3f}",
-                       fontsize=9)
-        axis.set_xlabel("position t")
-        axis.set_ylabel("layer")
+        image = _ratio_heat_map(axis, table[table["estimator"] == estimator], norm, estimator)
     for axis in axes.flat[len(estimators):]:
         axis.set_visible(False)
     first = table.iloc[0]
@@ -602,6 +611,58 @@ def table_training(tables: Tables) -> pd.DataFrame:
     return summary[columns]
 
 
+
+
+def figure_bhytc(tables: Tables, path: Path | None = None):
+    """Measured M₂/m(h′) per layer × position: one row of panels per shape (the study's and each paper
+    preset measured), one column per estimator; bhytc's "correlation" should be white everywhere."""
+    measurement = tables["bhytc_measurement"]
+    ratios = measurement[measurement["quantity"] == "ratio"].rename(columns={"measured": "ratio"})
+    shapes = list(dict.fromkeys(ratios["shape"]))
+    estimators = list(dict.fromkeys(ratios["estimator"]))
+    figure, axes = plt.subplots(len(shapes), len(estimators), figsize=(4.6 * len(estimators), 2.8 * len(shapes) + 0.6),
+                                squeeze=False)
+    norm = _ratio_norm(ratios["ratio"])
+    image = None
+    for row, shape in zip(axes, shapes):
+        for axis, estimator in zip(row, estimators):
+            cells = ratios[(ratios["shape"] == shape) & (ratios["estimator"] == estimator)]
+            seeds = int(cells["n_seeds"].iloc[0]) if "n_seeds" in cells else 0
+            image = _ratio_heat_map(axis, cells, norm, f"{shape}: {estimator} ({seeds} seed{'s' if seeds != 1 else ''})")
+    figure.suptitle("bhytc's correlation estimator against the reference and position-aware ones: M₂ / m(h′) at init "
+                    "(1 = exact; red: undercount)", fontsize=11)
+    figure.tight_layout()
+    figure.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="M₂ / m(h′)")
+    return _save(figure, path)
+
+
+def table_bhytc(tables: Tables) -> pd.DataFrame:
+    """The bhytc study: predicted and measured layer means of M₂/m(h′) past position 8, per shape and
+    estimator (four layers shown), the worst cell past position 8 at each shape, and the growth
+    exponents (predicted, measured with their 95 % interval)."""
+    prediction, measurement = tables["bhytc_prediction"], tables["bhytc_measurement"]
+    late = lambda table: table[(table["quantity"] == "ratio") & (table["position"] >= 8)]  # noqa: E731
+    keys = ["shape", "estimator", "layer"]
+    ratios = late(prediction).groupby(keys)["predicted"].mean().to_frame().join(
+        late(measurement).groupby(keys)["measured"].mean(), how="inner").reset_index()
+    shown = []
+    for _, group in ratios.groupby(["shape", "estimator"], sort=False):
+        layers = sorted(group["layer"].unique())
+        shown.append(group[group["layer"].isin({layers[0], layers[len(layers) // 4], layers[len(layers) // 2],
+                                                 layers[-1]})])
+    ratios = pd.concat(shown, ignore_index=True).assign(quantity="M₂/m(h′), layer mean over positions ≥ 8")
+    cells = late(measurement).assign(error=lambda t: (t["measured"] - 1).abs())
+    worst = cells.loc[cells.groupby(["shape", "estimator"], sort=False)["error"].idxmax()]
+    worst = worst.assign(quantity=[f"worst cell past t 8 (t {int(t)})" for t in worst["position"]],
+                         predicted=worst.merge(late(prediction), on=keys + ["position"], how="left")["predicted"].to_numpy())
+    growth = prediction[prediction["quantity"] == "growth_exponent"].merge(
+        measurement[measurement["quantity"] == "growth_exponent"][["shape", "scheme", "measured", "ci_low", "ci_high"]],
+        on=["shape", "scheme"], how="left")
+    growth = growth.assign(estimator=growth["scheme"], quantity="growth exponent", layer=-1)
+    columns = ["quantity", "shape", "estimator", "layer", "predicted", "measured", "ci_low", "ci_high"]
+    return pd.concat([ratios, worst, growth], ignore_index=True).reindex(columns=columns)
+
+
 VIEWS: dict[str, tuple[Callable[[Tables, Path], None] | None, Callable[[Tables], pd.DataFrame]]] = {
     "trace": (figure_trace, table_trace),
     "growth": (figure_growth, table_growth),
@@ -614,27 +675,6 @@ VIEWS: dict[str, tuple[Callable[[Tables, Path], None] | None, Callable[[Tables],
     "efficiency": (figure_efficiency, table_efficiency),
     "training": (figure_training, table_training),
     "decode": (figure_decode, table_decode),
+    "bhytc": (figure_bhytc, table_bhytc),
 }
 """Study name → (figure function or None, short-table function)."""
-
-
-def table_bhytc(tables: Tables) -> pd.DataFrame:
-    """The bhytc study: predicted and measured layer means of M₂/m(h′) past position 8, per estimator, and
-    the growth exponents (predicted, measured with their 95 % interval)."""
-    prediction, measurement = tables["bhytc_prediction"], tables["bhytc_measurement"]
-    late = lambda table: table[(table["quantity"] == "ratio") & (table["position"] >= 8)]  # noqa: E731
-    keys = ["estimator", "layer"]
-    ratios = late(prediction).groupby(keys)["predicted"].mean().to_frame().join(
-        late(measurement).groupby(keys)["measured"].mean()).reset_index()
-    layers = sorted(ratios["layer"].unique())
-    shown = {layers[0], layers[len(layers) // 4], layers[len(layers) // 2], layers[-1]}
-    ratios = ratios[ratios["layer"].isin(shown)].assign(quantity="M₂/m(h′), positions ≥ 8", shape="study")
-    growth = prediction[prediction["quantity"] == "growth_exponent"].merge(
-        measurement[measurement["quantity"] == "growth_exponent"][["shape", "scheme", "measured", "ci_low", "ci_high"]],
-        on=["shape", "scheme"], how="left")
-    growth = growth.assign(estimator=growth["scheme"], quantity="growth exponent", layer=-1)
-    columns = ["quantity", "shape", "estimator", "layer", "predicted", "measured", "ci_low", "ci_high"]
-    return pd.concat([ratios, growth], ignore_index=True).reindex(columns=columns)
-
-
-VIEWS["bhytc"] = (None, table_bhytc)

@@ -123,7 +123,8 @@ SIZE_TEXT: dict[str, Callable[[object], str]] = {
     "random_trials": lambda n: f"{n} random trial" + ("s" if n != 1 else ""),
     "hill_climb_steps": "{} hill-climb steps".format,
     "default_initialisation": lambda on: "and the default initialisation" if on else "search only",
-    "presets": lambda presets: ("mean field also at " + " and ".join(presets)) if presets else "no preset",
+    "presets": lambda presets: ("also at " + " and ".join(presets)) if presets else "no preset",
+    "preset_seeds": lambda n: f"{n} seed" + ("s" if n != 1 else "") + " (batch 1) at each preset",
 }
 """How each size of a study reads in its description (``describe``)."""
 
@@ -377,8 +378,9 @@ def _bhytc(sizes: dict, log: Log = _quiet) -> dict[str, pd.DataFrame]:
     config = _config(sizes, scheme="bhyt")
     prediction = bhytc_prediction(config, sizes["presets"])  # made first, from the mean field alone
     log("bhytc: mean-field prediction made; running the Monte Carlo")
-    return {"bhytc_prediction": prediction,
-            "bhytc_measurement": bhytc_measurement(config, range(sizes["seeds"]), sizes["batch"], sizes["layers"])}
+    measurement = bhytc_measurement(config, range(sizes["seeds"]), sizes["batch"], sizes["layers"], sizes["presets"],
+                                    range(sizes.get("preset_seeds", 0)), log=log)
+    return {"bhytc_prediction": prediction, "bhytc_measurement": measurement}
 
 
 def _growth_sizes() -> dict:
@@ -462,8 +464,8 @@ def _studies() -> tuple[Study, ...]:
             quick={"depth": 8, "width": 64, "heads": 4, "seq_len": 32, "seeds": 2, "batch": 2, "presets": (),
                    "layers": tuple(range(8))},
             full={"depth": 16, "width": 256, "heads": 4, "seq_len": 128, "seeds": 3, "batch": 2, "presets": BHYTC_PRESETS,
-                  "layers": tuple(range(16))},
-            seconds=(5, 60),
+                  "preset_seeds": 3, "layers": tuple(range(16))},
+            seconds=(5, 300),
             # the Monte Carlo half's ratios (the growth half is `bhyt-theory growth --scheme bhyt bhytc` at the same sizes)
             subcommand="bhyt-theory variance --estimators " + " ".join(BHYTC_ESTIMATORS) + " " + _SHAPE
             + " --layers {layers} --seeds {seeds} --batch {batch}"),

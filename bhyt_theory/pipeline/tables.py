@@ -189,11 +189,12 @@ def bhytc_prediction(config: StackConfig, presets: Sequence[str] = BHYTC_PRESETS
     """What the mean field predicts for ``bhytc`` before any Monte Carlo is run.
 
     Rows ``quantity = "ratio"``: M₂/m(h′) per estimator × layer × position at ``config``'s
-    shape (inputs ``InputSpec``); the "correlation" estimator carries the mean field's own
-    factors, so its predicted ratio is 1. Rows ``quantity = "growth_exponent"``: the power-law
+    shape (``shape = "study"``) and at each of ``presets`` (``shape`` = the preset's name;
+    inputs ``InputSpec``); the "correlation" estimator carries the mean field's own factors,
+    so its predicted ratio is 1. Rows ``quantity = "growth_exponent"``: the power-law
     exponent of the rms over the layers (``growth.fit_growth`` on the mean-field curve) for
-    ``bhyt`` and ``bhytc`` at ``config``'s shape (``shape = "study"``) and at ``presets``.
-    Takes no Monte Carlo input: the prediction cannot depend on the measurement.
+    ``bhyt`` and ``bhytc`` at the same shapes. Takes no Monte Carlo input: the prediction
+    cannot depend on the measurement.
     """
     import numpy as np
     from scipy import stats
@@ -201,14 +202,14 @@ def bhytc_prediction(config: StackConfig, presets: Sequence[str] = BHYTC_PRESETS
     from ..theory.meanfield import predict, predict_per_position
 
     rows = []
-    for estimator in BHYTC_ESTIMATORS:
-        table = predict_per_position(config.replace(estimator=estimator), InputSpec().std**2)
-        table = table[table["sublayer"] == "attn"]
-        rows.append(pd.DataFrame({"quantity": "ratio", "shape": "study", "scheme": "bhyt", "estimator": estimator,
-                                  "layer": table["layer"], "position": table["position"],
-                                  "predicted": table["estimate_ratio"]}))
-    shapes = [("study", config)] + [(preset, StackConfig.from_preset(preset)) for preset in presets]
+    shapes = [("study", config)] + [(preset, StackConfig.from_preset(preset, scheme="bhyt")) for preset in presets]
     for shape, base in shapes:
+        for estimator in BHYTC_ESTIMATORS:
+            table = predict_per_position(base.replace(estimator=estimator), InputSpec().std**2)
+            table = table[table["sublayer"] == "attn"]
+            rows.append(pd.DataFrame({"quantity": "ratio", "shape": shape, "scheme": "bhyt", "estimator": estimator,
+                                      "layer": table["layer"], "position": table["position"],
+                                      "predicted": table["estimate_ratio"]}))
         for scheme in ("bhyt", "bhytc"):
             # the estimator and κ schedule at their defaults: bhytc's row puts in its own
             fields = {**base.as_dict(), "scheme": scheme, "estimator": "reference", "kappa_schedule": "constant"}
@@ -221,25 +222,37 @@ def bhytc_prediction(config: StackConfig, presets: Sequence[str] = BHYTC_PRESETS
 
 
 def bhytc_measurement(config: StackConfig, seeds: Sequence[int], batch: int = 2,
-                      layers: Sequence[int] | None = None) -> pd.DataFrame:
-    """The Monte Carlo that ``bhytc_prediction`` is compared with, at ``config``'s shape.
+                      layers: Sequence[int] | None = None, presets: Sequence[str] = (),
+                      preset_seeds: Sequence[int] = (0,), log: Log = _quiet) -> pd.DataFrame:
+    """The Monte Carlo that ``bhytc_prediction`` is compared with.
 
     Rows ``quantity = "ratio"``: M₂/m(h′) per estimator × layer × position, mean and
-    standard error over ``seeds`` (``variance.estimator_comparison``). Rows
-    ``quantity = "growth_exponent"``: the Monte Carlo power-law exponent of the rms for
-    ``bhyt`` and ``bhytc`` with its 95 % interval across seeds (``growth.fit_growth``).
+    standard error over seeds (``variance.estimator_comparison``), at ``config``'s shape
+    (``shape = "study"``; ``seeds``, ``batch``, ``layers``) and at each of ``presets``
+    (every layer and position, ``preset_seeds``, one sequence per seed: a preset's T is
+    1024). Rows ``quantity = "growth_exponent"``: the Monte Carlo power-law exponent of the
+    rms for ``bhyt`` and ``bhytc`` at ``config``'s shape with its 95 % interval across
+    seeds (``growth.fit_growth``).
     """
     from ..experiments.growth import fit_growth
     from ..experiments.variance import estimator_comparison
 
+    def ratios(shape: str, stack: StackConfig, shape_seeds: Sequence[int], inputs: InputSpec,
+               shape_layers: Sequence[int]) -> pd.DataFrame:
+        started = time.perf_counter()
+        comparison = estimator_comparison(stack, BHYTC_ESTIMATORS, seeds=tuple(shape_seeds), inputs=inputs,
+                                          layers=tuple(shape_layers), positions=range(stack.seq_len))
+        log(f"  bhytc: M₂/m(h′) at {shape}, {len(shape_seeds)} seed(s), in {time.perf_counter() - started:.0f} s")
+        return pd.DataFrame({"quantity": "ratio", "shape": shape, "scheme": "bhyt",
+                             "estimator": comparison["estimator"], "layer": comparison["layer"],
+                             "position": comparison["position"], "measured": comparison["ratio"],
+                             "se": comparison["ratio_se"], "n_seeds": len(shape_seeds)})
+
     inputs = InputSpec(batch=batch)
-    comparison = estimator_comparison(config, BHYTC_ESTIMATORS, seeds=tuple(seeds), inputs=inputs,
-                                      layers=range(config.depth) if layers is None else tuple(layers),
-                                      positions=range(config.seq_len))
-    rows = [pd.DataFrame({"quantity": "ratio", "shape": "study", "scheme": "bhyt",
-                          "estimator": comparison["estimator"], "layer": comparison["layer"],
-                          "position": comparison["position"], "measured": comparison["ratio"],
-                          "se": comparison["ratio_se"]})]
+    rows = [ratios("study", config, seeds, inputs, range(config.depth) if layers is None else layers)]
+    for preset in presets:
+        stack = StackConfig.from_preset(preset, scheme="bhyt")
+        rows.append(ratios(preset, stack, preset_seeds, InputSpec(batch=1), range(stack.depth)))
     base = {k: v for k, v in config.as_dict().items() if k not in ("scheme", "estimator", "kappa_schedule")}
     table = sweep({"scheme": ["bhyt", "bhytc"]}, list(seeds), inputs=inputs, base=base, cache_dir=None,
                   progress=False)
@@ -247,5 +260,6 @@ def bhytc_measurement(config: StackConfig, seeds: Sequence[int], batch: int = 2,
     power = fits[fits["form"] == "power"]
     rows.append(pd.DataFrame({"quantity": "growth_exponent", "shape": "study", "scheme": power["scheme"],
                               "estimator": "", "layer": -1, "position": -1, "measured": power["slope"],
-                              "se": float("nan"), "ci_low": power["slope_ci_low"], "ci_high": power["slope_ci_high"]}))
+                              "se": float("nan"), "n_seeds": len(seeds), "ci_low": power["slope_ci_low"],
+                              "ci_high": power["slope_ci_high"]}))
     return pd.concat(rows, ignore_index=True)
