@@ -351,3 +351,12 @@ def test_erf_square_moment_returns_a_float_for_a_scalar_and_an_array_for_an_arra
     values = gaussian.erf_square_moment(np.array([0.5, 1.0]))
     assert values.shape == (2,) and values == pytest.approx(
         [2 / math.pi * math.asin(2 * a * a / (1 + 2 * a * a)) for a in (0.5, 1.0)], rel=1e-14)
+
+
+def test_an_output_norm_without_a_bound_is_named_in_the_error():
+    """Only RMSNorm has an output-norm term; a row with another post_norm must say which is missing."""
+    from types import SimpleNamespace
+
+    block = SimpleNamespace(row=SimpleNamespace(post_norm="layernorm"))
+    with pytest.raises(ValueError, match=r"no bound for output norm 'layernorm'; available: \('rmsnorm',\)"):
+        bounds._output_side(block, None, 1.0)

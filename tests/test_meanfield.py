@@ -28,6 +28,7 @@ from bhyt_theory.theory.meanfield import (
     KERNEL_TOLERANCE,
     attention_matrix,
     attention_variance_constant_moments,
+    correlation_factors,
     erf_kernel,
     gaussian_kernel,
     predict,
@@ -439,3 +440,38 @@ def test_attention_matrix_accepts_a_row_stochastic_matrix_of_the_right_shape_onl
     np.testing.assert_array_equal(attention_matrix(2, matrix), matrix)
     with pytest.raises(ValueError, match="shape"):
         attention_matrix(3, matrix)
+
+
+def test_correlation_factors_need_a_bhyt_scheme():
+    with pytest.raises(ValueError, match="correlation factors need a BHyT scheme, got 'rmsnorm'"):
+        correlation_factors(StackConfig(scheme="rmsnorm", depth=1, width=32, heads=4, seq_len=4))
+
+
+def test_correlation_factors_are_the_attention_increment_over_the_reference_one():
+    """f_l(t) = (E m(h'_t) − E m(h_t)) / (c_attn λ₁²/κ_l²) read off the per-position prediction
+    (E m(h_t) = v at layer 0, the previous "mlp" row after). The factors' cache is cleared first
+    so the recursion runs here. Error model: the same float64 values, one subtraction and one
+    division apart: rtol 1e-12."""
+    from bhyt_theory.theory import meanfield
+
+    meanfield._cached_factors.cache_clear()
+    config = StackConfig(scheme="bhyt", depth=2, width=32, heads=4, seq_len=6)
+    variance = 0.05**2
+    got = correlation_factors(config, variance)
+    table = predict_per_position(config, variance)
+    square = table["mean_square"].to_numpy().reshape(2 * config.depth, config.seq_len)
+    c_attn = attention_variance_constant_moments(config)[0]
+    before = np.vstack([np.full(config.seq_len, variance), square[1::2][:-1]])
+    reference = np.array([c_attn * (config.lam_in / config.kappa_at(layer)) ** 2 for layer in range(config.depth)])
+    expected = (square[0::2] - before) / reference[:, None]
+    assert got.shape == (config.depth, config.seq_len)
+    assert np.allclose(got, expected, rtol=1e-12, atol=0)
+
+
+def test_softmax_prediction_tends_to_uniform_causal_as_logits_vanish():
+    """predict(..., "softmax") at σ = 3e-4 (logit std ≈ dσ² ≈ 6e-6) is the uniform causal one
+    up to first order in the logits: rtol 1e-4 as for softmax_attention_average itself."""
+    config = StackConfig(scheme="bhyt", depth=1, width=64, heads=4, seq_len=6, init_std=3e-4)
+    softmax = predict_per_position(config, 0.02**2, "softmax", attention_samples=4)["mean_square"].to_numpy()
+    uniform = predict_per_position(config, 0.02**2, "uniform_causal")["mean_square"].to_numpy()
+    assert np.allclose(softmax, uniform, rtol=1e-4, atol=0)

@@ -259,3 +259,23 @@ def test_anisotropy_variance_formula_needs_spherically_symmetric_tokens():
     a = lam / kappa
     predicted = 2 * a**4 * float(q_tilde.square().sum()) / (d * (d + 2))  # token 0 at t = 0
     assert predicted > 1e-5
+
+
+def test_a_polynomial_with_exactly_n_moment_terms_gives_all_of_them():
+    """f(x) = x² − x⁴/6 is its own Maclaurin polynomial: E f(aZ) = a² − a⁴/2 has exactly two
+    non-zero terms, and asking for two must return them (not search for a third). Reference:
+    the Gaussian integral done by sympy; exact rational arithmetic, so equality is exact."""
+    f = symbolic.x**2 - symbolic.x**4 / 6
+    z = sp.Symbol("z", real=True)
+    expected = sp.integrate(f.subs(symbolic.x, a * z) * sp.exp(-z**2 / 2) / sp.sqrt(2 * sp.pi), (z, -sp.oo, sp.oo))
+    got = symbolic._moment_series(lambda degree: symbolic._truncate(f, degree), 2)
+    assert sp.simplify(got - expected) == 0
+
+
+def test_variance_decomposition_uses_the_documented_symbols():
+    """A caller substitutes numbers by the documented names m1, c, lambda, kappa (positive):
+    the reference M₂ = m₁ + c λ²/κ² must then be that number (exact rationals)."""
+    m1, c, lam, kappa = sp.symbols("m1 c lambda kappa", positive=True)
+    values = {m1: sp.Rational(1, 3), c: sp.Rational(5, 7), lam: 2, kappa: 10}
+    reference = variance_decomposition().reference.subs(values)
+    assert reference == sp.Rational(1, 3) + sp.Rational(5, 7) * 4 / 100

@@ -207,3 +207,24 @@ def test_stale_factor_range_at_rho_equal_one():
     assert stale_saturation_factor_range(0.0, 1.0) == (0.5, math.inf)
     low, high = stale_saturation_factor_range(1.999, 1.0)
     assert low == pytest.approx(1 / 1.999) and high == pytest.approx(1 / 0.001, rel=1e-9)
+
+
+@pytest.mark.parametrize("name", ["staleness", "ceiling", "threshold", "reference", "position"])
+def test_float32_parameters_are_computed_in_double_precision(name):
+    """λ, κ, gains and attention sums read from a float32 model arrive as np.float32; the bounds
+    convert them to float64 first. Reference: the closed form on the inputs' exact values in
+    Python floats. Error model: ≤ 6 float64 operations on each side, |rel. error| ≤ 12u ≈ 1.3e-15
+    (allowed 1e-14); float32 arithmetic would be off by ~u₃₂ = 6e-8."""
+    f = np.float32
+    lam, kappa, gain, c_stale, c_fresh, s = f(0.3), f(7.0), f(1.3), f(1.1), f(0.7), f(0.37)
+    L, K, G, C1, C0, S = (float(v) for v in (lam, kappa, gain, c_stale, c_fresh, s))
+    cases = {
+        "staleness": (lambda: staleness_error(c_stale, c_fresh, lam, kappa), (C1 - C0) * (L / K) ** 2),
+        "ceiling": (lambda: variance_constant_ceiling(gain, f(8), f(48), f(96)), 8 * G**2 / (48 * 96)),
+        "threshold": (lambda: mlp_scale_free_threshold(lam, kappa, f(48), f(96), f(8), gain, c_fresh, c_stale, s),
+                      K * S / (C1 * math.sqrt(1 + 48 * 96 / 8 * (min(C0, G * L / K) * K / L) ** 2))),
+        "reference": (lambda: increment_ratio(s, f(5), f(48), "reference"), 1 / (48 * S)),
+        "position": (lambda: increment_ratio(s, f(5), f(48), "position"), 1 / (6 * S)),
+    }
+    compute, expected = cases[name]
+    assert float(compute()) == pytest.approx(expected, rel=1e-14, abs=0)
