@@ -143,3 +143,17 @@ def test_ulps_counts_nextafter_steps_across_zero_and_around_one(dtype):
         walk = torch.cat(walk)
         distance = decode_precomputation._ulps(walk, walk[0].expand_as(walk))
         assert torch.equal(distance, torch.arange(7)), (dtype, start, distance)
+
+
+def test_position_z_scores_are_in_standard_errors_of_the_batch_mean():
+    # The position checks' comparator: |mean − expected| / (s/√n + r·|expected|). Hand numbers: samples
+    # ±1 around 3 (n = 4, s = √(4/3), se = s/2); an expected value one se below the mean is z = 1,
+    # and with r = 0.1 it is se / (se + 0.1·|expected|). float64 rounding: 1e-12 relative.
+    from bhyt_theory.theory.checks import position_estimator
+
+    samples = torch.tensor([[4.0], [2.0], [4.0], [2.0]], dtype=torch.float64)
+    se = (4 / 3) ** 0.5 / 2
+    expected = torch.tensor([3.0 - se], dtype=torch.float64)
+    assert abs(float(position_estimator._z_scores(samples, expected, 0.0)[0]) - 1) <= 1e-12
+    relative = float(position_estimator._z_scores(samples, expected, 0.1)[0])
+    assert abs(relative - se / (se + 0.1 * (3.0 - se))) <= 1e-12
