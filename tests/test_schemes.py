@@ -195,3 +195,12 @@ def test_a_kappa_schedule_is_accepted_on_a_bhyt_row_and_refused_elsewhere():
 def test_an_unknown_scheme_name_is_refused_naming_it_and_the_known_ones():
     with pytest.raises(ValueError, match=r"^scheme 'nope' is not one of \('rmsnorm', "):
         schemes.scheme_row("nope")
+
+
+def test_a_bhyt_final_norm_row_takes_the_last_layers_kappa(monkeypatch):
+    # A row whose final norm is BHyT: under a κ schedule the final norm has κ of the last layer
+    # (0-based depth − 1), as the last-layer BHyT* of lam_final does.
+    table = {**SCHEME_TABLE, "bhyt_final": Scheme("bhyt", final_norm="bhyt", kappa_schedule="quadratic")}
+    monkeypatch.setattr(schemes, "SCHEME_TABLE", table)
+    config = StackConfig(scheme="bhyt_final", depth=2, width=16, heads=2, seq_len=4, kappa=10.0)
+    assert Stack(config, seed=0).final_norm.kappa == config.kappa_at(1) == 40.0
