@@ -478,3 +478,11 @@ def test_block_moves_its_statistics_with_it_and_keeps_recurse():
 def test_inconsistent_value_output_shapes_are_refused_naming_both():
     with pytest.raises(ValueError, match=r"inconsistent shapes: w_v \(8, 8\), w_o \(8, 6\)"):
         attention_variance_constant(torch.zeros(8, 8), torch.zeros(8, 6), 4, 2, 2)
+
+
+def test_build_block_moves_cpu_weights_to_the_configs_device():
+    # The CPU draw must follow config.device even when the dtype already matches (float32);
+    # the meta device stands in for an accelerator on a CPU-only machine.
+    block = build_block(StackConfig(scheme="bhyt", depth=1, width=16, heads=2, seq_len=4, device="meta"), 0, seed=0)
+    assert {p.device.type for p in block.parameters()} == {"meta"}
+    assert block.c_attn.device.type == "meta"
