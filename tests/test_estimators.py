@@ -212,3 +212,13 @@ def test_bhytc_row_fixes_its_estimator_and_kappa_schedule():
     assert [config.kappa_at(layer) for layer in range(3)] == [10.0, 40.0, 90.0]  # κ l², l 1-based
     with pytest.raises(ValueError, match="fixes estimator"):
         StackConfig(scheme="bhytc", estimator="position")
+
+
+def test_correlation_estimate_uses_the_blocks_kappa_not_the_default():
+    # κ = 4 (a κ schedule gives every layer its own κ): the increment is c f λ²/κ² = 0.3 · 2 · 4/16.
+    factor = torch.tensor([2.0, 2.0], dtype=torch.float64)
+    base = inputs([0.1] * 2, c_attn=0.3, lam=2.0, kappa=4.0, seq_len=2)
+    estimate = ESTIMATORS["correlation"](dataclasses.replace(base, m2_factor=factor))
+    expected = torch.full((2,), 0.1 + 0.3 * 2.0 * 0.25, dtype=torch.float64)
+    # a handful of float64 operations per entry
+    assert torch.allclose(estimate.detach().reshape(-1), expected, rtol=8 * U64, atol=0)

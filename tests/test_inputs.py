@@ -45,3 +45,8 @@ def test_invalid_spec_names_the_argument(changes, name):
 def test_draw_without_any_length_is_an_error():
     with pytest.raises(ValueError, match="length"):
         InputSpec().draw(8, 0)
+
+
+def test_an_invalid_input_spec_is_refused_with_the_class_name_and_the_problem():
+    with pytest.raises(ValueError, match=r"^invalid InputSpec: batch must be an integer ≥ 1, got 0$"):
+        InputSpec(batch=0)

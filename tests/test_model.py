@@ -427,3 +427,62 @@ def test_sweep_preset_supplies_the_fields_the_grid_leaves_alone(tmp_path):
     # rope_theta is the Llama-3.2 base of the preset; the grid set the shape
     assert (table["rope_theta"] == 500000.0).all() and (table["width"] == 64).all()
     assert (table["kv_heads"] == 2).all() and len(table) == 2 * 8
+
+
+def test_set_m2_factors_refuses_a_table_with_the_wrong_number_of_layers():
+    # One row per block: a (depth − 1)-row table must not silently leave the last block unset.
+    config = StackConfig(scheme="bhytc", depth=3, width=16, heads=2, seq_len=4)
+    stack = Stack(config, seed=0)
+    with pytest.raises(ValueError):
+        stack.set_m2_factors(np.ones((2, 4)))
+    stack.set_m2_factors(np.full((3, 4), 0.5))
+    assert all(torch.equal(block.m2_factor, torch.full((4,), 0.5, dtype=torch.float64)) for block in stack.blocks)
+
+
+def test_build_block_draws_nothing_from_the_global_generator():
+    # The linears are placeholders (empty_linears) overwritten by the layer's own seeded draw:
+    # building a block must neither spend time on nor consume torch's global random stream.
+    config = StackConfig(scheme="bhyt", depth=1, width=16, heads=2, seq_len=4)
+    torch.manual_seed(123)
+    expected = torch.rand(4)
+    torch.manual_seed(123)
+    build_block(config, 0, seed=0)
+    assert torch.equal(torch.rand(4), expected)
+
+
+def test_a_row_that_does_not_estimate_m2_gets_no_estimator_scalars():
+    # A learnable estimator on a non-estimating row (bhytstar) would add dead parameters to the optimiser.
+    stack = Stack(StackConfig(scheme="bhytstar", depth=1, width=16, heads=2, seq_len=4,
+                              estimator="learnable_scale"), seed=0)
+    assert dict(stack.blocks[0].estimator_parameters) == {}
+
+
+def test_a_float64_stack_has_a_float64_final_norm():
+    stack = Stack(StackConfig(scheme="rmsnorm", depth=1, width=16, heads=2, seq_len=4, dtype="float64"), seed=0)
+    assert all(p.dtype == torch.float64 for p in stack.final_norm.parameters())
+
+
+def test_block_moves_its_statistics_with_it_and_keeps_recurse():
+    config = StackConfig(scheme="bhyt", depth=1, width=16, heads=2, seq_len=4)
+    block = build_block(config, 0, seed=0)
+    # to_empty(recurse=False) re-allocates the block's own buffers only, not its children's weights.
+    storage = block.attn.q_proj.weight.data_ptr()
+    block.to_empty(device="cpu", recurse=False)
+    assert block.attn.q_proj.weight.data_ptr() == storage
+    # c_attn and m2_factor keep float64 but follow the block's device (meta: no memory needed).
+    block = build_block(config, 0, seed=0).to("meta")
+    assert block.c_attn.device.type == "meta" and block.c_attn.dtype == torch.float64
+    assert block.m2_factor.device.type == "meta" and block.m2_factor.dtype == torch.float64
+
+
+def test_inconsistent_value_output_shapes_are_refused_naming_both():
+    with pytest.raises(ValueError, match=r"inconsistent shapes: w_v \(8, 8\), w_o \(8, 6\)"):
+        attention_variance_constant(torch.zeros(8, 8), torch.zeros(8, 6), 4, 2, 2)
+
+
+def test_build_block_moves_cpu_weights_to_the_configs_device():
+    # The CPU draw must follow config.device even when the dtype already matches (float32);
+    # the meta device stands in for an accelerator on a CPU-only machine.
+    block = build_block(StackConfig(scheme="bhyt", depth=1, width=16, heads=2, seq_len=4, device="meta"), 0, seed=0)
+    assert {p.device.type for p in block.parameters()} == {"meta"}
+    assert block.c_attn.device.type == "meta"

@@ -357,3 +357,9 @@ def test_norm_modules_pass_their_own_epsilon():
     module = RMSNorm(4, eps=1e-2).double()
     assert torch.equal(module(h), rms_norm(h, module.gamma, eps=1e-2))
     assert not torch.allclose(module(h), rms_norm(h, module.gamma), rtol=0.1)
+
+
+def test_bhyt_module_default_lambda_is_the_papers_two():
+    # λ = 2 is the default of the attention-side norm (StackConfig.lam_in) and of the module;
+    # a changed default would silently change every BHyT built without an explicit λ.
+    assert float(BHyT(8).lam) == 2.0

@@ -182,3 +182,25 @@ def test_every_row_has_a_valid_depth_bound_and_a_finite_mean_field(name):
             assert np.all(h.square().mean(-1).sqrt().numpy() <= bound * (1 + 64 * 2.0**-53)), (name, block.layer)
     prediction = predict(config, 1.0)
     assert np.isfinite(prediction["mean_square"].to_numpy()).all()
+
+
+def test_a_kappa_schedule_is_accepted_on_a_bhyt_row_and_refused_elsewhere():
+    # The bhytc row is built at import, before any test runs, so the check is exercised here:
+    # a bhyt row with a schedule must build, any other pre-norm must be refused with its name.
+    assert Scheme("bhyt", kappa_schedule="quadratic").kappa_schedule == "quadratic"
+    with pytest.raises(ValueError, match="^kappa_schedule needs pre_norm 'bhyt', got 'rmsnorm'$"):
+        Scheme("rmsnorm", kappa_schedule="quadratic")
+
+
+def test_an_unknown_scheme_name_is_refused_naming_it_and_the_known_ones():
+    with pytest.raises(ValueError, match=r"^scheme 'nope' is not one of \('rmsnorm', "):
+        schemes.scheme_row("nope")
+
+
+def test_a_bhyt_final_norm_row_takes_the_last_layers_kappa(monkeypatch):
+    # A row whose final norm is BHyT: under a κ schedule the final norm has κ of the last layer
+    # (0-based depth − 1), as the last-layer BHyT* of lam_final does.
+    table = {**SCHEME_TABLE, "bhyt_final": Scheme("bhyt", final_norm="bhyt", kappa_schedule="quadratic")}
+    monkeypatch.setattr(schemes, "SCHEME_TABLE", table)
+    config = StackConfig(scheme="bhyt_final", depth=2, width=16, heads=2, seq_len=4, kappa=10.0)
+    assert Stack(config, seed=0).final_norm.kappa == config.kappa_at(1) == 40.0
