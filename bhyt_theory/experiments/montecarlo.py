@@ -351,14 +351,15 @@ class _Run:
             return None
 
     def store(self, table: pd.DataFrame, cache_dir: Path | None, state: torch.Tensor | None = None) -> None:
-        """Keep ``table``; with a cache, write it, and ``state`` (the residual stream after the
-        last block) beside it — the state first, so a table on disk never claims a newer state."""
+        """Keep ``table``; with a cache, write it, then ``state`` (the residual stream after the
+        last block) beside it: a state file exists only beside its table, and a table whose
+        state write was interrupted is extended from layer 0."""
         self.table = table
         if cache_dir is not None:
             path = cache_path(cache_dir, self.config, self.key, self.prefix)
+            write_cached(table, path, self.key, self.rows)
             if state is not None:
                 write_state(state, state_path(path), self.key)
-            write_cached(table, path, self.key, self.rows)
 
     def read_state(self, cache_dir: Path) -> torch.Tensor | None:
         """The verified residual stream after this run's last block, or None (``read_state``)."""
