@@ -96,3 +96,14 @@ def test_a_bad_state_file_falls_back_to_the_run_from_scratch(tmp_path, monkeypat
     # bhyt recomputed from layer 0, rmsnorm (its state intact) extended
     assert sorted(built) == sorted([("bhyt", layer) for layer in range(5)] + [("rmsnorm", layer) for layer in (2, 3, 4)])
     pd.testing.assert_frame_equal(extended, scratch, check_exact=True)
+
+
+def test_a_sweep_over_several_depths_extends_from_its_deepest(tmp_path, monkeypatch):
+    # depths 1 and 2 in one request: only depth 2 keeps a state, and depth 4 continues from it
+    scratch = sweep(4, tmp_path / "scratch")
+    montecarlo.sweep({"scheme": SCHEMES, "depth": [1, 2]}, seeds=[3], base=SMALL, inputs=INPUTS,
+                     cache_dir=tmp_path / "extended")
+    assert len(list((tmp_path / "extended").glob("*.state"))) == len(SCHEMES)
+    built = count_blocks(monkeypatch)
+    pd.testing.assert_frame_equal(sweep(4, tmp_path / "extended"), scratch, check_exact=True)
+    assert sorted(built) == sorted((scheme, layer) for scheme in SCHEMES for layer in (2, 3))

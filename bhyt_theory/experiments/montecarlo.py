@@ -20,8 +20,8 @@ A sweep pays for its deepest runs only, and draws each weight once:
   the depth-64 one; the sweep streams the deepest and stores each shallower run
   from it, and a run stored earlier serves any shallower request;
 - a run stored earlier also *extends* to a deeper request: each cache file has
-  beside it a state file (``<name>.parquet.state``: the residual stream after
-  the run's last block, in the run's dtype, with its run key and a SHA-256 of
+  beside it a state file (``<name>.parquet.state``, for the deepest run of each
+  computation only: the residual stream after the run's last block, in the run's dtype, with its run key and a SHA-256 of
   its bytes), and a deeper run of the same prefix key starts from the deepest
   shallower stored run that has a verified state — only the new blocks are
   computed, the earlier rows are the stored table's. The weights need no state
@@ -434,9 +434,11 @@ def _run_group(specs: Sequence[RunSpec], cache_dir: Path | str | None, progress:
         members.append(group)
 
     def finished(stream: int, depth: int, table: pd.DataFrame, state: torch.Tensor) -> None:
+        # only the deepest run of a stream keeps its state: a later deeper request of the
+        # prefix key continues from the deepest stored run, so a shallower one's is never read
         for run_ in members[stream]:
             if run_.config.depth == depth:
-                run_.store(table, cache_dir, state)
+                run_.store(table, cache_dir, state if depth == streams[stream].config.depth else None)
 
     if streams:
         stream_traces(streams, finished, progress=progress)
