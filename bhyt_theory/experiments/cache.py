@@ -5,7 +5,10 @@
 depth, so that a deeper run's file serves a shallower request. ``write_cached`` stores a table
 with its key, row count and a SHA-256 of its values; ``read_cached`` checks all three and raises
 ``CorruptCacheFile`` naming what failed (``experiments.montecarlo`` sets such a file aside and
-recomputes it).
+recomputes it). ``write_state`` stores beside it (``state_path``) the residual stream after the
+run's last block, with the run key and a SHA-256 of its bytes, so that a later deeper request of
+the same prefix key continues from it; ``read_state`` returns it only when every check passes,
+else ``None`` (the caller then recomputes from layer 0).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import torch
 
 from .. import __version__
 from ..numerics import estimators, model, norms, probes, schemes
@@ -39,9 +43,9 @@ def source_fingerprint(*files: str | Path) -> str:
 
 
 # What computes a cached run: the numerics, the Monte Carlo streaming (``montecarlo``, beside this
-# module) and the mean field, which sets the "correlation" estimator's factors.
+# module), this module (the state files' format) and the mean field, which sets the "correlation" estimator's factors.
 CODE_TAG = (f"bhyt_theory {__version__}, sources "
-            f"{source_fingerprint(norms.__file__, model.__file__, probes.__file__, schemes.__file__, estimators.__file__, meanfield.__file__, Path(__file__).with_name('montecarlo.py'))}")
+            f"{source_fingerprint(norms.__file__, model.__file__, probes.__file__, schemes.__file__, estimators.__file__, meanfield.__file__, Path(__file__).with_name('montecarlo.py'), __file__)}")
 
 
 def run_key(config: StackConfig, seed: int, batch: int, length: int, input_std: float, tag: str = CODE_TAG) -> str:
@@ -168,3 +172,44 @@ def set_aside(path: Path, reason: str) -> None:
     except FileNotFoundError:  # another process set it aside first
         return
     log.warning("cache file %s failed verification (%s); moved to %s, recomputing", path, reason, aside.name)
+
+
+STATE_SUFFIX = ".state"
+
+
+def state_path(path: Path) -> Path:
+    """The state file of the run whose table is at ``path`` (``cache_path``): its name plus ``.state``."""
+    return path.with_name(path.name + STATE_SUFFIX)
+
+
+def _tensor_digest(state: torch.Tensor) -> str:
+    return hashlib.sha256(state.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes()).hexdigest()
+
+
+def write_state(state: torch.Tensor, path: Path, key: str) -> None:
+    """Store ``state`` (the residual stream after a run's last block, in its own dtype so that
+    continuing from it is bit for bit the uninterrupted run) at ``path`` with the run ``key`` and
+    a SHA-256 of its bytes, atomically."""
+    state = state.detach().cpu().contiguous()
+    record = {"run_key": key, "sha256": _tensor_digest(state), "state": state}
+    write_atomically(path, lambda temporary: torch.save(record, temporary))
+
+
+def read_state(path: Path, key: str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor | None:
+    """The state stored by ``write_state`` for run ``key``, on the CPU, or ``None`` when the file is
+    missing, unreadable, of another run, of another shape or dtype, or its bytes fail their SHA-256
+    (a failing file is logged; the caller recomputes, so a bad file never changes a result)."""
+    if not path.exists():
+        return None
+    try:
+        record = torch.load(path, map_location="cpu", weights_only=True)
+        state = record["state"]
+        valid = (record["run_key"] == key and isinstance(state, torch.Tensor) and tuple(state.shape) == tuple(shape)
+                 and state.dtype == dtype and _tensor_digest(state) == record["sha256"])
+    except Exception as error:  # any unreadable file: pickle, zip, key and type errors alike
+        log.warning("state file %s unreadable (%s: %s); recomputing from layer 0", path, type(error).__name__, error)
+        return None
+    if not valid:
+        log.warning("state file %s failed verification; recomputing from layer 0", path)
+        return None
+    return state

@@ -19,6 +19,14 @@ A sweep pays for its deepest runs only, and draws each weight once:
   alone, never on the total depth, so the depth-8 run is the first 8 layers of
   the depth-64 one; the sweep streams the deepest and stores each shallower run
   from it, and a run stored earlier serves any shallower request;
+- a run stored earlier also *extends* to a deeper request: each cache file has
+  beside it a state file (``<name>.parquet.state``, for the deepest run of each
+  computation only: the residual stream after the run's last block, in the run's dtype, with its run key and a SHA-256 of
+  its bytes), and a deeper run of the same prefix key starts from the deepest
+  shallower stored run that has a verified state — only the new blocks are
+  computed, the earlier rows are the stored table's. The weights need no state
+  (they come from ``layer_seed``). A missing or failing state file means a
+  recomputation from layer 0, never a different result;
 - runs that share a seed and weight shapes (every scheme of a sweep) advance
   block by block together (``stream_traces``), each with its own residual
   stream, on one weight draw per layer; they form one task of the executor.
@@ -76,9 +84,12 @@ from .cache import (
     expected_rows,
     prefix_key,
     read_cached,
+    read_state,
     run_key,
     set_aside,
+    state_path,
     write_cached,
+    write_state,
 )
 
 
@@ -107,6 +118,10 @@ class Stream:
     input_variance: float | None = None
     """Variance of the inputs' coordinates, for the mean-field factors of the "correlation"
     estimator (``meanfield.calibrate_correlation``); ``None``: the mean square of ``x``."""
+    resume: tuple[torch.Tensor, pd.DataFrame] | None = None
+    """Continue a stored shallower run: the residual stream after its last block and its table
+    (``d`` layers); blocks ``0 … d-1`` are not run, their rows are the table's. Every depth in
+    ``depths`` must exceed ``d``."""
 
     def emitted_depths(self) -> tuple[int, ...]:
         depths = tuple(sorted(set(self.depths))) or (self.config.depth,)
@@ -157,8 +172,9 @@ def stream_traces(
     ----------
     streams : sequence of Stream
     on_table : callable, optional
-        ``on_table(stream_index, depth, table)`` as soon as a stream passes one of
-        its depths (a hook for storing each table before the deeper layers run).
+        ``on_table(stream_index, depth, table, state)`` as soon as a stream passes one of
+        its depths, with the residual stream after that block (a hook for storing each
+        table, and the state a later deeper run continues from, before the deeper layers run).
     progress : bool
         Per-layer progress bar when the deepest stream has ≥ ``LAYER_BAR_MIN_DEPTH`` layers.
 
@@ -178,6 +194,19 @@ def stream_traces(
     deepest = max(stream.config.depth for stream in streams)
     values: list[np.ndarray | None] = [None] * len(streams)
     rows: list[pd.DataFrame | None] = [None] * len(streams)
+    starts = [0] * len(streams)
+    for index, stream in enumerate(streams):
+        if stream.resume is not None:
+            state, table = stream.resume
+            starts[index] = int(table["layer"].max()) + 1
+            if depths[index][0] <= starts[index] or len(table) % starts[index]:
+                raise ValueError(f"cannot resume at depth {starts[index]} for depths {depths[index]}")
+            per_layer = len(table) // starts[index]
+            rows[index] = table[["sublayer", "position"]].iloc[:per_layer].reset_index(drop=True)
+            values[index] = np.empty((stream.config.depth, per_layer, len(TRACE_COLUMNS) - 3))
+            values[index][: starts[index]] = table[list(TRACE_COLUMNS[3:])].to_numpy(np.float64).reshape(
+                starts[index], per_layer, -1)
+            states[index] = model.hidden_states(state, stream.config).clone()
     tables: list[list[pd.DataFrame]] = [[] for _ in streams]
     layers = tqdm(
         range(deepest), desc="layers", leave=False, unit="layer",
@@ -189,7 +218,7 @@ def stream_traces(
         constants: dict[tuple, torch.Tensor] = {}
         for index, stream in enumerate(streams):
             config = stream.config
-            if layer >= config.depth:
+            if not starts[index] <= layer < config.depth:
                 continue
             key = draw_key(config, stream.seed)
             if key not in draws:
@@ -216,7 +245,7 @@ def stream_traces(
                 table = _trace_table(config.scheme, stream.seed, rows[index], values[index][: layer + 1])
                 tables[index].append(table)
                 if on_table is not None:
-                    on_table(index, layer + 1, table)
+                    on_table(index, layer + 1, table, states[index])
     return tables
 
 
@@ -321,10 +350,22 @@ class _Run:
             set_aside(path, str(error))
             return None
 
-    def store(self, table: pd.DataFrame, cache_dir: Path | None) -> None:
+    def store(self, table: pd.DataFrame, cache_dir: Path | None, state: torch.Tensor | None = None) -> None:
+        """Keep ``table``; with a cache, write it, then ``state`` (the residual stream after the
+        last block) beside it: a state file exists only beside its table, and a table whose
+        state write was interrupted is extended from layer 0."""
         self.table = table
         if cache_dir is not None:
-            write_cached(table, cache_path(cache_dir, self.config, self.key, self.prefix), self.key, self.rows)
+            path = cache_path(cache_dir, self.config, self.key, self.prefix)
+            write_cached(table, path, self.key, self.rows)
+            if state is not None:
+                write_state(state, state_path(path), self.key)
+
+    def read_state(self, cache_dir: Path) -> torch.Tensor | None:
+        """The verified residual stream after this run's last block, or None (``read_state``)."""
+        shape = (self.options["batch"], self.options["length"], self.config.width)
+        return read_state(state_path(cache_path(cache_dir, self.config, self.key, self.prefix)), self.key, shape,
+                          self.config.torch_dtype)
 
     def stored_depths(self, cache_dir: Path) -> list[int]:
         """Depths of the stored runs with this run's prefix key, by file name."""
@@ -341,7 +382,10 @@ def _run_group(specs: Sequence[RunSpec], cache_dir: Path | str | None, progress:
     a deeper run of the group or of the cache shares is that run's first rows,
     stored as its own file. The rest are computed in one ``stream_traces`` pass:
     one stream per prefix key, as deep as its deepest missing run, every scheme on
-    the same weight draws; each run is stored as soon as its stream passes its depth.
+    the same weight draws; each run is stored, with its final state, as soon as its
+    stream passes its depth. A stream whose prefix key has a shallower stored run
+    with a verified state file continues from it (``Stream.resume``) instead of
+    starting at layer 0.
     """
     cache_dir = None if cache_dir is None else Path(cache_dir)
     runs = [_Run(config, seed, options, tag) for config, seed, options in specs]
@@ -353,6 +397,7 @@ def _run_group(specs: Sequence[RunSpec], cache_dir: Path | str | None, progress:
     for run_ in runs:
         if run_.table is not None and run_.config.depth > deepest.get(run_.prefix, (0, None))[0]:
             deepest[run_.prefix] = run_.config.depth, run_.table
+    stored = dict(deepest)  # the deepest shallower run seen, a candidate to continue from
     missing: dict[str, list[_Run]] = {}
     for run_ in sorted((r for r in runs if r.table is None), key=lambda r: -r.config.depth):
         if run_.prefix not in deepest and cache_dir is not None:
@@ -364,6 +409,12 @@ def _run_group(specs: Sequence[RunSpec], cache_dir: Path | str | None, progress:
                 if table is not None:
                     deepest[run_.prefix] = depth, table
                     break
+        if cache_dir is not None and run_.prefix not in deepest and run_.prefix not in stored:
+            for depth in reversed(run_.stored_depths(cache_dir)):  # all shallower here
+                table = run_.at_depth(depth).read(cache_dir)
+                if table is not None:
+                    stored[run_.prefix] = depth, table
+                    break
         depth, table = deepest.get(run_.prefix, (0, None))
         if depth >= run_.config.depth:
             run_.store(table.iloc[: run_.rows].reset_index(drop=True), cache_dir)
@@ -373,14 +424,21 @@ def _run_group(specs: Sequence[RunSpec], cache_dir: Path | str | None, progress:
     for group in missing.values():
         config, seed, options = group[0].config, group[0].seed, group[0].options  # the deepest
         inputs = InputSpec(options["batch"], options["length"], options["input_std"])
+        resume = None
+        if group[0].prefix in stored and cache_dir is not None:
+            depth, table = stored[group[0].prefix]
+            state = group[0].at_depth(depth).read_state(cache_dir)
+            resume = None if state is None else (state, table)
         streams.append(Stream(config, seed, inputs.hidden_states(config, seed), tuple(r.config.depth for r in group),
-                              inputs.std**2))
+                              inputs.std**2, resume))
         members.append(group)
 
-    def finished(stream: int, depth: int, table: pd.DataFrame) -> None:
+    def finished(stream: int, depth: int, table: pd.DataFrame, state: torch.Tensor) -> None:
+        # only the deepest run of a stream keeps its state: a later deeper request of the
+        # prefix key continues from the deepest stored run, so a shallower one's is never read
         for run_ in members[stream]:
             if run_.config.depth == depth:
-                run_.store(table, cache_dir)
+                run_.store(table, cache_dir, state if depth == streams[stream].config.depth else None)
 
     if streams:
         stream_traces(streams, finished, progress=progress)
