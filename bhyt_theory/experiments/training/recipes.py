@@ -156,9 +156,14 @@ RECIPES: dict[str, Recipe] = {recipe.name: recipe for recipe in (
            stack=(("lam_in", 2.0), ("lam_post", 1.0), ("lam_final", 0.0)), calibrate_m2_factor=True),
 )}
 LADDER_RECIPES = ("rmsnorm-llama", "periln", "lns", "dyt-llama", "dyt-llama+rmsnorm-final", "bhyt-ref",
-                  "bhytstar-ref")
+                  "bhytc-ref", "bhytstar-ref")
 """The recipes a ladder trains by default (``bhyt-ref+shared-scale`` on request)."""
 BASELINE_RECIPE, METHOD_RECIPE = "rmsnorm-llama", "bhyt-ref"
+SPECIFIED_RECIPES = {"rmsnorm": "rmsnorm-llama", "periln": "periln", "lns": "lns", "dyt": "dyt-llama",
+                     "bhyt": "bhyt-ref", "bhytstar": "bhytstar-ref", "bhytc": "bhytc-ref"}
+"""Per scheme, its recipe as specified by its source: the one a claim about the scheme reads."""
+MINIMAL_CHANGES = {"dyt-llama": "dyt-llama+rmsnorm-final"}
+"""A recipe as specified → the minimal change that makes it learn here, reported as its own row beside it."""
 
 
 def recipe(name: str) -> Recipe:
