@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..experiments.training.recipes import MINIMAL_CHANGES, SPECIFIED_RECIPES
+from ..experiments.training.recipes import MINIMAL_CHANGES, SOURCE_RECIPES
 from .evidence import (
     CONFIDENCE,
     LEVELS,
@@ -343,7 +343,7 @@ def tuned_runs(runs: pd.DataFrame, summary: pd.DataFrame | None = None) -> dict[
 
 def scheme_recipe(chosen: Mapping[tuple, TunedRuns], rung: str, scheme: str, recipe: str | None = None) -> str | None:
     """The recipe of ``scheme`` a claim reads at ``rung``: ``recipe`` if given, else the scheme's
-    recipe as specified (``recipes.SPECIFIED_RECIPES``) where it was run, else the only recipe
+    recipe as specified (``recipes.SOURCE_RECIPES``) where it was run, else the only recipe
     run; None when the scheme (or that recipe) was not run there. Several recipes and none of
     them the specified one: ``ResultMissing`` (no best-of choice)."""
     present = [key[2] for key in chosen if key[:2] == (rung, scheme)]
@@ -351,7 +351,7 @@ def scheme_recipe(chosen: Mapping[tuple, TunedRuns], rung: str, scheme: str, rec
         return recipe if recipe in present else None
     if not present:
         return None
-    specified = SPECIFIED_RECIPES.get(scheme)
+    specified = SOURCE_RECIPES.get(scheme)
     if specified in present:
         return specified
     if len(present) == 1:
@@ -499,7 +499,7 @@ def _minimal_change_figures(results: Mapping[str, StudyResult], scheme: str) -> 
     against RMSNorm at the largest rung it ran, as its own number beside the recipe as specified
     (``{scheme}_minimal_loss_gap…`` and ``{scheme}_minimal_change_text``); the text says so where
     it was not run. The verdict reads the recipe as specified only."""
-    specified = SPECIFIED_RECIPES[scheme]
+    specified = SOURCE_RECIPES[scheme]
     change = MINIMAL_CHANGES.get(specified)
     prefix = f"{scheme}_minimal_loss_gap"
     if change is None or ladder_result(results) is None:

@@ -159,7 +159,7 @@ LADDER_RECIPES = ("rmsnorm-llama", "periln", "lns", "dyt-llama", "dyt-llama+rmsn
                   "bhytc-ref", "bhytstar-ref")
 """The recipes a ladder trains by default (``bhyt-ref+shared-scale`` on request)."""
 BASELINE_RECIPE, METHOD_RECIPE = "rmsnorm-llama", "bhyt-ref"
-SPECIFIED_RECIPES = {"rmsnorm": "rmsnorm-llama", "periln": "periln", "lns": "lns", "dyt": "dyt-llama",
+SOURCE_RECIPES = {"rmsnorm": "rmsnorm-llama", "periln": "periln", "lns": "lns", "dyt": "dyt-llama",
                      "bhyt": "bhyt-ref", "bhytstar": "bhytstar-ref", "bhytc": "bhytc-ref"}
 """Per scheme, its recipe as specified by its source: the one a claim about the scheme reads."""
 MINIMAL_CHANGES = {"dyt-llama": "dyt-llama+rmsnorm-final"}
