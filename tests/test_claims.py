@@ -15,6 +15,7 @@ from scipy import stats
 from bhyt_theory.cli.main import main
 from bhyt_theory.pipeline import claims, evidence, measures, rules
 from bhyt_theory.pipeline.claims import CLAIMS, LADDER_STUDY, NOT_RUN, assess, evaluate
+from bhyt_theory.pipeline.studies import ResultMissing
 from bhyt_theory.pipeline.rules import (
     ACTIVATION_RATIO_CONFIRM,
     BOUND_TOLERANCE,
@@ -319,17 +320,47 @@ def test_ladder_below_the_minimum_is_insufficient_evidence():
 def test_tuned_rate_is_the_summarys_else_the_rate_with_most_seeds():
     runs = _ladder_runs(TWO_RUNGS, GAP)
     chosen = measures.tuned_runs(runs)
-    assert chosen[("r2", "bhyt")].lr == RATES[1] and chosen[("r2", "bhyt")].tuned
+    assert chosen[("r2", "bhyt", "authors")].lr == RATES[1] and chosen[("r2", "bhyt", "authors")].tuned
     summary = pd.DataFrame({"rung": ["r2"], "scheme": ["bhyt"], "recipe": ["authors"], "best_lr": [RATES[0]]})
-    assert measures.tuned_runs(runs, summary)[("r2", "bhyt")].lr == RATES[0]
-    assert measures.tuned_runs(runs, summary)[("r1", "bhyt")].lr == RATES[1]  # no summary row: most seeds
+    assert measures.tuned_runs(runs, summary)[("r2", "bhyt", "authors")].lr == RATES[0]
+    assert measures.tuned_runs(runs, summary)[("r1", "bhyt", "authors")].lr == RATES[1]  # no summary row: most seeds
 
 
-def test_best_recipe_is_compared_and_named():
-    runs = _ladder_runs(TWO_RUNGS, GAP)
-    worse = runs[runs["scheme"] == "rmsnorm"].assign(recipe="other", eval_loss=lambda t: t["eval_loss"] + 1)
-    chosen = measures.tuned_runs(pd.concat([runs, worse], ignore_index=True))
-    assert chosen[("r2", "rmsnorm")].recipe == "authors"
+def test_every_recipe_is_its_own_entry_and_the_specified_one_is_compared():
+    """A better-scoring other recipe of the same scheme is never swapped in for the recipe as
+    specified; several recipes without the specified one are an error, not a best-of choice."""
+    runs = _ladder_runs(TWO_RUNGS, GAP).replace({"recipe": {"authors": "rmsnorm-llama"}})
+    better = runs[runs["scheme"] == "rmsnorm"].assign(recipe="other", eval_loss=lambda t: t["eval_loss"] - 1)
+    both = pd.concat([runs, better], ignore_index=True)
+    chosen = measures.tuned_runs(both)
+    assert chosen[("r2", "rmsnorm", "rmsnorm-llama")].runs["eval_loss"].min() == pytest.approx(3.0)
+    assert chosen[("r2", "rmsnorm", "other")].runs["eval_loss"].min() == pytest.approx(2.0)
+    assert measures.scheme_recipe(chosen, "r2", "rmsnorm") == "rmsnorm-llama"
+    table = measures.paired_rungs(both, None, "bhyt")
+    assert set(table["baseline_recipe"]) == {"rmsnorm-llama"}
+    # bhyt − rmsnorm-llama = −0.01, −0.005, −0.015 (against "other" it would be ≈ +0.99)
+    assert table["mean"].tolist() == pytest.approx([-0.01, -0.01], abs=1e-12)
+    with pytest.raises(ResultMissing, match="recipe as specified"):
+        measures.scheme_recipe(measures.tuned_runs(both.replace({"recipe": {"rmsnorm-llama": "third"}})), "r2",
+                               "rmsnorm")
+
+
+def test_c2_reports_the_dyt_recipe_as_specified_and_its_minimal_change_as_separate_numbers():
+    """DyT as specified does not learn (gap ≈ 0.9); its minimal change does (gap ≈ 0.1): C2's gap is the
+    recipe as specified, and the minimal change is a second number, named, in the explanation."""
+    names = {"dyt": "dyt-llama", "rmsnorm": "rmsnorm-llama", "bhyt": "bhyt-ref"}
+    losses = {"dyt": [3.9, 3.85, 3.95], "rmsnorm": [3.0, 3.0, 3.0], "bhyt": GAP["bhyt"]}
+    runs = _ladder_runs(TWO_RUNGS, losses)
+    runs["recipe"] = runs["scheme"].map(names)
+    changed = runs[runs["scheme"] == "dyt"].assign(recipe="dyt-llama+rmsnorm-final",
+                                                    eval_loss=lambda t: t["eval_loss"] - 0.8)
+    assessed = assess(_claim("C2"), _results(pd.concat([runs, changed], ignore_index=True), timings=True))
+    assert assessed.measured["dyt_loss_gap"] == pytest.approx(0.9, abs=1e-12)
+    assert assessed.measured["dyt_minimal_loss_gap"] == pytest.approx(0.1, abs=1e-12)
+    assert "dyt-llama+rmsnorm-final" in assessed.explanation and "recipe dyt-llama at" in assessed.explanation
+    alone = assess(_claim("C2"), _results(runs, timings=True))
+    assert alone.measured["dyt_loss_gap"] == pytest.approx(0.9, abs=1e-12)
+    assert "was not run" in alone.explanation
 
 
 def test_c2_from_the_ladder_counts_divergences_at_the_tuned_rate():

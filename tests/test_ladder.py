@@ -33,6 +33,8 @@ from bhyt_theory.experiments.training.ladder import (
     gap_trend,
     ladder_cost,
     ladder_summary,
+    ladder_trends,
+    measure_step_seconds,
     paired_gap,
     run_ladder,
 )
@@ -182,6 +184,36 @@ def test_bhyt_reference_recipes_match_the_reference_code(name):
         assert model.embedding_scale is None
 
 
+def test_bhytc_recipe_matches_its_documentation():
+    """docs/schemes.md §7 and docs/estimators.md §8: bhyt-ref's λ pair (learnable) and final RMSNorm,
+    κ_l = κ·l² with l 1-based, M₂ from the correlation estimator with the mean field's factors for the
+    embedding's N(0, init_std²) (not the uncorrelated starting value a bare Stack holds)."""
+    from bhyt_theory.numerics.estimators import uncorrelated_m2_factor
+    from bhyt_theory.theory.meanfield import correlation_factors
+
+    config, model = _model("bhytc-ref", depth=3)
+    assert config.stack.scheme == "bhytc" and config.stack.estimator == "correlation"
+    assert [block.norm_attn.kappa for block in model.stack.blocks] == [10.0, 40.0, 90.0]  # 10 · l², l = 1, 2, 3
+    for block in model.stack.blocks:
+        assert block.norm_attn.lam.item() == 2.0 and block.norm_mlp.lam.item() == 1.0
+        assert block.norm_attn.lam.requires_grad and block.norm_mlp.lam.requires_grad
+    assert isinstance(model.stack.final_norm, RMSNorm)
+    assert config.replace(steps=1000).refresh_interval == 20
+    expected = correlation_factors(config.stack, config.stack.init_std**2)
+    factors = np.stack([block.m2_factor.numpy() for block in model.stack.blocks])
+    # the same float64 computation copied into the buffers: equal to rounding
+    np.testing.assert_allclose(factors, expected, rtol=1e-12)
+    start = uncorrelated_m2_factor(config.stack.seq_len, 2.0, 40.0)
+    assert np.max(np.abs(factors[1] / start - 1)) > 1e-3  # calibrated, not left at the starting value
+    assert model.embedding_scale is None and model.embedding_norm is None
+
+
+def test_step_seconds_are_measured_with_gradients():
+    """``--dry-run``'s step timer runs backward: it failed under ``torch.no_grad``."""
+    seconds = measure_step_seconds(Rung("t", 1, 16, 2, 10, (1e-3,), seq_len=16, batch_size=2), "bhyt-ref", steps=2)
+    assert math.isfinite(seconds) and seconds > 0
+
+
 def test_recipe_and_scheme_must_agree():
     with pytest.raises(ValueError, match="is for scheme"):
         TrainConfig().replace(recipe="dyt-llama", scheme="rmsnorm")
@@ -253,6 +285,50 @@ def test_best_rate_skips_diverged_runs_and_summary_pairs_seeds():
     assert math.isnan(summary.loc["bhyt-ref", "gap_shared_lr_seed0"])  # diverged at rmsnorm's best rate
     assert summary.loc["bhyt-ref", "best_at_sweep_end"] and summary.loc["bhyt-ref", "n_seeds"] == 3
     assert summary.loc["rmsnorm-llama", "eval_loss_mean"] == pytest.approx(2.0, abs=1e-12)
+
+
+def test_gap_to_a_chosen_reference_is_paired_by_seed():
+    """bhytc-ref against bhyt-ref (``gap_vs_bhyt-ref…``) and against the baseline (``gap…``), each at its
+    own best rate, paired by seed over the seeds both finished, whatever the rows' order."""
+    rng = np.random.default_rng(11)
+    seed_effect = rng.normal(0, 0.2, 4)  # shared by every recipe: pairing removes it
+    loss = {"rmsnorm-llama": 2.0 + seed_effect[:3], "bhyt-ref": 2.05 + seed_effect + rng.normal(0, 0.01, 4),
+            "bhytc-ref": 2.02 + seed_effect[:3] + rng.normal(0, 0.01, 3)}
+    best = {"rmsnorm-llama": 1e-3, "bhyt-ref": 1e-2, "bhytc-ref": 3e-2}
+    losses = {}
+    for name, values in loss.items():
+        losses |= {("a", name, lr, 0): 3.0 for lr in (1e-3, 1e-2, 3e-2) if lr != best[name]}
+        losses |= {("a", name, best[name], s): value for s, value in enumerate(values)}
+    table = _table(losses).sample(frac=1, random_state=1)  # rows shuffled
+    summary = ladder_summary(table).set_index("recipe")
+    row = summary.loc["bhytc-ref"]
+    against_bhyt = stats.ttest_rel(loss["bhytc-ref"], loss["bhyt-ref"][:3])  # bhyt-ref's seed 3 has no pair
+    against_rms = stats.ttest_rel(loss["bhytc-ref"], loss["rmsnorm-llama"])
+    # the same float64 formula through two code paths: agreement to a few ulps of O(1) numbers
+    assert row["gap_vs_bhyt-ref_n"] == 3 and row["gap_n"] == 3
+    assert row["gap_vs_bhyt-ref"] == pytest.approx(np.mean(loss["bhytc-ref"] - loss["bhyt-ref"][:3]), abs=1e-12)
+    assert (row["gap_vs_bhyt-ref_ci_low"], row["gap_vs_bhyt-ref_ci_high"]) == pytest.approx(
+        tuple(against_bhyt.confidence_interval(0.95)), abs=1e-12)
+    assert row["gap_vs_bhyt-ref_p"] == pytest.approx(against_bhyt.pvalue, rel=1e-9)
+    assert (row["gap_ci_low"], row["gap_ci_high"]) == pytest.approx(
+        tuple(against_rms.confidence_interval(0.95)), abs=1e-12)
+    # unpaired, the seed effect (sd 0.2) would swamp a difference of ≈ 0.03 with sd 0.014
+    unpaired = stats.ttest_ind(loss["bhytc-ref"], loss["bhyt-ref"][:3]).confidence_interval(0.95)
+    assert row["gap_vs_bhyt-ref_ci_high"] - row["gap_vs_bhyt-ref_ci_low"] < (unpaired.high - unpaired.low) / 5
+    assert math.isnan(summary.loc["bhyt-ref", "gap_vs_bhyt-ref"])  # no gap to itself
+    assert summary.loc["bhyt-ref", "gap_n"] == 3 and math.isnan(summary.loc["rmsnorm-llama", "gap"])
+
+
+def test_trends_of_every_recipe_against_the_baseline_and_the_method():
+    params = np.array([4e5, 3e6, 1.2e7])
+    to_baseline, to_method = 0.1 - 0.05 * np.log10(params), np.array([0.3, 0.1, 0.2])
+    summary = pd.DataFrame({"recipe": "bhytc-ref", "params": params, "tokens": params * 2, "gap": to_baseline,
+                            "gap_vs_bhyt-ref": to_method})
+    trend = ladder_trends(summary, ("rmsnorm-llama", "bhyt-ref", "bhytc-ref"))
+    rows = trend[(trend["recipe"] == "bhytc-ref") & (trend["against"] == "log10_params")].set_index("reference")
+    assert rows.loc["rmsnorm-llama", "slope"] == pytest.approx(-0.05, abs=1e-12)  # exact line
+    assert rows.loc["bhyt-ref", "slope"] == pytest.approx(np.polyfit(np.log10(params), to_method, 1)[0], abs=1e-12)
+    assert set(trend["recipe"]) == {"bhyt-ref", "bhytc-ref"}
 
 
 def test_gap_trend_fits_the_slope_with_a_student_t_interval():

@@ -128,7 +128,8 @@ def _ladder(args: argparse.Namespace, changes: dict, progress: bool | None) -> i
         return 0
     tables = run_ladder(rungs, recipes, args.out, seeds, corpus, args.workers, progress, **changes)
     columns = ["rung", "recipe", "best_lr", "best_at_sweep_end", "n_seeds", "eval_loss_mean", "eval_loss_sd", "gap",
-               "gap_ci_low", "gap_ci_high", "gap_shared_lr_seed0", "last_mean_abs", "first_mean_abs",
+               "gap_ci_low", "gap_ci_high", "gap_vs_bhyt-ref", "gap_vs_bhyt-ref_ci_low", "gap_vs_bhyt-ref_ci_high",
+               "gap_shared_lr_seed0", "last_mean_abs", "first_mean_abs",
                "growth_mean_abs", "saturated_final", "epochs"]
     summary = tables["ladder_summary"]
     show(summary[[c for c in columns if c in summary.columns]], index=False)

@@ -108,7 +108,7 @@ CLAIMS: tuple[Claim, ...] = (
           "DyT's training-step speed-up over RMSNorm is {dyt_speedup:+.1f} % (95 % CI {dyt_speedup_ci_low:+.1f} to "
           "{dyt_speedup_ci_high:+.1f}); in CPU pretraining at the largest rung run ({rung}; the paper's evidence is "
           "Table 1 at 374M) {dyt_fragility_text}. Across rungs: {dyt_loss_gap_trend}. Recipes and rates: "
-          "{dyt_loss_gap_recipes}.",
+          "{dyt_loss_gap_recipes}. Beside it, {dyt_minimal_change_text}.",
           {"dyt_eval_loss_374M": 3.299, "rmsnorm_eval_loss_374M": 3.216}),
     Claim("C3", "BHyT keeps tanh inputs in a non-saturating range by explicit, data-driven input bounding.",
           f"{PAPER}, §3 (method)", "tanh argument rms λ/κ whatever the input scale; no saturation",

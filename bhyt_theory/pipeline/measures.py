@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..experiments.training.recipes import MINIMAL_CHANGES, SOURCE_RECIPES
 from .evidence import (
     CONFIDENCE,
     LEVELS,
@@ -299,7 +300,7 @@ def ladder_result(results: Mapping[str, StudyResult]) -> StudyResult | None:
 
 @dataclass(frozen=True)
 class TunedRuns:
-    """One scheme at one rung: its best recipe, the rate it was tuned to and its runs at that rate."""
+    """One recipe of a scheme at one rung: the rate it was tuned to and its runs at that rate."""
 
     recipe: str
     lr: float
@@ -308,9 +309,11 @@ class TunedRuns:
 
 
 def tuned_runs(runs: pd.DataFrame, summary: pd.DataFrame | None = None) -> dict[tuple, TunedRuns]:
-    """Per (rung, scheme) the runs at its tuned rate, for its best recipe (lowest mean eval loss there).
+    """Per (rung, scheme, recipe) the runs at that recipe's tuned rate: every recipe its own entry
+    (the recipe as specified and its minimal change are never merged or swapped; ``scheme_recipe``
+    says which one a claim reads).
 
-    The tuned rate is ``ladder_summary``'s ``best_lr`` (or ``lr``) for that rung × scheme (× recipe)
+    The tuned rate is ``ladder_summary``'s ``best_lr`` (or ``lr``) for that rung × scheme × recipe
     when the summary gives one, else the rate run with the most seeds (the sweep's winner, rerun
     with more seeds), ties broken by the lower mean eval loss. ``tuned``: the recipe was swept over
     ≥ ``TUNING_RATES`` rates spanning ≥ ``TUNING_SPAN``×. Runs marked ``diverged`` or with a
@@ -320,29 +323,42 @@ def tuned_runs(runs: pd.DataFrame, summary: pd.DataFrame | None = None) -> dict[
     runs = runs.assign(recipe=runs["recipe"].fillna("") if "recipe" in runs else "")
     rate = next((name for name in ("best_lr", "lr") if summary is not None and name in summary.columns), None)
     chosen = {}
-    for (rung, scheme), group in runs.groupby(["rung", "scheme"], sort=False):
-        candidates = []
-        for recipe, rows in group.groupby("recipe", sort=False):
-            rates = np.sort(rows["lr"].unique())
-            lr = None
-            if rate is not None and {"rung", "scheme"} <= set(summary.columns):
-                match = summary[(summary["rung"] == rung) & (summary["scheme"] == scheme)]
-                if "recipe" in match:
-                    match = match[match["recipe"].fillna("") == recipe]
-                if len(match):
-                    lr = float(match[rate].iloc[0])
-            if lr is None:
-                per_rate = rows.assign(finite=np.isfinite(rows["eval_loss"].astype(float))).groupby("lr").agg(
-                    seeds=("seed", "nunique"), loss=("eval_loss", lambda v: v[np.isfinite(v)].mean()))
-                per_rate = per_rate[per_rate["seeds"] == per_rate["seeds"].max()].sort_values("loss", na_position="last")
-                lr = float(per_rate.index[0])
-            at = rows[np.isclose(rows["lr"], lr)]
-            tuned = len(rates) >= TUNING_RATES and rates[-1] >= TUNING_SPAN * rates[0]
-            loss = at["eval_loss"].astype(float)
-            candidates.append((loss[np.isfinite(loss)].mean() if np.isfinite(loss).any() else math.inf,
-                               TunedRuns(str(recipe), lr, bool(tuned), at)))
-        chosen[(rung, scheme)] = min(candidates, key=lambda c: c[0])[1]
+    for (rung, scheme, recipe), rows in runs.groupby(["rung", "scheme", "recipe"], sort=False):
+        rates = np.sort(rows["lr"].unique())
+        lr = None
+        if rate is not None and {"rung", "scheme"} <= set(summary.columns):
+            match = summary[(summary["rung"] == rung) & (summary["scheme"] == scheme)]
+            if "recipe" in match:
+                match = match[match["recipe"].fillna("") == recipe]
+            if len(match):
+                lr = float(match[rate].iloc[0])
+        if lr is None:
+            per_rate = rows.groupby("lr").agg(seeds=("seed", "nunique"),
+                                              loss=("eval_loss", lambda v: v[np.isfinite(v)].mean()))
+            per_rate = per_rate[per_rate["seeds"] == per_rate["seeds"].max()].sort_values("loss", na_position="last")
+            lr = float(per_rate.index[0])
+        tuned = len(rates) >= TUNING_RATES and rates[-1] >= TUNING_SPAN * rates[0]
+        chosen[(rung, scheme, str(recipe))] = TunedRuns(str(recipe), lr, bool(tuned), rows[np.isclose(rows["lr"], lr)])
     return chosen
+
+
+def scheme_recipe(chosen: Mapping[tuple, TunedRuns], rung: str, scheme: str, recipe: str | None = None) -> str | None:
+    """The recipe of ``scheme`` a claim reads at ``rung``: ``recipe`` if given, else the scheme's
+    recipe as specified (``recipes.SOURCE_RECIPES``) where it was run, else the only recipe
+    run; None when the scheme (or that recipe) was not run there. Several recipes and none of
+    them the specified one: ``ResultMissing`` (no best-of choice)."""
+    present = [key[2] for key in chosen if key[:2] == (rung, scheme)]
+    if recipe is not None:
+        return recipe if recipe in present else None
+    if not present:
+        return None
+    specified = SOURCE_RECIPES.get(scheme)
+    if specified in present:
+        return specified
+    if len(present) == 1:
+        return present[0]
+    raise ResultMissing(f"ladder rung {rung!r}: scheme {scheme!r} has recipes {sorted(present)} and not its "
+                        f"recipe as specified ({specified!r}); name the recipe to compare")
 
 
 def _mark_divergences(runs: pd.DataFrame) -> pd.DataFrame:
@@ -357,17 +373,20 @@ def _diverged(chosen: TunedRuns) -> int:
 
 
 def paired_rungs(runs: pd.DataFrame, summary: pd.DataFrame | None, scheme: str, baseline: str = "rmsnorm",
-                 value: str = "eval_loss", ratio: bool = False) -> pd.DataFrame:
+                 value: str = "eval_loss", ratio: bool = False, recipe: str | None = None,
+                 baseline_recipe: str | None = None) -> pd.DataFrame:
     """Per rung (by parameters), ``scheme`` against ``baseline`` at their tuned rates over shared seeds:
     the paired differences ``scheme − baseline`` of ``value`` (or, ``ratio=True``, the ratios
-    ``baseline / scheme`` with a log-scale interval), their t interval, the rates, recipes and divergences."""
+    ``baseline / scheme`` with a log-scale interval), their t interval, the rates, recipes and divergences.
+    Each side is one recipe (``scheme_recipe``: the one named, else the recipe as specified)."""
     runs = _mark_divergences(runs)
     chosen = tuned_runs(runs, summary)
     rows = []
     for rung, group in runs.groupby("rung", sort=False):
-        if (rung, scheme) not in chosen or (rung, baseline) not in chosen:
+        ours, theirs = scheme_recipe(chosen, rung, scheme, recipe), scheme_recipe(chosen, rung, baseline, baseline_recipe)
+        if ours is None or theirs is None:
             continue
-        a, b = chosen[(rung, scheme)], chosen[(rung, baseline)]
+        a, b = chosen[(rung, scheme, ours)], chosen[(rung, baseline, theirs)]
         columns = list(dict.fromkeys(["seed", "eval_loss", value]))
         pairs = a.runs[columns].merge(b.runs[columns], on="seed", suffixes=("", "_baseline"))
         finished = [c for c in pairs.columns if c != "seed"]
@@ -383,15 +402,18 @@ def paired_rungs(runs: pd.DataFrame, summary: pd.DataFrame | None, scheme: str, 
     return pd.DataFrame(rows).sort_values("params", ignore_index=True) if rows else pd.DataFrame()
 
 
-def _ladder_figures(results: Mapping[str, StudyResult], prefix: str, scheme: str, ratio: bool = False) -> dict:
-    """Figures of ``scheme`` against RMSNorm at the largest rung run, the trend across rungs and the evidence."""
+def _ladder_figures(results: Mapping[str, StudyResult], prefix: str, scheme: str, ratio: bool = False,
+                    recipe: str | None = None) -> dict:
+    """Figures of ``scheme`` (its recipe as specified, or ``recipe``) against RMSNorm at the largest
+    rung run, the trend across rungs and the evidence."""
     ladder = ladder_result(results)
     runs = ladder.table("ladder", *LADDER_COLUMNS, *(("last_mean_abs",) if ratio else ()))
     summary = ladder.tables.get("ladder_summary")  # optional: names the tuned rates where present
     value = "last_mean_abs" if ratio else "eval_loss"
-    table = paired_rungs(runs, summary, scheme, value=value, ratio=ratio)
+    table = paired_rungs(runs, summary, scheme, value=value, ratio=ratio, recipe=recipe)
     if table.empty:
-        raise ResultMissing(f"study 'ladder', table 'ladder' has no rung with both {scheme!r} and 'rmsnorm'")
+        raise ResultMissing(f"study 'ladder', table 'ladder' has no rung with both {scheme!r}"
+                            + (f" (recipe {recipe!r})" if recipe else "") + " and 'rmsnorm'")
     top = table.iloc[-1]
     interval = Interval(top["mean"], math.nan, int(top["seeds"]), top["ci_low"], top["ci_high"])
     unit = "×{:.2f}" if ratio else "{:+.4f}"
@@ -469,8 +491,30 @@ def measure_c2(results: Mapping[str, StudyResult]) -> dict:
                        measured["dyt_loss_gap_ci_high"]).text())
     return {"dyt_speedup": timing["speedup_percent"], "dyt_speedup_ci_low": timing["speedup_ci_low"],
             "dyt_speedup_ci_high": timing["speedup_ci_high"], "device": str(timing["device"]).split(":")[0],
-            **measured, "dyt_fragility_text": text,
+            **measured, "dyt_fragility_text": text, **_minimal_change_figures(results, "dyt"),
             "evidence": evidence}
+
+
+def _minimal_change_figures(results: Mapping[str, StudyResult], scheme: str) -> dict:
+    """The scheme's minimal-change recipe (``recipes.MINIMAL_CHANGES`` of its recipe as specified)
+    against RMSNorm at the largest rung it ran, as its own number beside the recipe as specified
+    (``{scheme}_minimal_loss_gap…`` and ``{scheme}_minimal_change_text``); the text says so where
+    it was not run. The verdict reads the recipe as specified only."""
+    specified = SOURCE_RECIPES[scheme]
+    change = MINIMAL_CHANGES.get(specified)
+    prefix = f"{scheme}_minimal_loss_gap"
+    if change is None or ladder_result(results) is None:
+        return {f"{scheme}_minimal_change_text": "no minimal-change recipe run (no ladder results)"}
+    try:
+        figures = _ladder_figures(results, prefix, scheme, recipe=change)
+    except ResultMissing:
+        return {f"{scheme}_minimal_change_text": f"its minimal change {change} was not run"}
+    interval = Interval(figures[prefix], math.nan, figures[f"{prefix}_n"], figures[f"{prefix}_ci_low"],
+                        figures[f"{prefix}_ci_high"])
+    return {**{key: value for key, value in figures.items() if key.startswith(prefix)},
+            f"{scheme}_minimal_change_text": f"as its own row, the minimal change {change} (not the recipe as "
+            f"specified, {specified}) minus RMSNorm at rung {figures['rung']}: {interval.text()}; "
+            f"{figures[f'{prefix}_recipes']}"}
 
 
 def measure_c7(results: Mapping[str, StudyResult]) -> dict:

@@ -22,11 +22,13 @@ Tables (``run_ladder``; written to the output folder as CSV):
   rms of every norm of every run, trained;
 - ``ladder_summary``: one row per rung × recipe at its best rate: loss mean ± sd
   over seeds, the paired gap to ``recipes.BASELINE_RECIPE`` with a Student-t
-  interval (``paired_gap``), the single-seed gap at the baseline's best rate (the
+  interval (``paired_gap``; columns ``gap…``) and the same to ``recipes.METHOD_RECIPE``
+  (``gap_vs_bhyt-ref…``; any recipe can be a reference, ``reference_gap``), the single-seed gap at the baseline's best rate (the
   shared-rate comparison), whether the best rate is at an end of the sweep, and
   the C8 ratio baseline / recipe of last-layer mean |h| split into block-0 scale
   × growth across depth;
-- ``ladder_trend``: the BHyT − RMSNorm gap fitted against log₁₀ parameters and,
+- ``ladder_trend``: the BHyT − RMSNorm gap (and every other recipe's gap to RMSNorm
+  and to BHyT, ``ladder_trends``) fitted against log₁₀ parameters and,
   separately, log₁₀ tokens (the ladder moves both together), slope with its
   Student-t interval, and the fit's prediction at the paper's Llama-374M, 7.5 B
   tokens with its prediction interval — an extrapolation.
@@ -181,23 +183,53 @@ def run_row(rung: Rung, config: TrainConfig, result: dict) -> tuple[dict, pd.Dat
     return row, norms
 
 
-def paired_gap(values: Sequence[float], baseline: Sequence[float], level: float = 0.95) -> dict:
+def paired_gap(values: Sequence[float], baseline: Sequence[float], level: float = 0.95, prefix: str = "gap") -> dict:
     """Mean paired difference ``values − baseline`` (same seeds, same order) with its
     Student-t interval: ``gap``, ``gap_sd``, ``gap_n``, ``gap_ci_low``,
-    ``gap_ci_high``, ``gap_p`` (two-sided paired t-test; NaN below two pairs)."""
+    ``gap_ci_high``, ``gap_p`` (two-sided paired t-test; NaN below two pairs); the
+    keys start with ``prefix`` in place of ``gap``."""
     difference = np.asarray(values, float) - np.asarray(baseline, float)
     n = len(difference)
     out = {"gap": float(difference.mean()) if n else math.nan, "gap_n": n}
     if n < 2:
-        return {**out, "gap_sd": math.nan, "gap_ci_low": math.nan, "gap_ci_high": math.nan, "gap_p": math.nan}
-    sd = float(difference.std(ddof=1))
-    half = stats.t.ppf(0.5 + level / 2, n - 1) * sd / math.sqrt(n)
-    p = float(stats.ttest_rel(values, baseline).pvalue) if sd > 0 else math.nan
-    return {**out, "gap_sd": sd, "gap_ci_low": out["gap"] - half, "gap_ci_high": out["gap"] + half, "gap_p": p}
+        out.update(gap_sd=math.nan, gap_ci_low=math.nan, gap_ci_high=math.nan, gap_p=math.nan)
+    else:
+        sd = float(difference.std(ddof=1))
+        half = stats.t.ppf(0.5 + level / 2, n - 1) * sd / math.sqrt(n)
+        p = float(stats.ttest_rel(values, baseline).pvalue) if sd > 0 else math.nan
+        out.update(gap_sd=sd, gap_ci_low=out["gap"] - half, gap_ci_high=out["gap"] + half, gap_p=p)
+    return {prefix + key[3:]: value for key, value in out.items()}
 
 
-def ladder_summary(table: pd.DataFrame, baseline: str = BASELINE_RECIPE, level: float = 0.95) -> pd.DataFrame:
-    """One row per rung × recipe at its best rate (module docstring, ``ladder_summary``)."""
+def gap_prefix(reference: str, baseline: str = BASELINE_RECIPE) -> str:
+    """The ``ladder_summary`` columns of the gap to ``reference``: ``gap…`` for the baseline,
+    ``gap_vs_{reference}…`` for any other reference recipe (``gap_vs_bhyt-ref_ci_low``, …)."""
+    return "gap" if reference == baseline else f"gap_vs_{reference}"
+
+
+def _runs_at_best(table: pd.DataFrame, best: dict, rung: str, name: str) -> pd.DataFrame:
+    runs = table[(table["rung"] == rung) & (table["recipe"] == name)]
+    return runs[(runs["lr"] == best[rung, name]) & ~runs["diverged"]].sort_values("seed")
+
+
+def reference_gap(table: pd.DataFrame, best: dict, rung: str, name: str, reference: str, level: float = 0.95,
+                  prefix: str = "gap") -> dict:
+    """The gap of recipe ``name`` to recipe ``reference`` at ``rung``, each at its own best rate
+    (``best``: ``best_rates``), paired by seed over the seeds both finished (``paired_gap``
+    with ``prefix``); empty when either recipe has no best rate at the rung."""
+    if (rung, name) not in best or (rung, reference) not in best:
+        return {}
+    ours, theirs = _runs_at_best(table, best, rung, name), _runs_at_best(table, best, rung, reference)
+    seeds = sorted(set(ours["seed"]) & set(theirs["seed"]))
+    return paired_gap(ours.set_index("seed").loc[seeds, "eval_loss"].to_numpy(),
+                      theirs.set_index("seed").loc[seeds, "eval_loss"].to_numpy(), level, prefix)
+
+
+def ladder_summary(table: pd.DataFrame, baseline: str = BASELINE_RECIPE, level: float = 0.95,
+                   references: Sequence[str] = (METHOD_RECIPE,)) -> pd.DataFrame:
+    """One row per rung × recipe at its best rate (module docstring, ``ladder_summary``); besides
+    the gap to ``baseline`` (``gap…``), the paired gap to each recipe of ``references``
+    (``gap_vs_{reference}…``, ``reference_gap``) on every other recipe's row."""
     best = best_rates(table)
     rows = []
     for (rung, name), lr in best.items():
@@ -215,12 +247,12 @@ def ladder_summary(table: pd.DataFrame, baseline: str = BASELINE_RECIPE, level: 
         for column in ("last_mean_abs", "last_variance", "embedding_mean_abs", "first_mean_abs", "growth_mean_abs",
                        "saturated_attn_max", "saturated_mlp_max", "saturated_final"):
             row[column] = at_best[column].mean()
+        for other in dict.fromkeys((baseline, *references)):
+            if other != name:
+                row.update(reference_gap(table, best, rung, name, other, level, gap_prefix(other, baseline)))
         reference = table[(table["rung"] == rung) & (table["recipe"] == baseline)]
         if name != baseline and (rung, baseline) in best:
             base = reference[(reference["lr"] == best[rung, baseline]) & ~reference["diverged"]]
-            seeds = sorted(set(at_best["seed"]) & set(base["seed"]))
-            row.update(paired_gap(at_best.set_index("seed").loc[seeds, "eval_loss"].to_numpy(),
-                                  base.set_index("seed").loc[seeds, "eval_loss"].to_numpy(), level))
             shared = runs[(runs["seed"] == 0) & (runs["lr"] == best[rung, baseline])]
             base_zero = base[base["seed"] == 0]
             row["gap_shared_lr_seed0"] = (float(shared["eval_loss"].iloc[0] - base_zero["eval_loss"].iloc[0])
@@ -232,18 +264,22 @@ def ladder_summary(table: pd.DataFrame, baseline: str = BASELINE_RECIPE, level: 
     return pd.DataFrame(rows)
 
 
-def gap_trend(summary: pd.DataFrame, method: str = METHOD_RECIPE, level: float = 0.95) -> pd.DataFrame:
-    """The method's gap to the baseline fitted against log₁₀ params and log₁₀ tokens
-    (ordinary least squares over rungs, one fit each), the slope's Student-t interval
-    (n − 2 degrees of freedom) and the prediction at ``PAPER_SCALE`` with its prediction
-    interval; NaN intervals below three rungs."""
-    rows = summary[(summary["recipe"] == method) & summary["gap"].notna()] if "gap" in summary else summary[:0]
+def gap_trend(summary: pd.DataFrame, method: str = METHOD_RECIPE, level: float = 0.95,
+              reference: str = BASELINE_RECIPE, baseline: str = BASELINE_RECIPE) -> pd.DataFrame:
+    """The method's gap to ``reference`` (the summary's ``gap_prefix(reference, baseline)``
+    column) fitted against log₁₀ params and log₁₀ tokens (ordinary least squares over
+    rungs, one fit each), the slope's Student-t interval (n − 2 degrees of freedom) and
+    the prediction at ``PAPER_SCALE`` with its prediction interval; NaN intervals below
+    three rungs."""
+    column = gap_prefix(reference, baseline)
+    rows = (summary[(summary["recipe"] == method) & summary[column].notna()] if column in summary
+            else summary[:0])
     out = []
     for against in ("params", "tokens"):
-        x, y = np.log10(rows[against].to_numpy(float)), rows["gap"].to_numpy(float)
+        x, y = np.log10(rows[against].to_numpy(float)), rows[column].to_numpy(float)
         n = len(x)
-        record = {"recipe": method, "against": f"log10_{against}", "n_rungs": n, "level": level,
-                  "paper_value": PAPER_SCALE[against]}
+        record = {"recipe": method, "reference": reference, "against": f"log10_{against}", "n_rungs": n,
+                  "level": level, "paper_value": PAPER_SCALE[against]}
         if n >= 2 and np.ptp(x) > 0:
             fit = stats.linregress(x, y)
             x0 = math.log10(PAPER_SCALE[against])
@@ -257,6 +293,18 @@ def gap_trend(summary: pd.DataFrame, method: str = METHOD_RECIPE, level: float =
                               prediction_high=record["predicted_gap"] + q * residual_sd * spread)
         out.append(record)
     return pd.DataFrame(out)
+
+
+def ladder_trends(summary: pd.DataFrame, recipes: Sequence[str], level: float = 0.95) -> pd.DataFrame:
+    """``gap_trend`` of every recipe but the baseline against the baseline and, for every
+    recipe but those two, against ``METHOD_RECIPE`` too (the method's own first)."""
+    pairs = [(METHOD_RECIPE, BASELINE_RECIPE)] if METHOD_RECIPE in recipes else []
+    for name in recipes:
+        if name not in (BASELINE_RECIPE, METHOD_RECIPE):
+            pairs += [(name, BASELINE_RECIPE)] + ([(name, METHOD_RECIPE)] if METHOD_RECIPE in recipes else [])
+    if not pairs:
+        return gap_trend(summary, level=level)
+    return pd.concat([gap_trend(summary, name, level, reference) for name, reference in pairs], ignore_index=True)
 
 
 def _stderr(message: str) -> None:
@@ -290,7 +338,7 @@ def run_ladder(rungs: Sequence[Rung], recipes: Sequence[str], out_dir: str | Pat
     table = pd.DataFrame(rows)
     summary = ladder_summary(table)
     tables = {"ladder": table, "ladder_norms": pd.concat(norms, ignore_index=True) if norms else pd.DataFrame(),
-              "ladder_summary": summary, "ladder_trend": gap_trend(summary)}
+              "ladder_summary": summary, "ladder_trend": ladder_trends(summary, recipes)}
     write_tables(tables, out_dir, parquet=False)
     return tables
 

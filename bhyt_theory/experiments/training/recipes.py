@@ -73,6 +73,10 @@ class Recipe:
         DyT keeps its β (False: ``γ ⊙ tanh(α h)`` only).
     final_norm : str or None
         ``"rmsnorm"`` replaces the scheme's final norm by an RMSNorm.
+    calibrate_m2_factor : bool
+        The "correlation" estimator's per-position factors are set at build to the mean
+        field's prediction for the embedding's initial variance
+        (``theory.meanfield.calibrate_correlation``) and kept through training.
     """
 
     name: str
@@ -84,6 +88,7 @@ class Recipe:
     dyt_llama_alpha: bool = False
     dyt_bias: bool = True
     final_norm: str | None = None
+    calibrate_m2_factor: bool = False
 
     @torch.no_grad()
     def adjust_stack(self, stack: Stack) -> None:
@@ -144,11 +149,21 @@ RECIPES: dict[str, Recipe] = {recipe.name: recipe for recipe in (
            "github.com/MLAI-Yonsei/BHyT: config/norm_config_bhytstar.yaml (learnable_lam: True), λ pair (2, 1) "
            "as for bhyt-ref (scripts/bhyt/pt_bhyt_sweep.sh), κ 10, exact m(h) at both norms",
            stack=(("lam_in", 2.0), ("lam_post", 1.0), ("lam_final", 0.0))),
+    Recipe("bhytc-ref", "bhytc",
+           "bhyt-ref's recipe (" + _BHYT_REFERENCE + ") with the toolkit's scheme bhytc: docs/schemes.md §7 "
+           "(κ_l = κ·l², l 1-based) and docs/estimators.md §8 (M₂ from the correlation estimator, its factor "
+           "the mean field's prediction at initialisation, meanfield.calibrate_correlation)",
+           stack=(("lam_in", 2.0), ("lam_post", 1.0), ("lam_final", 0.0)), calibrate_m2_factor=True),
 )}
 LADDER_RECIPES = ("rmsnorm-llama", "periln", "lns", "dyt-llama", "dyt-llama+rmsnorm-final", "bhyt-ref",
-                  "bhytstar-ref")
+                  "bhytc-ref", "bhytstar-ref")
 """The recipes a ladder trains by default (``bhyt-ref+shared-scale`` on request)."""
 BASELINE_RECIPE, METHOD_RECIPE = "rmsnorm-llama", "bhyt-ref"
+SOURCE_RECIPES = {"rmsnorm": "rmsnorm-llama", "periln": "periln", "lns": "lns", "dyt": "dyt-llama",
+                     "bhyt": "bhyt-ref", "bhytstar": "bhytstar-ref", "bhytc": "bhytc-ref"}
+"""Per scheme, its recipe as specified by its source: the one a claim about the scheme reads."""
+MINIMAL_CHANGES = {"dyt-llama": "dyt-llama+rmsnorm-final"}
+"""A recipe as specified → the minimal change that makes it learn here, reported as its own row beside it."""
 
 
 def recipe(name: str) -> Recipe:

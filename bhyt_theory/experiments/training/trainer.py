@@ -91,6 +91,7 @@ from ...numerics.probes import (
     state_statistics,
 )
 from ...numerics.schemes import scheme_row
+from ...theory.meanfield import calibrate_correlation
 from ..atomic import write_atomically
 from .corpus import VOCAB_SIZE, Corpus, build_corpus, evaluation_batches, training_batch
 from .recipes import RECIPES
@@ -252,6 +253,9 @@ class LanguageModel(nn.Module):
             chosen = RECIPES[config.recipe]
             chosen.adjust_stack(self.stack)
             self.embedding_scale, self.embedding_norm = chosen.embedding_modules(stack_config.width)
+            if chosen.calibrate_m2_factor:  # the embedding's N(0, init_std²), times the scale² if any
+                scale = stack_config.width if chosen.embedding_scale else 1.0
+                calibrate_correlation(self.stack, stack_config.init_std**2 * scale)
         for module in (self.embedding, self.head, self.embedding_norm):
             if module is not None:
                 module.to(device=stack_config.device, dtype=stack_config.torch_dtype)
@@ -295,7 +299,6 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-@torch.no_grad()
 def timed_step(model: LanguageModel, optimiser: torch.optim.Optimizer, config: TrainConfig, data, step: int) -> Tensor:
     """One optimisation step as ``train`` takes it — batch, learning rate, loss, backward, gradient
     clipping, AdamW — without its logging: what the throughput and cost measurements time."""
