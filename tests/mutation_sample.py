@@ -27,6 +27,8 @@ SALT = "db1c710d570b9d2c6abe0a794f6a695a74abfaa0"
 """The commit hash that fixes the sample (see the module docstring)."""
 MODULUS = 10
 MUTMUT = [sys.executable, "-m", "mutmut"]
+EQUIVALENT = Path(__file__).with_name("mutation_equivalent.tsv")
+"""Survivors argued equivalent: one ``name<TAB>why no input tells it apart`` a line."""
 NAMES = Path("mutation_sample_names.txt")
 """Where ``list`` writes the sample (one name a line; generation itself prints file paths)."""
 
@@ -89,10 +91,15 @@ def main(argv: list[str]) -> int:
         return subprocess.call([*MUTMUT, "run", "--max-children", "1", *names], env=environment)
     if command == "table":
         codes = results()
-        counts = Counter(outcome(codes[name]) for name in sample())
+        equivalent = {line.split("\t")[0] for line in EQUIVALENT.read_text().splitlines() if line.strip()}
+        read = lambda name: "equivalent" if codes[name] == 0 and name in equivalent else outcome(codes[name])  # noqa: E731
+        counts = Counter(read(name) for name in sample())
         for key, value in sorted(counts.items()):
             print(f"{key}: {value}")
-        survivors = [name for name in sample() if codes[name] == 0]
+        killed = sum(value for key, value in counts.items() if key.startswith("killed"))
+        print(f"score: {killed}/{len(sample()) - counts['equivalent']} = "
+              f"{killed / (len(sample()) - counts['equivalent']):.1%} (killed over the sample less the equivalent)")
+        survivors = [name for name in sample() if read(name) == "survived"]
         print("survivors:", *survivors, sep="\n  ")
         return 0
     print(__doc__, file=sys.stderr)
