@@ -519,6 +519,12 @@ def test_v1_without_preset_cells_is_judged_on_the_study_shape_alone():
     assert RULES["V1"].decide(measured).verdict == "confirmed"
 
 
+def test_v1_qualified_by_a_preset_cell_names_its_excess():
+    # the study shape holds and only a preset cell misses: the reason must say which figure decided
+    verdict = RULES["V1"].decide({**CONFIRMING["V1"], "paper_excess": 0.108, "paper_cells": "cells"})
+    assert verdict.verdict == "qualified" and "10.8% beyond its Monte Carlo allowance" in verdict.reason
+
+
 def test_v1_preset_cells_worst_cell_share_and_monte_carlo_allowance():
     # A constructed preset table: the worst correlation cell past position 8 is 0.90 (10 %) with se
     # 0.01 over 3 seeds, so its excess is 0.1 − t(0.975, 2 df)·0.01 (t from scipy); positions < 8 (ratio 0.5) and the study

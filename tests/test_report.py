@@ -206,12 +206,13 @@ def _assessment(id_, verdict):
 
 
 def test_proofs_collapse_into_one_row_of_the_claims_table():
-    claims = [_assessment("C1", "qualified")]
+    # V1 (the toolkit's own variant) is a claim with its own row, never counted among the proofs.
+    claims = [_assessment("C1", "qualified"), _assessment("V1", "qualified")]
     passing = [_assessment(f"proofs/p{i}", "confirmed") for i in range(3)]
     table = report.summary_table(claims + passing)
-    assert list(table["id"]) == ["C1", "proofs"]
-    assert table.iloc[1]["why"] == "3/3 proofs: every check passes" and table.iloc[1]["verdict"] == "confirmed"
+    assert list(table["id"]) == ["C1", "V1", "proofs"]
+    assert table.iloc[2]["why"] == "3/3 proofs: every check passes" and table.iloc[2]["verdict"] == "confirmed"
     assert len(report.proofs_table(claims + passing)) == 3
     failing = passing[:2] + [_assessment("proofs/p2", "refuted")]
-    row = report.summary_table(claims + failing).iloc[1]
+    row = report.summary_table(claims + failing).iloc[2]
     assert row["verdict"] == "refuted" and row["why"].startswith("2/3") and "proofs/p2 (refuted)" in row["why"]

@@ -141,7 +141,8 @@ paper-shape study's table."""
 
 
 def _is_claim(assessment: Assessment) -> bool:
-    return assessment.id.startswith("C")
+    """A claim (C1–C9 of the paper, V1 of this toolkit), not one of the proofs (``proofs/…``)."""
+    return not assessment.id.startswith("proofs/")
 
 
 def proofs_row(assessments: Sequence[Assessment]) -> dict | None:
@@ -178,8 +179,8 @@ def proofs_table(assessments: Sequence[Assessment]) -> pd.DataFrame:
 def _write_markdown(out_dir: Path, header: list[str], assessments, results, files, command: str,
                     warning: str = "") -> Path:
     lines = header[:1] + (["", f"> **{warning}**"] if warning else []) + header[1:] + ["", "## Summary of findings", ""]
-    lines += [f"- **{a.id}** — {a.verdict}: {a.reason}." for a in assessments if a.id.startswith("C")]
-    statements = [a for a in assessments if not a.id.startswith("C")]
+    lines += [f"- **{a.id}** — {a.verdict}: {a.reason}." for a in assessments if _is_claim(a)]
+    statements = [a for a in assessments if not _is_claim(a)]
     if statements:
         confirmed = sum(a.verdict == "confirmed" for a in statements)
         lines.append(f"- The toolkit's own statements: {confirmed} of {len(statements)} proofs have every check passing.")
@@ -239,8 +240,8 @@ def _write_html(out_dir: Path, title: str, intro: list[str], assessments, result
     parts += [f"<p>{line}</p>" for line in intro]
     parts.append("<h2>Summary of findings</h2><ul>")
     parts += [f"<li><b>{escape(a.id)}</b> — {escape(a.verdict)}: {escape(a.reason)}.</li>"
-              for a in assessments if a.id.startswith("C")]
-    statements = [a for a in assessments if not a.id.startswith("C")]
+              for a in assessments if _is_claim(a)]
+    statements = [a for a in assessments if not _is_claim(a)]
     if statements:
         confirmed = sum(a.verdict == "confirmed" for a in statements)
         parts.append(f"<li>The toolkit's own statements: {confirmed} of {len(statements)} proofs have every check "

@@ -220,8 +220,10 @@ def _variant_works(m: Mapping) -> Verdict:
         return Verdict("confirmed", f"M₂/m(h′) within {m['estimate_error']:.1%} of 1 past position 8, growth exponent "
                                     f"CI below {GROWTH_EXPONENT}, both as the mean field predicted; at the presets: "
                                     f"{m['paper_cells']}")
+    beyond = ("" if paper is None else f"; worst preset cell {paper:.1%} beyond its Monte Carlo allowance "
+                                          f"(confirmed needs ≤ {VARIANT_ESTIMATE_CONFIRM:.0%})")
     return Verdict("qualified", f"estimate error {m['estimate_error']:.1%}, exponent CI [{low:.3f}, {high:.3f}], "
-                                f"prediction gap {m['prediction_gap']:.1%}; at the presets, cell by cell: "
+                                f"prediction gap {m['prediction_gap']:.1%}{beyond}; at the presets, cell by cell: "
                                 f"{m['paper_cells']}")
 
 
