@@ -30,6 +30,7 @@ from bhyt_theory.experiments.training.ladder import (
     TASK_OVERHEAD_S,
     Rung,
     best_rates,
+    extension_rates,
     gap_trend,
     ladder_cost,
     ladder_summary,
@@ -285,6 +286,41 @@ def test_best_rate_skips_diverged_runs_and_summary_pairs_seeds():
     assert math.isnan(summary.loc["bhyt-ref", "gap_shared_lr_seed0"])  # diverged at rmsnorm's best rate
     assert summary.loc["bhyt-ref", "best_at_sweep_end"] and summary.loc["bhyt-ref", "n_seeds"] == 3
     assert summary.loc["rmsnorm-llama", "eval_loss_mean"] == pytest.approx(2.0, abs=1e-12)
+
+
+def test_a_sweep_is_extended_beyond_the_end_where_its_best_rate_lies():
+    losses = {("a", "rmsnorm-llama", lr, 0): loss for lr, loss in ((1e-3, 2.2), (3e-3, 2.0), (1e-2, 2.1))}
+    losses |= {("a", "bhyt-ref", lr, 0): loss for lr, loss in ((1e-3, 2.3), (3e-3, 2.2), (1e-2, 2.1))}
+    losses |= {("a", "bhytc-ref", lr, 0): loss for lr, loss in ((1e-3, 2.0), (3e-3, 2.1), (1e-2, 2.2))}
+    losses |= {("b", "bhyt-ref", lr, 0): loss for lr, loss in ((1e-3, 2.0), (1e-2, 2.1))}  # no inside
+    losses |= {("a", "bhyt-ref", 1e-2, 1): 1.0}  # other seeds never choose the rate
+    proposed = extension_rates(_table(losses))
+    assert proposed.keys() == {("a", "bhyt-ref"), ("a", "bhytc-ref")}
+    assert proposed[("a", "bhyt-ref")] == pytest.approx(1e-2 * 10 / 3, rel=1e-12)
+    assert proposed[("a", "bhytc-ref")] == pytest.approx(1e-3 / 3, rel=1e-12)  # the step of that end, 3e-3 → 1e-3
+    # once the extension is worse (or diverged), the best rate is inside and the sweep stops growing
+    assert extension_rates(_table(losses | {("a", "bhyt-ref", 1e-2 * 10 / 3, 0): None,
+                                            ("a", "bhytc-ref", 1e-3 / 3, 0): 2.05})) == {}
+
+
+def test_c8_split_multiplies_to_the_last_layer_ratio():
+    # per run last = first × growth; seeds with unequal splits (a mean of products is not the product
+    # of means): the summary's block-0 × growth must give its last-layer ratio, each a ratio of
+    # geometric means over seeds (computed here from scratch)
+    losses = {("a", "rmsnorm-llama", 1e-3, s): 2.0 for s in range(3)} | {("a", "bhyt-ref", 1e-3, s): 2.1 for s in range(3)}
+    table = _table(losses)
+    first = {"rmsnorm-llama": [0.5, 0.6, 0.4], "bhyt-ref": [0.64, 0.38, 0.16]}
+    growth = {"rmsnorm-llama": [1.25, 1.5, 1.4], "bhyt-ref": [0.93, 1.52, 1.86]}
+    for name in first:
+        rows = table["recipe"] == name
+        table.loc[rows, "first_mean_abs"], table.loc[rows, "growth_mean_abs"] = first[name], growth[name]
+        table.loc[rows, "last_mean_abs"] = np.multiply(first[name], growth[name])
+    row = ladder_summary(table).set_index("recipe").loc["bhyt-ref"]
+    geometric = lambda values: math.exp(np.mean(np.log(values)))  # noqa: E731
+    assert row["c8_first_mean_abs_ratio"] == pytest.approx(geometric(first["rmsnorm-llama"]) / geometric(first["bhyt-ref"]), rel=1e-12)
+    assert row["c8_growth_mean_abs_ratio"] == pytest.approx(geometric(growth["rmsnorm-llama"]) / geometric(growth["bhyt-ref"]), rel=1e-12)
+    assert row["c8_last_mean_abs_ratio"] == pytest.approx(
+        row["c8_first_mean_abs_ratio"] * row["c8_growth_mean_abs_ratio"], rel=1e-12)
 
 
 def test_gap_to_a_chosen_reference_is_paired_by_seed():

@@ -228,7 +228,8 @@ def register(commands) -> None:
                       help="with --ladder: the GPU rung (Llama-374M shape, bf16 autocast on CUDA; make train-gpu)")
     ladder = train.add_argument_group("ladder (--ladder)")
     ladder.add_argument("--ladder", action="store_true",
-                        help="per-recipe learning-rate sweep and seeds at the best rate on every rung of the ladder: "
+                        help="per-recipe learning-rate sweep (extended by up to two rates beyond an end where the "
+                        "best rate lies) and seeds at the best rate on every rung of the ladder: "
                         f"{_ladder_help()}")
     ladder.add_argument("--recipes", nargs="+", default=None,
                         help="recipes of the ladder (default: all but bhyt-ref+shared-scale; --gpu: rmsnorm-llama "

@@ -26,7 +26,7 @@ Tables (``run_ladder``; written to the output folder as CSV):
   (``gap_vs_bhyt-ref…``; any recipe can be a reference, ``reference_gap``), the single-seed gap at the baseline's best rate (the
   shared-rate comparison), whether the best rate is at an end of the sweep, and
   the C8 ratio baseline / recipe of last-layer mean |h| split into block-0 scale
-  × growth across depth;
+  × growth across depth (ratios of geometric means over seeds, so the split multiplies);
 - ``ladder_trend``: the BHyT − RMSNorm gap (and every other recipe's gap to RMSNorm
   and to BHyT, ``ladder_trends``) fitted against log₁₀ parameters and,
   separately, log₁₀ tokens (the ladder moves both together), slope with its
@@ -135,6 +135,29 @@ def best_rates(table: pd.DataFrame) -> dict[tuple[str, str], float]:
         chosen[rung, name] = float((finished if len(finished) else group).sort_values(
             ["eval_loss", "lr"], na_position="last")["lr"].iloc[0])
     return chosen
+
+
+SWEEP_EXTENSIONS = 2
+"""How many rates ``run_ladder`` adds, one at a time, beyond an end of a recipe's sweep while its best
+rate is at that end (``extension_rates``): a best rate at the edge of the grid is not yet tuned."""
+
+
+def extension_rates(table: pd.DataFrame) -> dict[tuple[str, str], float]:
+    """``{(rung, recipe): lr}``: the next rate to try, one grid step beyond the end of the recipe's seed-0
+    sweep where its best rate (``best_rates``) lies at that end; the step is the ratio of the two outermost
+    rates there (1e-2 after 3e-3 → 3.3e-2). Recipes whose best rate is inside their sweep, or that swept fewer
+    than three rates (a sweep with no inside, like the quick ladder's), get none."""
+    proposed = {}
+    sweeps = table[table["seed"] == 0].groupby(["rung", "recipe"], sort=False)["lr"]
+    for key, best in best_rates(table).items():
+        rates = sorted(set(sweeps.get_group(key)))
+        if len(rates) < 3:
+            continue
+        if best == rates[-1]:
+            proposed[key] = rates[-1] * rates[-1] / rates[-2]
+        elif best == rates[0]:
+            proposed[key] = rates[0] * rates[0] / rates[1]
+    return proposed
 
 
 _PARAMETER_COUNTS: dict[tuple, int] = {}
@@ -258,8 +281,11 @@ def ladder_summary(table: pd.DataFrame, baseline: str = BASELINE_RECIPE, level: 
             row["gap_shared_lr_seed0"] = (float(shared["eval_loss"].iloc[0] - base_zero["eval_loss"].iloc[0])
                                           if len(shared) and len(base_zero) and not shared["diverged"].iloc[0]
                                           else math.nan)
+            # Geometric means over seeds: per run last = first × growth, and so the split multiplies
+            # exactly (c8_last = c8_first × c8_growth), which ratios of arithmetic means do not.
             for statistic in ("last_mean_abs", "first_mean_abs", "growth_mean_abs"):
-                row[f"c8_{statistic}_ratio"] = base[statistic].mean() / row[statistic]
+                row[f"c8_{statistic}_ratio"] = float(np.exp(np.log(base[statistic]).mean()
+                                                            - np.log(at_best[statistic]).mean()))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -313,8 +339,10 @@ def _stderr(message: str) -> None:
 
 def run_ladder(rungs: Sequence[Rung], recipes: Sequence[str], out_dir: str | Path, seeds: int = 3,
                corpus: str | None = "stdlib", workers: int = 1, progress: bool | None = None,
-               log: Callable[[str], None] = _stderr, **changes) -> dict[str, pd.DataFrame]:
-    """Sweep every rung × recipe × rate (seed 0), then train seeds 1 … ``seeds``−1 at
+               log: Callable[[str], None] = _stderr, extensions: int = SWEEP_EXTENSIONS,
+               **changes) -> dict[str, pd.DataFrame]:
+    """Sweep every rung × recipe × rate (seed 0), extend a sweep whose best rate lies at its end by
+    up to ``extensions`` rates (``extension_rates``), then train seeds 1 … ``seeds``−1 at
     each recipe's best rate; write and return ``ladder``, ``ladder_norms``,
     ``ladder_summary`` and ``ladder_trend`` (module docstring). ``changes``: further
     ``TrainConfig``/``StackConfig`` fields applied to every run (tiny test sizes)."""
@@ -330,9 +358,17 @@ def run_ladder(rungs: Sequence[Rung], recipes: Sequence[str], out_dir: str | Pat
             rows.append(row)
             norms.append(norm)
 
-    train_all(sweep_configs(rungs, recipes, corpus, **changes))
-    best = best_rates(pd.DataFrame(rows))
     by_name = {rung.name: rung for rung in rungs}
+    train_all(sweep_configs(rungs, recipes, corpus, **changes))
+    for _ in range(extensions):
+        extra = extension_rates(pd.DataFrame(rows))
+        if not extra:
+            break
+        log(f"best rate at an end of its sweep, one more rate each: "
+            + ", ".join(f"{rung} {name} {lr:.3g}" for (rung, name), lr in extra.items()))
+        train_all([(by_name[rung], by_name[rung].config(corpus, **recipe_changes(name), lr=lr, seed=0, **changes))
+                   for (rung, name), lr in extra.items()])
+    best = best_rates(pd.DataFrame(rows))
     train_all([(by_name[rung], by_name[rung].config(corpus, **recipe_changes(name), lr=lr, seed=seed, **changes))
                for (rung, name), lr in best.items() for seed in range(1, seeds)])
     table = pd.DataFrame(rows)
