@@ -62,7 +62,8 @@ from ..numerics.norms import (
 )
 from .montecarlo import confidence_interval
 
-EFFICIENCY_SCHEMES = ("rmsnorm", "dyt", "bhytstar", "bhyt")
+EFFICIENCY_SCHEMES = ("rmsnorm", "dyt", "bhytstar", "bhyt", "bhytc")
+"""Timed and costed by default: the paper's schemes and this toolkit's variant (docs/schemes.md §7)."""
 BASELINE = "rmsnorm"
 STATISTIC_BYTES = 4  # one float32 per-token statistic (m, M₂ or 1/rms)
 
