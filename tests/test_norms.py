@@ -362,4 +362,4 @@ def test_norm_modules_pass_their_own_epsilon():
 def test_bhyt_module_default_lambda_is_the_papers_two():
     # λ = 2 is the default of the attention-side norm (StackConfig.lam_in) and of the module;
     # a changed default would silently change every BHyT built without an explicit λ.
-    assert float(BHyT(8).lam) == 2.0
+    assert float(BHyT(8).lam.detach()) == 2.0
