@@ -9,7 +9,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from bhyt_theory.pipeline import figures, studies, tables  # noqa: E402
+from bhyt_theory.pipeline import figures, studies, styles, tables  # noqa: E402
 from bhyt_theory.experiments.decode import decode_exactness  # noqa: E402
 from bhyt_theory.experiments.efficiency import efficiency_study  # noqa: E402
 from bhyt_theory.numerics.model import StackConfig  # noqa: E402
@@ -99,17 +99,17 @@ def test_view_draws_a_png_and_a_short_table(name, tmp_path):
 @pytest.mark.parametrize("first, second", COINCIDING)
 def test_coinciding_schemes_are_drawn_distinguishably(first, second):
     def look(scheme):
-        chosen = figures.style(scheme, 32)
+        chosen = styles.style(scheme, 32)
         return chosen.get("linestyle"), chosen.get("marker"), chosen.get("linewidth")
 
     assert look(first) != look(second)
-    assert figures.SCHEME_STYLES[first]["color"] != figures.SCHEME_STYLES[second]["color"]
+    assert styles.SCHEME_STYLES[first]["color"] != styles.SCHEME_STYLES[second]["color"]
 
 
 def test_every_scheme_has_a_style():
     from bhyt_theory.numerics.model import SCHEMES
 
-    assert set(SCHEMES) <= set(figures.SCHEME_STYLES)
+    assert set(SCHEMES) <= set(styles.SCHEME_STYLES)
 
 
 def test_figure_without_path_is_returned_for_a_notebook():

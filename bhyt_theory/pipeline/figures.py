@@ -1,6 +1,6 @@
 """Figures and short tables of every study, drawn from the studies' tidy tables.
 
-Each ``figure_<study>(tables, path)`` draws one PNG from the tables that
+Each ``figure_<study>(tables, path)`` draws one PNG, with the shared primitives of ``styles``, from the tables that
 ``bhyt_theory.pipeline.studies`` produced (study name → its tables by name); each
 ``table_<study>(tables)`` returns the short table the report shows beside it.
 They compute nothing but views of those tables, so a notebook can call them on
@@ -11,56 +11,14 @@ figure instead of writing it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.colors import TwoSlopeNorm
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-Tables = Mapping[str, pd.DataFrame]
-
-# Schemes that compute (nearly) the same numbers at initialisation get the same
-# colour family but different line styles and markers, so coinciding curves stay
-# distinguishable: dyt/derf, and bhyt/bhytline (identical by construction)/bhytstar.
-SCHEME_STYLES = {
-    "rmsnorm": dict(color="#1f77b4", linestyle="-", marker=None, linewidth=2.0),
-    "periln": dict(color="#ff7f0e", linestyle="-", marker=None, linewidth=1.6),
-    "lns": dict(color="#2ca02c", linestyle="-", marker=None, linewidth=1.6),
-    "dyt": dict(color="#d62728", linestyle="-", marker=None, linewidth=3.0, alpha=0.6),
-    "derf": dict(color="#8c1515", linestyle="--", marker="s", markersize=4, linewidth=1.2),
-    "bhyt": dict(color="#9467bd", linestyle="-", marker=None, linewidth=4.0, alpha=0.45),
-    "bhytline": dict(color="#4b2a7b", linestyle="--", marker="o", markersize=4, linewidth=1.4),
-    "bhytstar": dict(color="#e377c2", linestyle=":", marker="x", markersize=5, linewidth=1.8),
-    "bhytc": dict(color="#17becf", linestyle="-.", marker="^", markersize=4, linewidth=1.6),
-}
-DPI = 110
-
-
-def style(scheme: str, n_points: int = 0) -> dict:
-    """Line style of ``scheme``; markers thinned to about 12 per curve."""
-    chosen = dict(SCHEME_STYLES.get(scheme, {}))
-    if chosen.get("marker") and n_points:
-        chosen["markevery"] = max(1, n_points // 12)
-    return chosen
-
-
-def _save(figure, path: Path | None):
-    """Write ``figure`` to ``path`` and close it; with ``path=None`` return it (for a notebook)."""
-    if path is None:
-        return figure
-    figure.savefig(path, dpi=DPI, bbox_inches="tight")
-    plt.close(figure)
-    return None
-
-
-def _band(axis, x, low, high, scheme: str) -> None:
-    axis.fill_between(x, low, high, color=SCHEME_STYLES.get(scheme, {}).get("color"), alpha=0.15, linewidth=0)
-
-
-def _legend_right(axis, **kwargs) -> None:
-    axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False, **kwargs)
+from .styles import SCHEME_STYLES, Tables, band, legend_right, ratio_heat_map, ratio_norm, save, style
 
 
 # ---------------------------------------------------------------- depth trace
@@ -77,7 +35,7 @@ def figure_trace(tables: Tables, path: Path | None = None):
                 continue
             (line,) = axis.plot(rows["layer"], rows["mean"], label=scheme, **style(scheme, len(rows)))
             handles.setdefault(scheme, line)
-            _band(axis, rows["layer"], rows["ci_low"].clip(lower=rows["mean"].min() / 10), rows["ci_high"], scheme)
+            band(axis, rows["layer"], rows["ci_low"].clip(lower=rows["mean"].min() / 10), rows["ci_high"], scheme)
         axis.set(xlabel="layer", yscale="log")
     first = trace.iloc[0]
     left.set(ylabel="rms of h after the block (position-averaged)",
@@ -87,7 +45,7 @@ def figure_trace(tables: Tables, path: Path | None = None):
                  frameon=False)
     figure.text(0.01, -0.03, "bhyt and bhytline compute identical numbers (wide pale line under the dashed one); "
                 "dyt and derf nearly coincide at init. Bands: 95 % interval across seeds.", fontsize=8)
-    return _save(figure, path)
+    return save(figure, path)
 
 
 def table_trace(tables: Tables) -> pd.DataFrame:
@@ -148,7 +106,7 @@ def figure_growth(tables: Tables, path: Path | None = None):
     figure.suptitle(f"Growth with depth at init: width {first['width']}, T {first['seq_len']}, depth {first['depth']}, "
                     f"{first['n_seeds']} seeds (one log y range for all panels)", fontsize=11)
     figure.tight_layout()
-    return _save(figure, path)
+    return save(figure, path)
 
 
 def table_growth(tables: Tables) -> pd.DataFrame:
@@ -195,7 +153,7 @@ def figure_meanfield(tables: Tables, path: Path | None = None):
     figure.suptitle(f"Mean field (token Gram recursion) vs Monte Carlo: width {first['width']}, T {first['seq_len']}",
                     fontsize=11)
     figure.tight_layout()
-    return _save(figure, path)
+    return save(figure, path)
 
 
 def table_meanfield(tables: Tables) -> pd.DataFrame:
@@ -213,25 +171,6 @@ def table_meanfield(tables: Tables) -> pd.DataFrame:
 
 # ---------------------------------------------------------------- variance approximation
 
-def _ratio_heat_map(axis, table: pd.DataFrame, norm, title: str):
-    """One layer × position heat map of ``table``'s ``ratio`` column, titled with its mean and max |r − 1|."""
-    grid = table.pivot(index="layer", columns="position", values="ratio")
-    image = axis.imshow(grid.to_numpy(), aspect="auto", cmap="RdBu", norm=norm, interpolation="nearest",
-                        extent=(-0.5, grid.shape[1] - 0.5, grid.shape[0] - 0.5, -0.5))
-    axis.set_yticks(range(len(grid.index)), [str(v) for v in grid.index])
-    error = (grid - 1).abs().to_numpy()
-    axis.set_title(f"{title}\nmean |r−1| {error.mean():.3f}, max {error.max():.3f}", fontsize=9)
-    axis.set_xlabel("position t")
-    axis.set_ylabel("layer")
-    return image
-
-
-def _ratio_norm(ratios: pd.Series) -> TwoSlopeNorm:
-    """A colour range symmetric around 1, wide enough for the largest error (at least ±5 %)."""
-    spread = max(0.05, float((ratios - 1).abs().max()))
-    return TwoSlopeNorm(vmin=1 - spread, vcenter=1.0, vmax=1 + spread)
-
-
 def figure_variance(tables: Tables, path: Path | None = None):
     """M₂/m(h′) as a layer × position heat map, one panel per estimator (1 = exact; red: undercount)."""
     table = tables["variance_estimators"]
@@ -239,10 +178,10 @@ def figure_variance(tables: Tables, path: Path | None = None):
     columns = 4
     rows_ = int(np.ceil(len(estimators) / columns))
     figure, axes = plt.subplots(rows_, columns, figsize=(14, 2.6 * rows_ + 0.6), squeeze=False)
-    norm = _ratio_norm(table["ratio"])
+    norm = ratio_norm(table["ratio"])
     image = None
     for axis, estimator in zip(axes.flat, estimators):
-        image = _ratio_heat_map(axis, table[table["estimator"] == estimator], norm, estimator)
+        image = ratio_heat_map(axis, table[table["estimator"] == estimator], norm, estimator)
     for axis in axes.flat[len(estimators):]:
         axis.set_visible(False)
     first = table.iloc[0]
@@ -250,7 +189,7 @@ def figure_variance(tables: Tables, path: Path | None = None):
                     f"seeds: {first['seeds']}); < 1 (red): the second BHyT sees a larger argument than designed", fontsize=11)
     figure.tight_layout()
     figure.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="M₂ / m(h′)")
-    return _save(figure, path)
+    return save(figure, path)
 
 
 def table_variance(tables: Tables) -> pd.DataFrame:
@@ -280,10 +219,10 @@ def figure_variance_decomposition(tables: Tables, path: Path | None = None):
         axis.axhline(0, color="grey", linewidth=0.6)
         axis.set(xscale="log", title=f"layer {layer}", xlabel="position t + 1")
     axes[0, 0].set_ylabel("term / m(h′)")
-    _legend_right(axes[0, -1])
+    legend_right(axes[0, -1])
     figure.suptitle("Where the paper's M₂ goes wrong: reference + Σ terms = m(h′) (seed mean)", fontsize=11)
     figure.tight_layout()
-    return _save(figure, path)
+    return save(figure, path)
 
 
 def table_variance_decomposition(tables: Tables) -> pd.DataFrame:
@@ -324,12 +263,12 @@ def figure_jacobian(tables: Tables, path: Path | None = None):
     left.xaxis.set_major_locator(MaxNLocator(integer=True))
     right.set(xlabel="rms of the block's input", ylabel="Jacobian deviation", xscale="log", yscale="log",
               title="Against the block's input rms (dashed: slope −1)")
-    _legend_right(right)
+    legend_right(right)
     first = table.iloc[0]
     figure.suptitle(f"Jacobian deviation at init: depth {first['depth']}, width {first['width']}, T {first['seq_len']}",
                     fontsize=11)
     figure.tight_layout()
-    return _save(figure, path)
+    return save(figure, path)
 
 
 def table_jacobian(tables: Tables) -> pd.DataFrame:
@@ -386,7 +325,7 @@ def figure_bounds(tables: Tables, path: Path | None = None):
     figure.legend(handles, labels, loc="lower center", ncol=2, fontsize=9, frameon=False, bbox_to_anchor=(0.5, -0.02))
     figure.suptitle("How close each bound comes to being attained (◀ at the left edge: a ratio of 0)", fontsize=11)
     figure.tight_layout(rect=(0, 0.05, 1, 1))
-    return _save(figure, path)
+    return save(figure, path)
 
 
 def table_bounds(tables: Tables) -> pd.DataFrame:
@@ -435,7 +374,7 @@ def figure_decode(tables: Tables, path: Path | None = None):
     figure.suptitle(f"Decode fast path against the unfused Block.forward ({int(table['norm_outputs'].iloc[0])} normaliser "
                     f"outputs, {int(table['greedy_sequences'].iloc[0])} greedy sequences per cell)", fontsize=11)
     figure.tight_layout()
-    return _save(figure, path)
+    return save(figure, path)
 
 
 def table_decode(tables: Tables) -> pd.DataFrame:
@@ -521,7 +460,7 @@ def figure_efficiency(tables: Tables, path: Path | None = None):
     right.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     right.grid(axis="x", which="both", alpha=0.3)
     figure.tight_layout()
-    return _save(figure, path)
+    return save(figure, path)
 
 
 def table_efficiency(tables: Tables) -> pd.DataFrame:
@@ -600,7 +539,7 @@ def figure_training(tables: Tables, path: Path | None = None):
     figure.suptitle(f"Pretraining on CPU, every scheme on the same data: {training_sizes(tables)} (seed means)",
                     fontsize=11)
     figure.tight_layout(rect=(0, 0.06, 1, 1))
-    return _save(figure, path)
+    return save(figure, path)
 
 
 def table_training(tables: Tables) -> pd.DataFrame:
@@ -622,18 +561,18 @@ def figure_bhytc(tables: Tables, path: Path | None = None):
     estimators = list(dict.fromkeys(ratios["estimator"]))
     figure, axes = plt.subplots(len(shapes), len(estimators), figsize=(4.6 * len(estimators), 2.8 * len(shapes) + 0.6),
                                 squeeze=False)
-    norm = _ratio_norm(ratios["ratio"])
+    norm = ratio_norm(ratios["ratio"])
     image = None
     for row, shape in zip(axes, shapes):
         for axis, estimator in zip(row, estimators):
             cells = ratios[(ratios["shape"] == shape) & (ratios["estimator"] == estimator)]
             seeds = int(cells["n_seeds"].iloc[0]) if "n_seeds" in cells else 0
-            image = _ratio_heat_map(axis, cells, norm, f"{shape}: {estimator} ({seeds} seed{'s' if seeds != 1 else ''})")
+            image = ratio_heat_map(axis, cells, norm, f"{shape}: {estimator} ({seeds} seed{'s' if seeds != 1 else ''})")
     figure.suptitle("bhytc's correlation estimator against the reference and position-aware ones: M₂ / m(h′) at init "
                     "(1 = exact; red: undercount)", fontsize=11)
     figure.tight_layout()
     figure.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="M₂ / m(h′)")
-    return _save(figure, path)
+    return save(figure, path)
 
 
 def table_bhytc(tables: Tables) -> pd.DataFrame:
