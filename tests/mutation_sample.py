@@ -90,16 +90,17 @@ def main(argv: list[str]) -> int:
         environment = {**os.environ, "OMP_NUM_THREADS": "1"}
         return subprocess.call([*MUTMUT, "run", "--max-children", "1", *names], env=environment)
     if command == "table":
-        codes = results()
+        codes, names = results(), sample()
         equivalent = {line.split("\t")[0] for line in EQUIVALENT.read_text().splitlines() if line.strip()}
-        read = lambda name: "equivalent" if codes[name] == 0 and name in equivalent else outcome(codes[name])  # noqa: E731
-        counts = Counter(read(name) for name in sample())
+        read = {name: "equivalent" if codes[name] == 0 and name in equivalent else outcome(codes[name])
+                for name in names}
+        counts = Counter(read.values())
         for key, value in sorted(counts.items()):
             print(f"{key}: {value}")
         killed = sum(value for key, value in counts.items() if key.startswith("killed"))
-        print(f"score: {killed}/{len(sample()) - counts['equivalent']} = "
-              f"{killed / (len(sample()) - counts['equivalent']):.1%} (killed over the sample less the equivalent)")
-        survivors = [name for name in sample() if read(name) == "survived"]
+        judged = len(names) - counts["equivalent"]
+        print(f"score: {killed}/{judged} = {killed / judged:.1%} (killed over the sample less the equivalent)")
+        survivors = [name for name in names if read[name] == "survived"]
         print("survivors:", *survivors, sep="\n  ")
         return 0
     print(__doc__, file=sys.stderr)

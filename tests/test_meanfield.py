@@ -92,8 +92,8 @@ def test_mehler_expansion_keeps_the_fewest_orders_that_meet_the_tolerance(name):
     f = {"tanh": np.tanh, "silu": silu, "he1+he2": lambda x: x + epsilon * (x**2 - 1) / math.sqrt(2)}[name]
     # Scales whose expansion meets the tolerance within the largest tier's 260 orders (tanh at rms
     # ≳ 1.6 does not and falls back to the documented 1 % tail bound, tested elsewhere).
-    for scales in (np.array([0.3, 0.6]), np.array([0.9, 1.3]), np.array([0.05, 1.4])) if name != "he1+he2" else (
-            np.array([1.0]),):
+    scale_sets = [[1.0]] if name == "he1+he2" else [[0.3, 0.6], [0.9, 1.3], [0.05, 1.4]]
+    for scales in map(np.array, scale_sets):
         orders, coefficients, second = _mehler_coefficients(f, scales)
         largest = second.max()
         kept = second - (coefficients**2).sum(1)

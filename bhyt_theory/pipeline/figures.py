@@ -1,8 +1,9 @@
 """Figures and short tables of every study, drawn from the studies' tidy tables.
 
-Each ``figure_<study>(tables, path)`` draws one PNG, with the shared primitives of ``styles``, from the tables that
-``bhyt_theory.pipeline.studies`` produced (study name → its tables by name); each
-``table_<study>(tables)`` returns the short table the report shows beside it.
+Each ``figure_<study>(tables, path)`` draws one PNG from the tables that
+``bhyt_theory.pipeline.studies`` produced (study name → its tables by name), with the
+drawing primitives of ``styles``; each ``table_<study>(tables)`` returns the short
+table the report shows beside it.
 They compute nothing but views of those tables, so a notebook can call them on
 its own results; with ``path=None`` a figure function returns the matplotlib
 figure instead of writing it.
