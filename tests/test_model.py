@@ -316,6 +316,33 @@ def test_rope_scores_depend_only_on_position_difference(i, j, shift):
     assert rq[0, 0, i].norm().item() == pytest.approx(q.norm().item(), rel=1e-6)
 
 
+@pytest.mark.parametrize("calls", [[(0, 8), (3, 5), (0, 8)], [(5, 1), (0, 6), (5, 1), (2, 9)]])
+def test_rope_rotates_each_coordinate_pair_by_position_times_its_frequency(calls):
+    """rotary(x, θ, start) at position t turns the pair (x_i, x_{i+h/2}) by (start + t)·θ^(−2i/h),
+    whatever shapes and starts were asked before (the cos/sin tables are computed once per shape)."""
+    head_dim, theta = 16, 500.0
+    g = torch.Generator().manual_seed(3)
+    for start, length in calls:
+        x = torch.randn(2, 3, length, head_dim, generator=g)
+        angle = (start + torch.arange(length, dtype=torch.float64)).outer(
+            theta ** (-torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim))
+        first, second = x.double().chunk(2, -1)
+        expected = torch.cat([first * angle.cos() - second * angle.sin(), second * angle.cos() + first * angle.sin()], -1)
+        # float32 angles (as in Llama) carry ≤ (start + t)·u rad, cos/sin/products a few u more: ≤ 2e-5 · |x| here
+        assert torch.allclose(rotary(x, theta, start).double(), expected, rtol=0, atol=2e-5 * float(x.abs().max()))
+
+
+@pytest.mark.parametrize("scheme", ["rmsnorm", "bhyt", "lns"])
+def test_blocks_compute_the_same_numbers_with_and_without_autograd(scheme):
+    """Without autograd the MLP multiplies in the gate's own buffer; the numbers are the same,
+    bit for bit on one machine (a product taken in place of the wrong factor would not be)."""
+    config = StackConfig(scheme=scheme, depth=2, width=64, heads=2, seq_len=8)
+    block, x = build_block(config, 1, 4), inputs(width=64, std=1.0)
+    with_grad = block(x).detach()
+    with torch.no_grad():
+        assert torch.equal(block(x), with_grad)
+
+
 @pytest.mark.parametrize(
     "changes, message",
     [

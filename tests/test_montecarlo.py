@@ -291,3 +291,22 @@ def test_block_flop_count_matches_torch_flop_counter(kv_heads):
     causal_pairs = np.tril(np.ones((length, length))).sum()
     attention = 2 * 2 * batch * config.heads * causal_pairs * config.head_dim
     assert block_matmul_flops(config, batch, length) == counter.get_total_flops() + attention
+
+
+def test_sweep_cost_restores_the_thread_count_and_the_backend():
+    """The bench's full sweep, serial and on Dask workers of one thread each: afterwards the
+    caller's torch thread count is back (the bench's later figures are measured at it) and no
+    cluster is left as the current backend."""
+    from bhyt_theory.experiments.bench import sweep_cost
+    from bhyt_theory.experiments.executor import Serial, current
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for workers in (None, 2):
+            cost = sweep_cost(("rmsnorm", "bhyt"), (1, 2), 2, width=8, length=4, workers=workers)
+            assert torch.get_num_threads() == 2
+            assert isinstance(current(), Serial)
+            assert cost["runs"] == 8 and cost["seconds"] > 0
+    finally:
+        torch.set_num_threads(previous)

@@ -20,17 +20,20 @@ throughput and sweep ratios at each requested torch thread count (default 1 and 
    (every scheme × depths {8, 16, 32, 64} × 4 seeds at width 256, T 128, batch 4,
    no cache) over the time the matmuls of its deepest runs alone would take at the
    dense-matmul rate measured in the same run (target ≤ 1.3): sharing prefixes
-   and weight draws should leave little beyond those matmuls.
+   and weight draws should leave little beyond those matmuls. At 2 threads also
+   with the sweep's tasks (one per seed) on 2 Dask worker processes of one thread
+   each, against the same 2-thread dense rate: what ``--workers 2`` buys.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import subprocess
 import sys
 import time
-from typing import Callable
+from typing import Callable, Iterator
 
 import pandas as pd
 import torch
@@ -38,6 +41,8 @@ import torch
 from ..numerics.inputs import InputSpec, gaussian_inputs
 from ..numerics.model import SCHEMES, StackConfig, build_block
 from ..theory.meanfield import predict
+from . import executor
+from .heap import keep_freed_heap
 from .montecarlo import stream_trace, sweep
 
 
@@ -101,6 +106,7 @@ def monte_carlo_throughput(config: StackConfig, batch: int, length: int, repeats
     (``forward_cpu_ratio``, ``streamed_cpu_ratio``).
     """
     device = config.device
+    keep_freed_heap()  # the policy of streamed runs, from the first round of both
     x = gaussian_inputs(config.width, batch, length, InputSpec().std, 1).to(device)
     blocks = [build_block(config, layer, 0) for layer in range(config.depth)]
 
@@ -148,12 +154,16 @@ def dense_rate(config: StackConfig, batch: int, length: int, repeats: int = 5) -
 
 def sweep_cost(
     schemes: tuple[str, ...], depths: tuple[int, ...], seeds: int, width: int = 256, length: int = 128, batch: int = 4,
-    device: str = "cpu",
+    device: str = "cpu", workers: int | None = None,
 ) -> dict:
     """Wall and CPU seconds of ``montecarlo.sweep`` over ``schemes × depths × range(seeds)``
     (no cache, no progress), and the seconds the matmuls of its deepest runs alone take
-    at the dense rate (``dense_rate``, measured just before and just after the sweep;
-    the faster of the two).
+    at the dense rate (``dense_rate`` at this process's torch thread count, measured
+    just before and just after the sweep; the faster of the two).
+
+    ``workers``: run the sweep's tasks on a local Dask cluster of that many worker
+    processes, one torch thread each (``executor.backend``), the cluster's start-up
+    included in the time; ``cpu_seconds`` is then this process's alone.
 
     Returns a dict with ``seconds``, ``cpu_seconds``, ``matmul_seconds`` (deepest
     runs' ``block_matmul_flops`` over the dense rate), ``dense`` (FLOP/s),
@@ -162,13 +172,28 @@ def sweep_cost(
     base = {"width": width, "heads": max(1, width // 64), "seq_len": length, "device": device}
     config = StackConfig(depth=max(depths), **base)
     before = dense_rate(config, batch, length)
-    seconds, cpu_seconds = _times(
-        lambda: sweep({"scheme": list(schemes), "depth": list(depths)}, range(seeds), InputSpec(batch=batch),
-                      base=base, cache_dir=None, progress=False), device)
+
+    def run() -> None:
+        with executor.backend(workers=workers), _torch_threads(1 if workers else torch.get_num_threads()):
+            sweep({"scheme": list(schemes), "depth": list(depths)}, range(seeds), InputSpec(batch=batch),
+                  base=base, cache_dir=None, progress=False)
+
+    seconds, cpu_seconds = _times(run, device)
     rate = max(before, dense_rate(config, batch, length))
     matmul_seconds = len(schemes) * seeds * max(depths) * block_matmul_flops(config, batch, length) / rate
     return {"seconds": seconds, "cpu_seconds": cpu_seconds, "matmul_seconds": matmul_seconds, "dense": rate,
             "ratio": seconds / matmul_seconds, "runs": len(schemes) * len(depths) * seeds}
+
+
+@contextlib.contextmanager
+def _torch_threads(count: int) -> Iterator[None]:
+    """torch's intra-op thread count set to ``count`` for the ``with`` block."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def meanfield_seconds(config: StackConfig) -> tuple[float, float]:
@@ -237,8 +262,9 @@ def run_bench(
     """Every benchmark of the module docstring, as a table of figures and targets.
 
     Memory is measured first, in child processes, then, at each thread count of
-    ``threads``, throughput at each width and the full sweep (``sweep_cost``), then
-    mean-field time, all in this process. Columns: ``figure``, ``value``, ``target``, ``meets``
+    ``threads``, throughput at each width and the full sweep (``sweep_cost``) — at a
+    count above 1 on a CPU also on that many Dask workers of one thread each, the
+    sweep's tasks in parallel — then mean-field time, all in this process. Columns: ``figure``, ``value``, ``target``, ``meets``
     (empty where no target applies), ``setting``.
     """
     rows = []
@@ -278,22 +304,29 @@ def run_bench(
     weights = sum(p.numel() for p in build_block(config, 0, 0).parameters()) * deep * 4 / 2**20
     add(f"float32 weights of a whole depth-{deep} Stack MiB (not streamed, for scale)", weights, f"width {memory_width}")
 
-    previous = torch.get_num_threads()
-    try:
-        for count in threads:
-            torch.set_num_threads(count)
+    def full_sweep(count: int, workers: int | None) -> None:
+        how = f"{workers} Dask workers × 1 thread" if workers else f"{count} threads"
+        log(f"full sweep: {how}")
+        try:
+            c = sweep_cost(sweep_schemes, sweep_depths, sweep_seeds, sweep_width, sweep_length, 4, device, workers)
+        except ImportError as error:  # Dask is the optional extra "distributed"
+            log(f"full sweep on Dask workers skipped: {error}")
+            return
+        setting = (f"{len(sweep_schemes)} schemes × depths {list(sweep_depths)} × {sweep_seeds} seeds, width "
+                   f"{sweep_width}, T {sweep_length}, batch 4, {device}, {how}; dense rate at {count} threads")
+        add("full sweep seconds (wall)", c["seconds"], setting)
+        add("full sweep seconds (CPU, this process)" if workers else "full sweep seconds (CPU)",
+            c["cpu_seconds"], setting)
+        add("deepest runs' matmul seconds at the dense rate", c["matmul_seconds"], setting)
+        add("full sweep / deepest runs' matmuls (wall)", c["ratio"], setting, "≤ 1.3", bool(c["ratio"] <= 1.3))
+
+    for count in threads:
+        with _torch_threads(count):
             for width in widths:
                 throughput(width, count)
-            log(f"full sweep: {count} threads")
-            c = sweep_cost(sweep_schemes, sweep_depths, sweep_seeds, sweep_width, sweep_length, 4, device)
-            setting = (f"{len(sweep_schemes)} schemes × depths {list(sweep_depths)} × {sweep_seeds} seeds, width "
-                       f"{sweep_width}, T {sweep_length}, batch 4, {device}, {count} threads")
-            add("full sweep seconds (wall)", c["seconds"], setting)
-            add("full sweep seconds (CPU)", c["cpu_seconds"], setting)
-            add("deepest runs' matmul seconds at the dense rate", c["matmul_seconds"], setting)
-            add("full sweep / deepest runs' matmuls (wall)", c["ratio"], setting, "≤ 1.3", bool(c["ratio"] <= 1.3))
-    finally:
-        torch.set_num_threads(previous)
+            full_sweep(count, None)
+            if count > 1 and device == "cpu":
+                full_sweep(count, count)
 
     for length_mf in meanfield_lengths:
         for scheme in meanfield_schemes:

@@ -76,6 +76,7 @@ from ..numerics.model import StackConfig, build_block
 from ..numerics.probes import TRACE_COLUMNS, TraceProbe, position_average
 from ..theory.meanfield import calibrate_correlation
 from . import executor
+from .heap import keep_freed_heap
 from .cache import (
     CACHE_SUFFIX,
     CODE_TAG,
@@ -187,8 +188,10 @@ def stream_traces(
     -----
     Peak memory is one layer's weights (one draw per ``draw_key``), one residual
     stream per stream and the ``2 · depth · T`` rows of statistics per stream,
-    whatever the depth.
+    whatever the depth. Freed activation buffers are kept for the next block
+    (``heap.keep_freed_heap``), not page-faulted in afresh.
     """
+    keep_freed_heap()
     depths = [stream.emitted_depths() for stream in streams]
     states = [model.hidden_states(stream.x, stream.config) for stream in streams]
     deepest = max(stream.config.depth for stream in streams)

@@ -27,6 +27,7 @@ References: Byun et al., arXiv 2601.09719 (BHyT); Sun et al., arXiv 2502.05795
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from dataclasses import asdict, dataclass, replace
@@ -230,14 +231,22 @@ def rotary(x: Tensor, theta: float, start: int = 0) -> Tensor:
     The tokens sit at 0-based positions ``start … start + T − 1`` (``start > 0``:
     new tokens appended to a key/value cache).
     """
-    head_dim, length = x.shape[-1], x.shape[-2]
-    inv_freq = theta ** (-torch.arange(0, head_dim, 2, dtype=torch.float32, device=x.device) / head_dim)
-    positions = torch.arange(start, start + length, dtype=torch.float32, device=x.device)
-    angles = torch.outer(positions, inv_freq)
-    cos = torch.cat([angles.cos(), angles.cos()], -1).to(x.dtype)
-    sin = torch.cat([angles.sin(), angles.sin()], -1).to(x.dtype)
+    cos, sin = _rotary_tables(x.shape[-1], start, x.shape[-2], float(theta), x.dtype, x.device)
     first, second = x.chunk(2, dim=-1)
     return x * cos + torch.cat([-second, first], -1) * sin
+
+
+@functools.lru_cache(maxsize=16)
+def _rotary_tables(head_dim: int, start: int, length: int, theta: float, dtype: torch.dtype,
+                   device: torch.device) -> tuple[Tensor, Tensor]:
+    """``rotary``'s cos and sin tables, ``(length, head_dim)`` in ``dtype``: the same for every
+    layer and head of a stack, so they are computed once per shape (never modified in place)."""
+    inv_freq = theta ** (-torch.arange(0, head_dim, 2, dtype=torch.float32, device=device) / head_dim)
+    positions = torch.arange(start, start + length, dtype=torch.float32, device=device)
+    angles = torch.outer(positions, inv_freq)
+    cos = torch.cat([angles.cos(), angles.cos()], -1).to(dtype)
+    sin = torch.cat([angles.sin(), angles.sin()], -1).to(dtype)
+    return cos, sin
 
 
 class _PlaceholderLinear(nn.Linear):
@@ -313,7 +322,11 @@ class SwiGLU(nn.Module):
         self.down_proj = linear(config.mlp_width, config.width, empty_linears)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+        if torch.is_grad_enabled():
+            return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+        # Without autograd the gate's buffer takes the product in place: the same numbers,
+        # two fewer buffers of batch × T × MLP width.
+        return self.down_proj(F.silu(self.gate_proj(x), inplace=True).mul_(self.up_proj(x)))
 
 
 def make_norm(config: StackConfig, lam: float, layer: int) -> nn.Module:

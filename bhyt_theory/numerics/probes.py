@@ -130,7 +130,7 @@ def state_statistics(h: Tensor, per_token_mean_square: Tensor | None = None) -> 
         "mean_square": ms,
         "rms": np.sqrt(ms),
         "mean_abs": _batch_mean(hs.abs().mean(-1)),
-        "variance": _batch_mean((hs - hs.mean(-1, keepdim=True)).square().mean(-1)),
+        "variance": _batch_mean((hs - hs.mean(-1, keepdim=True)).square_().mean(-1)),
     }
 
 
