@@ -103,7 +103,9 @@ def monte_carlo_throughput(config: StackConfig, batch: int, length: int, repeats
     Returns a dict with ``flops_per_block``, ``dense``, ``forward`` and
     ``streamed`` (FLOP per wall second), the two ratios ``forward_ratio`` and
     ``streamed_ratio``, and the same ratios per process CPU second
-    (``forward_cpu_ratio``, ``streamed_cpu_ratio``).
+    (``forward_cpu_ratio``, ``streamed_cpu_ratio``). ``streamed_split``: the streamed run's
+    best wall time over its matmuls' time at the dense rate (``1 / streamed_ratio``), split
+    into the parts of ``cost_split`` (one more, profiled run).
     """
     device = config.device
     keep_freed_heap()  # the policy of streamed runs, from the first round of both
@@ -134,12 +136,45 @@ def monte_carlo_throughput(config: StackConfig, batch: int, length: int, repeats
     work_flops = {"dense": 2 * rows * inner * columns, "forward": flops, "streamed": flops}
     rates = {name: work_flops[name] / best[name] for name in work}
     cpu_rates = {name: work_flops[name] / best_cpu[name] for name in work}
+    # The streamed run's best wall time in units of its matmuls at the dense rate, split by part.
+    in_ideal = rates["dense"] / rates["streamed"]
     return {
+        "streamed_split": {part: share * in_ideal for part, share in cost_split(work["streamed"]).items()},
         "flops_per_block": flops / config.depth, **rates,
         "forward_ratio": rates["forward"] / rates["dense"], "streamed_ratio": rates["streamed"] / rates["dense"],
         "forward_cpu_ratio": cpu_rates["forward"] / cpu_rates["dense"],
         "streamed_cpu_ratio": cpu_rates["streamed"] / cpu_rates["dense"],
     }
+
+
+# How ``cost_split`` groups torch's operators (the rest is "other": element-wise work,
+# statistics, block construction and the interpreter between operators).
+COST_PARTS = {"aten::mm": "matmul", "aten::addmm": "matmul", "aten::bmm": "matmul",
+              "aten::_scaled_dot_product_flash_attention_for_cpu": "attention kernel",
+              "aten::normal_": "weight draw"}
+
+
+@torch.no_grad()
+def cost_split(work: Callable[[], object]) -> dict[str, float]:
+    """Shares of one profiled ``work()`` (``torch.profiler``, CPU) in ``COST_PARTS`` and "other".
+
+    Each share is the parts' operators' own time (``self_cpu_time_total``: on the calling
+    thread, so an operator spread over several threads counts once, by its duration) over
+    the sum of every operator's own time plus the time between them (the run's wall time
+    under the profiler). The shares sum to 1.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    start = time.perf_counter()
+    with profile(activities=[ProfilerActivity.CPU]) as profiler:
+        work()
+    wall = time.perf_counter() - start
+    split = dict.fromkeys(list(dict.fromkeys(COST_PARTS.values())) + ["other"], 0.0)
+    for event in profiler.key_averages():
+        split[COST_PARTS.get(event.key, "other")] += event.self_cpu_time_total / 1e6
+    profiled = sum(split.values())
+    split["other"] += max(0.0, wall - profiled)
+    return {part: seconds / max(wall, profiled) for part, seconds in split.items()}
 
 
 def dense_rate(config: StackConfig, batch: int, length: int, repeats: int = 5) -> float:
@@ -167,22 +202,27 @@ def sweep_cost(
 
     Returns a dict with ``seconds``, ``cpu_seconds``, ``matmul_seconds`` (deepest
     runs' ``block_matmul_flops`` over the dense rate), ``dense`` (FLOP/s),
-    ``ratio`` (``seconds / matmul_seconds``) and ``runs``.
+    ``ratio`` (``seconds / matmul_seconds``) and ``runs``; serially also ``split``:
+    ``ratio`` split into the parts of ``cost_split``, by the shares of one more, profiled
+    sweep of one seed.
     """
     base = {"width": width, "heads": max(1, width // 64), "seq_len": length, "device": device}
     config = StackConfig(depth=max(depths), **base)
     before = dense_rate(config, batch, length)
 
-    def run() -> None:
+    def run(count: int = seeds) -> None:
         with executor.backend(workers=workers), _torch_threads(1 if workers else torch.get_num_threads()):
-            sweep({"scheme": list(schemes), "depth": list(depths)}, range(seeds), InputSpec(batch=batch),
+            sweep({"scheme": list(schemes), "depth": list(depths)}, range(count), InputSpec(batch=batch),
                   base=base, cache_dir=None, progress=False)
 
     seconds, cpu_seconds = _times(run, device)
     rate = max(before, dense_rate(config, batch, length))
     matmul_seconds = len(schemes) * seeds * max(depths) * block_matmul_flops(config, batch, length) / rate
-    return {"seconds": seconds, "cpu_seconds": cpu_seconds, "matmul_seconds": matmul_seconds, "dense": rate,
+    cost = {"seconds": seconds, "cpu_seconds": cpu_seconds, "matmul_seconds": matmul_seconds, "dense": rate,
             "ratio": seconds / matmul_seconds, "runs": len(schemes) * len(depths) * seeds}
+    if workers is None:
+        cost["split"] = {part: share * cost["ratio"] for part, share in cost_split(lambda: run(1)).items()}
+    return cost
 
 
 @contextlib.contextmanager
@@ -287,6 +327,14 @@ def run_bench(
             target = 0.8 if name == "forward" or count == 1 else 0.7
             add(f"{name} / dense matmul (wall)", ratio, setting, f"≥ {target}", bool(ratio >= target))
             add(f"{name} / dense matmul (CPU seconds)", cpu_ratio, setting, f"≥ {target}", bool(cpu_ratio >= target))
+        # The streamed run's wall time in units of its matmuls at the dense rate, by part; the
+        # target's allowance is 1 / target: the parts other than "other" are its floor.
+        for part, value in t["streamed_split"].items():
+            add(f"streamed run: {part} time / matmuls at the dense rate", value, setting)
+        floor = sum(value for part, value in t["streamed_split"].items() if part != "other")
+        allowance = 1 / target
+        add("streamed run: matmul + attention kernel + weight draw / matmuls at the dense rate", floor, setting,
+            f"≤ {allowance:.2f} (= 1 / {target})", bool(floor <= allowance))
 
     peaks = {}
     for depth in memory_depths:
@@ -319,6 +367,12 @@ def run_bench(
             c["cpu_seconds"], setting)
         add("deepest runs' matmul seconds at the dense rate", c["matmul_seconds"], setting)
         add("full sweep / deepest runs' matmuls (wall)", c["ratio"], setting, "≤ 1.3", bool(c["ratio"] <= 1.3))
+        if "split" in c:
+            for part, value in c["split"].items():
+                add(f"full sweep: {part} time / deepest runs' matmuls", value, setting)
+            floor = sum(value for part, value in c["split"].items() if part != "other")
+            add("full sweep: matmul + attention kernel + weight draw / deepest runs' matmuls", floor, setting,
+                "≤ 1.3", bool(floor <= 1.3))
 
     for count in threads:
         with _torch_threads(count):
