@@ -161,14 +161,15 @@ def cost_split(work: Callable[[], object]) -> dict[str, float]:
     Each share is the parts' operators' own time (``self_cpu_time_total``: on the calling
     thread, so an operator spread over several threads counts once, by its duration) over
     the sum of every operator's own time plus the time between them (the run's wall time
-    under the profiler). The shares sum to 1.
+    under the profiler, from inside the profiled block: the profiler's start and stop,
+    a second or more the first time in a process, are not the work's). The shares sum to 1.
     """
     from torch.profiler import ProfilerActivity, profile
 
-    start = time.perf_counter()
     with profile(activities=[ProfilerActivity.CPU]) as profiler:
+        start = time.perf_counter()
         work()
-    wall = time.perf_counter() - start
+        wall = time.perf_counter() - start
     split = dict.fromkeys(list(dict.fromkeys(COST_PARTS.values())) + ["other"], 0.0)
     for event in profiler.key_averages():
         split[COST_PARTS.get(event.key, "other")] += event.self_cpu_time_total / 1e6
