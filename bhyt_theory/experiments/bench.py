@@ -27,13 +27,12 @@ throughput and sweep ratios at each requested torch thread count (default 1 and 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import subprocess
 import sys
 import time
-from typing import Callable, Iterator
+from typing import Callable
 
 import pandas as pd
 import torch
@@ -147,14 +146,14 @@ def monte_carlo_throughput(config: StackConfig, batch: int, length: int, repeats
     }
 
 
-# How ``cost_split`` groups torch's operators (the rest is "other": element-wise work,
-# statistics, block construction and the interpreter between operators).
+# How ``cost_split`` groups torch's operators; the rest is "other": element-wise work,
+# statistics, block construction and the interpreter between operators.
 COST_PARTS = {"aten::mm": "matmul", "aten::addmm": "matmul", "aten::bmm": "matmul",
               "aten::_scaled_dot_product_flash_attention_for_cpu": "attention kernel",
               "aten::normal_": "weight draw"}
+PARTS = ("matmul", "attention kernel", "weight draw", "other")
 
 
-@torch.no_grad()
 def cost_split(work: Callable[[], object]) -> dict[str, float]:
     """Shares of one profiled ``work()`` (``torch.profiler``, CPU) in ``COST_PARTS`` and "other".
 
@@ -170,7 +169,7 @@ def cost_split(work: Callable[[], object]) -> dict[str, float]:
         start = time.perf_counter()
         work()
         wall = time.perf_counter() - start
-    split = dict.fromkeys(list(dict.fromkeys(COST_PARTS.values())) + ["other"], 0.0)
+    split = dict.fromkeys(PARTS, 0.0)
     for event in profiler.key_averages():
         split[COST_PARTS.get(event.key, "other")] += event.self_cpu_time_total / 1e6
     profiled = sum(split.values())
@@ -212,7 +211,7 @@ def sweep_cost(
     before = dense_rate(config, batch, length)
 
     def run(count: int = seeds) -> None:
-        with executor.backend(workers=workers), _torch_threads(1 if workers else torch.get_num_threads()):
+        with executor.backend(workers=workers), executor.torch_threads(1 if workers else torch.get_num_threads()):
             sweep({"scheme": list(schemes), "depth": list(depths)}, range(count), InputSpec(batch=batch),
                   base=base, cache_dir=None, progress=False)
 
@@ -224,17 +223,6 @@ def sweep_cost(
     if workers is None:
         cost["split"] = {part: share * cost["ratio"] for part, share in cost_split(lambda: run(1)).items()}
     return cost
-
-
-@contextlib.contextmanager
-def _torch_threads(count: int) -> Iterator[None]:
-    """torch's intra-op thread count set to ``count`` for the ``with`` block."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def meanfield_seconds(config: StackConfig) -> tuple[float, float]:
@@ -305,8 +293,8 @@ def run_bench(
     Memory is measured first, in child processes, then, at each thread count of
     ``threads``, throughput at each width and the full sweep (``sweep_cost``) — at a
     count above 1 on a CPU also on that many Dask workers of one thread each, the
-    sweep's tasks in parallel — then mean-field time, all in this process. Columns: ``figure``, ``value``, ``target``, ``meets``
-    (empty where no target applies), ``setting``.
+    sweep's tasks in parallel — then mean-field time, all in this process. Columns:
+    ``figure``, ``value``, ``target``, ``meets`` (empty where no target applies), ``setting``.
     """
     rows = []
 
@@ -376,7 +364,7 @@ def run_bench(
                 "≤ 1.3", bool(floor <= 1.3))
 
     for count in threads:
-        with _torch_threads(count):
+        with executor.torch_threads(count):
             for width in widths:
                 throughput(width, count)
             full_sweep(count, None)

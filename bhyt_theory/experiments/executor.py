@@ -95,14 +95,21 @@ class Serial:
         return results
 
 
-def _with_threads(function: Callable[[Spec], Result], threads: int, spec: Spec) -> Result:
-    """``function(spec)`` with ``threads`` torch intra-op threads (restored afterwards)."""
+@contextlib.contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """torch's intra-op thread count set to ``count`` for the ``with`` block (restored afterwards)."""
     previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
+    torch.set_num_threads(count)
     try:
-        return function(spec)
+        yield
     finally:
         torch.set_num_threads(previous)
+
+
+def _with_threads(function: Callable[[Spec], Result], threads: int, spec: Spec) -> Result:
+    """``function(spec)`` with ``threads`` torch intra-op threads (restored afterwards)."""
+    with torch_threads(threads):
+        return function(spec)
 
 
 class DaskBackend:

@@ -76,7 +76,6 @@ from ..numerics.model import StackConfig, build_block
 from ..numerics.probes import TRACE_COLUMNS, TraceProbe, position_average
 from ..theory.meanfield import calibrate_correlation
 from . import executor
-from .heap import keep_freed_heap
 from .cache import (
     CACHE_SUFFIX,
     CODE_TAG,
@@ -92,6 +91,7 @@ from .cache import (
     write_cached,
     write_state,
 )
+from .heap import keep_freed_heap
 
 
 # Runs at least this deep get a per-layer progress bar of their own.
