@@ -119,11 +119,16 @@ LADDER_CORPUS = {"default": "stdlib", "quick": None, "gpu": "stdlib"}
 LADDER_RECIPE_SETS = {"default": LADDER_RECIPES, "quick": LADDER_RECIPES, "gpu": (BASELINE_RECIPE, METHOD_RECIPE)}
 
 
+def run_config(rung: Rung, recipe: str, corpus: str | None, lr: float, seed: int, **changes
+               ) -> tuple[Rung, TrainConfig]:
+    """One run of the ladder: ``recipe`` on ``rung`` at rate ``lr`` and ``seed``, with ``changes``."""
+    return rung, rung.config(corpus, **recipe_changes(recipe), lr=lr, seed=seed, **changes)
+
+
 def sweep_configs(rungs: Sequence[Rung], recipes: Sequence[str], corpus: str | None, **changes
                   ) -> list[tuple[Rung, TrainConfig]]:
     """Phase 1: every rung × recipe × rate of the rung's sweep, seed 0."""
-    return [(rung, rung.config(corpus, **recipe_changes(name), lr=lr, seed=0, **changes))
-            for rung in rungs for name in recipes for lr in rung.lrs]
+    return [run_config(rung, name, corpus, lr, 0, **changes) for rung in rungs for name in recipes for lr in rung.lrs]
 
 
 def best_rates(table: pd.DataFrame) -> dict[tuple[str, str], float]:
@@ -366,10 +371,9 @@ def run_ladder(rungs: Sequence[Rung], recipes: Sequence[str], out_dir: str | Pat
             break
         log(f"best rate at an end of its sweep, one more rate each: "
             + ", ".join(f"{rung} {name} {lr:.3g}" for (rung, name), lr in extra.items()))
-        train_all([(by_name[rung], by_name[rung].config(corpus, **recipe_changes(name), lr=lr, seed=0, **changes))
-                   for (rung, name), lr in extra.items()])
+        train_all([run_config(by_name[rung], name, corpus, lr, 0, **changes) for (rung, name), lr in extra.items()])
     best = best_rates(pd.DataFrame(rows))
-    train_all([(by_name[rung], by_name[rung].config(corpus, **recipe_changes(name), lr=lr, seed=seed, **changes))
+    train_all([run_config(by_name[rung], name, corpus, lr, seed, **changes)
                for (rung, name), lr in best.items() for seed in range(1, seeds)])
     table = pd.DataFrame(rows)
     summary = ladder_summary(table)
