@@ -328,3 +328,22 @@ def test_cost_split_gives_a_works_time_to_the_part_that_spends_it(part):
     assert sum(split.values()) == pytest.approx(1.0, abs=1e-9)
     assert split[part] > 0.5
     assert set(split) == {"matmul", "attention kernel", "weight draw", "other"}
+
+
+def test_block_floor_compiles_a_forward_equal_to_the_eager_one_up_to_rounding():
+    """The bench's floor times a compiled forward that computes the eager block, not another
+    function: inductor fuses and reorders float32 arithmetic, so each output differs from the
+    eager one by a few roundings of 2⁻²⁴ relative, passed through the width-32 sums of the
+    projections (≤ 32 · 2⁻²⁴ ≈ 2·10⁻⁶ relative each) and the norms' division by the rms
+    (relative errors pass through at most doubled); 1e-5 of the largest output bounds that
+    with margin, while a compiled block of another scheme or layer is off by order 1. Configs
+    with different weight shapes cannot share a draw and are refused."""
+    from bhyt_theory.experiments.bench import block_floor
+
+    configs = [StackConfig(scheme=scheme, depth=1, width=32, heads=2, seq_len=8) for scheme in ("periln", "bhyt")]
+    floor = block_floor(configs, 2, 8, repeats=1)
+    assert floor["max_relative_difference"] < 1e-5
+    assert min(floor["eager"], floor["compiled"], floor["draw"]) > 0
+    assert floor["compile_seconds"] > floor["compiled"]
+    with pytest.raises(ValueError, match="weight shapes"):
+        block_floor([configs[0], configs[0].replace(width=64)], 2, 8)

@@ -432,7 +432,9 @@ def register(commands) -> None:
         "bench", help="Monte Carlo FLOP/s vs dense matmul, mean-field time, streamed peak memory (reports only)",
         description="Benchmarks of bhyt_theory.bench: achieved matmul FLOP/s of the Monte Carlo forward and "
         "streamed run over a dense torch.matmul measured in the same run, meanfield.predict time at depth "
-        "1024, peak RSS of a streamed run at depth 1024 over depth 16. Reports; asserts nothing.",
+        "1024, peak RSS of a streamed run at depth 1024 over depth 16, the full sweep's time over its deepest "
+        "runs' matmuls, each run's time split by part and its floor (a block's forward, eager or torch.compile'd, "
+        "whichever is faster, plus its weight draw). Reports; asserts nothing.",
     )
     bench.add_argument("--widths", type=size, nargs="+", default=list(library_default(run_bench, "widths")))
     bench.add_argument("--memory-width", type=size, default=library_default(run_bench, "memory_width"))

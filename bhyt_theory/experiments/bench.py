@@ -26,9 +26,14 @@ throughput and sweep ratios at each requested torch thread count (default 1 and 
 
 The streamed run of 1 and the serial sweep of 4 are also split by part
 (``cost_split``): matmuls, the attention kernel, the seeded weight draw and the
-rest, each in units of the ideal matmul time. The first three are the floor that
-no saving elsewhere can go below; the bench sets it against each target's
-allowance (1 / 0.8 = 1.25 for a ratio of 0.8).
+rest, each in units of the ideal matmul time. The first three are a floor that no
+saving elsewhere can go below; the bench sets it against each target's allowance
+(1 / 0.8 = 1.25 for a ratio of 0.8). A second floor (``block_floor``) takes the
+rest as low as the project's tools can: one block's forward pass, without probe or
+construction, eager or compiled by ``torch.compile`` (its element-wise work fused),
+whichever is faster, plus its weight draw; a target whose allowance is below it
+cannot be met by removing interpreter or element-wise overhead, only by faster
+matmuls or a faster draw.
 """
 
 from __future__ import annotations
@@ -38,13 +43,14 @@ import math
 import subprocess
 import sys
 import time
-from typing import Callable
+import warnings
+from typing import Callable, Sequence
 
 import pandas as pd
 import torch
 
 from ..numerics.inputs import InputSpec, gaussian_inputs
-from ..numerics.model import SCHEMES, StackConfig, build_block
+from ..numerics.model import SCHEMES, StackConfig, build_block, draw_weights, linear_shapes
 from ..theory.meanfield import predict
 from . import executor
 from .heap import keep_freed_heap
@@ -183,6 +189,58 @@ def cost_split(work: Callable[[], object]) -> dict[str, float]:
     return {part: seconds / max(wall, profiled) for part, seconds in split.items()}
 
 
+def block_floor(configs: Sequence[StackConfig], batch: int, length: int, repeats: int = 5) -> dict:
+    """What a streamed block costs at least: its faster forward pass (eager or compiled) and its weight draw.
+
+    For each config (one per scheme of a sweep), block 0 of seed 0 runs on Gaussian
+    inputs without a probe, eager and compiled by ``torch.compile`` (inductor, default
+    mode, which fuses the norms, RoPE, SwiGLU and residual adds into a few loops;
+    ``torch.compiler.reset()`` first, so each compiles in this process), each timed as
+    the best of ``repeats`` calls after a warm-up. The layer's weight draw
+    (``model.draw_weights``, the seeded generator on one thread) is timed the same way.
+    A streamed run also builds the block, computes ``c_attn`` and evaluates its probes,
+    so the faster forward plus the draw is a floor under it that no saving outside
+    the block's fused arithmetic can go below.
+
+    Returns seconds per block: ``eager`` and ``compiled`` (means over ``configs``),
+    ``draw`` (one draw over ``len(configs)``: the schemes of one seed share each layer's
+    draw in a sweep; all configs must have the same weight shapes), ``compile_seconds``
+    (the first compiled calls, summed) and ``max_relative_difference`` (the largest
+    ``|compiled − eager|`` over ``max |eager|``: inductor fuses and reorders float32
+    arithmetic, so the two differ by rounding, not more).
+    """
+    shapes = {linear_shapes(config) for config in configs}
+    if len(shapes) != 1:
+        raise ValueError(f"block_floor needs configs with one set of weight shapes, got {sorted(shapes)}")
+    shape = shapes.pop()
+    device = configs[0].device
+
+    def best(work: Callable[[], object]) -> float:
+        work()
+        return min(_times(work, device)[0] for _ in range(repeats))
+
+    eager, compiled, compile_seconds, difference = [], [], 0.0, 0.0
+    with torch.no_grad(), warnings.catch_warnings():
+        # Dynamo traces through the rotary tables' lru_cache; the difference below checks the result.
+        warnings.filterwarnings("ignore", message="Dynamo detected a call to a `functools.lru_cache`")
+        for config in configs:
+            x = gaussian_inputs(config.width, batch, length, InputSpec().std, 1).to(device=device,
+                                                                                    dtype=config.torch_dtype)
+            block = build_block(config, 0, 0)
+            eager.append(best(lambda: block(x)))
+            torch.compiler.reset()
+            fused = torch.compile(block)
+            seconds, _ = _times(lambda: fused(x), device)
+            compile_seconds += seconds
+            compiled.append(best(lambda: fused(x)))
+            reference = block(x)
+            difference = max(difference, float((fused(x) - reference).abs().max() / reference.abs().max()))
+    torch.compiler.reset()
+    draw = best(lambda: draw_weights(shape, configs[0].init_std, 0))
+    return {"eager": sum(eager) / len(eager), "compiled": sum(compiled) / len(compiled), "draw": draw / len(configs),
+            "compile_seconds": compile_seconds, "max_relative_difference": difference}
+
+
 def dense_rate(config: StackConfig, batch: int, length: int, repeats: int = 5) -> float:
     """FLOP/s of the dense ``torch.matmul`` of ``config``'s MLP shape at ``batch · length``
     rows, the best of ``repeats`` after a warm-up."""
@@ -191,6 +249,11 @@ def dense_rate(config: StackConfig, batch: int, length: int, repeats: int = 5) -
     work()
     best = min(_times(work, config.device)[0] for _ in range(repeats))
     return 2 * rows * inner * columns / best
+
+
+def sweep_base(width: int, length: int, device: str) -> dict:
+    """The bench sweep's configuration besides scheme and depth: heads of size 64 (at least one)."""
+    return {"width": width, "heads": max(1, width // 64), "seq_len": length, "device": device}
 
 
 def sweep_cost(
@@ -212,7 +275,7 @@ def sweep_cost(
     ``ratio`` split into the parts of ``cost_split``, by the shares of one more, profiled
     sweep of one seed.
     """
-    base = {"width": width, "heads": max(1, width // 64), "seq_len": length, "device": device}
+    base = sweep_base(width, length, device)
     config = StackConfig(depth=max(depths), **base)
     before = dense_rate(config, batch, length)
 
@@ -315,6 +378,23 @@ def run_bench(
         floor = sum(value for part, value in split.items() if part != "other")
         add(f"{run}: {' + '.join(PARTS[:-1])} / {unit}", floor, setting, target, bool(floor <= allowance))
 
+    def add_floor(run: str, configs: list[StackConfig], batch_: int, ideal: float, unit: str, setting: str,
+                  allowance: float, target: str) -> None:
+        """Rows of ``block_floor(configs)`` in units of ``ideal`` (one block's matmuls at the dense
+        rate), and the faster of the two forwards plus the draw against ``allowance``."""
+        try:
+            floor = block_floor(configs, batch_, configs[0].seq_len)
+        except Exception as error:  # torch.compile needs a working C++ compiler on a CPU
+            log(f"{run}: compiled floor skipped: {type(error).__name__}: {error}")
+            return
+        for name, key in (("block forward, eager", "eager"), ("block forward, compiled", "compiled"),
+                          ("weight draw", "draw")):
+            add(f"{run} floor: {name} / {unit}", floor[key] / ideal, setting)
+        add(f"{run} floor: torch.compile seconds", floor["compile_seconds"], setting)
+        add(f"{run} floor: compiled / eager, max relative difference", floor["max_relative_difference"], setting)
+        value = (min(floor["eager"], floor["compiled"]) + floor["draw"]) / ideal
+        add(f"{run} floor: faster forward + weight draw / {unit}", value, setting, target, bool(value <= allowance))
+
     def throughput(width: int, count: int) -> None:
         config = StackConfig(scheme="bhyt", depth=throughput_depth, width=width, heads=width // 64,
                              kv_heads=max(1, width // 256), mlp_width=4 * width, seq_len=length, device=device)
@@ -331,8 +411,10 @@ def run_bench(
             add(f"{name} / dense matmul (wall)", ratio, setting, f"≥ {target}", bool(ratio >= target))
             add(f"{name} / dense matmul (CPU seconds)", cpu_ratio, setting, f"≥ {target}", bool(cpu_ratio >= target))
         # A ratio of at least `target` allows 1 / target times the matmuls' time.
-        add_split("streamed run", "matmuls at the dense rate", t["streamed_split"], setting, 1 / target,
-                  f"≤ {1 / target:.2f} (= 1 / {target})")
+        allowance = (1 / target, f"≤ {1 / target:.2f} (= 1 / {target})")
+        add_split("streamed run", "matmuls at the dense rate", t["streamed_split"], setting, *allowance)
+        add_floor("streamed run", [config], batch, t["flops_per_block"] / t["dense"], "matmuls at the dense rate",
+                  setting, *allowance)
 
     peaks = {}
     for depth in memory_depths:
@@ -367,6 +449,10 @@ def run_bench(
         add("full sweep / deepest runs' matmuls (wall)", c["ratio"], setting, "≤ 1.3", bool(c["ratio"] <= 1.3))
         if "split" in c:
             add_split("full sweep", "deepest runs' matmuls", c["split"], setting, 1.3, "≤ 1.3")
+            config = StackConfig(**sweep_base(sweep_width, sweep_length, device))
+            add_floor("full sweep", [config.replace(scheme=scheme) for scheme in sweep_schemes], 4,
+                      block_matmul_flops(config, 4, sweep_length) / c["dense"], "deepest runs' matmuls",
+                      f"{setting}; forwards: mean over the schemes; draw: one per seed and layer", 1.3, "≤ 1.3")
 
     for count in threads:
         with executor.torch_threads(count):

@@ -482,8 +482,10 @@ def draw_weights(shapes: tuple[tuple[int, int], ...], init_std: float, seed: int
 
     The generator is torch's CPU one (mt19937, Box–Muller): the fastest seeded
     draw measured (numpy's ``Generator`` with SFC64, its fastest bit generator,
-    took 2.3×, PCG64 2.7×, Philox 3.3×; per-thread draws from per-thread seeds
-    gained nothing on shared cores). The same seed gives the same bits on every
+    took 2.3×, PCG64 2.7×, Philox 3.3×). Drawing fixed chunks of a layer from per-chunk
+    seeds on 2 threads took 0.43× on idle cores (width 1024), a gain only above one
+    thread, but it would change every seed's weights and so every figure measured
+    with them; the draw stays one stream. The same seed gives the same bits on every
     machine of one torch kernel family: AVX2 and AVX-512 agree, torch's generic
     kernel (CPUs without AVX2) differs in the last bit (tests/test_model.py
     checks both against stored draws).
