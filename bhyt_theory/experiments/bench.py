@@ -94,6 +94,12 @@ def _times(work: Callable[[], object], device: str) -> tuple[float, float]:
     return time.perf_counter() - start, time.process_time() - start_cpu
 
 
+def _best_seconds(work: Callable[[], object], device: str, repeats: int) -> float:
+    """The shortest wall time of ``repeats`` calls of ``work()`` after a warm-up call."""
+    work()
+    return min(_times(work, device)[0] for _ in range(repeats))
+
+
 def dense_matmul_operands(rows: int, inner: int, columns: int, device: str = "cpu") -> Callable[[], object]:
     """A ``rows × inner`` by ``inner × columns`` float32 ``torch.matmul``, ready to time."""
     generator = torch.Generator().manual_seed(0)
@@ -214,11 +220,6 @@ def block_floor(configs: Sequence[StackConfig], batch: int, length: int, repeats
         raise ValueError(f"block_floor needs configs with one set of weight shapes, got {sorted(shapes)}")
     shape = shapes.pop()
     device = configs[0].device
-
-    def best(work: Callable[[], object]) -> float:
-        work()
-        return min(_times(work, device)[0] for _ in range(repeats))
-
     eager, compiled, compile_seconds, difference = [], [], 0.0, 0.0
     with torch.no_grad(), warnings.catch_warnings():
         # Dynamo traces through the rotary tables' lru_cache; the difference below checks the result.
@@ -227,16 +228,16 @@ def block_floor(configs: Sequence[StackConfig], batch: int, length: int, repeats
             x = gaussian_inputs(config.width, batch, length, InputSpec().std, 1).to(device=device,
                                                                                     dtype=config.torch_dtype)
             block = build_block(config, 0, 0)
-            eager.append(best(lambda: block(x)))
+            eager.append(_best_seconds(lambda: block(x), device, repeats))
             torch.compiler.reset()
             fused = torch.compile(block)
             seconds, _ = _times(lambda: fused(x), device)
             compile_seconds += seconds
-            compiled.append(best(lambda: fused(x)))
+            compiled.append(_best_seconds(lambda: fused(x), device, repeats))
             reference = block(x)
             difference = max(difference, float((fused(x) - reference).abs().max() / reference.abs().max()))
     torch.compiler.reset()
-    draw = best(lambda: draw_weights(shape, configs[0].init_std, 0))
+    draw = _best_seconds(lambda: draw_weights(shape, configs[0].init_std, 0), device, repeats)
     return {"eager": sum(eager) / len(eager), "compiled": sum(compiled) / len(compiled), "draw": draw / len(configs),
             "compile_seconds": compile_seconds, "max_relative_difference": difference}
 
@@ -246,9 +247,7 @@ def dense_rate(config: StackConfig, batch: int, length: int, repeats: int = 5) -
     rows, the best of ``repeats`` after a warm-up."""
     rows, inner, columns = batch * length, config.width, config.mlp_width
     work = dense_matmul_operands(rows, inner, columns, config.device)
-    work()
-    best = min(_times(work, config.device)[0] for _ in range(repeats))
-    return 2 * rows * inner * columns / best
+    return 2 * rows * inner * columns / _best_seconds(work, config.device, repeats)
 
 
 def sweep_base(width: int, length: int, device: str) -> dict:
@@ -270,7 +269,7 @@ def sweep_cost(
     included in the time; ``cpu_seconds`` is then this process's alone.
 
     Returns a dict with ``seconds``, ``cpu_seconds``, ``matmul_seconds`` (deepest
-    runs' ``block_matmul_flops`` over the dense rate), ``dense`` (FLOP/s),
+    runs' ``block_matmul_flops`` over the dense rate; ``block_matmul_seconds`` per block), ``dense`` (FLOP/s),
     ``ratio`` (``seconds / matmul_seconds``) and ``runs``; serially also ``split``:
     ``ratio`` split into the parts of ``cost_split``, by the shares of one more, profiled
     sweep of one seed.
@@ -286,9 +285,11 @@ def sweep_cost(
 
     seconds, cpu_seconds = _times(run, device)
     rate = max(before, dense_rate(config, batch, length))
-    matmul_seconds = len(schemes) * seeds * max(depths) * block_matmul_flops(config, batch, length) / rate
-    cost = {"seconds": seconds, "cpu_seconds": cpu_seconds, "matmul_seconds": matmul_seconds, "dense": rate,
-            "ratio": seconds / matmul_seconds, "runs": len(schemes) * len(depths) * seeds}
+    block_seconds = block_matmul_flops(config, batch, length) / rate
+    matmul_seconds = len(schemes) * seeds * max(depths) * block_seconds
+    cost = {"seconds": seconds, "cpu_seconds": cpu_seconds, "matmul_seconds": matmul_seconds,
+            "block_matmul_seconds": block_seconds, "dense": rate, "ratio": seconds / matmul_seconds,
+            "runs": len(schemes) * len(depths) * seeds}
     if workers is None:
         cost["split"] = {part: share * cost["ratio"] for part, share in cost_split(lambda: run(1)).items()}
     return cost
@@ -451,7 +452,7 @@ def run_bench(
             add_split("full sweep", "deepest runs' matmuls", c["split"], setting, 1.3, "≤ 1.3")
             config = StackConfig(**sweep_base(sweep_width, sweep_length, device))
             add_floor("full sweep", [config.replace(scheme=scheme) for scheme in sweep_schemes], 4,
-                      block_matmul_flops(config, 4, sweep_length) / c["dense"], "deepest runs' matmuls",
+                      c["block_matmul_seconds"], "deepest runs' matmuls",
                       f"{setting}; forwards: mean over the schemes; draw: one per seed and layer", 1.3, "≤ 1.3")
 
     for count in threads:
