@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import math
 from pathlib import Path
 
@@ -126,21 +128,72 @@ def test_block_weights_are_the_seeded_float32_draws_in_module_order(dtype, kv_he
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-def test_weight_draws_equal_the_stored_draws_of_their_kernel_family():
+def kernel_family() -> str:
+    """torch's float32 ``normal_`` has two kernel families that differ in the last bit: the
+    vectorised one (AVX2 and AVX-512 give the same bits) and the generic one, which a CPU
+    without AVX2 runs."""
+    return "vectorised" if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512") else "generic"
+
+
+TINY_LAYER = StackConfig(width=16, heads=2, kv_heads=1, mlp_width=24)
+"""A layer of 1920 numbers: weights of 256, 128, 128, 256, 384, 384 and 384."""
+
+
+@pytest.mark.parametrize("chunk", [None, 200])
+def test_weight_draws_equal_the_stored_draws_of_their_kernel_family(chunk):
     """Same seed → same weights, bit for bit, across machines: the draws of
     ``draw_weights`` (layer 3 of seed 7, a width-16 block) against draws stored in
     tests/fixtures/weight_draws.npz (the generator is deterministic; BLAS plays no
-    part). torch's float32 ``normal_`` has two kernel families that differ in the
-    last bit: the vectorised one (AVX2 and AVX-512 give the same bits) and the
-    generic one, which a CPU without AVX2 runs; both were recorded, the generic one
-    with ATEN_CPU_CAPABILITY=default."""
+    part), for both kernel families (the generic one recorded with
+    ATEN_CPU_CAPABILITY=default). In one chunk (the default) and in chunks of 200
+    numbers: chunks that end inside a weight and pieces that are not a multiple of
+    16 numbers (torch redraws the last 16 of such a piece)."""
     stored = np.load(FIXTURES / "weight_draws.npz")
-    family = "vectorised" if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512") else "generic"
-    config = StackConfig(width=16, heads=2, kv_heads=1, mlp_width=24)
-    weights = draw_weights(linear_shapes(config), 0.02, layer_seed(7, 3))
+    prefix = kernel_family() + ("_chunked" if chunk else "")
+    weights = draw_weights(linear_shapes(TINY_LAYER), 0.02, layer_seed(7, 3), **({"chunk": chunk} if chunk else {}))
     assert len(weights) == 7
     for index, weight in enumerate(weights):
-        np.testing.assert_array_equal(weight.numpy(), stored[f"{family}_w{index}"])
+        np.testing.assert_array_equal(weight.numpy(), stored[f"{prefix}_w{index}"])
+
+
+def test_a_wide_layers_draw_equals_the_stored_digest_of_its_kernel_family():
+    """The default chunk size is part of what a seed means: a width-512 layer (2 756 608
+    numbers, three chunks of ``DRAW_CHUNK``) against the SHA-256 of its float32 bytes
+    stored in tests/fixtures/weight_draws.npz for its kernel family. Another chunk size,
+    chunk seed or chunk order changes the digest."""
+    stored = np.load(FIXTURES / "weight_draws.npz")
+    weights = draw_weights(linear_shapes(StackConfig(width=512, heads=8, kv_heads=2)), 0.02, layer_seed(7, 3))
+    digest = hashlib.sha256(b"".join(weight.numpy().tobytes() for weight in weights)).hexdigest()
+    assert digest == str(stored[f"{kernel_family()}_wide_sha256"])
+
+
+def test_chunk_k_of_a_draw_is_the_next_normals_of_its_own_generator():
+    """The chunk rule from scratch: the weights laid end to end, scaled back by
+    ``init_std``, are chunk after chunk of ``chunk`` standard normals, chunk 0 from a
+    generator seeded with the layer seed itself and chunk k ≥ 1 from the
+    ``SeedSequence`` child with spawn key k. Every weight here is a multiple of 16
+    numbers, so piece-wise draws equal one ``randn`` per chunk bit for bit (torch's
+    Box–Muller pairs numbers within blocks of 16); chunks of one number take torch's
+    scalar path, the same for a piece and for ``randn(1)``. The draw does not depend on
+    the number of threads drawing the chunks."""
+    seed, scale = layer_seed(7, 3), 0.5
+    previous = torch.get_num_threads()
+    try:
+        for chunk, threads in itertools.product((1, 256), (1, 2)):
+            expected = []
+            for k in range(math.ceil(1920 / chunk)):
+                chunk_generator_seed = seed if k == 0 else int(
+                    np.random.SeedSequence(seed, spawn_key=(k,)).generate_state(1)[0])
+                generator = torch.Generator().manual_seed(chunk_generator_seed)
+                expected.append(torch.randn(min(chunk, 1920 - k * chunk), generator=generator) * scale)
+            torch.set_num_threads(threads)
+            weights = draw_weights(linear_shapes(TINY_LAYER), scale, seed, chunk=chunk)
+            assert [tuple(weight.shape) for weight in weights] == list(linear_shapes(TINY_LAYER))
+            assert torch.equal(torch.cat([weight.flatten() for weight in weights]), torch.cat(expected))
+    finally:
+        torch.set_num_threads(previous)
+    with pytest.raises(ValueError, match="chunk must be a positive number"):
+        draw_weights(linear_shapes(TINY_LAYER), scale, seed, chunk=0)
 
 
 def test_preset_gives_the_paper_shape_and_explicit_fields_override_it():

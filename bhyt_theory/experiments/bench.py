@@ -50,7 +50,7 @@ import pandas as pd
 import torch
 
 from ..numerics.inputs import InputSpec, gaussian_inputs
-from ..numerics.model import SCHEMES, StackConfig, build_block, draw_weights, linear_shapes
+from ..numerics.model import DRAW_LABEL, SCHEMES, StackConfig, build_block, draw_weights, linear_shapes
 from ..theory.meanfield import predict
 from . import executor
 from .heap import keep_freed_heap
@@ -164,11 +164,13 @@ def monte_carlo_throughput(config: StackConfig, batch: int, length: int, repeats
     }
 
 
-# How ``cost_split`` groups torch's operators; the rest is "other": element-wise work,
-# statistics, block construction and the interpreter between operators.
+# How ``cost_split`` groups torch's operators and the operators they enclose; the rest is
+# "other": element-wise work, statistics, block construction and the interpreter between
+# operators. ``DRAW_LABEL`` spans the whole weight draw on the calling thread, also while
+# its chunks run on others.
 COST_PARTS = {"aten::mm": "matmul", "aten::addmm": "matmul", "aten::bmm": "matmul",
               "aten::_scaled_dot_product_flash_attention_for_cpu": "attention kernel",
-              "aten::normal_": "weight draw"}
+              "aten::normal_": "weight draw", DRAW_LABEL: "weight draw"}
 PARTS = ("matmul", "attention kernel", "weight draw", "other")
 
 
@@ -180,6 +182,9 @@ def cost_split(work: Callable[[], object]) -> dict[str, float]:
     the sum of every operator's own time plus the time between them (the run's wall time
     under the profiler, from inside the profiled block: the profiler's start and stop,
     a second or more the first time in a process, are not the work's). The shares sum to 1.
+    An operator goes to the part of the innermost of itself and its enclosing operators
+    or labelled ranges that ``COST_PARTS`` names (the scaling inside ``draw_weights`` is
+    weight draw), else to "other".
     """
     from torch.profiler import ProfilerActivity, profile
 
@@ -188,8 +193,11 @@ def cost_split(work: Callable[[], object]) -> dict[str, float]:
         work()
         wall = time.perf_counter() - start
     split = dict.fromkeys(PARTS, 0.0)
-    for event in profiler.key_averages():
-        split[COST_PARTS.get(event.key, "other")] += event.self_cpu_time_total / 1e6
+    for event in profiler.events():
+        enclosing = event
+        while enclosing is not None and enclosing.name not in COST_PARTS:
+            enclosing = enclosing.cpu_parent
+        split["other" if enclosing is None else COST_PARTS[enclosing.name]] += event.self_cpu_time_total / 1e6
     profiled = sum(split.values())
     split["other"] += max(0.0, wall - profiled)
     return {part: seconds / max(wall, profiled) for part, seconds in split.items()}
@@ -203,7 +211,7 @@ def block_floor(configs: Sequence[StackConfig], batch: int, length: int, repeats
     mode, which fuses the norms, RoPE, SwiGLU and residual adds into a few loops;
     ``torch.compiler.reset()`` first, so each compiles in this process), each timed as
     the best of ``repeats`` calls after a warm-up. The layer's weight draw
-    (``model.draw_weights``, the seeded generator on one thread) is timed the same way.
+    (``model.draw_weights``: its chunks on the torch threads) is timed the same way.
     A streamed run also builds the block, computes ``c_attn`` and evaluates its probes,
     so the faster forward plus the draw is a floor under it that no saving outside
     the block's fused arithmetic can go below.

@@ -30,6 +30,7 @@ from __future__ import annotations
 import functools
 import math
 import numbers
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
@@ -471,27 +472,73 @@ def linear_shapes(config: StackConfig) -> tuple[tuple[int, int], ...]:
             (f, d), (f, d), (d, f))
 
 
-@torch.no_grad()
-def draw_weights(shapes: tuple[tuple[int, int], ...], init_std: float, seed: int) -> list[Tensor]:
-    """CPU float32 weights ~ N(0, init_std²) of the given shapes, drawn in order from ``seed``.
+DRAW_CHUNK = 2**20
+"""Normals per chunk of a layer's weight draw (``draw_weights``): the weights of a layer
+of at most this many numbers (every layer up to width 256 at the default MLP width) are one
+stream of its seed."""
+DRAW_LABEL = "bhyt::draw_weights"
+"""The profiler label of ``draw_weights`` on its calling thread (``bench.cost_split``)."""
 
-    Each weight is the float32 product ``randn(shape) · init_std`` of the next
-    ``numel`` standard normals of the seeded generator (the draw ``normal_`` makes,
-    scaled in place: no temporary). Blocks that share a layer seed and weight
+
+def chunk_seed(seed: int, chunk: int) -> int:
+    """The generator seed of chunk ``chunk`` of the draw seeded with ``seed``: ``seed``
+    itself for chunk 0, a ``SeedSequence`` child of it (spawn key ``chunk``) after."""
+    return seed if chunk == 0 else int(np.random.SeedSequence(seed, spawn_key=(chunk,)).generate_state(1)[0])
+
+
+@torch.no_grad()
+def draw_weights(
+    shapes: tuple[tuple[int, int], ...], init_std: float, seed: int, chunk: int = DRAW_CHUNK
+) -> list[Tensor]:
+    """CPU float32 weights ~ N(0, init_std²) of the given shapes, drawn from ``seed``.
+
+    The weights, flattened and laid end to end in order, are cut into chunks of
+    ``chunk`` numbers; chunk ``k`` is drawn from torch's generator seeded with
+    ``chunk_seed(seed, k)``, piece by piece (one ``normal_`` per weight it covers),
+    and every weight is then scaled in place by ``init_std`` (no temporary). So the
+    weights of a layer of at most ``chunk`` numbers are the next ``numel`` standard
+    normals of one generator seeded with ``seed``, weight after weight, and a larger
+    layer draws its chunks in parallel, one per torch thread (``torch.get_num_threads``);
+    the thread count does not change a bit. Blocks that share a layer seed and weight
     shapes (every scheme of a sweep, for one seed and layer) can share one draw.
 
-    The generator is torch's CPU one (mt19937, Box–Muller): the fastest seeded
-    draw measured (numpy's ``Generator`` with SFC64, its fastest bit generator,
-    took 2.3×, PCG64 2.7×, Philox 3.3×). Drawing fixed chunks of a layer from per-chunk
-    seeds on 2 threads took 0.43× on idle cores (width 1024), a gain only above one
-    thread, but it would change every seed's weights and so every figure measured
-    with them; the draw stays one stream. The same seed gives the same bits on every
-    machine of one torch kernel family: AVX2 and AVX-512 agree, torch's generic
-    kernel (CPUs without AVX2) differs in the last bit (tests/test_model.py
-    checks both against stored draws).
+    torch's CPU generator (mt19937, Box–Muller) is the fastest seeded draw measured
+    (numpy's ``Generator`` with SFC64, its fastest bit generator, took 2.3×, PCG64
+    2.7×, Philox 3.3×). On 2 threads of an idle 2-core machine the chunks took 0.70× the
+    one-stream time at width 1024 and 0.89× at width 512 (freshly allocated weights: their
+    page faults do not parallelise; 0.52× into memory already touched). The same seed gives the same bits on every machine of one torch kernel
+    family: AVX2 and AVX-512 agree, torch's generic kernel (CPUs without AVX2) differs
+    in the last bit (tests/test_model.py checks both against stored draws).
     """
-    generator = torch.Generator().manual_seed(seed)
-    return [torch.empty(shape).normal_(generator=generator).mul_(init_std) for shape in shapes]
+    if chunk < 1:
+        raise ValueError(f"chunk must be a positive number of normals, got {chunk}")
+    weights = [torch.empty(shape) for shape in shapes]
+    flat = [weight.view(-1) for weight in weights]
+    bounds = np.cumsum([0] + [piece.numel() for piece in flat])
+    n_chunks = max(1, math.ceil(bounds[-1] / chunk))
+
+    def draw(k: int, scale: bool) -> None:
+        generator = torch.Generator().manual_seed(chunk_seed(seed, k))
+        start, stop = k * chunk, (k + 1) * chunk
+        for piece, begin, end in zip(flat, bounds[:-1], bounds[1:]):
+            if begin < stop and end > start:
+                part = piece[max(start, begin) - begin:min(stop, end) - begin].normal_(generator=generator)
+                if scale:  # while the part is in cache
+                    part.mul_(init_std)
+
+    with torch.profiler.record_function(DRAW_LABEL):
+        workers = min(n_chunks, torch.get_num_threads())
+        if workers == 1:
+            for k in range(n_chunks):
+                draw(k, scale=True)
+        else:
+            # normal_ releases the GIL; the scaling waits for the main thread, where
+            # torch's own threads may run it.
+            with ThreadPoolExecutor(workers) as pool:
+                list(pool.map(draw, range(n_chunks), [False] * n_chunks))
+            for weight in weights:
+                weight.mul_(init_std)
+    return weights
 
 
 def build_block(
