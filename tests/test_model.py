@@ -17,6 +17,7 @@ from strategies import kappa_schedules, kappas
 
 from bhyt_theory.cli import main
 from bhyt_theory.numerics.model import (
+    DRAW_CHUNK,
     PRESETS,
     SCHEMES,
     Attention,
@@ -139,7 +140,7 @@ TINY_LAYER = StackConfig(width=16, heads=2, kv_heads=1, mlp_width=24)
 """A layer of 1920 numbers: weights of 256, 128, 128, 256, 384, 384 and 384."""
 
 
-@pytest.mark.parametrize("chunk", [None, 200])
+@pytest.mark.parametrize("chunk", [DRAW_CHUNK, 200])
 def test_weight_draws_equal_the_stored_draws_of_their_kernel_family(chunk):
     """Same seed → same weights, bit for bit, across machines: the draws of
     ``draw_weights`` (layer 3 of seed 7, a width-16 block) against draws stored in
@@ -149,8 +150,8 @@ def test_weight_draws_equal_the_stored_draws_of_their_kernel_family(chunk):
     numbers: chunks that end inside a weight and pieces that are not a multiple of
     16 numbers (torch redraws the last 16 of such a piece)."""
     stored = np.load(FIXTURES / "weight_draws.npz")
-    prefix = kernel_family() + ("_chunked" if chunk else "")
-    weights = draw_weights(linear_shapes(TINY_LAYER), 0.02, layer_seed(7, 3), **({"chunk": chunk} if chunk else {}))
+    prefix = kernel_family() + ("" if chunk == DRAW_CHUNK else "_chunked")
+    weights = draw_weights(linear_shapes(TINY_LAYER), 0.02, layer_seed(7, 3), chunk=chunk)
     assert len(weights) == 7
     for index, weight in enumerate(weights):
         np.testing.assert_array_equal(weight.numpy(), stored[f"{prefix}_w{index}"])

@@ -506,16 +506,17 @@ def draw_weights(
     (numpy's ``Generator`` with SFC64, its fastest bit generator, took 2.3×, PCG64
     2.7×, Philox 3.3×). On 2 threads of an idle 2-core machine the chunks took 0.70× the
     one-stream time at width 1024 and 0.89× at width 512 (freshly allocated weights: their
-    page faults do not parallelise; 0.52× into memory already touched). The same seed gives the same bits on every machine of one torch kernel
-    family: AVX2 and AVX-512 agree, torch's generic kernel (CPUs without AVX2) differs
-    in the last bit (tests/test_model.py checks both against stored draws).
+    page faults do not parallelise; 0.52× into memory already touched). The same seed
+    gives the same bits on every machine of one torch kernel family: AVX2 and AVX-512
+    agree, torch's generic kernel (CPUs without AVX2) differs in the last bit
+    (tests/test_model.py checks both against stored draws).
     """
     if chunk < 1:
         raise ValueError(f"chunk must be a positive number of normals, got {chunk}")
     weights = [torch.empty(shape) for shape in shapes]
     flat = [weight.view(-1) for weight in weights]
     bounds = np.cumsum([0] + [piece.numel() for piece in flat])
-    n_chunks = max(1, math.ceil(bounds[-1] / chunk))
+    n_chunks = math.ceil(bounds[-1] / chunk)
 
     def draw(k: int, scale: bool) -> None:
         generator = torch.Generator().manual_seed(chunk_seed(seed, k))
@@ -528,14 +529,14 @@ def draw_weights(
 
     with torch.profiler.record_function(DRAW_LABEL):
         workers = min(n_chunks, torch.get_num_threads())
-        if workers == 1:
+        if workers <= 1:
             for k in range(n_chunks):
                 draw(k, scale=True)
         else:
             # normal_ releases the GIL; the scaling waits for the main thread, where
             # torch's own threads may run it.
             with ThreadPoolExecutor(workers) as pool:
-                list(pool.map(draw, range(n_chunks), [False] * n_chunks))
+                list(pool.map(functools.partial(draw, scale=False), range(n_chunks)))
             for weight in weights:
                 weight.mul_(init_std)
     return weights
